@@ -1,0 +1,60 @@
+"""catlog: a persistent, append-only, log-structured key-value store.
+
+This module is the public API and nothing more (spec/engine.md). Everything a user needs is
+re-exported here; ``tests/unit/test_api.py`` checks that ``__all__`` is exactly this surface.
+"""
+
+from .clock import Clock, ManualClock, SystemClock
+from .codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
+from .errors import (
+    CatlogError,
+    CorruptionError,
+    InvalidTypeError,
+    KeyTooLargeError,
+    LockedError,
+    StoreClosedError,
+    StoreFailedError,
+    UnsupportedFormatError,
+    ValueTooLargeError,
+)
+from .fs import File, FileLock, FileSystem, OsFileSystem
+from .store import (
+    DEFAULT_FSYNC_INTERVAL_MS,
+    DEFAULT_SEGMENT_SIZE,
+    FsyncPolicy,
+    Store,
+    StoreStats,
+    TailRepair,
+    open,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_FSYNC_INTERVAL_MS",
+    "DEFAULT_SEGMENT_SIZE",
+    "MAX_KEY_SIZE",
+    "MAX_VALUE_SIZE",
+    "CatlogError",
+    "Clock",
+    "CorruptionError",
+    "File",
+    "FileLock",
+    "FileSystem",
+    "FsyncPolicy",
+    "InvalidTypeError",
+    "KeyTooLargeError",
+    "LockedError",
+    "ManualClock",
+    "OsFileSystem",
+    "Store",
+    "StoreClosedError",
+    "StoreFailedError",
+    "StoreStats",
+    "SystemClock",
+    "TailRepair",
+    "UnsupportedFormatError",
+    "ValueTooLargeError",
+    "__version__",
+    "open",
+]

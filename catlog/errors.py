@@ -1,0 +1,55 @@
+"""The typed errors of catlog's public API (spec/engine.md, ENG-20 .. ENG-25).
+
+Every error a caller can see derives from :class:`CatlogError`, so ``except catlog.CatlogError`` is
+a complete handler. Errors about bytes on disk name the file and the offset, in the form
+``segment-00003.log@4096: crc mismatch`` that ``catlog check`` also prints.
+"""
+
+from __future__ import annotations
+
+
+class CatlogError(Exception):
+    """Base class of every error catlog raises on purpose."""
+
+
+class CorruptionError(CatlogError):
+    """Bytes on disk that are not what the format promises, somewhere a crash cannot explain."""
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"{path}@{offset}: {reason}")
+
+
+class UnsupportedFormatError(CatlogError):
+    """A segment written by a newer (or foreign) format version than this reader knows (FMT-3)."""
+
+    def __init__(self, path: str, version: int) -> None:
+        self.path = path
+        self.version = version
+        super().__init__(f"{path}: segment format version {version} is not supported")
+
+
+class LockedError(CatlogError):
+    """Another process (or another open Store in this one) holds the data directory (ENG-17)."""
+
+
+class StoreClosedError(CatlogError):
+    """The store was closed; open it again to go on (ENG-21)."""
+
+
+class StoreFailedError(CatlogError):
+    """A write or fsync failed; the store refuses writes until it is reopened (REC-11)."""
+
+
+class KeyTooLargeError(CatlogError, ValueError):
+    """A key longer than ``MAX_KEY_SIZE`` (FMT-9)."""
+
+
+class ValueTooLargeError(CatlogError, ValueError):
+    """A value longer than ``MAX_VALUE_SIZE`` (FMT-9)."""
+
+
+class InvalidTypeError(CatlogError, TypeError):
+    """A key or value that is not ``bytes`` (ENG-2)."""

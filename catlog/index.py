@@ -1,0 +1,113 @@
+"""The in-memory key index: each live key mapped to where its newest record lies (ENG-8 .. ENG-10).
+
+The index is a plain ``dict[bytes, int]``. The int is a *location*, three fields packed into one
+integer below 2**60, because CPython stores such an int in 32 bytes while a ``(segment, offset,
+size)`` tuple costs over 100: with a million keys that is the difference between the index fitting
+the memory target of the benchmark (bench/README.md) or not.
+
+    bit 59 ............ 46 45 ........... 16 15 ........ 0
+        segment slot (14)   offset (30)       value_len (16)
+
+* The *slot* is a small number the store gives each open segment (not its file number, which only
+  grows), so at most ``MAX_SLOTS`` segments are open at once.
+* The *offset* is where the record starts in its segment, hence ``MAX_SEGMENT_SIZE``.
+* ``value_len`` tells the reader how many bytes to read in one go: the record is
+  ``RECORD_HEADER_SIZE + len(key) + value_len`` long. Values of ``LARGE_VALUE`` bytes or more store
+  ``LARGE_VALUE`` and the reader first reads the record header to learn the real length; for such
+  values the extra small read is lost in the cost of reading the value.
+
+:func:`replay_segment` rebuilds the index from a segment's bytes at start-up. It is the hottest
+loop of an open, so it inlines the validity checks of :func:`catlog.codec.decode_record` and,
+on the first record they reject, asks ``decode_record`` to say why. Its conditions must accept
+exactly what ``decode_record`` accepts; ``tests/unit/test_index.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from crc32c import crc32c
+
+from .codec import (
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    RECORD_HEADER,
+    RECORD_HEADER_SIZE,
+    Damage,
+    Record,
+    decode_record,
+)
+
+SLOT_BITS: Final = 14
+OFFSET_BITS: Final = 30
+LEN_BITS: Final = 16
+
+MAX_SLOTS: Final = 1 << SLOT_BITS
+MAX_SEGMENT_SIZE: Final = 1 << OFFSET_BITS
+LARGE_VALUE: Final = (1 << LEN_BITS) - 1
+
+SLOT_SHIFT: Final = OFFSET_BITS + LEN_BITS
+OFFSET_MASK: Final = MAX_SEGMENT_SIZE - 1
+
+
+def pack_location(slot: int, offset: int, value_len: int) -> int:
+    """The index entry for a record at ``offset`` of the segment in ``slot``."""
+    assert 0 <= slot < MAX_SLOTS, "slot out of range: the store hands out at most MAX_SLOTS"
+    assert 0 <= offset < MAX_SEGMENT_SIZE, "offset out of range: segment_size is capped"
+    return (slot << SLOT_SHIFT) | (offset << LEN_BITS) | min(value_len, LARGE_VALUE)
+
+
+def unpack_location(location: int) -> tuple[int, int, int]:
+    """``(slot, offset, value_len)``; ``value_len == LARGE_VALUE`` means read the header first."""
+    return location >> SLOT_SHIFT, (location >> LEN_BITS) & OFFSET_MASK, location & LARGE_VALUE
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """How far a segment replayed cleanly, and what stopped it if it did not reach the end."""
+
+    end: int
+    records: int
+    damage: Damage | None
+
+
+def replay_segment(
+    data: bytes, start: int, slot: int, index: dict[bytes, int]
+) -> ReplayResult:
+    """Apply every record of ``data`` from ``start`` to ``index``, oldest first (ENG-9).
+
+    A PUT points its key at the record; a DELETE removes the key. Replay stops at the first
+    damage and reports it; records before it have been applied, nothing after it has.
+    """
+    unpack = RECORD_HEADER.unpack_from
+    view = memoryview(data)
+    slot_bits = slot << SLOT_SHIFT
+    end_of_data = len(data)
+    pos = start
+    records = 0
+    while pos < end_of_data:
+        if end_of_data - pos < RECORD_HEADER_SIZE:
+            break
+        crc, rtype, _ts, klen, vlen = unpack(data, pos)
+        key_start = pos + RECORD_HEADER_SIZE
+        end = key_start + klen + vlen
+        if klen > MAX_KEY_SIZE or vlen > MAX_VALUE_SIZE or end > end_of_data:
+            break
+        if crc32c(view[pos + 4 : end]) != crc:
+            break
+        if rtype == 1:
+            index[data[key_start : key_start + klen]] = (
+                slot_bits | (pos << LEN_BITS) | (vlen if vlen < LARGE_VALUE else LARGE_VALUE)
+            )
+        elif rtype == 2 and vlen == 0:
+            index.pop(data[key_start : key_start + klen], None)
+        else:
+            break
+        records += 1
+        pos = end
+    if pos == end_of_data:
+        return ReplayResult(pos, records, None)
+    damage = decode_record(data, pos)
+    assert not isinstance(damage, Record), "replay_segment rejected a record decode_record accepts"
+    return ReplayResult(pos, records, damage)

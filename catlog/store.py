@@ -1,0 +1,555 @@
+"""The store: a data directory opened as a ``MutableMapping[bytes, bytes]`` (spec/engine.md).
+
+Everything else is a part this module assembles: the codec encodes records, segments hold them,
+the index finds them, the recovery module judges what start-up found on disk, and the file system
+and clock come in from the caller (ENG-30, ENG-31).
+
+Locking (ENG-15, ENG-16): one mutex serialises writers, and holds across the fsync under
+``fsync="always"`` so a write is acknowledged only once it is durable. Readers take no lock: a
+read is a dict lookup and one positional read, and the structures they touch are only ever
+replaced whole or appended to, never changed in place (see :mod:`catlog.segment`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from typing import Final, Literal, get_args
+
+from crc32c import crc32c
+
+from . import codec
+from .clock import Clock, SystemClock
+from .codec import (
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    RECORD_HEADER,
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    RecordType,
+    decode_segment_header,
+    encode_put,
+    encode_record,
+    encode_segment_header,
+    find_next_record,
+)
+from .errors import (
+    CatlogError,
+    CorruptionError,
+    InvalidTypeError,
+    KeyTooLargeError,
+    LockedError,
+    StoreClosedError,
+    StoreFailedError,
+    UnsupportedFormatError,
+    ValueTooLargeError,
+)
+from .fs import File, FileLock, FileSystem, OsFileSystem
+from .index import LARGE_VALUE, LEN_BITS, MAX_SEGMENT_SIZE, MAX_SLOTS, SLOT_SHIFT, replay_segment
+from .recovery import Action, Verdict, judge_damage, judge_header
+from .segment import ActiveSegment, Segment, parse_segment_name, segment_name
+
+log = logging.getLogger("catlog")
+
+FsyncPolicy = Literal["always", "interval", "never"]
+FSYNC_POLICIES: Final = get_args(FsyncPolicy)
+
+DEFAULT_SEGMENT_SIZE: Final = 64 * 1024 * 1024
+"""ENG-6: a new segment is started once the active one would grow past this many bytes."""
+MIN_SEGMENT_SIZE: Final = 64
+DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
+WRITE_BUFFER_SIZE: Final = 64 * 1024
+"""ENG-14: buffered records are handed to the OS once this many bytes wait in the process."""
+LOCK_NAME: Final = "LOCK"
+
+_SLOT_MASK: Final = (1 << SLOT_SHIFT) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class TailRepair:
+    """A torn tail cut off at open (REC-4): where, how many bytes, why, and where they were kept."""
+
+    segment: str
+    offset: int
+    length: int
+    reason: str
+    quarantine: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    keys: int
+    segments: int
+    active_segment: str
+    disk_bytes: int
+    unflushed_bytes: int
+    tail_repairs: tuple[TailRepair, ...]
+
+
+def open(  # noqa: A001 - the public name is catlog.open, like dbm.open and shelve.open
+    path: str,
+    *,
+    fsync: FsyncPolicy = "always",
+    segment_size: int = DEFAULT_SEGMENT_SIZE,
+    fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
+    fs: FileSystem | None = None,
+    clock: Clock | None = None,
+) -> Store:
+    """Open (creating if needed) the store in directory ``path``; see spec/engine.md."""
+    return Store(
+        path,
+        fsync=fsync,
+        segment_size=segment_size,
+        fsync_interval_ms=fsync_interval_ms,
+        fs=fs,
+        clock=clock,
+    )
+
+
+def _check_key(key: object) -> bytes:
+    """ENG-2/FMT-9: a key is bytes (bytes-like is copied), no longer than MAX_KEY_SIZE."""
+    if type(key) is not bytes:
+        if not isinstance(key, bytes | bytearray | memoryview):
+            raise InvalidTypeError(f"keys must be bytes, not {type(key).__name__}")
+        key = bytes(key)
+    if len(key) > MAX_KEY_SIZE:
+        raise KeyTooLargeError(f"key of {len(key)} bytes exceeds the limit of {MAX_KEY_SIZE}")
+    return key
+
+
+def _check_value(value: object) -> bytes:
+    if type(value) is not bytes:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise InvalidTypeError(f"values must be bytes, not {type(value).__name__}")
+        value = bytes(value)
+    if len(value) > MAX_VALUE_SIZE:
+        raise ValueTooLargeError(
+            f"value of {len(value)} bytes exceeds the limit of {MAX_VALUE_SIZE}"
+        )
+    return value
+
+
+class Store(MutableMapping[bytes, bytes]):
+    """An open data directory. Use :func:`catlog.open` to make one."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        fsync: FsyncPolicy = "always",
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
+        fs: FileSystem | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
+        if not MIN_SEGMENT_SIZE <= segment_size <= MAX_SEGMENT_SIZE:
+            raise ValueError(
+                f"segment_size must be between {MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE} bytes"
+            )
+        if fsync_interval_ms <= 0:
+            raise ValueError("fsync_interval_ms must be positive")
+        self.path = path.rstrip("/") or "/"
+        self.fsync: Final = fsync
+        self.segment_size: Final = segment_size
+        self.fsync_interval_ms: Final = fsync_interval_ms
+        self._fs: Final = fs if fs is not None else OsFileSystem()
+        self._clock: Final = clock if clock is not None else SystemClock()
+        self._sync_each_write: Final = fsync == "always"
+        self._lock = threading.Lock()
+        self._index: dict[bytes, int] = {}
+        self._slots: list[Segment | None] = []
+        self._tail_repairs: list[TailRepair] = []
+        self._refusal: CatlogError | None = None
+        self._closed = False
+        self._unsynced = False
+        self._last_sync = self._clock.monotonic()
+
+        self._fs.makedirs(self.path)
+        self._dir_lock = self._take_lock()
+        try:
+            self._active = self._recover()
+        except BaseException:
+            self._close_files()
+            self._dir_lock.release()
+            raise
+        self._stop_flusher = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if fsync != "always":
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name=f"catlog-flush {self.path}", daemon=True
+            )
+            self._flusher.start()
+
+    # ----------------------------------------------------------------------------- opening
+
+    def _take_lock(self) -> FileLock:
+        """ENG-17: one open store per directory, across processes and within one."""
+        lock_path = f"{self.path}/{LOCK_NAME}"
+        try:
+            return self._fs.lock(lock_path)
+        except BlockingIOError:
+            holder = ""
+            try:
+                file = self._fs.open(lock_path)
+                try:
+                    pid = file.read_at(0, 32).decode("ascii", "replace").strip()
+                finally:
+                    file.close()
+                holder = f" (pid {pid})" if pid else ""
+            except OSError:
+                pass
+            raise LockedError(
+                f"{self.path} is already open in another store{holder}; close it first"
+            ) from None
+
+    def _recover(self) -> ActiveSegment:
+        """ENG-9, REC-1 .. REC-7: replay every segment oldest first and make the newest writable."""
+        numbers = sorted(
+            n for n in map(parse_segment_name, self._fs.listdir(self.path)) if n is not None
+        )
+        if len(numbers) > MAX_SLOTS:
+            raise CatlogError(f"{self.path} holds {len(numbers)} segments; at most {MAX_SLOTS}")
+        if not numbers:
+            active = ActiveSegment.create(self._fs, self.path, 1, slot=0)
+            self._slots.append(active)
+            return active
+        for slot, number in enumerate(numbers[:-1]):
+            file = self._fs.open(f"{self.path}/{segment_name(number)}")
+            self._slots.append(Segment(file, number, slot))
+            self._replay(file, slot, newest=False)
+        number, slot = numbers[-1], len(numbers) - 1
+        file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
+        self._slots.append(Segment(file, number, slot))
+        records = self._replay(file, slot, newest=True)
+        active = ActiveSegment(file, number, slot, records)
+        self._slots[slot] = active
+        return active
+
+    def _replay(self, file: File, slot: int, *, newest: bool) -> int:
+        """Apply one segment to the index; returns how many records it holds."""
+        size = file.size()
+        if size > MAX_SEGMENT_SIZE:
+            raise CorruptionError(file.path, MAX_SEGMENT_SIZE, "segment longer than the format allows")
+        data = file.read_at(0, size)
+        status, version = decode_segment_header(data)
+        follower = None
+        if status is not codec.HeaderStatus.OK and size > SEGMENT_HEADER_SIZE:
+            follower = find_next_record(data, SEGMENT_HEADER_SIZE)
+        verdict = judge_header(status, size=size, newest=newest, next_record=follower)
+        if verdict.action is Action.ACCEPT:
+            result = replay_segment(data, SEGMENT_HEADER_SIZE, slot, self._index)
+            if result.damage is None:
+                return result.records
+            follower = find_next_record(data, result.damage.offset + 1)
+            verdict = judge_damage(result.damage, newest=newest, next_record=follower)
+            records = result.records
+        else:
+            records = 0
+        if verdict.action is Action.UNSUPPORTED:
+            raise UnsupportedFormatError(file.path, version)
+        if verdict.action is Action.CORRUPT:
+            raise CorruptionError(file.path, verdict.offset, verdict.reason)
+        assert verdict.action is Action.TRUNCATE_TAIL, "judge_* returns one of four actions"
+        self._cut_tail(file, data, verdict)
+        return records
+
+    def _cut_tail(self, file: File, data: bytes, verdict: Verdict) -> None:
+        """REC-4: copy the torn bytes aside, then truncate; a lost header is written anew."""
+        name = file.path.rsplit("/", 1)[-1]
+        torn = data[verdict.offset :]
+        quarantine = None
+        if torn:
+            quarantine = self._quarantine(name, verdict.offset, torn)
+            log.warning(
+                "%s@%d: torn tail of %d bytes cut off (%s); kept in %s",
+                name,
+                verdict.offset,
+                len(torn),
+                verdict.reason,
+                quarantine,
+            )
+        file.truncate(verdict.offset)
+        if verdict.offset == 0:
+            file.append(encode_segment_header())
+        file.sync()
+        self._tail_repairs.append(TailRepair(name, verdict.offset, len(torn), verdict.reason, quarantine))
+
+    def _quarantine(self, segment: str, offset: int, torn: bytes) -> str:
+        """REC-4: the cut bytes go to ``<segment>.torn-<offset>``, made durable before the cut."""
+        existing = set(self._fs.listdir(self.path))
+        name = f"{segment}.torn-{offset}"
+        suffix = 1
+        while name in existing:
+            suffix += 1
+            name = f"{segment}.torn-{offset}.{suffix}"
+        file = self._fs.open(f"{self.path}/{name}", writable=True, create=True)
+        try:
+            file.append(torn)
+            file.sync()
+        finally:
+            file.close()
+        self._fs.sync_dir(self.path)
+        return name
+
+    # ----------------------------------------------------------------------------- reading
+
+    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
+        """ENG-3: the newest value of ``key``, read with one positional read and crc-checked."""
+        if type(key) is not bytes:
+            key = _check_key(key)
+        location = self._index.get(key)
+        if location is None:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")
+            return default
+        segment = self._slots[location >> SLOT_SHIFT]
+        assert segment is not None, "the index points only into open segments"
+        offset = (location >> LEN_BITS) & (MAX_SEGMENT_SIZE - 1)
+        value_len = location & LARGE_VALUE
+        if value_len == LARGE_VALUE:
+            value_len = RECORD_HEADER.unpack(segment.read_at(offset, RECORD_HEADER_SIZE))[4]
+        key_end = RECORD_HEADER_SIZE + len(key)
+        data = segment.read_at(offset, key_end + value_len)
+        if (
+            len(data) != key_end + value_len
+            or crc32c(memoryview(data)[4:]) != RECORD_HEADER.unpack_from(data)[0]
+            or data[4] != RecordType.PUT
+            or data[RECORD_HEADER_SIZE:key_end] != key
+        ):
+            raise self._read_corruption(segment, offset, data, key)
+        return data[key_end:]
+
+    def _read_corruption(self, segment: Segment, offset: int, data: bytes, key: bytes) -> CatlogError:
+        if self._closed:
+            return StoreClosedError(f"{self.path} is closed")
+        decoded = codec.decode_record(data, 0)
+        if isinstance(decoded, codec.Damage):
+            reason = decoded.reason
+        else:
+            reason = f"index points at a record of another key or type ({decoded.type.name})"
+        return CorruptionError(segment.file.path, offset, f"{reason} (reading key {key!r:.60})")
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")
+        return key in self._index
+
+    def __len__(self) -> int:
+        """ENG-5: the number of live keys."""
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[bytes]:
+        """ENG-4: every live key once, in no promised order, as of the moment iteration began."""
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")
+        return iter(list(self._index))
+
+    # ----------------------------------------------------------------------------- writing
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """ENG-1: make ``value`` the value of ``key``; durable on return under ``fsync="always"``."""
+        if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
+            key = _check_key(key)
+        if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
+            value = _check_value(value)
+        record = encode_put(self._clock.now_ms(), key, value)
+        value_len = len(value) if len(value) < LARGE_VALUE else LARGE_VALUE
+        with self._lock:
+            if self._refusal is not None:
+                raise self._refused()
+            active = self._active
+            if active.size() + len(record) > self.segment_size and active.records:
+                active = self._rotate()
+            offset = active.append(record)
+            location = (active.slot << SLOT_SHIFT) | (offset << LEN_BITS) | value_len
+            self._after_append(active)
+            self._index[key] = location
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.put(key, value)
+
+    def delete(self, key: bytes) -> bool:
+        """ENG-2: remove ``key``; returns whether it was there. A missing key writes nothing."""
+        key = _check_key(key)
+        with self._lock:
+            if self._refusal is not None:
+                raise self._refused()
+            if key not in self._index:
+                return False
+            record = encode_record(RecordType.DELETE, self._clock.now_ms(), key)
+            active = self._active
+            if active.size() + len(record) > self.segment_size and active.records:
+                active = self._rotate()
+            active.append(record)
+            self._after_append(active)
+            del self._index[key]
+            return True
+
+    def __delitem__(self, key: bytes) -> None:
+        if not self.delete(key):
+            raise KeyError(key)
+
+    def _after_append(self, active: ActiveSegment) -> None:
+        """Apply the fsync policy to a record just buffered; called with the write lock held."""
+        if self._sync_each_write:
+            self._flush_and_sync()
+        else:
+            self._unsynced = True
+            if active.unflushed >= WRITE_BUFFER_SIZE:
+                self._flush()
+
+    def _flush(self) -> None:
+        try:
+            self._active.flush()
+        except OSError as exc:
+            raise self._fail("write", exc) from exc
+
+    def _flush_and_sync(self) -> None:
+        """REC-10/REC-11: flush and fsync the active segment; on failure the store stops writing."""
+        try:
+            self._active.flush()
+            self._active.file.sync()
+        except OSError as exc:
+            raise self._fail("write or fsync", exc) from exc
+        self._unsynced = False
+        self._last_sync = self._clock.monotonic()
+
+    def _fail(self, what: str, exc: OSError) -> StoreFailedError:
+        error = StoreFailedError(
+            f"{self._active.file.path}: {what} failed ({exc}); writes are refused until the store"
+            " is reopened, and writes not yet synced may be lost"
+        )
+        self._refusal = error
+        return error
+
+    def _refused(self) -> CatlogError:
+        refusal = self._refusal
+        assert refusal is not None, "called only when the store refuses writes"
+        return type(refusal)(*refusal.args)
+
+    def _rotate(self) -> ActiveSegment:
+        """ENG-6/ENG-7: seal the active segment (durable first), then start the next one."""
+        old = self._active
+        self._flush_and_sync()
+        free = [slot for slot, segment in enumerate(self._slots) if segment is None]
+        slot = free[0] if free else len(self._slots)
+        if slot >= MAX_SLOTS:
+            raise CatlogError(f"{self.path}: more than {MAX_SLOTS} open segments")
+        try:
+            new = ActiveSegment.create(self._fs, self.path, old.number + 1, slot)
+        except OSError as exc:
+            raise self._fail("creating a segment", exc) from exc
+        self._slots[old.slot] = old.seal()
+        if slot == len(self._slots):
+            self._slots.append(new)
+        else:
+            self._slots[slot] = new
+        self._active = new
+        return new
+
+    # ----------------------------------------------------------------------------- durability
+
+    def sync(self) -> None:
+        """ENG-11: make every write so far durable, whatever the fsync policy."""
+        with self._lock:
+            if self._refusal is not None:
+                raise self._refused()
+            self._flush_and_sync()
+
+    def flush(self) -> None:
+        """Hand buffered writes to the OS (they survive the process, not a power cut) (ENG-14)."""
+        with self._lock:
+            if self._refusal is not None:
+                raise self._refused()
+            self._flush()
+
+    def tick(self) -> None:
+        """ENG-13/ENG-14: the background flusher's step; syncs (or flushes) when one is due.
+
+        Public so that tests driving a :class:`~catlog.clock.ManualClock` can run the step
+        themselves instead of waiting for the thread.
+        """
+        with self._lock:
+            if self._refusal is not None or not self._unsynced:
+                return
+            due = self._clock.monotonic() - self._last_sync >= self.fsync_interval_ms / 1000
+            if self.fsync == "interval" and due:
+                self._flush_and_sync()
+            elif self.fsync == "never" and due:
+                self._flush()
+                self._last_sync = self._clock.monotonic()
+
+    def _flush_loop(self) -> None:
+        interval = self.fsync_interval_ms / 1000
+        while not self._stop_flusher.wait(interval):
+            try:
+                self.tick()
+            except CatlogError:
+                log.exception("%s: background flush failed", self.path)
+
+    # ----------------------------------------------------------------------------- closing
+
+    def close(self) -> None:
+        """ENG-21: sync everything, release the directory; a second close does nothing."""
+        if self._closed:
+            return
+        if self._flusher is not None:
+            self._stop_flusher.set()
+            self._flusher.join()
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                if self._refusal is None:
+                    self._flush_and_sync()
+            finally:
+                self._closed = True
+                self._refusal = StoreClosedError(f"{self.path} is closed")
+                self._close_files()
+                self._dir_lock.release()
+
+    def _close_files(self) -> None:
+        for segment in self._slots:
+            if segment is not None:
+                segment.file.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._index)} keys"
+        return f"<catlog.Store {self.path!r} fsync={self.fsync} {state}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def stats(self) -> StoreStats:
+        """A snapshot of counters for people and tests (ENG-22)."""
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")
+            segments = [s for s in self._slots if s is not None]
+            return StoreStats(
+                keys=len(self._index),
+                segments=len(segments),
+                active_segment=segment_name(self._active.number),
+                disk_bytes=sum(s.size() for s in segments) - self._active.unflushed,
+                unflushed_bytes=self._active.unflushed,
+                tail_repairs=tuple(self._tail_repairs),
+            )

@@ -1,0 +1,47 @@
+"""The gate: plain ``nox`` runs lint, typecheck and tests; ``nox -s bench`` and ``nox -s nightly`` are extra."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict (plus the stricter flags in pyproject.toml) over catlog/ and tests/."""
+    session.install("-e", ".[dev]")
+    session.run("mypy", "catlog", "tests", "bench", "noxfile.py")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The default suite with the bounded ``ci`` hypothesis profile."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+
+
+@nox.session
+def nightly(session: nox.Session) -> None:
+    """The same suite with the long ``nightly`` hypothesis profile (hours, not minutes)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "-q", "-p", "no:timeout", *session.posargs, env={"HYPOTHESIS_PROFILE": "nightly"}
+    )
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against peers measured in the same run; prints the table for bench/README.md."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "bench", *session.posargs)

@@ -1,4 +1,4 @@
-"""The gate: plain ``nox`` runs lint, typecheck and tests; ``nox -s bench`` and ``nox -s nightly`` are extra."""
+"""The gate: plain ``nox`` runs lint, typecheck and tests; bench and nightly run on request."""
 
 from __future__ import annotations
 

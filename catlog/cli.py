@@ -50,5 +50,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"active segment  {stats.active_segment}")
     print(f"bytes on disk   {stats.disk_bytes}")
     for repair in stats.tail_repairs:
-        print(f"tail cut        {repair.segment}@{repair.offset}: {repair.length} bytes, {repair.reason}")
+        where = f"{repair.segment}@{repair.offset}"
+        print(f"tail cut        {where}: {repair.length} bytes, {repair.reason}")
     return 0

@@ -1,8 +1,8 @@
-"""Where the engine gets the time from (ENG-31), so tests move time instead of sleeping.
+"""Where the engine gets the time from (ENG-24), so tests move time instead of sleeping.
 
 Two readings are needed and they must not be confused: wall-clock milliseconds, stamped into each
 record (FMT-4) for people and later TTLs, and a monotonic reading that paces ``fsync="interval"``
-(ENG-13) and cannot jump when the wall clock is set.
+(ENG-15) and cannot jump when the wall clock is set.
 """
 
 from __future__ import annotations

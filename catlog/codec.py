@@ -1,12 +1,12 @@
 """The record codec: bytes in, records out, and never a file in sight.
 
-This module is the executable form of ``spec/format.md``. It knows how a segment header and a record
-are laid out (FMT-1 .. FMT-14) and nothing about where the bytes came from, so the same functions serve
-the engine's write path, its start-up replay, the ``check``/``dump`` tools and the tests.
+This module is the executable form of ``spec/format.md``. It knows how a segment header and a
+record are laid out (FMT-1 .. FMT-14) and nothing about where the bytes came from, so the same
+functions serve the engine's write path, its start-up replay, the inspection tools and the tests.
 
 Decoding never raises on bad bytes: :func:`decode_record` returns a :class:`Record`, or a
-:class:`Damage` saying why the bytes at that offset are not a record. Whether damage is a torn tail
-to cut off or corruption to report is the recovery module's decision (REC-4 .. REC-7), not the codec's.
+:class:`Damage` saying why the bytes at that offset are not a record. Whether damage is a torn
+tail to cut off or corruption to report is the recovery module's decision (REC-4 .. REC-7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The typed errors of catlog's public API (spec/engine.md, ENG-20 .. ENG-25).
+"""The typed errors of catlog's public API (spec/engine.md, ENG-22).
 
 Every error a caller can see derives from :class:`CatlogError`, so ``except catlog.CatlogError`` is
 a complete handler. Errors about bytes on disk name the file and the offset, in the form
@@ -32,15 +32,15 @@ class UnsupportedFormatError(CatlogError):
 
 
 class LockedError(CatlogError):
-    """Another process (or another open Store in this one) holds the data directory (ENG-17)."""
+    """Another process (or another open Store in this one) holds the data directory (ENG-20)."""
 
 
 class StoreClosedError(CatlogError):
-    """The store was closed; open it again to go on (ENG-21)."""
+    """The store was closed; open it again to go on (ENG-19)."""
 
 
 class StoreFailedError(CatlogError):
-    """A write or fsync failed; the store refuses writes until it is reopened (REC-11)."""
+    """A write or fsync failed; the store refuses writes until it is reopened (REC-10)."""
 
 
 class KeyTooLargeError(CatlogError, ValueError):

@@ -1,4 +1,4 @@
-"""The one file-system interface every engine file operation goes through (ENG-30).
+"""The one file-system interface every engine file operation goes through (ENG-23).
 
 Like LevelDB's ``Env`` and SQLite's VFS, this is the seam where tests stand between the engine and
 the disk: the crash-simulating file system (spec/recovery.md) implements the same two protocols,
@@ -79,7 +79,7 @@ class FileSystem(Protocol):
 
 
 class OsFile:
-    """A real file, read with ``pread`` and appended with ``write`` on an ``O_APPEND`` descriptor."""
+    """A real file: ``pread`` to read, ``write`` on an ``O_APPEND`` descriptor to append."""
 
     __slots__ = ("_fd", "_path", "_size")
 

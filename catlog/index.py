@@ -1,4 +1,4 @@
-"""The in-memory key index: each live key mapped to where its newest record lies (ENG-8 .. ENG-10).
+"""The in-memory key index: each live key mapped to where its newest record lies (ENG-11, ENG-13).
 
 The index is a plain ``dict[bytes, int]``. The int is a *location*, three fields packed into one
 integer below 2**60, because CPython stores such an int in 32 bytes while a ``(segment, offset,
@@ -72,10 +72,8 @@ class ReplayResult:
     damage: Damage | None
 
 
-def replay_segment(
-    data: bytes, start: int, slot: int, index: dict[bytes, int]
-) -> ReplayResult:
-    """Apply every record of ``data`` from ``start`` to ``index``, oldest first (ENG-9).
+def replay_segment(data: bytes, start: int, slot: int, index: dict[bytes, int]) -> ReplayResult:
+    """Apply every record of ``data`` from ``start`` to ``index``, oldest first (ENG-13).
 
     A PUT points its key at the record; a DELETE removes the key. Replay stops at the first
     damage and reports it; records before it have been applied, nothing after it has.

@@ -1,11 +1,11 @@
-"""The recovery decision: given what a scan of a segment found, accept it, cut a torn tail, or refuse.
+"""The recovery decision: given what a scan of a segment found, accept, cut a torn tail, or refuse.
 
 This module is pure (spec/recovery.md, REC-4 .. REC-7): it takes the scan's findings and returns a
 :class:`Verdict`; the store carries the verdict out (quarantine, truncate, raise). Keeping the
 decision apart from the I/O lets the tests walk every branch of it without a file.
 
 The rule in one paragraph: only the newest segment can have been cut short by a crash, because a
-segment is fsynced before the next one is created (ENG-7). So damage in an older segment is
+segment is fsynced before the next one is created (ENG-10). So damage in an older segment is
 corruption. In the newest segment, damage is a torn tail (the bytes the last writer did not finish)
 only if no valid record follows it; a valid record after the damage means the damage is not at the
 tail, and it is reported as corruption rather than cut off together with good records.
@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
-from .codec import Damage, HeaderStatus
+from .codec import Damage, DamageKind, HeaderStatus
 
 
 class Action(enum.Enum):
@@ -36,7 +37,9 @@ class Verdict:
 ACCEPT = Verdict(Action.ACCEPT)
 
 
-def judge_header(status: HeaderStatus, *, size: int, newest: bool, next_record: int | None) -> Verdict:
+def judge_header(
+    status: HeaderStatus, *, size: int, newest: bool, next_record: int | None
+) -> Verdict:
     """REC-5: what to do with a segment whose first bytes are ``status``.
 
     ``next_record`` is the offset of the first valid record after the header's place, if any.
@@ -51,9 +54,13 @@ def judge_header(status: HeaderStatus, *, size: int, newest: bool, next_record: 
     return Verdict(Action.CORRUPT, 0, _with_follower(status.value, next_record))
 
 
+WHOLE_BUT_INVALID: Final = frozenset({DamageKind.UNKNOWN_TYPE, DamageKind.BAD_DELETE})
+"""REC-7: damage whose crc verified: the bytes were written whole, so no crash explains them."""
+
+
 def judge_damage(damage: Damage, *, newest: bool, next_record: int | None) -> Verdict:
-    """REC-4/REC-6: what to do when replay of a segment stopped at ``damage``."""
-    if newest and next_record is None:
+    """REC-4, REC-6, REC-7: what to do when replay of a segment stopped at ``damage``."""
+    if newest and next_record is None and damage.kind not in WHOLE_BUT_INVALID:
         return Verdict(Action.TRUNCATE_TAIL, damage.offset, damage.reason)
     return Verdict(Action.CORRUPT, damage.offset, _with_follower(damage.reason, next_record))
 
@@ -62,4 +69,3 @@ def _with_follower(reason: str, next_record: int | None) -> str:
     if next_record is None:
         return reason
     return f"{reason} (a valid record follows at offset {next_record}, so this is not a torn tail)"
-

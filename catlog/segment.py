@@ -1,11 +1,11 @@
-"""Segment files: their names (FMT-1), the read side of any segment and the write side of the active one.
+"""Segment files: their names (FMT-1), reading any segment, and writing the active one.
 
-A segment is read with one positional read per record (ENG-8). The active segment also owns the
+A segment is read with one positional read per record (ENG-11). The active segment also owns the
 *write buffer*: records appended since the last flush live in a ``bytearray`` in this process
 until :meth:`ActiveSegment.flush` hands them to the OS in one ``write``. That is what lets a put
-cost less than a system call under ``fsync="never"`` and ``"interval"`` (ENG-12 .. ENG-14).
+cost less than a system call under ``fsync="never"`` and ``"interval"`` (ENG-14 .. ENG-16).
 
-Readers take no lock (ENG-16). They see the active segment through :attr:`ActiveSegment.pending`,
+Readers take no lock (ENG-21). They see the active segment through :attr:`ActiveSegment.pending`,
 a ``(flushed_size, buffer)`` pair that the writer replaces in one assignment when it flushes and
 never mutates afterwards except by appending, so a reader that took the old pair still finds its
 record in the old buffer, and one that took the new pair finds it in the file.
@@ -67,7 +67,7 @@ class ActiveSegment(Segment):
 
     @classmethod
     def create(cls, fs: FileSystem, directory: str, number: int, slot: int) -> ActiveSegment:
-        """Create a new segment with its header, durable before any record goes in (ENG-7)."""
+        """Create a new segment with its header, durable before any record goes in (ENG-10)."""
         file = fs.open(f"{directory}/{segment_name(number)}", writable=True, create=True)
         file.append(encode_segment_header())
         file.sync()

@@ -2,9 +2,9 @@
 
 Everything else is a part this module assembles: the codec encodes records, segments hold them,
 the index finds them, the recovery module judges what start-up found on disk, and the file system
-and clock come in from the caller (ENG-30, ENG-31).
+and clock come in from the caller (ENG-23, ENG-24).
 
-Locking (ENG-15, ENG-16): one mutex serialises writers, and holds across the fsync under
+Locking (ENG-21): one mutex serialises writers, and holds across the fsync under
 ``fsync="always"`` so a write is acknowledged only once it is durable. Readers take no lock: a
 read is a dict lookup and one positional read, and the structures they touch are only ever
 replaced whole or appended to, never changed in place (see :mod:`catlog.segment`).
@@ -57,11 +57,11 @@ FsyncPolicy = Literal["always", "interval", "never"]
 FSYNC_POLICIES: Final = get_args(FsyncPolicy)
 
 DEFAULT_SEGMENT_SIZE: Final = 64 * 1024 * 1024
-"""ENG-6: a new segment is started once the active one would grow past this many bytes."""
+"""ENG-9: a new segment is started once the active one would grow past this many bytes."""
 MIN_SEGMENT_SIZE: Final = 64
 DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
 WRITE_BUFFER_SIZE: Final = 64 * 1024
-"""ENG-14: buffered records are handed to the OS once this many bytes wait in the process."""
+"""ENG-16: buffered records are handed to the OS once this many bytes wait in the process."""
 LOCK_NAME: Final = "LOCK"
 
 _SLOT_MASK: Final = (1 << SLOT_SHIFT) - 1
@@ -88,7 +88,7 @@ class StoreStats:
     tail_repairs: tuple[TailRepair, ...]
 
 
-def open(  # noqa: A001 - the public name is catlog.open, like dbm.open and shelve.open
+def open(  # the public name is catlog.open, like dbm.open and shelve.open
     path: str,
     *,
     fsync: FsyncPolicy = "always",
@@ -109,7 +109,7 @@ def open(  # noqa: A001 - the public name is catlog.open, like dbm.open and shel
 
 
 def _check_key(key: object) -> bytes:
-    """ENG-2/FMT-9: a key is bytes (bytes-like is copied), no longer than MAX_KEY_SIZE."""
+    """ENG-2, ENG-3: a key is bytes (bytes-like is copied), no longer than MAX_KEY_SIZE."""
     if type(key) is not bytes:
         if not isinstance(key, bytes | bytearray | memoryview):
             raise InvalidTypeError(f"keys must be bytes, not {type(key).__name__}")
@@ -187,7 +187,7 @@ class Store(MutableMapping[bytes, bytes]):
     # ----------------------------------------------------------------------------- opening
 
     def _take_lock(self) -> FileLock:
-        """ENG-17: one open store per directory, across processes and within one."""
+        """ENG-20: one open store per directory, across processes and within one."""
         lock_path = f"{self.path}/{LOCK_NAME}"
         try:
             return self._fs.lock(lock_path)
@@ -207,7 +207,7 @@ class Store(MutableMapping[bytes, bytes]):
             ) from None
 
     def _recover(self) -> ActiveSegment:
-        """ENG-9, REC-1 .. REC-7: replay every segment oldest first and make the newest writable."""
+        """ENG-13, REC-3 .. REC-7: replay segments oldest first; make the newest writable."""
         numbers = sorted(
             n for n in map(parse_segment_name, self._fs.listdir(self.path)) if n is not None
         )
@@ -233,7 +233,9 @@ class Store(MutableMapping[bytes, bytes]):
         """Apply one segment to the index; returns how many records it holds."""
         size = file.size()
         if size > MAX_SEGMENT_SIZE:
-            raise CorruptionError(file.path, MAX_SEGMENT_SIZE, "segment longer than the format allows")
+            raise CorruptionError(
+                file.path, MAX_SEGMENT_SIZE, "segment longer than the format allows"
+            )
         data = file.read_at(0, size)
         status, version = decode_segment_header(data)
         follower = None
@@ -276,7 +278,9 @@ class Store(MutableMapping[bytes, bytes]):
         if verdict.offset == 0:
             file.append(encode_segment_header())
         file.sync()
-        self._tail_repairs.append(TailRepair(name, verdict.offset, len(torn), verdict.reason, quarantine))
+        self._tail_repairs.append(
+            TailRepair(name, verdict.offset, len(torn), verdict.reason, quarantine)
+        )
 
     def _quarantine(self, segment: str, offset: int, torn: bytes) -> str:
         """REC-4: the cut bytes go to ``<segment>.torn-<offset>``, made durable before the cut."""
@@ -298,7 +302,7 @@ class Store(MutableMapping[bytes, bytes]):
     # ----------------------------------------------------------------------------- reading
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
-        """ENG-3: the newest value of ``key``, read with one positional read and crc-checked."""
+        """ENG-4, ENG-11, ENG-12: the newest value of ``key``: one positional read, crc-checked."""
         if type(key) is not bytes:
             key = _check_key(key)
         location = self._index.get(key)
@@ -323,7 +327,9 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._read_corruption(segment, offset, data, key)
         return data[key_end:]
 
-    def _read_corruption(self, segment: Segment, offset: int, data: bytes, key: bytes) -> CatlogError:
+    def _read_corruption(
+        self, segment: Segment, offset: int, data: bytes, key: bytes
+    ) -> CatlogError:
         if self._closed:
             return StoreClosedError(f"{self.path} is closed")
         decoded = codec.decode_record(data, 0)
@@ -345,13 +351,13 @@ class Store(MutableMapping[bytes, bytes]):
         return key in self._index
 
     def __len__(self) -> int:
-        """ENG-5: the number of live keys."""
+        """ENG-6: the number of live keys."""
         if self._closed:
             raise StoreClosedError(f"{self.path} is closed")
         return len(self._index)
 
     def __iter__(self) -> Iterator[bytes]:
-        """ENG-4: every live key once, in no promised order, as of the moment iteration began."""
+        """ENG-7: every live key once, in no promised order, as of the moment iteration began."""
         if self._closed:
             raise StoreClosedError(f"{self.path} is closed")
         return iter(list(self._index))
@@ -359,7 +365,7 @@ class Store(MutableMapping[bytes, bytes]):
     # ----------------------------------------------------------------------------- writing
 
     def put(self, key: bytes, value: bytes) -> None:
-        """ENG-1: make ``value`` the value of ``key``; durable on return under ``fsync="always"``."""
+        """ENG-1: make ``value`` the value of ``key``; durable on return under fsync="always"."""
         if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
             key = _check_key(key)
         if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
@@ -381,7 +387,7 @@ class Store(MutableMapping[bytes, bytes]):
         self.put(key, value)
 
     def delete(self, key: bytes) -> bool:
-        """ENG-2: remove ``key``; returns whether it was there. A missing key writes nothing."""
+        """ENG-5: remove ``key``; returns whether it was there. A missing key writes nothing."""
         key = _check_key(key)
         with self._lock:
             if self._refusal is not None:
@@ -417,7 +423,7 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("write", exc) from exc
 
     def _flush_and_sync(self) -> None:
-        """REC-10/REC-11: flush and fsync the active segment; on failure the store stops writing."""
+        """ENG-14, REC-10: flush and fsync the active segment; a failure stops all writing."""
         try:
             self._active.flush()
             self._active.file.sync()
@@ -440,7 +446,7 @@ class Store(MutableMapping[bytes, bytes]):
         return type(refusal)(*refusal.args)
 
     def _rotate(self) -> ActiveSegment:
-        """ENG-6/ENG-7: seal the active segment (durable first), then start the next one."""
+        """ENG-9, ENG-10: seal the active segment (durable first), then start the next one."""
         old = self._active
         self._flush_and_sync()
         free = [slot for slot, segment in enumerate(self._slots) if segment is None]
@@ -462,21 +468,21 @@ class Store(MutableMapping[bytes, bytes]):
     # ----------------------------------------------------------------------------- durability
 
     def sync(self) -> None:
-        """ENG-11: make every write so far durable, whatever the fsync policy."""
+        """ENG-17: make every write so far durable, whatever the fsync policy."""
         with self._lock:
             if self._refusal is not None:
                 raise self._refused()
             self._flush_and_sync()
 
     def flush(self) -> None:
-        """Hand buffered writes to the OS (they survive the process, not a power cut) (ENG-14)."""
+        """ENG-16, ENG-17: hand buffered writes to the OS (safe from a process crash only)."""
         with self._lock:
             if self._refusal is not None:
                 raise self._refused()
             self._flush()
 
     def tick(self) -> None:
-        """ENG-13/ENG-14: the background flusher's step; syncs (or flushes) when one is due.
+        """ENG-15, ENG-16: the background flusher's step; syncs (or flushes) when one is due.
 
         Public so that tests driving a :class:`~catlog.clock.ManualClock` can run the step
         themselves instead of waiting for the thread.
@@ -502,9 +508,7 @@ class Store(MutableMapping[bytes, bytes]):
     # ----------------------------------------------------------------------------- closing
 
     def close(self) -> None:
-        """ENG-21: sync everything, release the directory; a second close does nothing."""
-        if self._closed:
-            return
+        """ENG-18: sync everything, release the directory; a second close does nothing."""
         if self._flusher is not None:
             self._stop_flusher.set()
             self._flusher.join()
@@ -517,6 +521,7 @@ class Store(MutableMapping[bytes, bytes]):
             finally:
                 self._closed = True
                 self._refusal = StoreClosedError(f"{self.path} is closed")
+                self._index = {}
                 self._close_files()
                 self._dir_lock.release()
 
@@ -540,7 +545,7 @@ class Store(MutableMapping[bytes, bytes]):
         return self._closed
 
     def stats(self) -> StoreStats:
-        """A snapshot of counters for people and tests (ENG-22)."""
+        """A snapshot of counters for people and tests (ENG-26)."""
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")

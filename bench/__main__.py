@@ -1,0 +1,120 @@
+"""``python -m bench``: run the workloads, print the markdown table, save the JSON.
+
+See bench/README.md for what each workload measures and why; ``--help`` for the flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import asdict, replace
+from importlib import metadata
+from pathlib import Path
+
+import lmdb
+
+from .report import Outcome, markdown, write_json
+from .sizes import FULL, QUICK
+from .workloads import WORKLOADS, Run
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes for a smoke run (ratios not meaningful)"
+    )
+    parser.add_argument(
+        "--keys", type=int, help="keys in the reopen and index-memory stores (default 1,000,000)"
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=list(WORKLOADS),
+        metavar="NAME",
+        help=f"run only this workload (repeatable): {', '.join(WORKLOADS)}",
+    )
+    parser.add_argument("--repeats", type=int, help="repetitions per timed workload (default 3)")
+    parser.add_argument(
+        "--tmp", help="directory for the stores (default: the system temp dir, /tmp)"
+    )
+    parser.add_argument(
+        "--json", type=Path, default=RESULTS, help=f"where to write the results (default {RESULTS})"
+    )
+    return parser
+
+
+def _filesystem(path: str) -> str:
+    """The file-system type the stores were written to: fsync costs depend on it."""
+    best = ("", "unknown")
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                fields = line.split()
+                point, kind = fields[1], fields[2]
+                if os.path.realpath(path).startswith(point) and len(point) > len(best[0]):
+                    best = (point, kind)
+    except OSError:
+        pass
+    return f"{best[1]} at {best[0] or '?'}"
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    found["lmdb (C library)"] = ".".join(map(str, lmdb.version()))
+    for name in ("catlog", "crc32c", "semidbm", "lmdb", "psutil"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    if args.keys is not None:
+        sizes = replace(sizes, large_keys=args.keys)
+    if args.repeats is not None:
+        sizes = replace(sizes, repeats=args.repeats)
+    names = args.only or list(WORKLOADS)
+    root = tempfile.mkdtemp(prefix="catlog-bench-", dir=args.tmp)
+    run = Run(root, sizes)
+    outcomes: list[Outcome] = []
+    started = time.time()
+    try:
+        for name in names:
+            began = time.perf_counter()
+            outcomes += WORKLOADS[name](run)
+            print(f"{name}: {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(markdown(outcomes))
+    context: dict[str, object] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "argv": sys.argv[1:] if argv is None else argv,
+        "quick": args.quick,
+        "sizes": asdict(sizes),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "filesystem": _filesystem(root),
+        },
+        "versions": _versions(),
+    }
+    write_json(args.json, outcomes, context)
+    print(f"\nresults written to {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,403 @@
+"""The six workloads. Each takes a :class:`Run` and returns the outcomes it measured.
+
+Every store lives in its own fresh directory under the run's temporary root, which sits on the same
+disk as ``/tmp`` unless ``--tmp`` says otherwise, so catlog and its peers share one file system.
+Only the loop a workload is about is timed: making keys, creating directories and (except where
+the workload is the open itself) opening stores happen before the clock starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+from crc32c import crc32c
+
+from . import dataset, memory, peers
+from .peers import Handle, Peer
+from .report import Figure, Outcome, Target
+from .sizes import KEY_SIZE, VALUE_SIZE, Sizes
+from .timing import Sample, Timing, for_duration, round_robin, timed
+
+RAW_RECORD_SIZE: Final = 141
+"""Bytes per write in the raw append+fsync loop: about one catlog record of a 16-byte key and a
+100-byte value (catlog's is 137). At fsync cost the few bytes either way do not show."""
+
+FLOOR_HEADER: Final = struct.Struct("<IBQII")
+"""The 21-byte record header of spec/format.md, restated so the floor does not import catlog."""
+
+
+@dataclass(slots=True)
+class Run:
+    """One benchmark run: its sizes, its scratch directory, and stores built once and shared."""
+
+    root: str
+    sizes: Sizes
+    _made: int = 0
+    _large: dict[str, str] = field(default_factory=dict)
+
+    def fresh_dir(self, name: str) -> str:
+        self._made += 1
+        safe = "".join(c if c.isalnum() else "-" for c in name)
+        path = os.path.join(self.root, f"{self._made:03d}-{safe}")
+        os.makedirs(path)
+        return path
+
+    def large_store(self, peer: Peer) -> str:
+        """A store of ``sizes.large_keys`` keys, built on first use and kept for later workloads.
+
+        Built one pair at a time from :func:`dataset.pairs`, so a million keys never sit in this
+        process twice (that would distort nothing here, but it would make building slower).
+        """
+        if peer.label not in self._large:
+            path = self.fresh_dir(f"large-{peer.label}")
+            handle = peer.open(path, True)
+            put = handle.put
+            for key, value in dataset.pairs(self.sizes.large_keys):
+                put(key, value)
+            handle.close()
+            self._large[peer.label] = path
+        return self._large[peer.label]
+
+
+def _figure(label: str, timing: Timing, unit: str) -> Figure:
+    return Figure(label, timing.rate, unit, tuple(s.rate for s in timing.samples))
+
+
+def _seconds(label: str, timing: Timing) -> Figure:
+    return Figure(label, timing.seconds, "s", tuple(s.seconds for s in timing.samples))
+
+
+# --------------------------------------------------------------------------------------- fill
+
+
+def fill(run: Run) -> list[Outcome]:
+    """Bulk load into an empty store: the put path with nothing forced to disk.
+
+    Reported twice: the put loop alone (the target, since it is what a caller waits for on each
+    put) and the loop plus ``close()``, because the peers with one transaction do much of their
+    work at commit and catlog writes its last buffer and fsyncs at close.
+    """
+    n = run.sizes.fill_keys
+    keys, values = dataset.keys(n), dataset.values(n)
+    contenders = [peers.CATLOG, peers.SEMIDBM, peers.SQLITE, peers.DBM, peers.LMDB]
+    closes: dict[str, list[Sample]] = {p.label: [] for p in contenders}
+    backend: list[str] = []
+
+    def once(peer: Peer) -> Callable[[], Sample]:
+        def run_once() -> Sample:
+            path = run.fresh_dir(f"fill-{peer.label}")
+            handle = peer.open(path, True)
+            put = handle.put
+
+            def loop() -> None:
+                for key, value in zip(keys, values, strict=True):
+                    put(key, value)
+
+            sample = timed(n, loop)
+            closes[peer.label].append(timed(1, handle.close))
+            if peer is peers.DBM and not backend:
+                backend.append(peers.dbm_backend(path))
+            shutil.rmtree(path)
+            return sample
+
+        return run_once
+
+    timings = round_robin(run.sizes.repeats, {p.label: once(p) for p in contenders})
+    with_close = {
+        label: Timing(
+            tuple(
+                Sample(s.ops, s.seconds + c.seconds)
+                for s, c in zip(t.samples, closes[label], strict=True)
+            )
+        )
+        for label, t in timings.items()
+    }
+    dbm_label = f"dbm ({backend[0]})"
+
+    def named(label: str) -> str:
+        return dbm_label if label == peers.DBM.label else label
+
+    def outcome(workload: str, found: dict[str, Timing], target: Target | None) -> Outcome:
+        figures = [_figure(named(label), t, "puts/s") for label, t in found.items()]
+        return Outcome(workload, figures[0], tuple(figures[1:]), peers.SEMIDBM.label, target)
+
+    close_note = ", ".join(
+        f"{named(label)} {min(c.seconds for c in found):.3f} s" for label, found in closes.items()
+    )
+    loop = outcome(f"fill: {n:,} puts, loop", timings, Target(1.2, at_least=True))
+    notes = (f"close() (best): {close_note}.", f"dbm.whichdb: the default dbm is {backend[0]}.")
+    return [
+        replace(loop, notes=notes),
+        outcome(f"fill: {n:,} puts, loop + close", with_close, None),
+    ]
+
+
+# --------------------------------------------------------------------------------- random get
+
+
+def random_get(run: Run) -> list[Outcome]:
+    """Point reads of existing keys in random order, after a reopen: the read path alone.
+
+    Each repetition reopens the store (untimed) and reads every key once in a shuffled order, so
+    no store is helped by reading in write order. The data is in the page cache for everyone.
+    catlog checks each record's crc32c as it reads it; semidbm does not by default, so semidbm
+    with ``verify_checksums=True`` is listed too, as the like-for-like comparison.
+    """
+    n = run.sizes.fill_keys
+    keys, values = dataset.keys(n), dataset.values(n)
+    order = dataset.shuffled(keys)
+    expected = dict(zip(keys[:100], values[:100], strict=True))
+    contenders = [
+        peers.CATLOG,
+        peers.SEMIDBM,
+        peers.SEMIDBM_VERIFIED,
+        replace(peers.SQLITE, label="sqlite3 WAL"),
+        peers.DBM,
+        replace(peers.LMDB, label="lmdb, one read txn"),
+    ]
+
+    def build(peer: Peer) -> str:
+        path = run.fresh_dir(f"get-{peer.label}")
+        handle = peer.open(path, True)
+        for key, value in zip(keys, values, strict=True):
+            handle.put(key, value)
+        handle.close()
+        return path
+
+    def once(peer: Peer, path: str) -> Callable[[], Sample]:
+        def run_once() -> Sample:
+            handle = peer.open(path, False)
+            get = handle.get
+
+            def loop() -> None:
+                for key in order:
+                    get(key)
+
+            sample = timed(n, loop)
+            for key, value in expected.items():
+                assert get(key) == value, f"{peer.label} returned a wrong value"
+            handle.close()
+            return sample
+
+        return run_once
+
+    paths = {p.label: build(p) for p in contenders}
+    dbm_label = f"dbm ({peers.dbm_backend(paths[peers.DBM.label])})"
+    runs = {dbm_label if p is peers.DBM else p.label: once(p, paths[p.label]) for p in contenders}
+    timings = round_robin(run.sizes.repeats, runs)
+    figures = [_figure(label, t, "gets/s") for label, t in timings.items()]
+    return [
+        Outcome(
+            f"random get: {n:,} gets",
+            figures[0],
+            tuple(figures[1:]),
+            peers.SEMIDBM.label,
+            Target(1.0, at_least=True),
+        )
+    ]
+
+
+# -------------------------------------------------------------------------------- durable put
+
+
+def durable_put(run: Run) -> list[Outcome]:
+    """Acknowledged-durable writes from one writer, against what the disk allows at all.
+
+    The raw loop (``os.write`` of one record then ``os.fsync`` on an ``O_APPEND`` file) is the
+    ceiling for any store that fsyncs each write: catlog under ``fsync="always"`` does exactly that
+    plus its own bookkeeping, so the ratio shows what the bookkeeping costs. SQLite committing
+    each insert with ``synchronous=FULL`` is shown for context.
+    """
+    seconds = run.sizes.durable_seconds
+    pool = dataset.keys(min(run.sizes.fill_keys, 100_000))
+    value = dataset.values(1)[0]
+    record = os.urandom(RAW_RECORD_SIZE)
+
+    def store_loop(opener: Callable[[str], Handle], name: str) -> Callable[[], Sample]:
+        def run_once() -> Sample:
+            path = run.fresh_dir(f"durable-{name}")
+            handle = opener(path)
+            put = handle.put
+            sample = for_duration(seconds, lambda i: put(pool[i % len(pool)], value))
+            handle.close()
+            shutil.rmtree(path)
+            return sample
+
+        return run_once
+
+    def raw_loop() -> Sample:
+        path = run.fresh_dir("durable-raw")
+        fd = os.open(os.path.join(path, "raw.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        write, fsync = os.write, os.fsync
+
+        def op(_i: int) -> None:
+            write(fd, record)
+            fsync(fd)
+
+        sample = for_duration(seconds, op)
+        os.close(fd)
+        shutil.rmtree(path)
+        return sample
+
+    raw = "raw os.write+os.fsync, O_APPEND"
+    sqlite = "sqlite3 WAL synchronous=FULL, commit per put"
+    timings = round_robin(
+        run.sizes.repeats,
+        {
+            'catlog fsync="always"': store_loop(
+                lambda p: peers.open_catlog(p, fsync="always"), "catlog"
+            ),
+            raw: raw_loop,
+            sqlite: store_loop(
+                lambda p: peers.open_sqlite(p, synchronous="FULL", one_transaction=False),
+                "sqlite",
+            ),
+        },
+    )
+    figures = [_figure(label, t, "puts/s") for label, t in timings.items()]
+    return [
+        Outcome(
+            f"durable put: ~{seconds:g} s, one writer",
+            figures[0],
+            tuple(figures[1:]),
+            raw,
+            Target(0.95, at_least=True),
+            (f"the raw loop writes {RAW_RECORD_SIZE}-byte records; catlog's are 137 bytes.",),
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------------- reopen
+
+
+def reopen(run: Run) -> list[Outcome]:
+    """Time to open a closed store, which for both stores means scanning it to rebuild the index.
+
+    Only the open call is timed. The files are in the page cache (they were just written), so
+    this measures the scan's CPU cost, not the disk: a cold open would add the same read time to
+    both stores, which are about the same size on disk.
+    """
+    n = run.sizes.large_keys
+    paths = {p.label: run.large_store(p) for p in (peers.CATLOG, peers.SEMIDBM)}
+
+    def once(peer: Peer) -> Callable[[], Sample]:
+        def run_once() -> Sample:
+            start = time.perf_counter()
+            handle = peer.open(paths[peer.label], True)
+            sample = Sample(1, time.perf_counter() - start)
+            handle.close()
+            return sample
+
+        return run_once
+
+    contenders = (peers.CATLOG, peers.SEMIDBM)
+    timings = round_robin(run.sizes.repeats, {p.label: once(p) for p in contenders})
+    catlog, semidbm = (_seconds(label, t) for label, t in timings.items())
+    return [
+        Outcome(
+            f"reopen: {n:,} keys",
+            catlog,
+            (semidbm,),
+            peers.SEMIDBM.label,
+            Target(1.0, at_least=False),
+            ("catlog checks every record's crc32c while scanning; semidbm checks none.",),
+        )
+    ]
+
+
+# ------------------------------------------------------------------------------- index memory
+
+
+def index_memory(run: Run) -> list[Outcome]:
+    """Resident bytes per key of an open store: what the whole keydir costs in RAM.
+
+    Measured once, not best-of-N: it is a count of bytes, not a race against noise.
+    """
+    n = run.sizes.large_keys
+    catlog = memory.measure("catlog", run.large_store(peers.CATLOG), n)
+    semidbm = memory.measure("semidbm", run.large_store(peers.SEMIDBM), n)
+    reference = memory.measure("dict", "-", n)
+    return [
+        Outcome(
+            f"index memory: {n:,} keys",
+            Figure("catlog", catlog, "B/key"),
+            (
+                Figure(peers.SEMIDBM.label, semidbm, "B/key"),
+                Figure("dict {16-byte key: (int, int, int)}", reference, "B/key"),
+            ),
+            peers.SEMIDBM.label,
+            Target(120, at_least=False, absolute=True),
+            ("RSS after open minus RSS before, in a fresh interpreter per store.",),
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------- pure-Python floor
+
+
+def python_floor(run: Run) -> list[Outcome]:
+    """The least any pure-Python Bitcask put can cost, to see how far catlog's put is from it.
+
+    Per record: one dict insert, one header ``struct.pack``, one ``crc32c`` over key and value, and
+    one write to a buffered file object. No validation, no lock, no clock (the timestamp is a
+    constant), no segment rotation: everything catlog does beyond this is its own overhead.
+    """
+    n = run.sizes.floor_records
+    keys, values = dataset.keys(n), dataset.values(n)
+    record_size = FLOOR_HEADER.size + KEY_SIZE + VALUE_SIZE
+
+    def floor_once() -> Sample:
+        path = run.fresh_dir("floor")
+        index: dict[bytes, int] = {}
+        pack = FLOOR_HEADER.pack
+        timestamp = time.time_ns() // 1_000_000
+        with open(os.path.join(path, "floor.log"), "wb") as file:
+            write = file.write
+
+            def loop() -> None:
+                offset = 16
+                for key, value in zip(keys, values, strict=True):
+                    header = pack(crc32c(key + value), 1, timestamp, KEY_SIZE, VALUE_SIZE)
+                    write(header + key + value)
+                    index[key] = offset
+                    offset += record_size
+
+            sample = timed(n, loop)
+        shutil.rmtree(path)
+        return sample
+
+    def catlog_once() -> Sample:
+        path = run.fresh_dir("floor-catlog")
+        handle = peers.open_catlog(path)
+        put = handle.put
+
+        def loop() -> None:
+            for key, value in zip(keys, values, strict=True):
+                put(key, value)
+
+        sample = timed(n, loop)
+        handle.close()
+        shutil.rmtree(path)
+        return sample
+
+    floor = "pure-Python floor"
+    timings = round_robin(run.sizes.repeats, {"catlog": catlog_once, floor: floor_once})
+    figures = [_figure(label, t, "puts/s") for label, t in timings.items()]
+    return [Outcome(f"pure-Python floor: {n:,} records", figures[0], (figures[1],), floor)]
+
+
+WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
+    "fill": fill,
+    "get": random_get,
+    "durable": durable_put,
+    "reopen": reopen,
+    "memory": index_memory,
+    "floor": python_floor,
+}
+"""By the name ``--only`` takes, in the order a full run goes through them."""

@@ -1,0 +1,45 @@
+"""Shared test set-up: hypothesis profiles, the ``spec`` marker, and store fixtures.
+
+Profiles (select with ``HYPOTHESIS_PROFILE``): ``ci`` is bounded so plain ``nox`` stays within
+minutes; ``nightly`` runs the same properties far longer; ``dev`` is quick for editing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import catlog
+
+settings.register_profile(
+    "ci",
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    print_blob=True,
+)
+settings.register_profile(
+    "nightly",
+    max_examples=20_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+settings.register_profile("dev", max_examples=20, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> str:
+    """A fresh, not yet existing data directory."""
+    return str(tmp_path / "data")
+
+
+@pytest.fixture
+def store(data_dir: str) -> Iterator[catlog.Store]:
+    """An open store with the default policy (fsync="always") in a fresh directory."""
+    with catlog.open(data_dir) as opened:
+        yield opened

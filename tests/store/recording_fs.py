@@ -1,0 +1,91 @@
+"""A FileSystem that passes every call to the real one and writes down what was called.
+
+Used to check the order of durability steps (ENG-10), the number of reads per get (ENG-11) and
+that every file operation goes through the interface (ENG-23).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from catlog.fs import File, FileLock, FileSystem, OsFileSystem
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+@dataclass
+class RecordingFileSystem:
+    inner: FileSystem = field(default_factory=OsFileSystem)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def ops(self, op: str) -> list[str]:
+        """Names of the files ``op`` was applied to, in order."""
+        return [name for done, name in self.calls if done == op]
+
+    def open(self, path: str, *, writable: bool = False, create: bool = False) -> File:
+        self.calls.append(("open+create" if create else "open", _name(path)))
+        return RecordingFile(self.inner.open(path, writable=writable, create=create), self)
+
+    def exists(self, path: str) -> bool:
+        self.calls.append(("exists", _name(path)))
+        return self.inner.exists(path)
+
+    def listdir(self, path: str) -> list[str]:
+        self.calls.append(("listdir", _name(path)))
+        return self.inner.listdir(path)
+
+    def makedirs(self, path: str) -> None:
+        self.calls.append(("makedirs", _name(path)))
+        self.inner.makedirs(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.calls.append(("rename", f"{_name(src)}->{_name(dst)}"))
+        self.inner.rename(src, dst)
+
+    def remove(self, path: str) -> None:
+        self.calls.append(("remove", _name(path)))
+        self.inner.remove(path)
+
+    def sync_dir(self, path: str) -> None:
+        self.calls.append(("sync_dir", _name(path)))
+        self.inner.sync_dir(path)
+
+    def lock(self, path: str) -> FileLock:
+        self.calls.append(("lock", _name(path)))
+        return self.inner.lock(path)
+
+
+class RecordingFile:
+    def __init__(self, inner: File, fs: RecordingFileSystem) -> None:
+        self._inner = inner
+        self._fs = fs
+        self._name = _name(inner.path)
+
+    @property
+    def path(self) -> str:
+        return self._inner.path
+
+    def size(self) -> int:
+        return self._inner.size()
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        self._fs.calls.append(("read_at", self._name))
+        return self._inner.read_at(offset, size)
+
+    def append(self, data: bytes | bytearray | memoryview) -> int:
+        self._fs.calls.append(("append", self._name))
+        return self._inner.append(data)
+
+    def truncate(self, size: int) -> None:
+        self._fs.calls.append(("truncate", self._name))
+        self._inner.truncate(size)
+
+    def sync(self) -> None:
+        self._fs.calls.append(("sync", self._name))
+        self._inner.sync()
+
+    def close(self) -> None:
+        self._fs.calls.append(("close", self._name))
+        self._inner.close()

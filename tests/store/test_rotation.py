@@ -1,0 +1,78 @@
+"""Segment rotation and the key index's reads (ENG-9 .. ENG-11)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import catlog
+from catlog.codec import RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE
+from catlog.segment import segment_name
+from tests.store.recording_fs import RecordingFileSystem
+
+
+def _segment_sizes(data_dir: str) -> list[int]:
+    names = sorted(n for n in os.listdir(data_dir) if n.startswith("segment-"))
+    return [os.path.getsize(f"{data_dir}/{n}") for n in names]
+
+
+@pytest.mark.spec("ENG-9")
+def test_segments_rotate_before_they_would_pass_the_size_limit(data_dir: str) -> None:
+    record = RECORD_HEADER_SIZE + 2 + 20
+    with catlog.open(data_dir, segment_size=SEGMENT_HEADER_SIZE + 3 * record) as store:
+        for i in range(10):
+            store.put(b"%02d" % i, b"v" * 20)
+    assert _segment_sizes(data_dir) == [SEGMENT_HEADER_SIZE + 3 * record] * 3 + [
+        SEGMENT_HEADER_SIZE + record
+    ]
+
+
+@pytest.mark.spec("ENG-9")
+def test_a_record_larger_than_a_segment_goes_alone_into_a_fresh_one(data_dir: str) -> None:
+    with catlog.open(data_dir, segment_size=100) as store:
+        store.put(b"small", b"x")
+        store.put(b"big", b"y" * 500)
+        store.put(b"after", b"z")
+        assert store[b"big"] == b"y" * 500
+    sizes = _segment_sizes(data_dir)
+    assert sizes == [16 + 21 + 6, 16 + 21 + 3 + 500, 16 + 21 + 6]
+    with catlog.open(data_dir) as store:
+        assert store[b"big"] == b"y" * 500
+        assert store[b"small"] == b"x"
+
+
+@pytest.mark.spec("ENG-10", "REC-9")
+@pytest.mark.parametrize("policy", ["always", "interval", "never"])
+def test_rotation_makes_the_old_segment_durable_before_the_new_one_exists(
+    data_dir: str, policy: catlog.FsyncPolicy
+) -> None:
+    fs = RecordingFileSystem()
+    with catlog.open(data_dir, fs=fs, fsync=policy, segment_size=64) as store:
+        store.put(b"a", b"x" * 30)
+        start = len(fs.calls)
+        store.put(b"b", b"x" * 30)
+        rotation = fs.calls[start:]
+    old, new = segment_name(1), segment_name(2)
+    assert rotation[: rotation.index(("open+create", new))][-1] == ("sync", old)
+    assert rotation[rotation.index(("open+create", new)) :][:4] == [
+        ("open+create", new),
+        ("append", new),
+        ("sync", new),
+        ("sync_dir", "data"),
+    ]
+
+
+@pytest.mark.spec("ENG-11")
+def test_a_get_is_one_read_and_a_large_value_two(data_dir: str) -> None:
+    fs = RecordingFileSystem()
+    with catlog.open(data_dir, fs=fs, segment_size=1000) as store:
+        for i in range(30):
+            store.put(b"k%d" % i, b"v%d" % i)
+        store.put(b"large", b"L" * 70_000)
+        fs.calls.clear()
+        assert store[b"k3"] == b"v3"
+        assert fs.ops("read_at") == [segment_name(1)]
+        fs.calls.clear()
+        assert store[b"large"] == b"L" * 70_000
+        assert len(fs.ops("read_at")) == 2

@@ -1,0 +1,160 @@
+"""The record codec on its own: bytes in, records out (spec/format.md)."""
+
+from __future__ import annotations
+
+import pytest
+from crc32c import crc32c
+from hypothesis import given
+from hypothesis import strategies as st
+
+from catlog import codec
+from catlog.codec import (
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    Damage,
+    DamageKind,
+    HeaderStatus,
+    Record,
+    RecordType,
+    decode_record,
+    decode_segment_header,
+    encode_put,
+    encode_record,
+    encode_segment_header,
+)
+
+WORKED_PUT = bytes.fromhex(
+    "48ff8350 01 0068e5cf8b010000 04000000 03000000 6e616d65 426f62".replace(" ", "")
+)
+WORKED_DELETE = bytes.fromhex("43b048c2 02 0168e5cf8b010000 04000000 00000000 6e616d65")
+WORKED_HEADER = bytes.fromhex("4341544c4f475347 01000000 b7d1c5a1")
+
+keys = st.binary(max_size=300)
+values = st.binary(max_size=3000)
+
+
+@pytest.mark.spec("FMT-4", "FMT-5", "FMT-6", "FMT-2")
+def test_worked_example_of_the_spec_matches_the_encoder_byte_for_byte() -> None:
+    assert encode_record(RecordType.PUT, 1_700_000_000_000, b"name", b"Bob") == WORKED_PUT
+    assert encode_record(RecordType.DELETE, 1_700_000_000_001, b"name") == WORKED_DELETE
+    assert encode_segment_header() == WORKED_HEADER
+    assert len(WORKED_PUT) == 28
+
+
+@pytest.mark.spec("FMT-5")
+def test_crc_is_castagnoli_with_its_published_check_value() -> None:
+    assert crc32c(b"123456789") == 0xE3069283
+
+
+@pytest.mark.spec("FMT-4", "FMT-5")
+@given(st.integers(0, 2**64 - 1), keys, values)
+def test_put_round_trips_through_the_decoder(timestamp: int, key: bytes, value: bytes) -> None:
+    data = b"junk" + encode_put(timestamp, key, value)
+    record = decode_record(data, 4)
+    assert record == Record(RecordType.PUT, timestamp, key, value, 4, len(data) - 4)
+    assert encode_put(timestamp, key, value) == encode_record(RecordType.PUT, timestamp, key, value)
+
+
+@pytest.mark.spec("FMT-4")
+def test_large_values_round_trip() -> None:
+    value = bytes(range(256)) * 4096
+    record = decode_record(encode_put(1, b"k", value), 0)
+    assert isinstance(record, Record)
+    assert record.value == value
+
+
+@pytest.mark.spec("FMT-5", "REC-3")
+@given(st.sampled_from(list(RecordType)), keys, values, st.data())
+def test_any_single_flipped_bit_is_detected(
+    rtype: RecordType, key: bytes, value: bytes, data: st.DataObject
+) -> None:
+    if rtype is RecordType.DELETE:
+        value = b""
+    encoded = bytearray(encode_record(rtype, 42, key, value))
+    bit = data.draw(st.integers(0, len(encoded) * 8 - 1))
+    encoded[bit // 8] ^= 1 << (bit % 8)
+    assert isinstance(decode_record(bytes(encoded), 0), Damage)
+
+
+@pytest.mark.spec("FMT-11")
+def test_records_follow_each_other_without_padding() -> None:
+    first = encode_put(1, b"a", b"xyz")
+    second = encode_record(RecordType.DELETE, 2, b"a")
+    records, damage = codec.iter_records(first + second, 0)
+    assert damage is None
+    assert [r.offset for r in records] == [0, len(first)]
+
+
+@pytest.mark.spec("REC-3", "FMT-9")
+@pytest.mark.parametrize(
+    ("klen", "vlen"), [(MAX_KEY_SIZE + 1, 0), (0, MAX_VALUE_SIZE + 1), (2**32 - 1, 2**32 - 1)]
+)
+def test_lengths_beyond_the_limits_are_damage_without_reading_them(klen: int, vlen: int) -> None:
+    header = codec.RECORD_HEADER.pack(0, 1, 0, klen, vlen)
+    result = decode_record(header + b"\0" * 100, 0)
+    assert isinstance(result, Damage)
+    assert result.kind is DamageKind.BAD_LENGTH
+
+
+@pytest.mark.spec("REC-3")
+def test_a_record_running_past_the_end_is_incomplete() -> None:
+    encoded = encode_put(1, b"key", b"value")
+    for cut in range(len(encoded)):
+        result = decode_record(encoded[:cut], 0)
+        assert isinstance(result, Damage)
+        expected = (
+            DamageKind.INCOMPLETE_HEADER
+            if cut < RECORD_HEADER_SIZE
+            else DamageKind.INCOMPLETE_RECORD
+        )
+        assert result.kind is expected
+
+
+def _with_valid_crc(rtype: int, key: bytes, value: bytes) -> bytes:
+    body = codec.BODY_HEADER.pack(rtype, 0, len(key), len(value)) + key + value
+    return codec.CRC_FIELD.pack(crc32c(body)) + body
+
+
+@pytest.mark.spec("FMT-7", "FMT-6")
+@pytest.mark.parametrize("rtype", [0, 3, 4, 255])
+def test_a_valid_record_of_a_reserved_type_is_reported_not_skipped(rtype: int) -> None:
+    result = decode_record(_with_valid_crc(rtype, b"k", b"v"), 0)
+    assert isinstance(result, Damage)
+    assert result.kind is DamageKind.UNKNOWN_TYPE
+
+
+@pytest.mark.spec("FMT-8")
+def test_a_delete_that_carries_a_value_is_damage() -> None:
+    result = decode_record(_with_valid_crc(RecordType.DELETE, b"k", b"v"), 0)
+    assert isinstance(result, Damage)
+    assert result.kind is DamageKind.BAD_DELETE
+
+
+@pytest.mark.spec("FMT-9")
+def test_the_limits_are_the_documented_sizes() -> None:
+    assert MAX_KEY_SIZE == 65_536
+    assert MAX_VALUE_SIZE == 67_108_864
+
+
+@pytest.mark.spec("FMT-2", "FMT-3")
+def test_segment_header_statuses() -> None:
+    good = encode_segment_header()
+    assert decode_segment_header(good) == (HeaderStatus.OK, 1)
+    assert decode_segment_header(good[:-1])[0] is HeaderStatus.INCOMPLETE
+    assert decode_segment_header(b"X" + good[1:])[0] is HeaderStatus.CRC_MISMATCH
+    future = encode_segment_header(version=2)
+    assert decode_segment_header(future) == (HeaderStatus.UNSUPPORTED_VERSION, 2)
+    foreign = b"NOTCATLG" + (1).to_bytes(4, "little")
+    foreign += codec.CRC_FIELD.pack(crc32c(foreign))
+    assert decode_segment_header(foreign)[0] is HeaderStatus.BAD_MAGIC
+    assert len(good) == SEGMENT_HEADER_SIZE == 16
+
+
+@pytest.mark.spec("REC-4")
+def test_next_valid_record_is_found_after_garbage() -> None:
+    record = encode_put(7, b"k", b"v")
+    data = b"\0" * 40 + record
+    assert codec.find_next_record(data, 0) == 40
+    assert codec.find_next_record(b"\0" * 100, 0) is None

@@ -6,9 +6,10 @@ until :meth:`ActiveSegment.flush` hands them to the OS in one ``write``. That is
 cost less than a system call under ``fsync="never"`` and ``"interval"`` (ENG-14 .. ENG-16).
 
 Readers take no lock (ENG-21). They see the active segment through :attr:`ActiveSegment.pending`,
-a ``(flushed_size, buffer)`` pair that the writer replaces in one assignment when it flushes and
-never mutates afterwards except by appending, so a reader that took the old pair still finds its
-record in the old buffer, and one that took the new pair finds it in the file.
+a ``(slot, flushed_size, buffer)`` triple that the writer replaces in one assignment when it
+flushes, and never changes afterwards except by appending to the buffer. A reader that took the
+old triple still finds its record in the old buffer; one that took the new triple finds it in the
+file. The store's ``get`` reads the triple itself rather than calling a method here, for speed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from typing import Final
 
 from .codec import SEGMENT_HEADER_SIZE, encode_segment_header
 from .fs import File, FileSystem
+
+WRITE_BUFFER_SIZE: Final = 64 * 1024
+"""ENG-16: buffered records are handed to the OS once this many bytes wait in the process."""
 
 SEGMENT_NAME: Final = re.compile(r"segment-(\d{5,})\.log")
 
@@ -39,15 +43,13 @@ def parse_segment_name(name: str) -> int | None:
 class Segment:
     """A segment no longer written to: reads go straight to the file."""
 
-    __slots__ = ("file", "number", "slot")
+    __slots__ = ("file", "number", "pread", "slot")
 
     def __init__(self, file: File, number: int, slot: int) -> None:
         self.file = file
         self.number = number
         self.slot = slot
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        return self.file.read_at(offset, size)
+        self.pread = file.pread
 
     def size(self) -> int:
         return self.file.size()
@@ -56,13 +58,15 @@ class Segment:
 class ActiveSegment(Segment):
     """The newest segment, the only one appended to, with its write buffer."""
 
-    __slots__ = ("_buffer", "_flushed", "pending", "records")
+    __slots__ = ("_buffer", "_flushed", "end", "pending", "records")
 
     def __init__(self, file: File, number: int, slot: int, records: int) -> None:
         super().__init__(file, number, slot)
         self._flushed = file.size()
+        self.end = self._flushed
+        """Where the next record will go: the segment's size, buffered bytes included."""
         self._buffer = bytearray()
-        self.pending: tuple[int, bytearray] = (self._flushed, self._buffer)
+        self.pending: tuple[int, int, bytearray] = (slot, self._flushed, self._buffer)
         self.records = records
 
     @classmethod
@@ -75,13 +79,16 @@ class ActiveSegment(Segment):
         return cls(file, number, slot, records=0)
 
     def size(self) -> int:
-        return self._flushed + len(self._buffer)
+        return self.end
 
     def append(self, record: bytes) -> int:
-        """Buffer ``record``; returns its offset in the segment."""
-        offset = self._flushed + len(self._buffer)
+        """Buffer ``record``, flushing once the buffer is full; returns the record's offset."""
+        offset = self.end
         self._buffer += record
+        self.end = offset + len(record)
         self.records += 1
+        if len(self._buffer) >= WRITE_BUFFER_SIZE:
+            self.flush()
         return offset
 
     def flush(self) -> None:
@@ -91,18 +98,11 @@ class ActiveSegment(Segment):
             self.file.append(buffer)
             self._flushed += len(buffer)
             self._buffer = bytearray()
-            self.pending = (self._flushed, self._buffer)
+            self.pending = (self.slot, self._flushed, self._buffer)
 
     @property
     def unflushed(self) -> int:
         return len(self._buffer)
-
-    def read_at(self, offset: int, size: int) -> bytes:
-        flushed, buffer = self.pending
-        if offset >= flushed:
-            start = offset - flushed
-            return bytes(buffer[start : start + size])
-        return self.file.read_at(offset, size)
 
     def seal(self) -> Segment:
         """The read-only view of this segment once it stops being active."""

@@ -12,9 +12,10 @@ replaced whole or appended to, never changed in place (see :mod:`catlog.segment`
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
@@ -23,6 +24,7 @@ from crc32c import crc32c
 from . import codec
 from .clock import Clock, SystemClock
 from .codec import (
+    CRC_FIELD,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
     RECORD_HEADER,
@@ -47,7 +49,15 @@ from .errors import (
     ValueTooLargeError,
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
-from .index import LARGE_VALUE, LEN_BITS, MAX_SEGMENT_SIZE, MAX_SLOTS, SLOT_SHIFT, replay_segment
+from .index import (
+    LARGE_VALUE,
+    LEN_BITS,
+    MAX_SEGMENT_SIZE,
+    MAX_SLOTS,
+    OFFSET_MASK,
+    SLOT_SHIFT,
+    replay_segment,
+)
 from .recovery import Action, Verdict, judge_damage, judge_header
 from .segment import ActiveSegment, Segment, parse_segment_name, segment_name
 
@@ -60,11 +70,7 @@ DEFAULT_SEGMENT_SIZE: Final = 64 * 1024 * 1024
 """ENG-9: a new segment is started once the active one would grow past this many bytes."""
 MIN_SEGMENT_SIZE: Final = 64
 DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
-WRITE_BUFFER_SIZE: Final = 64 * 1024
-"""ENG-16: buffered records are handed to the OS once this many bytes wait in the process."""
 LOCK_NAME: Final = "LOCK"
-
-_SLOT_MASK: Final = (1 << SLOT_SHIFT) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,12 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         fs=fs,
         clock=clock,
     )
+
+
+def _read_buffer(buffer: bytearray, flushed: int, size: int, offset: int) -> bytes:
+    """Read a record that is still in the active segment's write buffer (see catlog.segment)."""
+    start = offset - flushed
+    return bytes(buffer[start : start + size])
 
 
 def _check_key(key: object) -> bytes:
@@ -161,7 +173,7 @@ class Store(MutableMapping[bytes, bytes]):
         self._sync_each_write: Final = fsync == "always"
         self._lock = threading.Lock()
         self._index: dict[bytes, int] = {}
-        self._slots: list[Segment | None] = []
+        self._slots: list[Segment] = []
         self._tail_repairs: list[TailRepair] = []
         self._refusal: CatlogError | None = None
         self._closed = False
@@ -196,7 +208,7 @@ class Store(MutableMapping[bytes, bytes]):
             try:
                 file = self._fs.open(lock_path)
                 try:
-                    pid = file.read_at(0, 32).decode("ascii", "replace").strip()
+                    pid = file.pread(32, 0).decode("ascii", "replace").strip()
                 finally:
                     file.close()
                 holder = f" (pid {pid})" if pid else ""
@@ -236,7 +248,7 @@ class Store(MutableMapping[bytes, bytes]):
             raise CorruptionError(
                 file.path, MAX_SEGMENT_SIZE, "segment longer than the format allows"
             )
-        data = file.read_at(0, size)
+        data = file.pread(size, 0)
         status, version = decode_segment_header(data)
         follower = None
         if status is not codec.HeaderStatus.OK and size > SEGMENT_HEADER_SIZE:
@@ -310,17 +322,22 @@ class Store(MutableMapping[bytes, bytes]):
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
             return default
-        segment = self._slots[location >> SLOT_SHIFT]
-        assert segment is not None, "the index points only into open segments"
-        offset = (location >> LEN_BITS) & (MAX_SEGMENT_SIZE - 1)
+        slot = location >> SLOT_SHIFT
+        offset = (location >> LEN_BITS) & OFFSET_MASK
         value_len = location & LARGE_VALUE
+        segment = self._slots[slot]
+        active_slot, flushed, buffer = self._active.pending
+        if slot == active_slot and offset >= flushed:
+            pread: Callable[[int, int], bytes] = functools.partial(_read_buffer, buffer, flushed)
+        else:
+            pread = segment.pread
         if value_len == LARGE_VALUE:
-            value_len = RECORD_HEADER.unpack(segment.read_at(offset, RECORD_HEADER_SIZE))[4]
+            value_len = RECORD_HEADER.unpack(pread(RECORD_HEADER_SIZE, offset))[4]
         key_end = RECORD_HEADER_SIZE + len(key)
-        data = segment.read_at(offset, key_end + value_len)
+        data = pread(key_end + value_len, offset)
         if (
             len(data) != key_end + value_len
-            or crc32c(memoryview(data)[4:]) != RECORD_HEADER.unpack_from(data)[0]
+            or crc32c(memoryview(data)[4:]) != CRC_FIELD.unpack_from(data)[0]
             or data[4] != RecordType.PUT
             or data[RECORD_HEADER_SIZE:key_end] != key
         ):
@@ -373,15 +390,7 @@ class Store(MutableMapping[bytes, bytes]):
         record = encode_put(self._clock.now_ms(), key, value)
         value_len = len(value) if len(value) < LARGE_VALUE else LARGE_VALUE
         with self._lock:
-            if self._refusal is not None:
-                raise self._refused()
-            active = self._active
-            if active.size() + len(record) > self.segment_size and active.records:
-                active = self._rotate()
-            offset = active.append(record)
-            location = (active.slot << SLOT_SHIFT) | (offset << LEN_BITS) | value_len
-            self._after_append(active)
-            self._index[key] = location
+            self._index[key] = self._append(record) | value_len
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.put(key, value)
@@ -390,16 +399,11 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-5: remove ``key``; returns whether it was there. A missing key writes nothing."""
         key = _check_key(key)
         with self._lock:
-            if self._refusal is not None:
-                raise self._refused()
             if key not in self._index:
+                if self._refusal is not None:
+                    raise self._refused()
                 return False
-            record = encode_record(RecordType.DELETE, self._clock.now_ms(), key)
-            active = self._active
-            if active.size() + len(record) > self.segment_size and active.records:
-                active = self._rotate()
-            active.append(record)
-            self._after_append(active)
+            self._append(encode_record(RecordType.DELETE, self._clock.now_ms(), key))
             del self._index[key]
             return True
 
@@ -407,14 +411,26 @@ class Store(MutableMapping[bytes, bytes]):
         if not self.delete(key):
             raise KeyError(key)
 
-    def _after_append(self, active: ActiveSegment) -> None:
-        """Apply the fsync policy to a record just buffered; called with the write lock held."""
+    def _append(self, record: bytes) -> int:
+        """Append ``record`` under the fsync policy; returns its location less the value length.
+
+        Called with the write lock held. Rotates first if the record would overfill the active
+        segment (ENG-9); under ``always`` returns only once the record is durable (ENG-14).
+        """
+        if self._refusal is not None:
+            raise self._refused()
+        active = self._active
+        if active.end + len(record) > self.segment_size and active.records:
+            active = self._rotate()
+        try:
+            offset = active.append(record)
+        except OSError as exc:
+            raise self._fail("write", exc) from exc
         if self._sync_each_write:
             self._flush_and_sync()
         else:
             self._unsynced = True
-            if active.unflushed >= WRITE_BUFFER_SIZE:
-                self._flush()
+        return (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
 
     def _flush(self) -> None:
         try:
@@ -449,8 +465,7 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-9, ENG-10: seal the active segment (durable first), then start the next one."""
         old = self._active
         self._flush_and_sync()
-        free = [slot for slot, segment in enumerate(self._slots) if segment is None]
-        slot = free[0] if free else len(self._slots)
+        slot = len(self._slots)
         if slot >= MAX_SLOTS:
             raise CatlogError(f"{self.path}: more than {MAX_SLOTS} open segments")
         try:
@@ -458,10 +473,7 @@ class Store(MutableMapping[bytes, bytes]):
         except OSError as exc:
             raise self._fail("creating a segment", exc) from exc
         self._slots[old.slot] = old.seal()
-        if slot == len(self._slots):
-            self._slots.append(new)
-        else:
-            self._slots[slot] = new
+        self._slots.append(new)
         self._active = new
         return new
 
@@ -527,8 +539,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _close_files(self) -> None:
         for segment in self._slots:
-            if segment is not None:
-                segment.file.close()
+            segment.file.close()
 
     def __enter__(self) -> Store:
         return self
@@ -549,12 +560,11 @@ class Store(MutableMapping[bytes, bytes]):
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
-            segments = [s for s in self._slots if s is not None]
             return StoreStats(
                 keys=len(self._index),
-                segments=len(segments),
+                segments=len(self._slots),
                 active_segment=segment_name(self._active.number),
-                disk_bytes=sum(s.size() for s in segments) - self._active.unflushed,
+                disk_bytes=sum(s.size() for s in self._slots) - self._active.unflushed,
                 unflushed_bytes=self._active.unflushed,
                 tail_repairs=tuple(self._tail_repairs),
             )

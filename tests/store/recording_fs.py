@@ -70,9 +70,9 @@ class RecordingFile:
     def size(self) -> int:
         return self._inner.size()
 
-    def read_at(self, offset: int, size: int) -> bytes:
-        self._fs.calls.append(("read_at", self._name))
-        return self._inner.read_at(offset, size)
+    def pread(self, size: int, offset: int) -> bytes:
+        self._fs.calls.append(("pread", self._name))
+        return self._inner.pread(size, offset)
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         self._fs.calls.append(("append", self._name))

@@ -270,4 +270,4 @@ def test_every_file_operation_goes_through_the_given_file_system(data_dir: str) 
         assert store[b"k4"] == b"v" * 40
     done = {op for op, _ in fs.calls}
     assert {"makedirs", "lock", "listdir", "open+create", "append", "sync", "sync_dir"} <= done
-    assert {"read_at", "close"} <= done
+    assert {"pread", "close"} <= done

@@ -72,7 +72,7 @@ def test_a_get_is_one_read_and_a_large_value_two(data_dir: str) -> None:
         store.put(b"large", b"L" * 70_000)
         fs.calls.clear()
         assert store[b"k3"] == b"v3"
-        assert fs.ops("read_at") == [segment_name(1)]
+        assert fs.ops("pread") == [segment_name(1)]
         fs.calls.clear()
         assert store[b"large"] == b"L" * 70_000
-        assert len(fs.ops("read_at")) == 2
+        assert len(fs.ops("pread")) == 2

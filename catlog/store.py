@@ -12,9 +12,11 @@ replaced whole or appended to, never changed in place (see :mod:`catlog.segment`
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
@@ -92,6 +94,20 @@ class StoreStats:
     disk_bytes: int
     unflushed_bytes: int
     tail_repairs: tuple[TailRepair, ...]
+
+
+_open_stores: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
+"""Stores not yet closed, by id: a Store is a mapping, so it is not hashable itself."""
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    """ENG-27: at a normal interpreter exit, close (so flush and fsync) every store left open."""
+    for store in list(_open_stores.values()):
+        try:
+            store.close()
+        except CatlogError:
+            log.exception("closing %s at exit failed", store.path)
 
 
 def open(  # the public name is catlog.open, like dbm.open and shelve.open
@@ -176,7 +192,7 @@ class Store(MutableMapping[bytes, bytes]):
         self._slots: list[Segment] = []
         self._tail_repairs: list[TailRepair] = []
         self._refusal: CatlogError | None = None
-        self._closed = False
+        self._closed = True  # until the directory is locked and recovered
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
 
@@ -195,6 +211,8 @@ class Store(MutableMapping[bytes, bytes]):
                 target=self._flush_loop, name=f"catlog-flush {self.path}", daemon=True
             )
             self._flusher.start()
+        self._closed = False
+        _open_stores[id(self)] = self
 
     # ----------------------------------------------------------------------------- opening
 
@@ -532,6 +550,7 @@ class Store(MutableMapping[bytes, bytes]):
                     self._flush_and_sync()
             finally:
                 self._closed = True
+                _open_stores.pop(id(self), None)
                 self._refusal = StoreClosedError(f"{self.path} is closed")
                 self._index = {}
                 self._close_files()
@@ -540,6 +559,11 @@ class Store(MutableMapping[bytes, bytes]):
     def _close_files(self) -> None:
         for segment in self._slots:
             segment.file.close()
+
+    def __del__(self) -> None:
+        """ENG-27: a store dropped without close() still releases its directory."""
+        if not getattr(self, "_closed", True):
+            self.close()
 
     def __enter__(self) -> Store:
         return self

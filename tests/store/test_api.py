@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -271,3 +273,24 @@ def test_every_file_operation_goes_through_the_given_file_system(data_dir: str) 
     done = {op for op, _ in fs.calls}
     assert {"makedirs", "lock", "listdir", "open+create", "append", "sync", "sync_dir"} <= done
     assert {"pread", "close"} <= done
+
+
+@pytest.mark.spec("ENG-27", "ENG-20")
+def test_a_store_dropped_without_close_releases_the_directory(data_dir: str) -> None:
+    store = catlog.open(data_dir)
+    store.put(b"k", b"v")
+    del store
+    with catlog.open(data_dir) as again:
+        assert again[b"k"] == b"v"
+
+
+@pytest.mark.spec("ENG-27", "ENG-16")
+def test_buffered_writes_of_an_unclosed_store_survive_a_normal_exit(data_dir: str) -> None:
+    program = (
+        "import catlog, sys\n"
+        "store = catlog.open(sys.argv[1], fsync='never', fsync_interval_ms=3600000)\n"
+        "store.put(b'k', b'v')\n"
+    )
+    subprocess.run([sys.executable, "-c", program, data_dir], check=True, timeout=60)
+    with catlog.open(data_dir) as store:
+        assert store[b"k"] == b"v"

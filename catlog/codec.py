@@ -12,6 +12,7 @@ tail to cut off or corruption to report is the recovery module's decision (REC-4
 from __future__ import annotations
 
 import enum
+import re
 import struct
 from dataclasses import dataclass
 from typing import Final
@@ -75,6 +76,10 @@ class DamageKind(enum.Enum):
     UNKNOWN_TYPE = "unknown record type"
     BAD_LENGTH = "length field out of range"
     BAD_DELETE = "delete record with a value"
+
+
+WRITTEN_WHOLE: Final = frozenset({DamageKind.UNKNOWN_TYPE, DamageKind.BAD_DELETE})
+"""REC-7: damage whose crc verified: the bytes were written whole, so no crash explains them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,12 +193,29 @@ def iter_records(data: bytes | memoryview, start: int) -> tuple[list[Record], Da
 
 
 def find_next_record(data: bytes | memoryview, start: int) -> int | None:
-    """The first offset at or after ``start`` where a record with a valid crc decodes.
+    """The first offset at or after ``start`` where a record's crc verifies, whatever its type.
 
-    Used only to describe damage (REC-6: whether valid records follow a torn region), never to
-    resume replay: a record found this way is reported, not applied.
+    Used only to describe damage (REC-4, REC-6: whether anything written whole follows it), never
+    to resume replay: a record found this way is reported, not applied. A record of a reserved
+    type counts too (REC-7): its bytes were written whole, so the damage before it is no torn tail.
+    Runs of zero bytes, the commonest torn tail, are skipped in one search rather than tried at
+    every offset, since a zero-filled header never verifies.
     """
-    for offset in range(start, len(data) - RECORD_HEADER_SIZE + 1):
-        if data[offset + 4] in KNOWN_TYPES and isinstance(decode_record(data, offset), Record):
+    last = len(data) - RECORD_HEADER_SIZE
+    offset = start
+    while offset <= last:
+        if data[offset : offset + RECORD_HEADER_SIZE] == _ZERO_HEADER:
+            nonzero = _NONZERO.search(data, offset)
+            if nonzero is None:
+                return None
+            offset = max(offset + 1, nonzero.start() - RECORD_HEADER_SIZE + 1)
+            continue
+        result = decode_record(data, offset)
+        if isinstance(result, Record) or result.kind in WRITTEN_WHOLE:
             return offset
+        offset += 1
     return None
+
+
+_ZERO_HEADER: Final = bytes(RECORD_HEADER_SIZE)
+_NONZERO: Final = re.compile(rb"[^\x00]")

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Final
 
-from .codec import Damage, DamageKind, HeaderStatus
+from .codec import WRITTEN_WHOLE, Damage, HeaderStatus
 
 
 class Action(enum.Enum):
@@ -54,13 +53,9 @@ def judge_header(
     return Verdict(Action.CORRUPT, 0, _with_follower(status.value, next_record))
 
 
-WHOLE_BUT_INVALID: Final = frozenset({DamageKind.UNKNOWN_TYPE, DamageKind.BAD_DELETE})
-"""REC-7: damage whose crc verified: the bytes were written whole, so no crash explains them."""
-
-
 def judge_damage(damage: Damage, *, newest: bool, next_record: int | None) -> Verdict:
     """REC-4, REC-6, REC-7: what to do when replay of a segment stopped at ``damage``."""
-    if newest and next_record is None and damage.kind not in WHOLE_BUT_INVALID:
+    if newest and next_record is None and damage.kind not in WRITTEN_WHOLE:
         return Verdict(Action.TRUNCATE_TAIL, damage.offset, damage.reason)
     return Verdict(Action.CORRUPT, damage.offset, _with_follower(damage.reason, next_record))
 

@@ -73,9 +73,13 @@ class ActiveSegment(Segment):
     def create(cls, fs: FileSystem, directory: str, number: int, slot: int) -> ActiveSegment:
         """Create a new segment with its header, durable before any record goes in (ENG-10)."""
         file = fs.open(f"{directory}/{segment_name(number)}", writable=True, create=True)
-        file.append(encode_segment_header())
-        file.sync()
-        fs.sync_dir(directory)
+        try:
+            file.append(encode_segment_header())
+            file.sync()
+            fs.sync_dir(directory)
+        except BaseException:
+            file.close()
+            raise
         return cls(file, number, slot, records=0)
 
     def size(self) -> int:

@@ -350,7 +350,7 @@ class Store(MutableMapping[bytes, bytes]):
         else:
             pread = segment.pread
         if value_len == LARGE_VALUE:
-            value_len = RECORD_HEADER.unpack(pread(RECORD_HEADER_SIZE, offset))[4]
+            value_len = self._large_value_len(segment, pread, offset)
         key_end = RECORD_HEADER_SIZE + len(key)
         data = pread(key_end + value_len, offset)
         if (
@@ -361,6 +361,22 @@ class Store(MutableMapping[bytes, bytes]):
         ):
             raise self._read_corruption(segment, offset, data, key)
         return data[key_end:]
+
+    def _large_value_len(
+        self, segment: Segment, pread: Callable[[int, int], bytes], offset: int
+    ) -> int:
+        """The value length of a large record, read from its header and checked (REC-3)."""
+        header = pread(RECORD_HEADER_SIZE, offset)
+        if len(header) < RECORD_HEADER_SIZE:
+            reason = f"record header cut short at {len(header)} bytes"
+        else:
+            value_len: int = RECORD_HEADER.unpack(header)[4]
+            if LARGE_VALUE <= value_len <= MAX_VALUE_SIZE:
+                return value_len
+            reason = f"length field out of range: value_len={value_len}"
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")
+        raise CorruptionError(segment.file.path, offset, reason)
 
     def _read_corruption(
         self, segment: Segment, offset: int, data: bytes, key: bytes

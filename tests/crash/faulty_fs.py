@@ -34,7 +34,7 @@ Operation = Literal[
     "sync_dir",
     "lock",
     "size",
-    "read_at",
+    "pread",
     "append",
     "truncate",
     "sync",
@@ -62,9 +62,9 @@ class FaultyFileSystem:
     trace: list[tuple[str, str]] = field(default_factory=list)
     """Every call in order, as ``(operation, path)``, for tests of what happens before what."""
     largest_read: int = 0
-    """The biggest ``size`` any ``read_at`` asked for: a damaged length must not inflate it."""
+    """The biggest ``size`` any ``pread`` asked for: a damaged length must not inflate it."""
     read_limit: int | None = None
-    """A ``read_at`` asking for more raises ``MemoryError``, as it would on a smaller machine
+    """A ``pread`` asking for more raises ``MemoryError``, as it would on a smaller machine
     (``os.pread`` allocates the whole buffer before it reads)."""
     _faults: dict[str, _Fault] = field(default_factory=dict)
 
@@ -173,12 +173,12 @@ class FaultyFile:
         self._fs.maybe_fail("size", self._path)
         return self._inner.size()
 
-    def read_at(self, offset: int, size: int) -> bytes:
-        self._fs.maybe_fail("read_at", self._path)
+    def pread(self, size: int, offset: int) -> bytes:
+        self._fs.maybe_fail("pread", self._path)
         self._fs.largest_read = max(self._fs.largest_read, size)
         if self._fs.read_limit is not None and size > self._fs.read_limit:
-            raise MemoryError(f"read_at({offset}, {size}) of {self._path}")
-        return self._inner.read_at(offset, size)
+            raise MemoryError(f"pread({size}, {offset}) of {self._path}")
+        return self._inner.pread(size, offset)
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         fault = self._fs.check("append", self._path)
@@ -197,6 +197,8 @@ class FaultyFile:
         self._inner.sync()
 
     def close(self) -> None:
+        # Counted but never failed: the engine cannot act on a failed close, and Linux closes
+        # the descriptor even when close reports an error.
         self._fs.check("close", self._path)
         self._inner.close()
 

@@ -158,3 +158,18 @@ def test_next_valid_record_is_found_after_garbage() -> None:
     data = b"\0" * 40 + record
     assert codec.find_next_record(data, 0) == 40
     assert codec.find_next_record(b"\0" * 100, 0) is None
+
+
+@pytest.mark.spec("REC-4", "REC-7")
+def test_a_whole_record_of_a_reserved_type_counts_as_a_follower() -> None:
+    data = b"garbage!" * 3 + _with_valid_crc(3, b"k", b"v")
+    assert codec.find_next_record(data, 0) == 24
+
+
+@pytest.mark.spec("REC-4")
+def test_a_long_zero_filled_tail_is_searched_in_one_pass() -> None:
+    """A zero run is skipped by a search, not tried at each of its 16 million offsets."""
+    record = encode_put(7, b"k", b"v")
+    assert codec.find_next_record(bytes(16 << 20), 0) is None
+    assert codec.find_next_record(bytes(16 << 20) + record, 5) == 16 << 20
+    assert codec.find_next_record(b"\1" + bytes(100) + record, 0) == 101

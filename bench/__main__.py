@@ -10,6 +10,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +67,29 @@ def _filesystem(path: str) -> str:
     return f"{best[1]} at {best[0] or '?'}"
 
 
+def _revision() -> str:
+    """The commit measured, marked ``+dirty`` when catlog/ has uncommitted edits (read-only git)."""
+    repository = str(Path(__file__).resolve().parent.parent)
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=repository,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        edits = subprocess.run(
+            ["git", "status", "--porcelain", "--", "catlog"],
+            cwd=repository,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}+dirty" if edits else head
+
+
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
     found["lmdb (C library)"] = ".".join(map(str, lmdb.version()))
@@ -86,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, repeats=args.repeats)
     names = args.only or list(WORKLOADS)
     root = tempfile.mkdtemp(prefix="catlog-bench-", dir=args.tmp)
+    machine: dict[str, object] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "filesystem": _filesystem(root),
+    }
+    revision = _revision()
     run = Run(root, sizes)
     outcomes: list[Outcome] = []
     started = time.time()
@@ -96,20 +127,23 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {time.perf_counter() - began:.1f} s", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+    caveat = " (--quick: too small to judge the targets by)" if args.quick else ""
     print(markdown(outcomes))
+    print(
+        f"\ncatlog {revision}, Python {platform.python_version()}, {machine['platform']},"
+        f" {machine['cpus']} CPUs, stores on {machine['filesystem']};"
+        f" best of {sizes.repeats} runs{caveat}."
+    )
     context: dict[str, object] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 1),
         "argv": sys.argv[1:] if argv is None else argv,
         "quick": args.quick,
         "sizes": asdict(sizes),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "filesystem": _filesystem(root),
-        },
+        "machine": machine,
         "versions": _versions(),
+        "catlog revision": revision,
     }
     write_json(args.json, outcomes, context)
     print(f"\nresults written to {args.json}", file=sys.stderr)

@@ -4,7 +4,13 @@ A fresh process, because memory freed inside a long-lived one is not given back 
 predictably (pymalloc keeps arenas, glibc keeps heap): the earlier workloads would leave the
 parent's RSS shaped by their garbage. The child imports everything first, takes a baseline,
 opens the store (or builds the reference dict), collects garbage and measures again, so the
-difference is what the open store keeps: its index, keys included.
+difference is what the open store keeps.
+
+RSS is split in two. *Anonymous* resident memory (RSS less its file-backed, shared part) is the
+process's own heap: the index, keys included, and the figure the target is about. *File-backed*
+resident memory is page cache mapped into the process, which a store that reads its segments
+through ``mmap`` gains as it touches them; the kernel can drop those pages under pressure, so
+they are reported beside the figure rather than added to it.
 
 Run as ``python -m bench.memory KIND PATH KEYS``; it prints one JSON object.
 """
@@ -16,6 +22,7 @@ import json
 import random
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -32,8 +39,18 @@ KINDS: Final = ("catlog", "semidbm", "dict")
 REPOSITORY: Final = Path(__file__).resolve().parent.parent
 
 
-def _rss() -> int:
-    return int(psutil.Process().memory_info().rss)
+@dataclass(frozen=True, slots=True)
+class PerKey:
+    """Bytes per key the open store added to the process, by kind of resident memory."""
+
+    anonymous: float
+    file_backed: float
+
+
+def _resident() -> tuple[int, int]:
+    """(anonymous, file-backed) resident bytes; psutil's ``shared`` is statm's file-backed RSS."""
+    info = psutil.Process().memory_info()
+    return int(info.rss) - int(info.shared), int(info.shared)
 
 
 def _reference_dict(keys: int) -> dict[bytes, tuple[int, int, int]]:
@@ -46,7 +63,7 @@ def _reference_dict(keys: int) -> dict[bytes, tuple[int, int, int]]:
 def child(kind: str, path: str, keys: int) -> dict[str, int]:
     """The measurement itself; runs in the child process."""
     gc.collect()
-    before = _rss()
+    anonymous, file_backed = _resident()
     if kind == "catlog":
         held: object = catlog.open(path, fsync="never")
     elif kind == "semidbm":
@@ -56,15 +73,19 @@ def child(kind: str, path: str, keys: int) -> dict[str, int]:
     else:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
     gc.collect()
-    after = _rss()
+    anonymous_after, file_backed_after = _resident()
     if isinstance(held, catlog.Store):
         assert len(held) == keys, "the store must hold the keys the parent built"
         held.close()
-    return {"before": before, "after": after, "keys": keys}
+    return {
+        "keys": keys,
+        "anonymous": anonymous_after - anonymous,
+        "file_backed": file_backed_after - file_backed,
+    }
 
 
-def measure(kind: str, path: str, keys: int) -> float:
-    """Bytes of resident memory per key that ``kind`` keeps for the ``keys`` keys in ``path``."""
+def measure(kind: str, path: str, keys: int) -> PerKey:
+    """What ``kind`` keeps resident, per key, once open on the ``keys`` keys in ``path``."""
     # ``-m`` from the repository root: bench/ is not installed, it is found beside catlog/.
     done = subprocess.run(
         [sys.executable, "-m", "bench.memory", kind, path, str(keys)],
@@ -74,7 +95,7 @@ def measure(kind: str, path: str, keys: int) -> float:
         check=True,
     )
     found = json.loads(done.stdout)
-    return (int(found["after"]) - int(found["before"])) / keys
+    return PerKey(int(found["anonymous"]) / keys, int(found["file_backed"]) / keys)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from .codec import SEGMENT_HEADER_SIZE, encode_segment_header
+from .codec import encode_segment_header
 from .fs import File, FileSystem
 
 WRITE_BUFFER_SIZE: Final = 64 * 1024
@@ -58,16 +58,15 @@ class Segment:
 class ActiveSegment(Segment):
     """The newest segment, the only one appended to, with its write buffer."""
 
-    __slots__ = ("_buffer", "_flushed", "end", "pending", "records")
+    __slots__ = ("_buffer", "_flushed", "end", "pending")
 
-    def __init__(self, file: File, number: int, slot: int, records: int) -> None:
+    def __init__(self, file: File, number: int, slot: int) -> None:
         super().__init__(file, number, slot)
         self._flushed = file.size()
         self.end = self._flushed
         """Where the next record will go: the segment's size, buffered bytes included."""
         self._buffer = bytearray()
         self.pending: tuple[int, int, bytearray] = (slot, self._flushed, self._buffer)
-        self.records = records
 
     @classmethod
     def create(cls, fs: FileSystem, directory: str, number: int, slot: int) -> ActiveSegment:
@@ -80,7 +79,7 @@ class ActiveSegment(Segment):
         except BaseException:
             file.close()
             raise
-        return cls(file, number, slot, records=0)
+        return cls(file, number, slot)
 
     def size(self) -> int:
         return self.end
@@ -90,7 +89,6 @@ class ActiveSegment(Segment):
         offset = self.end
         self._buffer += record
         self.end = offset + len(record)
-        self.records += 1
         if len(self._buffer) >= WRITE_BUFFER_SIZE:
             self.flush()
         return offset
@@ -112,8 +110,3 @@ class ActiveSegment(Segment):
         """The read-only view of this segment once it stops being active."""
         assert not self._buffer, "seal() needs a flushed segment: the buffer would be lost"
         return Segment(self.file, self.number, self.slot)
-
-
-def has_records(size: int) -> bool:
-    """Whether a segment of ``size`` bytes holds anything past its header."""
-    return size > SEGMENT_HEADER_SIZE

@@ -34,7 +34,6 @@ from .codec import (
     SEGMENT_HEADER_SIZE,
     RecordType,
     decode_segment_header,
-    encode_put,
     encode_record,
     encode_segment_header,
     find_next_record,
@@ -73,6 +72,7 @@ DEFAULT_SEGMENT_SIZE: Final = 64 * 1024 * 1024
 MIN_SEGMENT_SIZE: Final = 64
 DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
 LOCK_NAME: Final = "LOCK"
+_PUT: Final = int(RecordType.PUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +186,7 @@ class Store(MutableMapping[bytes, bytes]):
         self.fsync_interval_ms: Final = fsync_interval_ms
         self._fs: Final = fs if fs is not None else OsFileSystem()
         self._clock: Final = clock if clock is not None else SystemClock()
+        self._now_ms = self._clock.now_ms
         self._sync_each_write: Final = fsync == "always"
         self._lock = threading.Lock()
         self._index: dict[bytes, int] = {}
@@ -254,13 +255,13 @@ class Store(MutableMapping[bytes, bytes]):
         number, slot = numbers[-1], len(numbers) - 1
         file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
         self._slots.append(Segment(file, number, slot))
-        records = self._replay(file, slot, newest=True)
-        active = ActiveSegment(file, number, slot, records)
+        self._replay(file, slot, newest=True)
+        active = ActiveSegment(file, number, slot)
         self._slots[slot] = active
         return active
 
-    def _replay(self, file: File, slot: int, *, newest: bool) -> int:
-        """Apply one segment to the index; returns how many records it holds."""
+    def _replay(self, file: File, slot: int, *, newest: bool) -> None:
+        """Apply one segment to the index, repairing a torn tail of the newest one."""
         size = file.size()
         if size > MAX_SEGMENT_SIZE:
             raise CorruptionError(
@@ -275,19 +276,15 @@ class Store(MutableMapping[bytes, bytes]):
         if verdict.action is Action.ACCEPT:
             result = replay_segment(data, SEGMENT_HEADER_SIZE, slot, self._index)
             if result.damage is None:
-                return result.records
+                return
             follower = find_next_record(data, result.damage.offset + 1)
             verdict = judge_damage(result.damage, newest=newest, next_record=follower)
-            records = result.records
-        else:
-            records = 0
         if verdict.action is Action.UNSUPPORTED:
             raise UnsupportedFormatError(file.path, version)
         if verdict.action is Action.CORRUPT:
             raise CorruptionError(file.path, verdict.offset, verdict.reason)
         assert verdict.action is Action.TRUNCATE_TAIL, "judge_* returns one of four actions"
         self._cut_tail(file, data, verdict)
-        return records
 
     def _cut_tail(self, file: File, data: bytes, verdict: Verdict) -> None:
         """REC-4: copy the torn bytes aside, then truncate; a lost header is written anew."""
@@ -421,7 +418,7 @@ class Store(MutableMapping[bytes, bytes]):
             key = _check_key(key)
         if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
             value = _check_value(value)
-        record = encode_put(self._clock.now_ms(), key, value)
+        record = encode_record(_PUT, self._now_ms(), key, value)
         value_len = len(value) if len(value) < LARGE_VALUE else LARGE_VALUE
         with self._lock:
             self._index[key] = self._append(record) | value_len
@@ -437,7 +434,7 @@ class Store(MutableMapping[bytes, bytes]):
                 if self._refusal is not None:
                     raise self._refused()
                 return False
-            self._append(encode_record(RecordType.DELETE, self._clock.now_ms(), key))
+            self._append(encode_record(RecordType.DELETE, self._now_ms(), key))
             del self._index[key]
             return True
 
@@ -454,7 +451,7 @@ class Store(MutableMapping[bytes, bytes]):
         if self._refusal is not None:
             raise self._refused()
         active = self._active
-        if active.end + len(record) > self.segment_size and active.records:
+        if active.end + len(record) > self.segment_size and active.end > SEGMENT_HEADER_SIZE:
             active = self._rotate()
         try:
             offset = active.append(record)

@@ -1,8 +1,14 @@
-"""Many threads on one store (ENG-21): one order of writes, reads that never see a mix."""
+"""Many threads on one store (ENG-21): one order of writes, reads that never see a mix.
+
+The readers yield the GIL after each read. A get never releases it (reads slice a memory map),
+so readers spinning without a pause starve writers that contend for the write lock: each hand-off
+of the lock then waits out other threads' 5 ms GIL intervals, and this test took minutes.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -30,6 +36,7 @@ def test_readers_see_whole_values_while_writers_overwrite(
                 value = store.get(b"shared")
                 if value not in values:
                     errors.append(repr(value)[:80])
+                time.sleep(0)
 
         readers = [threading.Thread(target=read) for _ in range(3)]
         writers = [threading.Thread(target=write, args=(w,)) for w in range(4)]

@@ -20,7 +20,6 @@ from catlog.codec import (
     RecordType,
     decode_record,
     decode_segment_header,
-    encode_put,
     encode_record,
     encode_segment_header,
 )
@@ -51,16 +50,15 @@ def test_crc_is_castagnoli_with_its_published_check_value() -> None:
 @pytest.mark.spec("FMT-4", "FMT-5")
 @given(st.integers(0, 2**64 - 1), keys, values)
 def test_put_round_trips_through_the_decoder(timestamp: int, key: bytes, value: bytes) -> None:
-    data = b"junk" + encode_put(timestamp, key, value)
+    data = b"junk" + encode_record(RecordType.PUT, timestamp, key, value)
     record = decode_record(data, 4)
     assert record == Record(RecordType.PUT, timestamp, key, value, 4, len(data) - 4)
-    assert encode_put(timestamp, key, value) == encode_record(RecordType.PUT, timestamp, key, value)
 
 
 @pytest.mark.spec("FMT-4")
 def test_large_values_round_trip() -> None:
     value = bytes(range(256)) * 4096
-    record = decode_record(encode_put(1, b"k", value), 0)
+    record = decode_record(encode_record(RecordType.PUT, 1, b"k", value), 0)
     assert isinstance(record, Record)
     assert record.value == value
 
@@ -80,7 +78,7 @@ def test_any_single_flipped_bit_is_detected(
 
 @pytest.mark.spec("FMT-11")
 def test_records_follow_each_other_without_padding() -> None:
-    first = encode_put(1, b"a", b"xyz")
+    first = encode_record(RecordType.PUT, 1, b"a", b"xyz")
     second = encode_record(RecordType.DELETE, 2, b"a")
     records, damage = codec.iter_records(first + second, 0)
     assert damage is None
@@ -100,7 +98,7 @@ def test_lengths_beyond_the_limits_are_damage_without_reading_them(klen: int, vl
 
 @pytest.mark.spec("REC-3")
 def test_a_record_running_past_the_end_is_incomplete() -> None:
-    encoded = encode_put(1, b"key", b"value")
+    encoded = encode_record(RecordType.PUT, 1, b"key", b"value")
     for cut in range(len(encoded)):
         result = decode_record(encoded[:cut], 0)
         assert isinstance(result, Damage)
@@ -154,7 +152,7 @@ def test_segment_header_statuses() -> None:
 
 @pytest.mark.spec("REC-4")
 def test_next_valid_record_is_found_after_garbage() -> None:
-    record = encode_put(7, b"k", b"v")
+    record = encode_record(RecordType.PUT, 7, b"k", b"v")
     data = b"\0" * 40 + record
     assert codec.find_next_record(data, 0) == 40
     assert codec.find_next_record(b"\0" * 100, 0) is None
@@ -169,7 +167,7 @@ def test_a_whole_record_of_a_reserved_type_counts_as_a_follower() -> None:
 @pytest.mark.spec("REC-4")
 def test_a_long_zero_filled_tail_is_searched_in_one_pass() -> None:
     """A zero run is skipped by a search, not tried at each of its 16 million offsets."""
-    record = encode_put(7, b"k", b"v")
+    record = encode_record(RecordType.PUT, 7, b"k", b"v")
     assert codec.find_next_record(bytes(16 << 20), 0) is None
     assert codec.find_next_record(bytes(16 << 20) + record, 5) == 16 << 20
     assert codec.find_next_record(b"\1" + bytes(100) + record, 0) == 101

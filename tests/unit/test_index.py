@@ -67,8 +67,12 @@ def test_replay_stops_exactly_where_the_reference_decoder_finds_damage(
         position = data.draw(st.integers(0, len(blob) - 1))
         blob[position] = data.draw(st.integers(0, 255))
     records, damage = codec.iter_records(bytes(blob), 0)
-    result = replay_segment(bytes(blob), 0, 0, {})
-    assert result.records == len(records)
+    index: dict[bytes, int] = {}
+    result = replay_segment(bytes(blob), 0, 0, index)
+    assert result.end == (damage.offset if damage else len(blob))
+    assert {k: unpack_location(v)[1] for k, v in index.items()} == {
+        r.key: r.offset for r in records
+    }
     if damage is None:
         assert result.damage is None
     else:

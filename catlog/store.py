@@ -559,7 +559,7 @@ class Store(MutableMapping[bytes, bytes]):
             if self._closed:
                 return
             try:
-                if self._refusal is None:
+                if self._refusal is None and (self._unsynced or self._active.unflushed):
                     self._flush_and_sync()
             finally:
                 self._closed = True

@@ -130,4 +130,9 @@ class StoreMatchesDict(RuleBasedStateMachine):
     "ENG-1", "ENG-4", "ENG-5", "ENG-6", "ENG-7", "ENG-9", "ENG-13", "FMT-14", "ENG-18"
 )
 class TestStoreMatchesDict(StoreMatchesDict.TestCase):  # type: ignore[valid-type,misc]
-    settings = settings(stateful_step_count=50)
+    """Under the ``ci`` profile: 300 programs of up to 50 steps, about 20,000 steps in all."""
+
+    settings = settings(
+        stateful_step_count=50,
+        max_examples=max(300, settings.default.max_examples),
+    )

@@ -134,5 +134,5 @@ class TestStoreMatchesDict(StoreMatchesDict.TestCase):  # type: ignore[valid-typ
 
     settings = settings(
         stateful_step_count=50,
-        max_examples=max(300, settings.default.max_examples),
+        max_examples=max(300, settings().max_examples),
     )

@@ -196,6 +196,14 @@ class Store(MutableMapping[bytes, bytes]):
         self._closed = True  # until the directory is locked and recovered
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
+        self._appended = 0
+        """Tickets handed out: the number of records appended since open (ENG-28)."""
+        self._durable = 0
+        """The highest ticket that is durable and has taken effect; read under _commit."""
+        self._pending: list[tuple[int, bytes, int | None]] = []
+        """Under always: (ticket, key, location or None for a delete) not yet durable."""
+        self._commit = threading.Condition(threading.Lock())
+        self._committing = False
 
         self._fs.makedirs(self.path)
         self._dir_lock = self._take_lock()
@@ -421,32 +429,71 @@ class Store(MutableMapping[bytes, bytes]):
         record = encode_record(_PUT, self._now_ms(), key, value)
         value_len = len(value) if len(value) < LARGE_VALUE else LARGE_VALUE
         with self._lock:
-            self._index[key] = self._append(record) | value_len
+            location = self._append(record) | value_len
+            if not self._sync_each_write:
+                self._index[key] = location
+                return
+            ticket = self._appended
+            self._pending.append((ticket, key, location))
+        self.wait_durable(ticket)
+
+    def put_nowait(self, key: bytes, value: bytes) -> int:
+        """ENG-28: append a PUT and return its ticket without waiting for it to be durable.
+
+        Under ``fsync="always"`` the write takes effect (becomes visible) when
+        :meth:`wait_durable` of its ticket, or of a later one, returns. This is how the server
+        lets many clients' writes share one fsync without a thread per write.
+        """
+        key = _check_key(key)
+        value = _check_value(value)
+        record = encode_record(_PUT, self._now_ms(), key, value)
+        with self._lock:
+            location = self._append(record) | min(len(value), LARGE_VALUE)
+            if self._sync_each_write:
+                self._pending.append((self._appended, key, location))
+            else:
+                self._index[key] = location
+            return self._appended
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.put(key, value)
 
     def delete(self, key: bytes) -> bool:
         """ENG-5: remove ``key``; returns whether it was there. A missing key writes nothing."""
+        existed, ticket = self.delete_nowait(key)
+        if existed:
+            self.wait_durable(ticket)
+        return existed
+
+    def delete_nowait(self, key: bytes) -> tuple[bool, int]:
+        """ENG-28: append a DELETE if ``key`` has a value; returns that, and the ticket to wait on.
+
+        Whether the key has a value is judged on the writes that have taken effect: a PUT still
+        waiting for its fsync has not, so deleting its key concurrently is a no-op ordered before
+        it (ENG-21).
+        """
         key = _check_key(key)
         with self._lock:
             if key not in self._index:
                 if self._refusal is not None:
                     raise self._refused()
-                return False
+                return False, self._appended
             self._append(encode_record(RecordType.DELETE, self._now_ms(), key))
-            del self._index[key]
-            return True
+            if self._sync_each_write:
+                self._pending.append((self._appended, key, None))
+            else:
+                del self._index[key]
+            return True, self._appended
 
     def __delitem__(self, key: bytes) -> None:
         if not self.delete(key):
             raise KeyError(key)
 
     def _append(self, record: bytes) -> int:
-        """Append ``record`` under the fsync policy; returns its location less the value length.
+        """Buffer ``record`` in the active segment; returns its location less the value length.
 
         Called with the write lock held. Rotates first if the record would overfill the active
-        segment (ENG-9); under ``always`` returns only once the record is durable (ENG-14).
+        segment (ENG-9). Counts the record in :attr:`_appended`, whose value is its ticket.
         """
         if self._refusal is not None:
             raise self._refused()
@@ -457,11 +504,79 @@ class Store(MutableMapping[bytes, bytes]):
             offset = active.append(record)
         except OSError as exc:
             raise self._fail("write", exc) from exc
-        if self._sync_each_write:
-            self._flush_and_sync()
-        else:
-            self._unsynced = True
+        self._appended += 1
+        self._unsynced = True
         return (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
+
+    # ----------------------------------------------------------------------------- group commit
+
+    def wait_durable(self, ticket: int) -> None:
+        """ENG-14, ENG-29: return once the write with ``ticket`` is durable and has taken effect.
+
+        Group commit: the first waiter to find no fsync in flight becomes the *leader*. It takes
+        every record appended so far, fsyncs them with no lock held (so other writers go on
+        appending behind it), applies their effects to the index in ticket order, and wakes the
+        others; a waiter whose ticket that fsync covered returns, the rest elect the next leader.
+        Under ``interval`` and ``never`` a write is as durable as its policy promises when it is
+        appended, so this returns at once.
+        """
+        if not self._sync_each_write:
+            return
+        while True:
+            with self._commit:
+                while True:
+                    if self._durable >= ticket:
+                        return
+                    if self._refusal is not None:
+                        raise self._refused()
+                    if not self._committing:
+                        self._committing = True
+                        break
+                    self._commit.wait()
+            try:
+                self._lead_commit()
+            finally:
+                with self._commit:
+                    self._committing = False
+                    self._commit.notify_all()
+
+    def _lead_commit(self) -> None:
+        """One group commit: flush under the write lock, fsync outside it, then take effect."""
+        with self._lock:
+            if self._refusal is not None or self._durable >= self._appended:
+                return
+            target = self._appended
+            self._flush()
+            file = self._active.file
+        try:
+            file.sync()
+        except OSError as exc:
+            with self._lock:
+                raise self._fail("fsync", exc) from exc
+        with self._lock:
+            self._take_effect(target)
+
+    def _take_effect(self, target: int) -> None:
+        """Apply the deferred effects of the writes up to ``target``, now durable, in order.
+
+        Called with the write lock held. Writes are applied in ticket order, which is append
+        order, so the index ends where replay after a crash would (REC-2).
+        """
+        pending = self._pending
+        done = 0
+        for ticket, key, location in pending:
+            if ticket > target:
+                break
+            if location is None:
+                self._index.pop(key, None)
+            else:
+                self._index[key] = location
+            done += 1
+        del pending[:done]
+        with self._commit:
+            if target > self._durable:
+                self._durable = target
+                self._commit.notify_all()
 
     def _flush(self) -> None:
         try:
@@ -470,7 +585,7 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("write", exc) from exc
 
     def _flush_and_sync(self) -> None:
-        """ENG-14, REC-10: flush and fsync the active segment; a failure stops all writing."""
+        """ENG-17, REC-10: flush and fsync the active segment; a failure stops all writing."""
         try:
             self._active.flush()
             self._active.file.sync()
@@ -478,6 +593,7 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("write or fsync", exc) from exc
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
+        self._take_effect(self._appended)
 
     def _fail(self, what: str, exc: OSError) -> StoreFailedError:
         error = StoreFailedError(
@@ -485,6 +601,9 @@ class Store(MutableMapping[bytes, bytes]):
             " is reopened, and writes not yet synced may be lost"
         )
         self._refusal = error
+        self._pending.clear()
+        with self._commit:
+            self._commit.notify_all()
         return error
 
     def _refused(self) -> CatlogError:
@@ -555,6 +674,9 @@ class Store(MutableMapping[bytes, bytes]):
         if self._flusher is not None:
             self._stop_flusher.set()
             self._flusher.join()
+        with self._commit:
+            while self._committing:
+                self._commit.wait()
         with self._lock:
             if self._closed:
                 return

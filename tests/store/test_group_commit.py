@@ -1,0 +1,169 @@
+"""Group commit (ENG-28, ENG-29): many writers, few fsyncs, no write acknowledged too early."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+
+import catlog
+from catlog.fs import File, FileLock, FileSystem, OsFileSystem
+from tests.crash.faulty_fs import FaultyFileSystem
+
+
+@dataclass
+class DurabilityWitness:
+    """A FileSystem that knows, for each file, which bytes a *completed* fsync has covered.
+
+    ``durable`` holds the bytes of each segment up to the size it had when its last completed
+    fsync began: exactly what the spec lets a writer rely on.
+    """
+
+    inner: FileSystem = field(default_factory=OsFileSystem)
+    written: dict[str, bytearray] = field(default_factory=dict)
+    durable: dict[str, bytes] = field(default_factory=dict)
+    syncs: int = 0
+    mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def open(self, path: str, *, writable: bool = False, create: bool = False) -> File:
+        file = self.inner.open(path, writable=writable, create=create)
+        with self.mutex:
+            self.written.setdefault(path, bytearray(file.pread(file.size(), 0)))
+        return WitnessFile(file, self)
+
+    def exists(self, path: str) -> bool:
+        return self.inner.exists(path)
+
+    def listdir(self, path: str) -> list[str]:
+        return self.inner.listdir(path)
+
+    def makedirs(self, path: str) -> None:
+        self.inner.makedirs(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        self.inner.rename(src, dst)
+
+    def remove(self, path: str) -> None:
+        self.inner.remove(path)
+
+    def sync_dir(self, path: str) -> None:
+        self.inner.sync_dir(path)
+
+    def lock(self, path: str) -> FileLock:
+        return self.inner.lock(path)
+
+    def durable_bytes(self) -> bytes:
+        with self.mutex:
+            return b"".join(self.durable.values())
+
+
+class WitnessFile:
+    def __init__(self, inner: File, fs: DurabilityWitness) -> None:
+        self._inner = inner
+        self._fs = fs
+
+    @property
+    def path(self) -> str:
+        return self._inner.path
+
+    def size(self) -> int:
+        return self._inner.size()
+
+    def pread(self, size: int, offset: int) -> bytes:
+        return self._inner.pread(size, offset)
+
+    def append(self, data: bytes | bytearray | memoryview) -> int:
+        with self._fs.mutex:
+            self._fs.written[self.path] += bytes(data)
+        return self._inner.append(data)
+
+    def truncate(self, size: int) -> None:
+        with self._fs.mutex:
+            del self._fs.written[self.path][size:]
+        self._inner.truncate(size)
+
+    def sync(self) -> None:
+        with self._fs.mutex:
+            covered = bytes(self._fs.written[self.path])
+        self._inner.sync()
+        with self._fs.mutex:
+            if len(covered) > len(self._fs.durable.get(self.path, b"")):
+                self._fs.durable[self.path] = covered
+            self._fs.syncs += 1
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@pytest.mark.spec("ENG-29", "ENG-14", "REC-8")
+def test_no_put_returns_before_an_fsync_covers_it_and_writers_share_fsyncs(data_dir: str) -> None:
+    fs = DurabilityWitness()
+    threads, per_thread = 16, 40
+    early: list[bytes] = []
+    with catlog.open(data_dir, fs=fs, fsync="always", segment_size=4096) as store:
+        start = threading.Barrier(threads)
+
+        def write(worker: int) -> None:
+            start.wait()
+            for n in range(per_thread):
+                key = b"w%02d-%03d" % (worker, n)
+                store.put(key, b"v" * 50)
+                if key not in fs.durable_bytes():
+                    early.append(key)
+
+        workers = [threading.Thread(target=write, args=(w,)) for w in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert len(store) == threads * per_thread
+    assert early == []
+    assert fs.syncs < threads * per_thread, "group commit shares fsyncs between writers"
+
+
+@pytest.mark.spec("ENG-28", "ENG-14")
+def test_a_write_appended_without_waiting_takes_effect_when_it_is_durable(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="always") as store:
+        store.put(b"k", b"old")
+        first = store.put_nowait(b"k", b"new")
+        assert store.get(b"k") == b"old", "not durable yet, so not visible"
+        existed, second = store.delete_nowait(b"gone")
+        assert (existed, second) == (False, first)
+        store.wait_durable(first)
+        assert store.get(b"k") == b"new"
+        existed, third = store.delete_nowait(b"k")
+        assert (existed, third) == (True, first + 1)
+        assert store.get(b"k") == b"new"
+        store.put_nowait(b"other", b"x")
+        store.wait_durable(third)
+        assert store.get(b"k") is None
+        assert store.get(b"other") == b"x", "one fsync covers every write appended before it"
+    with catlog.open(data_dir) as store:
+        assert store.get(b"k") is None
+
+
+@pytest.mark.spec("ENG-28")
+@pytest.mark.parametrize("policy", ["interval", "never"])
+def test_without_always_a_write_takes_effect_at_once(
+    data_dir: str, policy: catlog.FsyncPolicy
+) -> None:
+    with catlog.open(data_dir, fsync=policy) as store:
+        ticket = store.put_nowait(b"k", b"v")
+        assert store.get(b"k") == b"v"
+        store.wait_durable(ticket)
+        assert store.delete_nowait(b"k") == (True, ticket + 1)
+        assert b"k" not in store
+
+
+@pytest.mark.spec("ENG-28", "REC-10")
+def test_waiting_on_a_write_whose_fsync_failed_raises(data_dir: str) -> None:
+    fs = FaultyFileSystem()
+    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+        ticket = store.put_nowait(b"k", b"v")
+        fs.fail("sync")
+        with pytest.raises(catlog.StoreFailedError):
+            store.wait_durable(ticket)
+        with pytest.raises(catlog.StoreFailedError):
+            store.wait_durable(ticket)
+        assert store.get(b"k") is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -277,6 +278,72 @@ def durable_put(run: Run) -> list[Outcome]:
     ]
 
 
+# ------------------------------------------------------------------------------- group commit
+
+
+def _threaded_puts(path: str, threads: int, seconds: float, value: bytes) -> Sample:
+    """``threads`` writers each putting distinct keys into one ``fsync="always"`` store."""
+    store = peers.open_catlog(path, fsync="always")
+    counts = [0] * threads
+    start_line = threading.Barrier(threads + 1)
+
+    def writer(index: int) -> None:
+        put = store.put
+        prefix = b"%02d-" % index
+        start_line.wait()
+        deadline = time.perf_counter() + seconds
+        done = 0
+        while time.perf_counter() < deadline:
+            put(prefix + b"%08d" % done, value)
+            done += 1
+        counts[index] = done
+
+    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    start_line.wait()
+    began = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - began
+    store.close()
+    return Sample(sum(counts), elapsed)
+
+
+def group_commit(run: Run) -> list[Outcome]:
+    """Durable puts from 16 threads at once, against one writer: what group commit buys.
+
+    Under ``fsync="always"`` one writer pays one fsync per put; 16 writers share each fsync
+    (ENG-29), so their total rate should be many times the single writer's. The two take turns in
+    half-second slices, for the same reason as the durable-put workload.
+    """
+    slice_seconds = 0.5
+    rounds = max(1, round(run.sizes.durable_seconds * run.sizes.repeats / slice_seconds / 2))
+    value = dataset.values(1)[0]
+    slices: dict[str, list[Sample]] = {"1 writer": [], "16 writers": []}
+    for _ in range(rounds):
+        for name, threads in (("1 writer", 1), ("16 writers", 16)):
+            path = run.fresh_dir(f"group-{threads}")
+            slices[name].append(_threaded_puts(path, threads, slice_seconds, value))
+            shutil.rmtree(path)
+    timings = {
+        name: Timing((Sample(sum(s.ops for s in found), sum(s.seconds for s in found)),))
+        for name, found in slices.items()
+    }
+    many = _figure('catlog fsync="always", 16 writer threads', timings["16 writers"], "puts/s")
+    one = _figure('catlog fsync="always", 1 writer', timings["1 writer"], "puts/s")
+    return [
+        Outcome(
+            f"group commit: {rounds * slice_seconds:g} s each in {slice_seconds:g} s turns",
+            many,
+            (one,),
+            one.label,
+            Target(8.0, at_least=True),
+            ("each writer puts distinct 12-byte keys with 100-byte values.",),
+        )
+    ]
+
+
 # ------------------------------------------------------------------------------------- reopen
 
 
@@ -406,6 +473,7 @@ WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "fill": fill,
     "get": random_get,
     "durable": durable_put,
+    "group": group_commit,
     "reopen": reopen,
     "memory": index_memory,
     "floor": python_floor,

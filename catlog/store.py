@@ -445,11 +445,14 @@ class Store(MutableMapping[bytes, bytes]):
         :meth:`wait_durable` of its ticket, or of a later one, returns. This is how the server
         lets many clients' writes share one fsync without a thread per write.
         """
-        key = _check_key(key)
-        value = _check_value(value)
+        if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
+            key = _check_key(key)
+        if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
+            value = _check_value(value)
         record = encode_record(_PUT, self._now_ms(), key, value)
+        value_len = len(value) if len(value) < LARGE_VALUE else LARGE_VALUE
         with self._lock:
-            location = self._append(record) | min(len(value), LARGE_VALUE)
+            location = self._append(record) | value_len
             if self._sync_each_write:
                 self._pending.append((self._appended, key, location))
             else:

@@ -1,0 +1,735 @@
+"""The command layer: requests of either protocol run against a store (spec/protocol.md, 4-5).
+
+The server parses bytes into requests (:mod:`catlog.protocol`), hands each to this module and
+encodes what comes back. Nothing here touches a socket or the clock directly: a RESP
+:class:`Session` holds one connection's state (protocol version, client name, whether QUIT was
+seen) and :meth:`Session.execute` turns ``[b"SET", b"k", b"v"]`` into a reply value
+(:mod:`catlog.protocol.replies`); :func:`execute_line` does the same for the line protocol.
+
+The commands are data: :data:`COMMANDS` maps each name to a :class:`Command` with Redis's arity
+convention (``n``: exactly n words, the name included; ``-n``: at least n), the flags COMMAND
+reports, and the function that runs it. Errors use Redis 7's words (PROTO-29 .. PROTO-31).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+from . import __version__
+from .clock import Clock, SystemClock
+from .errors import CatlogError
+from .protocol import line
+from .protocol.pattern import glob_match
+from .protocol.replies import (
+    NULL_ARRAY,
+    OK,
+    PONG,
+    Error,
+    Map,
+    Reply,
+    RespSet,
+    SimpleString,
+    Verbatim,
+)
+from .store import Store
+
+REDIS_VERSION: Final = "7.2.0"
+"""The Redis version whose behaviour catlog follows; HELLO and INFO report it (PROTO-46)."""
+
+
+class KeyValueStore(Protocol):
+    """What the commands need from a store; :class:`catlog.Store` is one."""
+
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def put(self, key: bytes, value: bytes) -> None: ...
+
+    def delete(self, key: bytes) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+    def __contains__(self, key: object) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What INFO, HELLO and CONFIG GET say about the server around the sessions."""
+
+    tcp_port: int = 0
+    process_id: int = 0
+    os: str = ""
+    fsync: str = "always"
+    clock: Clock = field(default_factory=SystemClock)
+    started: float = 0.0
+    """The clock's monotonic reading when the server started, for uptime."""
+
+
+# ----------------------------------------------------------------------------------- SCAN
+
+_CURSOR_SHIFT: Final = 32
+_POSITION_MASK: Final = (1 << _CURSOR_SHIFT) - 1
+DEFAULT_SCAN_SNAPSHOTS: Final = 16
+
+
+class ScanCursors:
+    """The key-set snapshots of the SCANs in progress (PROTO-42, PROTO-43).
+
+    ``SCAN 0`` takes a snapshot of the keys; a cursor is the snapshot's serial number shifted
+    left by 32 bits, plus the position reached in it. One instance is shared by every session
+    of a server, so a cursor may be resumed on any connection. At most ``limit`` snapshots are
+    kept; starting one more forgets the least recently used, whose cursor then answers
+    ``ERR invalid cursor``.
+    """
+
+    def __init__(self, limit: int = DEFAULT_SCAN_SNAPSHOTS) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self._limit: Final = limit
+        self._snapshots: collections.OrderedDict[int, list[bytes]] = collections.OrderedDict()
+        self._serial = 0
+
+    def __len__(self) -> int:
+        return len(self._snapshots)
+
+    def begin(self, keys: list[bytes]) -> int:
+        self._serial += 1
+        self._snapshots[self._serial] = keys
+        while len(self._snapshots) > self._limit:
+            self._snapshots.popitem(last=False)
+        return self._serial
+
+    def find(self, serial: int) -> list[bytes] | None:
+        keys = self._snapshots.get(serial)
+        if keys is not None:
+            self._snapshots.move_to_end(serial)
+        return keys
+
+    def end(self, serial: int) -> None:
+        self._snapshots.pop(serial, None)
+
+
+# ----------------------------------------------------------------------------------- errors
+
+SYNTAX_ERROR: Final = Error("ERR syntax error")
+NOT_AN_INTEGER: Final = Error("ERR value is not an integer or out of range")
+INVALID_CURSOR: Final = Error("ERR invalid cursor")
+EXPIRY_UNSUPPORTED: Final = Error("ERR catlog does not support key expiry yet (EX, PX, EXAT, PXAT)")
+"""PROTO-36: SET's TTL options, until keys can expire."""
+
+
+def _text(data: bytes) -> str:
+    """Client bytes inside an error message; encode() gives back the same bytes."""
+    return data.decode("utf-8", "surrogateescape")
+
+
+def _c_string(data: bytes, limit: int) -> bytes:
+    """What C's ``%.<limit>s`` prints of ``data``: up to the first NUL, at most limit bytes."""
+    return data.split(b"\0", 1)[0][:limit]
+
+
+def unknown_command(args: list[bytes]) -> Error:
+    """PROTO-29: Redis 7's ``unknown command`` error, byte for byte (server.c)."""
+    shown = b""
+    for arg in args[1:]:
+        if len(shown) >= 128:
+            break
+        shown += b"'" + _c_string(arg, 128 - len(shown)) + b"' "
+    name = _c_string(args[0], 128)
+    return Error(_text(b"ERR unknown command '%b', with args beginning with: %b" % (name, shown)))
+
+
+def wrong_arity(name: str) -> Error:
+    """PROTO-30: ``name`` is Redis's full name: ``get``, or ``config|get`` for a subcommand."""
+    return Error(f"ERR wrong number of arguments for '{name}' command")
+
+
+def unknown_subcommand(args: list[bytes]) -> Error:
+    container = _text(args[0]).upper()
+    return Error(
+        f"ERR unknown subcommand '{_text(_c_string(args[1], 128))}'. Try {container} HELP."
+    )
+
+
+def _store_error(exc: CatlogError) -> Error:
+    """PROTO-54: a store error becomes ``-ERR <message>``; the connection goes on."""
+    return Error(f"ERR {exc}")
+
+
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
+
+
+def parse_int(data: bytes) -> int | None:
+    """A signed 64-bit decimal as strict as Redis's string2ll, or None (PROTO-31)."""
+    digits = data[1:] if data[:1] == b"-" else data
+    if not digits.isdigit() or len(digits) > 19 or (digits[0] == 48 and len(data) > 1):
+        return None
+    value = int(data)
+    return value if _INT64_MIN <= value <= _INT64_MAX else None
+
+
+# ----------------------------------------------------------------------------------- the session
+
+
+class Session:
+    """One RESP connection's state; :meth:`execute` runs one command and returns its reply."""
+
+    __slots__ = (
+        "client_id",
+        "closing",
+        "lib_name",
+        "lib_ver",
+        "name",
+        "protocol",
+        "scans",
+        "server",
+        "store",
+    )
+
+    def __init__(
+        self,
+        store: KeyValueStore,
+        *,
+        client_id: int = 0,
+        server: ServerInfo | None = None,
+        scans: ScanCursors | None = None,
+    ) -> None:
+        self.store: Final = store
+        self.client_id: Final = client_id
+        self.server: Final = server if server is not None else ServerInfo()
+        self.scans: Final = scans if scans is not None else ScanCursors()
+        self.protocol = 2
+        """PROTO-27: the RESP version replies are encoded in; HELLO changes it."""
+        self.name: bytes | None = None
+        self.lib_name: bytes | None = None
+        self.lib_ver: bytes | None = None
+        self.closing = False
+        """Set by QUIT: send the replies so far, then close the connection (PROTO-51)."""
+
+    def execute(self, args: list[bytes]) -> Reply:
+        """Run one command (a non-empty list of words) and return its reply value."""
+        if not args:
+            return Error("ERR empty command")
+        command = COMMANDS.get(args[0]) or COMMANDS.get(args[0].lower())
+        if command is None:
+            return unknown_command(args)
+        arity = command.arity
+        if (arity > 0 and len(args) != arity) or len(args) < -arity:
+            return wrong_arity(command.name)
+        try:
+            return command.run(self, args)
+        except CatlogError as exc:
+            return _store_error(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    """Lower case, as COMMAND and the arity error show it."""
+    arity: int
+    flags: tuple[str, ...]
+    first_key: int
+    last_key: int
+    step: int
+    run: Callable[[Session, list[bytes]], Reply]
+    categories: tuple[str, ...] = ()
+
+
+# ----------------------------------------------------------------------------------- keys
+
+
+def _get(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-34"""
+    return session.store.get(args[1])
+
+
+def _set(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-35, PROTO-36: SET key value [NX | XX] [GET] [EX s | PX ms | EXAT | PXAT | KEEPTTL]"""
+    store = session.store
+    if len(args) == 3:  # the hot path: no options
+        store.put(args[1], args[2])
+        return OK
+    nx = xx = get = keepttl = False
+    expiry: str | None = None
+    expire_arg = b""
+    i = 3
+    while i < len(args):
+        option = args[i].upper()
+        has_next = i + 1 < len(args)
+        if option == b"NX" and not xx:
+            nx = True
+        elif option == b"XX" and not nx:
+            xx = True
+        elif option == b"GET":
+            get = True
+        elif option == b"KEEPTTL" and expiry is None:
+            keepttl = True
+        elif (
+            option in (b"EX", b"PX", b"EXAT", b"PXAT")
+            and not keepttl
+            and has_next
+            and (expiry is None or expiry == option.decode())
+        ):
+            expiry = option.decode()
+            expire_arg = args[i + 1]
+            i += 1
+        else:
+            return SYNTAX_ERROR
+        i += 1
+    if expiry is not None:
+        amount = parse_int(expire_arg)
+        if amount is None:
+            return NOT_AN_INTEGER
+        if amount <= 0 or (expiry in ("EX", "EXAT") and amount > _INT64_MAX // 1000):
+            return Error("ERR invalid expire time in 'set' command")
+        return EXPIRY_UNSUPPORTED
+    key = args[1]
+    if get or nx or xx:
+        old = store.get(key)
+        if (nx and old is not None) or (xx and old is None):
+            return old if get else None
+        store.put(key, args[2])
+        return old if get else OK
+    store.put(key, args[2])
+    return OK
+
+
+def _del(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-37"""
+    delete = session.store.delete
+    return sum(1 for key in args[1:] if delete(key))
+
+
+def _exists(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-38: a key named twice counts twice."""
+    store = session.store
+    return sum(1 for key in args[1:] if key in store)
+
+
+def _mget(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-39"""
+    get = session.store.get
+    return [get(key) for key in args[1:]]
+
+
+def _mset(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-40"""
+    if len(args) % 2 == 0:
+        return wrong_arity("mset")
+    put = session.store.put
+    for i in range(1, len(args), 2):
+        put(args[i], args[i + 1])
+    return OK
+
+
+def _dbsize(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-41"""
+    return len(session.store)
+
+
+def _scan(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-42, PROTO-43: SCAN cursor [MATCH pattern] [COUNT count]"""
+    cursor = args[1]
+    if not cursor.isdigit() or len(cursor) > 20 or int(cursor) > (1 << 64) - 1:
+        return INVALID_CURSOR
+    count = 10
+    pattern: bytes | None = None
+    i = 2
+    while i < len(args):
+        option = args[i].upper()
+        if i + 1 >= len(args):
+            return SYNTAX_ERROR
+        if option == b"COUNT":
+            parsed = parse_int(args[i + 1])
+            if parsed is None:
+                return NOT_AN_INTEGER
+            if parsed < 1:
+                return SYNTAX_ERROR
+            count = parsed
+        elif option == b"MATCH":
+            pattern = args[i + 1]
+        else:
+            return SYNTAX_ERROR
+        i += 2
+    if pattern == b"*":
+        pattern = None
+    position = int(cursor)
+    serial = 0
+    scans = session.scans
+    if position == 0:
+        keys = list(session.store)
+    else:
+        serial, position = position >> _CURSOR_SHIFT, position & _POSITION_MASK
+        found = scans.find(serial)
+        if found is None:
+            return INVALID_CURSOR
+        keys = found
+    stop = position + count
+    if stop >= len(keys):
+        next_cursor = 0
+        if serial:
+            scans.end(serial)
+    else:
+        if not serial:
+            serial = scans.begin(keys)
+        next_cursor = (serial << _CURSOR_SHIFT) | stop
+    store = session.store
+    page: list[Reply] = [
+        key
+        for key in keys[position:stop]
+        if key in store and (pattern is None or glob_match(pattern, key))
+    ]
+    return [b"%d" % next_cursor, page]
+
+
+def _keys(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-45"""
+    pattern = args[1]
+    return [key for key in session.store if pattern == b"*" or glob_match(pattern, key)]
+
+
+# ----------------------------------------------------------------------------------- connection
+
+
+def _ping(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-32"""
+    if len(args) > 2:
+        return wrong_arity("ping")
+    return args[1] if len(args) == 2 else PONG
+
+
+def _echo(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-33"""
+    return args[1]
+
+
+def _select(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-49: there is one database, number 0."""
+    index = parse_int(args[1])
+    if index is None or not -(1 << 31) <= index < 1 << 31:
+        return NOT_AN_INTEGER
+    return OK if index == 0 else Error("ERR DB index is out of range")
+
+
+def _quit(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-51"""
+    session.closing = True
+    return OK
+
+
+def _valid_name(name: bytes) -> bool:
+    """Redis's rule for client and library names: printable ASCII, no spaces."""
+    return all(33 <= byte <= 126 for byte in name)
+
+
+def _hello(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-52: HELLO [protover [AUTH username password] [SETNAME clientname]]"""
+    version = 0
+    i = 1
+    if len(args) >= 2:
+        parsed = parse_int(args[1])
+        if parsed is None:
+            return Error("ERR Protocol version is not an integer or out of range")
+        if parsed not in (2, 3):
+            return Error("NOPROTO unsupported protocol version")
+        version = parsed
+        i = 2
+    name: bytes | None = None
+    while i < len(args):
+        option = args[i].upper()
+        more = len(args) - 1 - i
+        if option == b"AUTH" and more >= 2:
+            if args[i + 1] != b"default":
+                return Error("WRONGPASS invalid username-password pair or user is disabled.")
+            i += 3
+        elif option == b"SETNAME" and more >= 1:
+            name = args[i + 1]
+            if not _valid_name(name):
+                return Error(
+                    "ERR Client names cannot contain spaces, newlines or special characters."
+                )
+            i += 2
+        else:
+            return Error(f"ERR Syntax error in HELLO option '{_text(_c_string(args[i], 1024))}'")
+    if name is not None:
+        session.name = name or None
+    if version:
+        session.protocol = version
+    return Map(
+        (
+            (b"server", b"catlog"),
+            (b"version", REDIS_VERSION.encode()),
+            (b"proto", session.protocol),
+            (b"id", session.client_id),
+            (b"mode", b"standalone"),
+            (b"role", b"master"),
+            (b"modules", []),
+        )
+    )
+
+
+def _auth(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-53: catlog has no passwords; the user ``default`` accepts any (Redis's nopass)."""
+    if len(args) > 3:
+        return SYNTAX_ERROR
+    if len(args) == 2:
+        return Error(
+            "ERR AUTH <password> called without any password configured for the default user."
+            " Are you sure your configuration is correct?"
+        )
+    if args[1] != b"default":
+        return Error("WRONGPASS invalid username-password pair or user is disabled.")
+    return OK
+
+
+_CLIENT_HELP: Final = (
+    "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GETNAME",
+    "    Return the name of the current connection.",
+    "ID",
+    "    Return the ID of the current connection.",
+    "SETNAME <name>",
+    "    Assign the name <name> to the current connection.",
+    "SETINFO <LIB-NAME|LIB-VER> <value>",
+    "    Set client meta attributes (accepted and kept, not used).",
+    "HELP",
+    "    Print this help.",
+)
+
+
+def _help(lines: tuple[str, ...]) -> Reply:
+    return [SimpleString(text.encode()) for text in lines]
+
+
+def _client(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-50: CLIENT SETNAME | GETNAME | SETINFO | ID | HELP"""
+    sub = args[1].lower()
+    if sub == b"setname":
+        if len(args) != 3:
+            return wrong_arity("client|setname")
+        if not _valid_name(args[2]):
+            return Error("ERR Client names cannot contain spaces, newlines or special characters.")
+        session.name = args[2] or None
+        return OK
+    if sub == b"getname":
+        return session.name if len(args) == 2 else wrong_arity("client|getname")
+    if sub == b"id":
+        return session.client_id if len(args) == 2 else wrong_arity("client|id")
+    if sub == b"setinfo":
+        if len(args) != 4:
+            return wrong_arity("client|setinfo")
+        attribute = args[2].lower()
+        if attribute not in (b"lib-name", b"lib-ver"):
+            return Error(f"ERR Unrecognized option '{_text(args[2])}'")
+        if not _valid_name(args[3]):
+            return Error(
+                f"ERR {_text(attribute)} cannot contain spaces, newlines or special characters."
+            )
+        if attribute == b"lib-name":
+            session.lib_name = args[3]
+        else:
+            session.lib_ver = args[3]
+        return OK
+    if sub == b"help" and len(args) == 2:
+        return _help(_CLIENT_HELP)
+    return unknown_subcommand(args)
+
+
+# ----------------------------------------------------------------------------------- server
+
+
+def _info_server(session: Session) -> list[str]:
+    server = session.server
+    uptime = max(0, int(server.clock.monotonic() - server.started))
+    return [
+        f"redis_version:{REDIS_VERSION}",
+        f"catlog_version:{__version__}",
+        "redis_mode:standalone",
+        f"os:{server.os}",
+        "arch_bits:64",
+        "multiplexing_api:asyncio",
+        f"process_id:{server.process_id}",
+        f"tcp_port:{server.tcp_port}",
+        f"uptime_in_seconds:{uptime}",
+        f"uptime_in_days:{uptime // 86400}",
+    ]
+
+
+def _info_persistence(session: Session) -> list[str]:
+    lines = ["loading:0", "aof_enabled:1", f"catlog_fsync:{session.server.fsync}"]
+    store = session.store
+    if isinstance(store, Store):
+        stats = store.stats()
+        lines += [
+            f"catlog_segments:{stats.segments}",
+            f"catlog_disk_bytes:{stats.disk_bytes}",
+            f"catlog_unflushed_bytes:{stats.unflushed_bytes}",
+        ]
+    return lines
+
+
+def _info_keyspace(session: Session) -> list[str]:
+    keys = len(session.store)
+    return [f"db0:keys={keys},expires=0,avg_ttl=0"] if keys else []
+
+
+INFO_SECTIONS: Final[dict[str, Callable[[Session], list[str]]]] = {
+    "server": _info_server,
+    "persistence": _info_persistence,
+    "keyspace": _info_keyspace,
+}
+
+
+def _info(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-46: INFO [section ...]; the text is ``# Section`` headers and ``key:value`` lines."""
+    asked = {_text(arg).lower() for arg in args[1:]}
+    if not asked or asked & {"all", "default", "everything"}:
+        asked = set(INFO_SECTIONS)
+    parts = []
+    for name, lines in INFO_SECTIONS.items():
+        if name in asked:
+            body = "".join(f"{text}\r\n" for text in lines(session))
+            parts.append(f"# {name.capitalize()}\r\n{body}")
+    return Verbatim("\r\n".join(parts).encode("utf-8", "surrogateescape"))
+
+
+_FSYNC_AS_APPENDFSYNC: Final = {"always": "always", "interval": "everysec", "never": "no"}
+
+
+def _config_values(session: Session) -> dict[str, str]:
+    server = session.server
+    return {
+        "appendonly": "yes",
+        "appendfsync": _FSYNC_AS_APPENDFSYNC.get(server.fsync, server.fsync),
+        "save": "",
+        "databases": "1",
+        "port": str(server.tcp_port),
+    }
+
+
+_CONFIG_HELP: Final = (
+    "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "GET <pattern>",
+    "    Return parameters matching the glob-like <pattern> and their values.",
+    "HELP",
+    "    Print this help.",
+)
+
+
+def _config(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-48: CONFIG GET parameter [parameter ...]; CONFIG HELP"""
+    sub = args[1].lower()
+    if sub == b"get":
+        if len(args) < 3:
+            return wrong_arity("config|get")
+        values = _config_values(session)
+        found: dict[str, str] = {}
+        for pattern in args[2:]:
+            lowered = pattern.lower()
+            for name, value in values.items():
+                if name not in found and glob_match(lowered, name.encode()):
+                    found[name] = value
+        return Map(tuple((name.encode(), value.encode()) for name, value in found.items()))
+    if sub == b"help" and len(args) == 2:
+        return _help(_CONFIG_HELP)
+    return unknown_subcommand(args)
+
+
+def _command_info(command: Command) -> Reply:
+    return [
+        command.name.encode(),
+        command.arity,
+        RespSet(tuple(SimpleString(flag.encode()) for flag in command.flags)),
+        command.first_key,
+        command.last_key,
+        command.step,
+        RespSet(tuple(SimpleString(f"@{c}".encode()) for c in command.categories)),
+        [],
+        [],
+        [],
+    ]
+
+
+def _unique_commands() -> list[Command]:
+    return list({id(c): c for c in COMMANDS.values()}.values())
+
+
+def _command(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-47: COMMAND, COMMAND COUNT | LIST | INFO name... | DOCS [name...]"""
+    if len(args) == 1:
+        return [_command_info(c) for c in _unique_commands()]
+    sub = args[1].lower()
+    if sub == b"count":
+        return len(_unique_commands()) if len(args) == 2 else wrong_arity("command|count")
+    if sub == b"list" and len(args) == 2:
+        return [c.name.encode() for c in _unique_commands()]
+    if sub == b"info":
+        found = [COMMANDS.get(name.lower()) for name in args[2:]]
+        return [NULL_ARRAY if c is None else _command_info(c) for c in found]
+    if sub == b"docs":
+        return Map(())  # no documentation is served; redis-cli then uses its own hints
+    return unknown_subcommand(args)
+
+
+# ----------------------------------------------------------------------------------- the table
+
+
+def _table(*commands: Command) -> dict[bytes, Command]:
+    """Each command under its lower- and upper-case name, so the usual spellings cost one
+    lookup; any other spelling is lowered first (PROTO-29)."""
+    table: dict[bytes, Command] = {}
+    for command in commands:
+        table[command.name.encode()] = command
+        table[command.name.upper().encode()] = command
+    return table
+
+
+_W, _R, _F = ("write", "denyoom"), ("readonly", "fast"), ("fast",)
+
+COMMANDS: Final = _table(
+    Command("get", 2, _R, 1, 1, 1, _get, ("read", "string", "fast")),
+    Command("set", -3, _W, 1, 1, 1, _set, ("write", "string", "slow")),
+    Command("del", -2, ("write",), 1, -1, 1, _del, ("keyspace", "write", "slow")),
+    Command("exists", -2, _R, 1, -1, 1, _exists, ("keyspace", "read", "fast")),
+    Command("mget", -2, _R, 1, -1, 1, _mget, ("read", "string", "fast")),
+    Command("mset", -3, _W, 1, -1, 2, _mset, ("write", "string", "slow")),
+    Command("dbsize", 1, _R, 0, 0, 0, _dbsize, ("keyspace", "read", "fast")),
+    Command("scan", -2, ("readonly",), 0, 0, 0, _scan, ("keyspace", "read", "slow")),
+    Command("keys", 2, ("readonly",), 0, 0, 0, _keys, ("keyspace", "read", "slow")),
+    Command("ping", -1, _F, 0, 0, 0, _ping, ("fast", "connection")),
+    Command("echo", 2, _F, 0, 0, 0, _echo, ("fast", "connection")),
+    Command("select", 2, ("loading", "stale", "fast"), 0, 0, 0, _select, ("fast", "connection")),
+    Command("quit", -1, ("fast",), 0, 0, 0, _quit, ("fast", "connection")),
+    Command("hello", -1, ("noscript", "fast"), 0, 0, 0, _hello, ("fast", "connection")),
+    Command("auth", -2, ("noscript", "fast"), 0, 0, 0, _auth, ("fast", "connection")),
+    Command("client", -2, (), 0, 0, 0, _client, ("slow", "connection")),
+    Command("info", -1, ("loading", "stale"), 0, 0, 0, _info, ("slow", "dangerous")),
+    Command("config", -2, (), 0, 0, 0, _config, ("slow",)),
+    Command("command", -1, ("loading", "stale"), 0, 0, 0, _command, ("slow", "connection")),
+)
+"""Every RESP command catlog runs, by name (PROTO-29)."""
+
+
+# ----------------------------------------------------------------------------------- line protocol
+
+
+def execute_line(store: KeyValueStore, event: line.LineRequest | line.LineError) -> line.LineReply:
+    """PROTO-7 .. PROTO-11, PROTO-15: run one line-protocol event and return its reply."""
+    try:
+        if isinstance(event, line.Get):
+            value = store.get(event.key)
+            return line.NOT_FOUND if value is None else line.Value(value)
+        if isinstance(event, line.Put):
+            store.put(event.key, event.value)
+            return line.OK
+        if isinstance(event, line.Delete):
+            store.delete(event.key)
+            return line.OK
+    except CatlogError as exc:
+        return line.ErrorReply(str(exc))
+    return line.ErrorReply(event.message)

@@ -1,0 +1,356 @@
+"""The RESP request reader: bytes in, commands out, no sockets (spec/protocol.md, PROTO-16..25).
+
+Theory of operation
+-------------------
+A Redis client sends each command as an array of bulk strings::
+
+    *3\\r\\n$3\\r\\nSET\\r\\n$3\\r\\nkey\\r\\n$5\\r\\nvalue\\r\\n
+
+The server hands whatever it read to :meth:`RespParser.receive_data` and then calls
+:meth:`RespParser.next_command` until it answers :data:`NEED_DATA`. Each call returns one of:
+
+* a command, ``list[bytes]`` (``[b"SET", b"key", b"value"]``);
+* :data:`NEED_DATA`: nothing more can be parsed until more bytes arrive;
+* a :class:`RespProtocolError`: the bytes are not RESP, or break a limit. The server sends
+  :attr:`RespProtocolError.reply` and closes the connection, as Redis does (PROTO-18). The
+  parser stays broken: every later call returns the same error.
+
+The reader is a state machine with four states. Its transitions, as data, are
+:data:`TRANSITIONS`; "line" means the bytes up to the next CRLF::
+
+    state         input                                 next state
+    ------------  ------------------------------------  -------------
+    COMMAND       line "*n", n >= 1                     BULK_LENGTH
+    COMMAND       line "*0" or "*-1"                    COMMAND       (nothing to run)
+    BULK_LENGTH   line "$n"                             BULK_DATA
+    BULK_DATA     n bytes and CRLF, more arguments due  BULK_LENGTH
+    BULK_DATA     n bytes and CRLF, the last argument   COMMAND       (a command is returned)
+    any           anything else, or a limit broken      BROKEN
+
+Between calls the state lives in three numbers: ``_left`` (arguments still due; 0 in
+COMMAND), ``_bulk`` (length of the bulk being read, -1 until its ``$`` line is read) and the
+arguments read so far. :attr:`RespParser.state` names the state from them.
+
+Work per byte. The hot path is many small commands per read (redis-benchmark -P 16). The buffer
+is an immutable ``bytes`` plus an offset; lines are found with ``bytes.find`` (C, memchr) and
+arguments are sliced out once; there is no Python loop over bytes. When a read leaves nothing
+unparsed, the next read *becomes* the buffer without a copy. When a command is split across
+reads, later reads are appended to a ``bytearray`` and joined to the unparsed tail only once
+they can complete what is waited for (the missing bytes of a bulk, or a LF for a line), so a
+large value that arrives in many pieces is copied a bounded number of times, not once per
+piece. Benchmark (tests/protocol/bench_resp.py): see spec/protocol.md, section 3.
+
+Memory is bounded (PROTO-23): a line is at most ``max_line_length`` bytes, a command at most
+``max_request_size`` bytes, and a bulk length is checked before any of its bytes are awaited,
+so a header announcing 2**63 bytes is an error, never an allocation.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from dataclasses import dataclass
+from typing import Final
+
+from catlog.codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
+
+from .events import NEED_DATA, NeedData
+from .replies import error_bytes
+
+MAX_LINE_LENGTH: Final = 64 * 1024
+"""PROTO-19: Redis's PROTO_INLINE_MAX_SIZE; a ``*`` or ``$`` line longer than this is an error."""
+MAX_MULTIBULK_LENGTH: Final = 1024 * 1024
+"""PROTO-20: the most arguments one command may have (Redis 6's limit; Redis 7 allows 2**31-1)."""
+MAX_BULK_LENGTH: Final = MAX_VALUE_SIZE
+"""PROTO-21: the longest argument: catlog's largest value (64 MiB; Redis's default is 512 MB)."""
+MAX_REQUEST_SIZE: Final = MAX_VALUE_SIZE + MAX_KEY_SIZE + 64 * 1024
+"""PROTO-22: the most bytes one command may take on the wire: room for SET of the largest key
+and the largest value, with 64 KiB to spare for the command name, options and framing."""
+
+
+class State(enum.Enum):
+    COMMAND = "COMMAND"
+    BULK_LENGTH = "BULK_LENGTH"
+    BULK_DATA = "BULK_DATA"
+    BROKEN = "BROKEN"
+
+
+TRANSITIONS: Final[frozenset[tuple[State, State]]] = frozenset(
+    {
+        (State.COMMAND, State.BULK_LENGTH),
+        (State.COMMAND, State.COMMAND),
+        (State.BULK_LENGTH, State.BULK_DATA),
+        (State.BULK_DATA, State.BULK_LENGTH),
+        (State.BULK_DATA, State.COMMAND),
+        (State.COMMAND, State.BROKEN),
+        (State.BULK_LENGTH, State.BROKEN),
+        (State.BULK_DATA, State.BROKEN),
+        (State.BROKEN, State.BROKEN),
+    }
+)
+"""The state changes the table in the module docstring allows (tests check the parser keeps to
+it); a step that stays in its state, such as waiting for more bytes, is not a transition."""
+
+
+@dataclass(frozen=True, slots=True)
+class RespProtocolError:
+    """Bytes that are not a RESP request, or that break a limit (PROTO-18).
+
+    ``message`` is Redis's wording, such as ``"Protocol error: invalid bulk length"``.
+    """
+
+    message: str
+
+    @property
+    def reply(self) -> bytes:
+        """The error reply to send before closing: ``-ERR Protocol error: ...\\r\\n``."""
+        return error_bytes("ERR " + self.message)
+
+
+RespEvent = list[bytes] | NeedData | RespProtocolError
+
+_CRLF: Final = b"\r\n"
+_CR: Final = 13
+_LF: Final = 10
+_STAR: Final = 42  # b"*"
+_DOLLAR: Final = 36  # b"$"
+_MAX_DIGITS: Final = 19  # the longest decimal that can be a signed 64-bit integer
+
+
+def _char(byte: int) -> str:
+    """A received byte for an error message, surrogate-escaped if it is not ASCII."""
+    return bytes([byte]).decode("utf-8", "surrogateescape")
+
+
+class RespParser:
+    """Reads RESP requests from a byte stream; one per connection. See the module docstring."""
+
+    __slots__ = (
+        "_args",
+        "_buf",
+        "_bulk",
+        "_consumed",
+        "_error",
+        "_left",
+        "_max_bulk",
+        "_max_count",
+        "_max_line",
+        "_max_request",
+        "_pending",
+        "_pos",
+        "_ready",
+        "_wanted",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_line_length: int = MAX_LINE_LENGTH,
+        max_multibulk_length: int = MAX_MULTIBULK_LENGTH,
+        max_bulk_length: int = MAX_BULK_LENGTH,
+        max_request_size: int = MAX_REQUEST_SIZE,
+    ) -> None:
+        self._max_line: Final = max_line_length
+        self._max_count: Final = max_multibulk_length
+        self._max_bulk: Final = max_bulk_length
+        self._max_request: Final = max_request_size
+        self._buf = b""  # parsed up to _pos; _buf[_pos:] is not yet parsed
+        self._pos = 0
+        self._pending = bytearray()  # received after _buf, not yet joined to it
+        self._wanted = 0  # >0: bytes still missing; -1: waiting for a LF; 0: parse on next call
+        self._args: list[bytes] = []
+        self._left = 0
+        self._bulk = -1
+        self._consumed = 0  # wire bytes of the current command parsed so far (max_request_size)
+        self._error: RespProtocolError | None = None
+        self._ready: collections.deque[list[bytes]] = collections.deque()
+
+    # ----------------------------------------------------------------------------- input
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes read from the connection. ``b""`` (end of input) is accepted and ignored:
+        an incomplete command at the end of input is dropped, as Redis drops it."""
+        if self._error is not None:
+            return  # BROKEN: nothing more is read, so nothing more is held (PROTO-23)
+        if self._pos == len(self._buf):
+            # Everything before was parsed (so _pending is empty): the read becomes the buffer.
+            self._buf = bytes(data)
+            self._pos = 0
+            return
+        self._pending += data
+        wanted = self._wanted
+        if wanted > 0:
+            self._wanted = max(0, wanted - len(data))
+        elif wanted < 0 and (
+            b"\n" in data or len(self._buf) - self._pos + len(self._pending) > self._max_line + 1
+        ):
+            self._wanted = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for commands not yet returned: received-but-unparsed plus arguments read."""
+        held = len(self._buf) - self._pos + len(self._pending)
+        held += sum(len(arg) for arg in self._args)
+        return held + sum(len(arg) for command in self._ready for arg in command)
+
+    @property
+    def state(self) -> State:
+        if self._error is not None:
+            return State.BROKEN
+        if self._left == 0:
+            return State.COMMAND
+        return State.BULK_LENGTH if self._bulk < 0 else State.BULK_DATA
+
+    # ----------------------------------------------------------------------------- parsing
+
+    def next_command(self) -> RespEvent:
+        """The next complete command, :data:`NEED_DATA`, or the protocol error (PROTO-16)."""
+        ready = self._ready
+        if ready:
+            return ready.popleft()
+        if self._error is None:
+            self._parse()
+            if ready:
+                return ready.popleft()
+        return NEED_DATA if self._error is None else self._error
+
+    def _parse(self) -> None:
+        """Parse every complete command buffered into ``_ready`` (one call per read, not per
+        command: saving and restoring the state once per command cost a fifth of the time)."""
+        if self._pending:
+            if self._wanted:
+                return  # what arrived cannot complete what we wait for: no copy yet
+            self._buf = self._buf[self._pos :] + self._pending
+            self._pos = 0
+            self._pending = bytearray()
+        self._wanted = 0
+        buf = self._buf
+        pos = self._pos
+        end = len(buf)
+        left = self._left
+        bulk = self._bulk
+        args = self._args
+        start = pos - self._consumed  # where the current command began (may be before buf)
+        ready = self._ready
+        while True:
+            if bulk >= 0:  # BULK_DATA: the argument's bytes, then CRLF
+                stop = pos + bulk
+                if stop + 2 > end:
+                    self._wanted = stop + 2 - end
+                    break
+                if buf[stop] != _CR or buf[stop + 1] != _LF:
+                    self._fail("Protocol error: expected '\\r\\n' after a bulk string")
+                    return
+                args.append(buf[pos:stop])
+                pos = stop + 2
+                bulk = -1
+                left -= 1
+                if left == 0:
+                    ready.append(args)
+                    args = []
+                continue
+            newline = buf.find(_CRLF, pos)
+            if newline < 0:
+                kind = _STAR if left == 0 else _DOLLAR
+                if pos < end and buf[pos] != kind:  # wrong already: do not wait for the line
+                    self._fail(_header_error(buf[pos : pos + 1], kind, ""))
+                    return
+                if end - pos > self._max_line + 1:  # + 1: a CR may be waiting for its LF
+                    self._fail(
+                        "Protocol error: too big mbulk count string"
+                        if left == 0
+                        else "Protocol error: too big bulk count string"
+                    )
+                    return
+                self._wanted = -1
+                break
+            header = buf[pos:newline]
+            line_start = pos
+            pos = newline + 2
+            if left == 0:  # COMMAND: "*<count>"
+                count = _COUNTS.get(header, 0)
+                if count == 0 or count > self._max_count:
+                    if len(header) > self._max_line:  # the same error however it arrived
+                        self._fail("Protocol error: too big mbulk count string")
+                        return
+                    parsed = _parse_header(header, _STAR)
+                    if parsed is None or parsed > self._max_count or parsed < -1:
+                        self._fail(_header_error(header, _STAR, "multibulk"))
+                        return
+                    if parsed <= 0:
+                        continue  # PROTO-17: "*0" and "*-1" ask for nothing
+                    count = parsed
+                left = count
+                start = line_start
+            else:  # BULK_LENGTH: "$<length>"
+                bulk = _LENGTHS.get(header, -1)
+                if bulk < 0 or bulk > self._max_bulk:
+                    if len(header) > self._max_line:
+                        self._fail("Protocol error: too big bulk count string")
+                        return
+                    length = _parse_header(header, _DOLLAR)
+                    if length is None or length < 0 or length > self._max_bulk:
+                        self._fail(_header_error(header, _DOLLAR, "bulk"))
+                        return
+                    bulk = length
+                if pos + bulk + 2 - start > self._max_request:
+                    self._fail("Protocol error: too big request")
+                    return
+        # NEED_DATA: keep where we are for the next call.
+        self._consumed = pos - start
+        if pos == end:
+            self._buf = b""
+            pos = 0
+        self._pos = pos
+        self._left = left
+        self._bulk = bulk
+        self._args = args
+
+    def _fail(self, message: str) -> None:
+        """Enter BROKEN for good and drop what was buffered; the commands parsed before the
+        error are still returned first (PROTO-18)."""
+        self._error = RespProtocolError(message)
+        self._buf = b""
+        self._pos = 0
+        self._pending = bytearray()
+        self._args = []
+
+
+def _parse_header(header: bytes, kind: int) -> int | None:
+    """The integer after the ``*`` or ``$`` of ``header``, or None; as strict as Redis's
+    string2ll: an optional minus sign, no plus sign, no spaces, no leading zeros, and at most
+    19 digits (so at most 20 bytes are ever converted)."""
+    if not header or header[0] != kind:
+        return None
+    digits = header[1:]
+    negative = digits[:1] == b"-"
+    if negative:
+        digits = digits[1:]
+    if not digits.isdigit() or len(digits) > _MAX_DIGITS or (digits[0] == 48 and len(digits) > 1):
+        return None
+    if negative and digits == b"0":
+        return None
+    return -int(digits) if negative else int(digits)
+
+
+def _header_error(header: bytes, kind: int, what: str) -> str:
+    if not header or header[0] != kind:
+        got = _char(header[0]) if header else "\r"
+        return f"Protocol error: expected '{chr(kind)}', got '{got}'"
+    return f"Protocol error: invalid {what} length"
+
+
+_COUNTS: Final[dict[bytes, int]] = {b"*%d" % n: n for n in range(1, 1025)}
+"""Headers of the usual argument counts, each mapped to its value: one dict lookup both checks
+a header and converts it. Anything else takes the strict path, :func:`_parse_header`."""
+_LENGTHS: Final[dict[bytes, int]] = {b"$%d" % n: n for n in range(10_000)}
+"""The same for bulk lengths below 10,000 bytes (the benchmark showed the lookup halves the
+cost of a header; 10,000 entries take about 1 MB, once per process)."""
+
+
+def encode_command(*args: bytes) -> bytes:
+    """A command as a client sends it: an array of bulk strings (for tests and tools)."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        parts.append(b"$%d\r\n%b\r\n" % (len(arg), arg))
+    return b"".join(parts)

@@ -1,0 +1,484 @@
+"""The command layer (catlog/commands.py) against a real store in a temporary directory."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import catlog
+from catlog import ManualClock
+from catlog.commands import (
+    COMMANDS,
+    KeyValueStore,
+    ScanCursors,
+    ServerInfo,
+    Session,
+    execute_line,
+)
+from catlog.protocol import line
+from catlog.protocol.replies import NULL_ARRAY, OK, Error, Map, Reply, Verbatim, encode
+
+
+@pytest.fixture
+def db(data_dir: str) -> Iterator[catlog.Store]:
+    with catlog.open(data_dir, fsync="never") as opened:
+        yield opened
+
+
+@pytest.fixture
+def session(db: catlog.Store) -> Session:
+    return Session(db, client_id=7, server=ServerInfo(tcp_port=4000, process_id=99))
+
+
+def run(session: Session, *words: bytes | str) -> Reply:
+    return session.execute([w.encode() if isinstance(w, str) else w for w in words])
+
+
+def err(message: str) -> Error:
+    return Error(message)
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+@pytest.mark.spec("PROTO-29")
+def test_command_names_are_case_insensitive(session: Session) -> None:
+    assert run(session, "set", "k", "v") == OK
+    assert run(session, "GeT", "k") == b"v"
+
+
+@pytest.mark.spec("PROTO-29")
+def test_an_unknown_command_gets_redis_7_wording_byte_for_byte(session: Session) -> None:
+    assert run(session, "xyz", "a", "b") == err(
+        "ERR unknown command 'xyz', with args beginning with: 'a' 'b' "
+    )
+    assert run(session, "nope") == err("ERR unknown command 'nope', with args beginning with: ")
+    long_args = run(session, "x", "a" * 100, "b" * 100, "c")
+    assert long_args == err(
+        "ERR unknown command 'x', with args beginning with: "
+        # C's "'%.*s' " with precision 128 minus the 103 bytes written so far; then it stops.
+        f"'{'a' * 100}' '{'b' * 25}' "
+    )
+    assert (
+        encode(run(session, "a\r\nb"))
+        == b"-ERR unknown command 'a  b', with args beginning with: \r\n"
+    )
+
+
+@pytest.mark.spec("PROTO-30")
+@pytest.mark.parametrize(
+    ("words", "name"),
+    [
+        (["GET"], "get"),
+        (["GET", "a", "b"], "get"),
+        (["SET", "k"], "set"),
+        (["MSET", "a"], "mset"),
+        (["MSET", "a", "b", "c"], "mset"),
+        (["PING", "a", "b"], "ping"),
+        (["ECHO"], "echo"),
+        (["DBSIZE", "x"], "dbsize"),
+        (["CONFIG", "GET"], "config|get"),
+        (["DEL"], "del"),
+    ],
+)
+def test_wrong_arity_gets_redis_wording(session: Session, words: list[str], name: str) -> None:
+    assert run(session, *words) == err(f"ERR wrong number of arguments for '{name}' command")
+
+
+@pytest.mark.spec("PROTO-54")
+def test_a_key_the_store_refuses_is_an_error_and_the_session_goes_on(session: Session) -> None:
+    reply = run(session, "SET", b"k" * (catlog.MAX_KEY_SIZE + 1), "v")
+    assert isinstance(reply, Error)
+    assert reply.message.startswith("ERR key of 65537 bytes exceeds the limit")
+    assert run(session, "PING") == run(session, "PING")
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+@pytest.mark.spec("PROTO-34", "PROTO-35")
+def test_set_then_get_binary_safe(session: Session) -> None:
+    assert run(session, "GET", "k") is None
+    assert run(session, "SET", b"\x00k\r\n", b"\xff\r\nv") == OK
+    assert run(session, "GET", b"\x00k\r\n") == b"\xff\r\nv"
+
+
+@pytest.mark.spec("PROTO-35", "PROTO-31")
+def test_set_nx_and_xx(session: Session) -> None:
+    assert run(session, "SET", "k", "1", "XX") is None
+    assert run(session, "GET", "k") is None
+    assert run(session, "SET", "k", "1", "NX") == OK
+    assert run(session, "SET", "k", "2", "nx") is None
+    assert run(session, "GET", "k") == b"1"
+    assert run(session, "SET", "k", "3", "XX") == OK
+    assert run(session, "GET", "k") == b"3"
+    assert run(session, "SET", "k", "4", "NX", "XX") == err("ERR syntax error")
+    assert run(session, "SET", "k", "4", "BOGUS") == err("ERR syntax error")
+
+
+@pytest.mark.spec("PROTO-35")
+def test_set_get_returns_the_old_value(session: Session) -> None:
+    assert run(session, "SET", "k", "1", "GET") is None
+    assert run(session, "SET", "k", "2", "GET") == b"1"
+    assert run(session, "SET", "k", "3", "NX", "GET") == b"2"
+    assert run(session, "GET", "k") == b"2"
+    assert run(session, "SET", "k", "4", "KEEPTTL") == OK
+
+
+@pytest.mark.spec("PROTO-36")
+def test_ttl_options_are_refused_until_keys_can_expire(session: Session) -> None:
+    refused = err("ERR catlog does not support key expiry yet (EX, PX, EXAT, PXAT)")
+    for option in ("EX", "PX", "EXAT", "PXAT", "ex"):
+        assert run(session, "SET", "k", "v", option, "10") == refused
+    assert run(session, "SET", "k", "v", "EX", "ten") == err(
+        "ERR value is not an integer or out of range"
+    )
+    assert run(session, "SET", "k", "v", "EX", "0") == err(
+        "ERR invalid expire time in 'set' command"
+    )
+    assert run(session, "SET", "k", "v", "EX") == err("ERR syntax error")
+    assert run(session, "SET", "k", "v", "EX", "1", "PX", "1") == err("ERR syntax error")
+    assert run(session, "SET", "k", "v", "KEEPTTL", "EX", "1") == err("ERR syntax error")
+    assert run(session, "GET", "k") is None
+
+
+@pytest.mark.spec("PROTO-37", "PROTO-38")
+def test_del_and_exists_count_like_redis(session: Session) -> None:
+    run(session, "MSET", "a", "1", "b", "2")
+    assert run(session, "EXISTS", "a", "a", "b", "c") == 3
+    assert run(session, "DEL", "a", "a", "c") == 1
+    assert run(session, "EXISTS", "a") == 0
+
+
+@pytest.mark.spec("PROTO-39", "PROTO-40", "PROTO-41")
+def test_mset_mget_dbsize(session: Session) -> None:
+    assert run(session, "DBSIZE") == 0
+    assert run(session, "MSET", "a", "1", "b", "2", "a", "3") == OK
+    assert run(session, "MGET", "a", "b", "c") == [b"3", b"2", None]
+    assert run(session, "DBSIZE") == 2
+
+
+# ----------------------------------------------------------------------------- SCAN
+
+
+def scan_all(session: Session, *options: str) -> list[bytes]:
+    seen: list[bytes] = []
+    cursor = b"0"
+    for _ in range(10_000):
+        reply = run(session, "SCAN", cursor, *options)
+        assert isinstance(reply, list)
+        next_cursor, page = reply
+        assert isinstance(next_cursor, bytes)
+        assert isinstance(page, list)
+        cursor = next_cursor
+        seen += [key for key in page if isinstance(key, bytes)]
+        if cursor == b"0":
+            return seen
+    raise AssertionError("SCAN never finished")
+
+
+@pytest.mark.spec("PROTO-42")
+@pytest.mark.parametrize("count", ["1", "3", "10", "1000"])
+def test_a_full_scan_returns_every_key_once(session: Session, count: str) -> None:
+    keys = [b"key:%d" % i for i in range(57)]
+    for key in keys:
+        run(session, "SET", key, "v")
+    assert sorted(scan_all(session, "COUNT", count)) == sorted(keys)
+
+
+@pytest.mark.spec("PROTO-42", "PROTO-44")
+def test_scan_match_filters_with_redis_globs(session: Session) -> None:
+    for key in ["user:1", "user:2", "order:1", "", "user:10"]:
+        run(session, "SET", key, "v")
+    assert sorted(scan_all(session, "MATCH", "user:?", "COUNT", "2")) == [b"user:1", b"user:2"]
+    assert len(scan_all(session, "MATCH", "*")) == 5
+    assert sorted(scan_all(session, "MATCH", "*:1*")) == [b"order:1", b"user:1", b"user:10"]
+
+
+@pytest.mark.spec("PROTO-42")
+@settings(max_examples=30)
+@given(st.data())
+def test_keys_present_for_the_whole_scan_are_returned_despite_writes(
+    data: st.DataObject,
+) -> None:
+    store: KeyValueStore = DictStore({b"k%d" % i: b"v" for i in range(40)})
+    session = Session(store)
+    stable = {b"k%d" % i for i in range(0, 40, 2)}
+    seen: set[bytes] = set()
+    cursor = b"0"
+    while True:
+        reply = session.execute([b"SCAN", cursor, b"COUNT", b"%d" % data.draw(st.integers(1, 9))])
+        assert isinstance(reply, list)
+        cursor_reply, page = reply
+        assert isinstance(cursor_reply, bytes)
+        assert isinstance(page, list)
+        seen |= {key for key in page if isinstance(key, bytes)}
+        for key in data.draw(st.lists(st.sampled_from(sorted(set(store) - stable) or [b"x"]))):
+            store.delete(key)
+        store.put(b"new%d" % data.draw(st.integers(0, 100)), b"v")
+        cursor = cursor_reply
+        if cursor == b"0":
+            break
+    assert stable <= seen
+
+
+@pytest.mark.spec("PROTO-43")
+def test_scan_cursors_work_from_any_session_sharing_the_cursors(db: catlog.Store) -> None:
+    cursors = ScanCursors()
+    for i in range(20):
+        db.put(b"k%d" % i, b"v")
+    first, second = Session(db, scans=cursors), Session(db, scans=cursors)
+    reply = run(first, "SCAN", "0", "COUNT", "5")
+    assert isinstance(reply, list)
+    cursor = reply[0]
+    assert isinstance(cursor, bytes)
+    assert cursor != b"0"
+    assert isinstance(run(second, "SCAN", cursor), list)
+
+
+@pytest.mark.spec("PROTO-43", "PROTO-31")
+def test_bad_or_forgotten_cursors_are_invalid(db: catlog.Store) -> None:
+    for i in range(20):
+        db.put(b"k%d" % i, b"v")
+    session = Session(db, scans=ScanCursors(limit=1))
+    assert run(session, "SCAN", "abc") == err("ERR invalid cursor")
+    assert run(session, "SCAN", "-1") == err("ERR invalid cursor")
+    assert run(session, "SCAN", "12345") == err("ERR invalid cursor")
+    first = run(session, "SCAN", "0", "COUNT", "2")
+    run(session, "SCAN", "0", "COUNT", "2")  # the second snapshot pushes the first out
+    assert isinstance(first, list)
+    assert isinstance(first[0], bytes)
+    assert run(session, "SCAN", first[0]) == err("ERR invalid cursor")
+    assert run(session, "SCAN", "0", "COUNT", "0") == err("ERR syntax error")
+    assert run(session, "SCAN", "0", "COUNT", "x") == err(
+        "ERR value is not an integer or out of range"
+    )
+    assert run(session, "SCAN", "0", "TYPE", "string") == err("ERR syntax error")
+    assert run(session, "SCAN", "0", "MATCH") == err("ERR syntax error")
+
+
+@pytest.mark.spec("PROTO-45")
+def test_keys_with_a_pattern(session: Session) -> None:
+    run(session, "MSET", "a1", "x", "a2", "x", "b1", "x")
+    matched = run(session, "KEYS", "a*")
+    assert isinstance(matched, list)
+    assert sorted(key for key in matched if isinstance(key, bytes)) == [b"a1", b"a2"]
+    everything = run(session, "KEYS", "*")
+    assert isinstance(everything, list)
+    assert len(everything) == 3
+
+
+# ----------------------------------------------------------------------------- connection
+
+
+@pytest.mark.spec("PROTO-32", "PROTO-33")
+def test_ping_and_echo(session: Session) -> None:
+    assert encode(run(session, "PING")) == b"+PONG\r\n"
+    assert run(session, "PING", "hi") == b"hi"
+    assert run(session, "ECHO", b"\x00x") == b"\x00x"
+
+
+@pytest.mark.spec("PROTO-49")
+def test_select_0_only(session: Session) -> None:
+    assert run(session, "SELECT", "0") == OK
+    assert run(session, "SELECT", "1") == err("ERR DB index is out of range")
+    assert run(session, "SELECT", "-1") == err("ERR DB index is out of range")
+    assert run(session, "SELECT", "x") == err("ERR value is not an integer or out of range")
+
+
+@pytest.mark.spec("PROTO-50", "PROTO-31")
+def test_client_setname_getname_setinfo_id(session: Session) -> None:
+    assert run(session, "CLIENT", "GETNAME") is None
+    assert run(session, "CLIENT", "SETNAME", "worker-1") == OK
+    assert run(session, "CLIENT", "GETNAME") == b"worker-1"
+    assert run(session, "CLIENT", "SETNAME", "a b") == err(
+        "ERR Client names cannot contain spaces, newlines or special characters."
+    )
+    assert run(session, "CLIENT", "SETINFO", "LIB-NAME", "redis-py") == OK
+    assert run(session, "CLIENT", "SETINFO", "lib-ver", "8.1.0") == OK
+    assert run(session, "CLIENT", "SETINFO", "color", "red") == err(
+        "ERR Unrecognized option 'color'"
+    )
+    assert run(session, "CLIENT", "ID") == 7
+    assert run(session, "CLIENT", "KILL") == err("ERR unknown subcommand 'KILL'. Try CLIENT HELP.")
+    assert isinstance(run(session, "CLIENT", "HELP"), list)
+
+
+@pytest.mark.spec("PROTO-51")
+def test_quit_answers_ok_and_asks_to_close(session: Session) -> None:
+    assert not session.closing
+    assert run(session, "QUIT") == OK
+    assert session.closing
+
+
+def hello_map(reply: Reply) -> dict[bytes, Reply]:
+    assert isinstance(reply, Map)
+    return {key: value for key, value in reply.pairs if isinstance(key, bytes)}
+
+
+@pytest.mark.spec("PROTO-52", "PROTO-27")
+def test_hello_negotiates_the_protocol(session: Session) -> None:
+    assert session.protocol == 2
+    two = run(session, "HELLO")
+    assert hello_map(two)[b"proto"] == 2
+    assert encode(two, session.protocol).startswith(b"*14\r\n$6\r\nserver\r\n")
+    three = run(session, "HELLO", "3")
+    assert session.protocol == 3
+    fields = hello_map(three)
+    assert fields[b"proto"] == 3
+    assert fields[b"id"] == 7
+    assert set(fields) == {b"server", b"version", b"proto", b"id", b"mode", b"role", b"modules"}
+    assert encode(three, session.protocol).startswith(b"%7\r\n")
+    assert encode(run(session, "GET", "missing"), session.protocol) == b"_\r\n"
+    assert hello_map(run(session, "HELLO"))[b"proto"] == 3  # no version: unchanged
+    assert hello_map(run(session, "HELLO", "2"))[b"proto"] == 2
+    assert session.protocol == 2
+
+
+@pytest.mark.spec("PROTO-52")
+def test_hello_errors(session: Session) -> None:
+    assert run(session, "HELLO", "4") == err("NOPROTO unsupported protocol version")
+    assert encode(run(session, "HELLO", "1")) == b"-NOPROTO unsupported protocol version\r\n"
+    assert run(session, "HELLO", "three") == err(
+        "ERR Protocol version is not an integer or out of range"
+    )
+    assert run(session, "HELLO", "3", "FLY") == err("ERR Syntax error in HELLO option 'FLY'")
+    assert session.protocol == 2
+    assert hello_map(run(session, "HELLO", "3", "AUTH", "default", "x", "SETNAME", "n"))
+    assert session.name == b"n"
+    assert run(session, "HELLO", "3", "AUTH", "bob", "x") == err(
+        "WRONGPASS invalid username-password pair or user is disabled."
+    )
+
+
+@pytest.mark.spec("PROTO-53")
+def test_auth_without_passwords(session: Session) -> None:
+    assert run(session, "AUTH", "default", "anything") == OK
+    assert run(session, "AUTH", "bob", "x") == err(
+        "WRONGPASS invalid username-password pair or user is disabled."
+    )
+    reply = run(session, "AUTH", "secret")
+    assert isinstance(reply, Error)
+    assert reply.message.startswith("ERR AUTH <password> called")
+
+
+# ----------------------------------------------------------------------------- server
+
+
+def parse_info(reply: Reply) -> dict[str, dict[str, str]]:
+    """The way redis-py and redis-cli read INFO: '# Section' headers, 'key:value' lines."""
+    assert isinstance(reply, Verbatim)
+    sections: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for text in reply.text.decode().split("\r\n"):
+        if text.startswith("# "):
+            current = sections.setdefault(text[2:], {})
+        elif text:
+            key, _, value = text.partition(":")
+            current[key] = value
+    return sections
+
+
+@pytest.mark.spec("PROTO-46")
+def test_info_sections_parse_as_key_value_lines(db: catlog.Store) -> None:
+    clock = ManualClock()
+    session = Session(db, server=ServerInfo(tcp_port=4000, clock=clock, started=0.0))
+    clock.advance(90_000)
+    run(session, "MSET", "a", "1", "b", "2")
+    info = parse_info(run(session, "INFO"))
+    assert set(info) == {"Server", "Persistence", "Keyspace"}
+    assert info["Server"]["redis_version"].startswith("7.")
+    assert info["Server"]["tcp_port"] == "4000"
+    assert info["Server"]["uptime_in_days"] == "1"
+    assert info["Keyspace"]["db0"] == "keys=2,expires=0,avg_ttl=0"
+    assert info["Persistence"]["loading"] == "0"
+    assert set(parse_info(run(session, "INFO", "keyspace"))) == {"Keyspace"}
+    assert set(parse_info(run(session, "info", "SERVER", "persistence"))) == {
+        "Server",
+        "Persistence",
+    }
+    assert parse_info(run(session, "INFO", "nosuch")) == {}
+    assert encode(run(session, "INFO", "keyspace"), 2).startswith(b"$")
+    assert encode(run(session, "INFO", "keyspace"), 3).startswith(b"=")
+
+
+@pytest.mark.spec("PROTO-47")
+def test_command_minimal(session: Session) -> None:
+    count = run(session, "COMMAND", "COUNT")
+    assert count == len({id(c) for c in COMMANDS.values()})
+    everything = run(session, "COMMAND")
+    assert isinstance(everything, list)
+    assert len(everything) == count
+    info = run(session, "COMMAND", "INFO", "get", "nosuch")
+    assert isinstance(info, list)
+    assert info[1] is NULL_ARRAY
+    assert isinstance(info[0], list)
+    assert info[0][:2] == [b"get", 2]
+    assert run(session, "COMMAND", "DOCS") == Map(())
+    assert encode(run(session, "COMMAND", "DOCS"), 2) == b"*0\r\n"
+    assert encode(everything, 3)  # every value in it can be encoded
+
+
+@pytest.mark.spec("PROTO-48")
+def test_config_get_answers_what_redis_benchmark_asks(db: catlog.Store) -> None:
+    session = Session(db, server=ServerInfo(fsync="interval"))
+    assert run(session, "CONFIG", "GET", "save") == Map(((b"save", b""),))
+    assert run(session, "CONFIG", "GET", "appendonly") == Map(((b"appendonly", b"yes"),))
+    assert run(session, "CONFIG", "GET", "APPEND*") == Map(
+        ((b"appendonly", b"yes"), (b"appendfsync", b"everysec"))
+    )
+    assert encode(run(session, "CONFIG", "GET", "save"), 2) == b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n"
+    assert run(session, "CONFIG", "GET", "nosuch") == Map(())
+    assert run(session, "CONFIG", "SET", "save", "") == err(
+        "ERR unknown subcommand 'SET'. Try CONFIG HELP."
+    )
+
+
+# ----------------------------------------------------------------------------- line protocol
+
+
+@pytest.mark.spec("PROTO-7", "PROTO-8", "PROTO-9")
+def test_line_requests_against_the_store(db: catlog.Store) -> None:
+    assert execute_line(db, line.Put(b"name", b"Bob")) is line.OK
+    assert execute_line(db, line.Get(b"name")) == line.Value(b"Bob")
+    assert execute_line(db, line.Delete(b"name")) is line.OK
+    assert execute_line(db, line.Get(b"name")) is line.NOT_FOUND
+    assert execute_line(db, line.Delete(b"name")) is line.OK
+
+
+@pytest.mark.spec("PROTO-15", "PROTO-11")
+def test_line_errors_and_store_refusals_become_error_replies(db: catlog.Store) -> None:
+    assert execute_line(db, line.LineError("usage: GET <key>")) == line.ErrorReply(
+        "usage: GET <key>"
+    )
+    reply = execute_line(db, line.Put(b"k" * (catlog.MAX_KEY_SIZE + 1), b"v"))
+    assert isinstance(reply, line.ErrorReply)
+    assert "exceeds the limit" in reply.message
+
+
+class DictStore:
+    """A store made of a dict, for properties that need many quick runs."""
+
+    def __init__(self, data: dict[bytes, bytes]) -> None:
+        self.data = data
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.data[key] = value
+
+    def delete(self, key: bytes) -> bool:
+        return self.data.pop(key, None) is not None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(list(self.data))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data

@@ -45,3 +45,19 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against peers measured in the same run; prints the table for bench/README.md."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def crash(session: nox.Session) -> None:
+    """The crash and fuzz suites at long depth: more workloads, tears, faults and kill trials."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:timeout",
+        "tests/crash",
+        "tests/fuzz",
+        *session.posargs,
+        env={"CATLOG_CRASH_DEPTH": "long", "HYPOTHESIS_PROFILE": "nightly"},
+    )

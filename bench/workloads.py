@@ -19,7 +19,7 @@ from typing import Final
 
 from crc32c import crc32c
 
-from . import dataset, memory, peers
+from . import dataset, memory, peers, servers
 from .peers import Handle, Peer
 from .report import Figure, Outcome, Target
 from .sizes import KEY_SIZE, VALUE_SIZE, Sizes
@@ -469,6 +469,12 @@ def python_floor(run: Run) -> list[Outcome]:
     return [Outcome(f"pure-Python floor: {n:,} records", figures[0], (figures[1],), floor)]
 
 
+def server(run: Run) -> list[Outcome]:
+    """redis-benchmark against catlog's server and its peers (see :mod:`bench.servers`)."""
+    requests = 100_000 if run.sizes.fill_keys >= 100_000 else 10_000
+    return servers.server_workload(run.fresh_dir("servers"), requests=requests)
+
+
 WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "fill": fill,
     "get": random_get,
@@ -477,5 +483,6 @@ WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "reopen": reopen,
     "memory": index_memory,
     "floor": python_floor,
+    "server": server,
 }
 """By the name ``--only`` takes, in the order a full run goes through them."""

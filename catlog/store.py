@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import posixpath
 import threading
 import time
 import weakref
@@ -210,6 +211,8 @@ class Store(MutableMapping[bytes, bytes]):
         self._dir_lock = self._take_lock()
         try:
             self._active = self._recover()
+            self._fs.sync_dir(self.path)  # REC-9: every name relied on is durable from here on
+            self._fs.sync_dir(posixpath.dirname(self.path) or ".")
         except BaseException:
             self._close_files()
             self._dir_lock.release()

@@ -1,0 +1,588 @@
+"""The network server: one TCP port, two protocols, group commit (spec/protocol.md, section Server).
+
+This is an edge: it moves bytes between sockets and the sans-I/O cores (the two request readers in
+:mod:`catlog.protocol`, the command layer in :mod:`catlog.commands`) and never parses anything
+itself. It is built on asyncio's ``Protocol`` callbacks rather than streams: a server whose work
+per request is a few microseconds spends most of its time in the loop, and the callback layer is
+the thinnest one asyncio has (SRV-1).
+
+Theory of operation
+-------------------
+Each connection picks its protocol from its first byte: ``*`` means RESP, anything else the line
+protocol (PROTO-1). Every read is fed to the connection's reader and the commands it yields are run
+at once, in order, against the store, and their replies gathered into one buffer that is written
+with one ``write`` call.
+
+Durability under ``fsync="always"`` is the interesting part (SRV-5). A write command appends its
+record with :meth:`~catlog.store.Store.put_nowait` and gets a *ticket*; its reply may not leave
+before the fsync that covers the ticket. So a connection holds its gathered replies while it has a
+write waiting, and asks the :class:`Committer` to make that ticket durable. The committer runs
+``Store.wait_durable`` in one worker thread for the newest ticket any connection waits on, so one
+fsync answers every connection that wrote meanwhile: group commit across clients, with no thread
+per request. A command that reads state (GET after SET in the same pipeline) waits until the
+connection's earlier writes have taken effect, so a client always reads its own writes; commands
+that only write (SET without options, MSET, PUT) go on without waiting, so a pipeline of writes
+shares one fsync.
+
+Memory stays bounded (SRV-7): the readers bound what they buffer; when a client does not read its
+replies and the transport's buffer passes its high-water mark, the connection stops reading until
+the buffer drains, so a client that never reads cannot make the server hold more than one read's
+worth of replies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import logging
+import os
+import platform
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+from . import commands
+from . import store as store_module
+from .errors import CatlogError
+from .protocol import detect, line, replies
+from .protocol.events import NEED_DATA, NeedData
+from .protocol.resp import RespParser, RespProtocolError
+from .store import FsyncPolicy, Store
+
+log = logging.getLogger("catlog.server")
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 4000
+DEFAULT_DATA_DIR: Final = "./data"
+DEFAULT_MAX_CONNECTIONS: Final = 1024
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
+WRITE_HIGH_WATER: Final = 1024 * 1024
+"""SRV-7: stop reading from a client once this many reply bytes wait to be sent to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``catlog serve`` takes on its command line (SRV-2)."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: str = DEFAULT_DATA_DIR
+    fsync: FsyncPolicy = "always"
+    fsync_interval_ms: int = store_module.DEFAULT_FSYNC_INTERVAL_MS
+    segment_size: int = store_module.DEFAULT_SEGMENT_SIZE
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_line_length: int = line.MAX_LINE_LENGTH
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    """Seconds a connection may stay silent before it is closed; 0 turns it off."""
+
+
+class Committer:
+    """Makes tickets durable for the event loop: one fsync at a time, shared by all waiters."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="catlog-commit")
+        self._waiters: list[tuple[int, Callable[[BaseException | None], None]]] = []
+        self._in_flight = False
+        self._newest = 0
+
+    def when_durable(self, ticket: int, callback: Callable[[BaseException | None], None]) -> None:
+        """Call ``callback(None)`` once ``ticket`` is durable (or ``callback(error)``)."""
+        self._waiters.append((ticket, callback))
+        self._newest = max(self._newest, ticket)
+        if not self._in_flight:
+            self._start()
+
+    def _start(self) -> None:
+        self._in_flight = True
+        target = self._newest
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._pool, self._store.wait_durable, target)
+        future.add_done_callback(lambda done: self._finished(target, done))
+
+    def _finished(self, target: int, done: asyncio.Future[None]) -> None:
+        self._in_flight = False
+        error = done.exception()
+        ready = [(t, cb) for t, cb in self._waiters if t <= target or error is not None]
+        self._waiters = [(t, cb) for t, cb in self._waiters if t > target and error is None]
+        for _ticket, callback in ready:
+            callback(error)
+        if self._waiters:
+            self._start()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+class Server:
+    """A running server: a listening socket, its connections, the store and the committer."""
+
+    def __init__(self, config: ServerConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.committer = Committer(store)
+        self.connections: set[Connection] = set()
+        self.clients = 0
+        self.scans = commands.ScanCursors()
+        self.info = commands.ServerInfo(
+            tcp_port=config.port,
+            process_id=os.getpid(),
+            os=platform.platform(),
+            fsync=config.fsync,
+            started=time.monotonic(),
+        )
+        self._listener: asyncio.Server | None = None
+        self._stopped = asyncio.Event()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._listener is not None, "start() first"
+        host, port = self._listener.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    async def start(self) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: Connection(self), self.config.host, self.config.port, reuse_address=True
+        )
+        self.info = dataclasses.replace(self.info, tcp_port=self.address[1])
+        return self.address
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def shutdown(self) -> None:
+        """SRV-4: stop accepting, let connections finish what they started, then close."""
+        if self._listener is not None:
+            self._listener.close()
+            await self._listener.wait_closed()
+        for connection in list(self.connections):
+            connection.finish()
+        for _ in range(500):
+            if not self.connections:
+                break
+            await asyncio.sleep(0.01)
+        for connection in list(self.connections):
+            connection.abort()
+        self.committer.close()
+
+
+Request = line.LineRequest | line.LineError | list[bytes] | RespProtocolError
+"""A request as a reader gives it: a line-protocol event or a RESP command (or its error)."""
+
+
+class TicketingStore:
+    """The store as the command layer sees it, with writes that do not wait for their fsync.
+
+    :mod:`catlog.commands` calls ``put`` and ``delete``; here they append with
+    :meth:`~catlog.store.Store.put_nowait` and :meth:`~catlog.store.Store.delete_nowait` and,
+    under ``fsync="always"``, remember the ticket of the newest write, which the connection then
+    waits on before it replies (SRV-5).
+    """
+
+    __slots__ = ("_tracks", "get", "store", "ticket")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.ticket = 0
+        self.get = store.get
+        self._tracks = store.fsync == "always"
+
+    def put(self, key: bytes, value: bytes) -> None:
+        ticket = self.store.put_nowait(key, value)
+        if self._tracks:
+            self.ticket = ticket
+
+    def delete(self, key: bytes) -> bool:
+        existed, ticket = self.store.delete_nowait(key)
+        if existed and self._tracks:
+            self.ticket = ticket
+        return existed
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.store)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.store
+
+
+Progress = tuple[int, "Request | None", bool, bool]
+"""What a session's ``drive`` leaves: the newest ticket to wait on, a request held back until
+that ticket has taken effect, whether the connection ends after the replies, and whether it
+stopped only because :data:`REPLY_BATCH` bytes of replies were waiting (so there is more to run
+once they are sent)."""
+
+REPLY_BATCH: Final = 256 * 1024
+"""SRV-7: a connection sends its replies once this many bytes of them are gathered, before it
+runs more requests, so a pipeline of GETs of large values cannot build a huge reply in memory."""
+
+
+class LineSession:
+    """The line protocol on one connection: its reader, and its requests run on the store."""
+
+    def __init__(self, store: TicketingStore, max_line_length: int) -> None:
+        self._store = store
+        self.reader = line.LineParser(max_line_length=max_line_length)
+
+    def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
+        """Run requests into ``out`` until input runs out or one must wait for ``ticket``."""
+        store = self._store
+        gathered = 0
+        while gathered < REPLY_BATCH:
+            if held is not None:
+                request: Request | NeedData = held
+                held = None
+            else:
+                request = self.reader.next_event()
+                if request is NEED_DATA:
+                    return ticket, None, False, False
+            assert not isinstance(request, list | RespProtocolError | NeedData), "line events"
+            if ticket and not isinstance(request, line.Put):
+                return ticket, request, False, False  # SRV-5: reads wait for this client's writes
+            reply = line.encode_reply(commands.execute_line(store, request))
+            out.append(reply)
+            gathered += len(reply)
+            if store.ticket:
+                ticket, store.ticket = store.ticket, 0
+        return ticket, None, False, True
+
+    @staticmethod
+    def error_reply(message: str) -> bytes:
+        return line.encode_reply(line.ErrorReply(message))
+
+
+class RespSession:
+    """RESP on one connection: its reader, and its commands run by :class:`commands.Session`."""
+
+    def __init__(
+        self,
+        store: TicketingStore,
+        info: commands.ServerInfo,
+        scans: commands.ScanCursors,
+        client_id: int,
+    ) -> None:
+        self._store = store
+        self.reader = RespParser()
+        self._session = commands.Session(store, client_id=client_id, server=info, scans=scans)
+
+    def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
+        """Run commands into ``out`` until input runs out or one must wait for ``ticket``.
+
+        The hot loop of the server: under ``redis-benchmark -P 16`` it runs sixteen times per
+        read, so it calls the reader, the command layer and the encoder directly.
+        """
+        store = self._store
+        session = self._session
+        execute = session.execute
+        encode = replies.encode
+        next_command = self.reader.next_command
+        gathered = 0
+        while gathered < REPLY_BATCH:
+            if held is not None:
+                command: Request | NeedData = held
+                held = None
+            else:
+                command = next_command()
+                if command is NEED_DATA:
+                    return ticket, None, False, False
+            if isinstance(command, RespProtocolError):
+                out.append(command.reply)
+                return ticket, None, True, False
+            assert isinstance(command, list), "a RESP reader makes lists of arguments"
+            if ticket and not _only_writes(command):
+                return ticket, command, False, False  # SRV-5: reads wait for this client's writes
+            reply = encode(execute(command), session.protocol)
+            out.append(reply)
+            gathered += len(reply)
+            if store.ticket:
+                ticket, store.ticket = store.ticket, 0
+            if session.closing:
+                return ticket, None, True, False
+        return ticket, None, False, True
+
+    @staticmethod
+    def error_reply(message: str) -> bytes:
+        return replies.error_bytes("ERR " + message)
+
+
+def _only_writes(command: list[bytes]) -> bool:
+    """SRV-5: a plain SET or an MSET reads nothing, so it need not wait for earlier writes."""
+    name = command[0].upper()
+    return (name == b"SET" and len(command) == 3) or name == b"MSET"
+
+
+class Connection(asyncio.Protocol):
+    """One client connection; see the module docstring for the flow."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._store = server.store
+        self._transport: asyncio.Transport | None = None
+        self._peer = "?"
+        self._session: LineSession | RespSession | None = None
+        self._out: list[bytes] = []
+        self._ticket = 0
+        """The newest write of this connection that may not have taken effect yet."""
+        self._held: Request | None = None
+        """A request read but not yet run, because it waits for this connection's writes."""
+        self._blocked = False
+        self._paused = False
+        self._closing = False
+        self._eof = False
+        self._idle: asyncio.TimerHandle | None = None
+
+    # ----------------------------------------------------------------- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport), "a TCP server gives stream transports"
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if len(self._server.connections) >= self._server.config.max_connections:
+            log.warning("[CONN REFUSED] %s: max connections reached", self._peer)
+            transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            return
+        self._server.connections.add(self)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        log.info("[CONN] %s", self._peer)
+        self._touch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self in self._server.connections:
+            self._server.connections.discard(self)
+            log.info("[CONN CLOSED] %s", self._peer)
+        if self._idle is not None:
+            self._idle.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        session = self._session
+        if session is None:
+            server = self._server
+            store = TicketingStore(server.store)
+            if detect(data) == "resp":
+                server.clients += 1
+                session = RespSession(store, server.info, server.scans, server.clients)
+            else:
+                session = LineSession(store, server.config.max_line_length)
+            self._session = session
+        session.reader.receive_data(data)
+        self._run()
+
+    def eof_received(self) -> bool:
+        """PROTO-14: a client that half-closes still gets every reply before the server closes."""
+        self._eof = True
+        if isinstance(self._session, LineSession):
+            self._session.reader.receive_data(b"")
+        self._run()
+        return True
+
+    def pause_writing(self) -> None:
+        """SRV-7: the client is not reading its replies; stop reading and running its requests."""
+        self._paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
+            self._run()
+
+    # ----------------------------------------------------------------- the work
+
+    def _run(self) -> None:
+        """Run the requests that have arrived, in order, until one must wait for durability,
+        the client stops reading (SRV-7), or nothing is left."""
+        session = self._session
+        while session is not None and self._transport is not None and not self._blocked:
+            more = False
+            if not self._closing and not self._paused:
+                held, self._held = self._held, None
+                self._ticket, self._held, close, more = session.drive(self._out, self._ticket, held)
+                if close:
+                    self._closing = True
+            if self._ticket:
+                self._hold_until_durable()
+                return
+            self._send()
+            if not more:
+                return
+
+    def _hold_until_durable(self) -> None:
+        """SRV-5: no reply leaves before the fsync that covers this connection's writes."""
+        self._blocked = True
+        ticket = self._ticket
+
+        def resume(error: BaseException | None) -> None:
+            self._blocked = False
+            if self._ticket == ticket:
+                self._ticket = 0
+            if error is not None:
+                self._fail(error)
+            self._run()
+
+        self._server.committer.when_durable(ticket, resume)
+
+    def _fail(self, error: BaseException) -> None:
+        """SRV-5: the fsync failed, so the held replies are not true; say so and close."""
+        assert self._session is not None, "only sessions that ran requests wait"
+        self._out = [self._session.error_reply(f"write not durable: {error}")]
+        self._held = None
+        self._closing = True
+
+    def _send(self) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        if self._out:
+            transport.write(b"".join(self._out))
+            self._out.clear()
+        if (self._eof or self._closing) and not self._blocked and not transport.is_closing():
+            transport.close()
+
+    def _touch(self) -> None:
+        timeout = self._server.config.idle_timeout
+        if timeout <= 0:
+            return
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(timeout, self._idle_out)
+
+    def _idle_out(self) -> None:
+        log.info("[CONN IDLE] %s: closed after %gs", self._peer, self._server.config.idle_timeout)
+        self.abort()
+
+    def finish(self) -> None:
+        """SRV-4: read nothing more; close once the replies already due have been sent."""
+        self._closing = True
+        if self._transport is None:
+            return
+        self._transport.pause_reading()
+        if not self._blocked:
+            self._send()
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+async def serve(config: ServerConfig, *, ready: Callable[[str, int], None] | None = None) -> None:
+    """Open the store, listen, and run until SIGTERM or SIGINT; then shut down cleanly (SRV-4)."""
+    store = store_module.open(
+        config.data_dir,
+        fsync=config.fsync,
+        fsync_interval_ms=config.fsync_interval_ms,
+        segment_size=config.segment_size,
+    )
+    try:
+        server = Server(config, store)
+        host, port = await server.start()
+        print(f"[LISTENING] {host}:{port}", flush=True)
+        if ready is not None:
+            ready(host, port)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, server.request_stop)
+        await server.wait_stopped()
+        log.info("[SHUTDOWN] stopping: no new connections, finishing requests in flight")
+        await server.shutdown()
+    finally:
+        store.close()
+    log.info("[SHUTDOWN] data synced and closed")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """SRV-2: the flags of ``catlog serve``, each with its default."""
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="TCP port, 0 for any (default %(default)s)"
+    )
+    parser.add_argument(
+        "--data-dir", default=DEFAULT_DATA_DIR, help="data directory (default %(default)s)"
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=store_module.FSYNC_POLICIES,
+        default="always",
+        help="durability policy, see spec/engine.md (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fsync-interval-ms",
+        type=int,
+        default=store_module.DEFAULT_FSYNC_INTERVAL_MS,
+        help="background fsync period under --fsync interval (default %(default)s)",
+    )
+    parser.add_argument(
+        "--segment-size",
+        type=int,
+        default=store_module.DEFAULT_SEGMENT_SIZE,
+        help="bytes per segment file before rotation (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="connections served at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-line-length",
+        type=int,
+        default=line.MAX_LINE_LENGTH,
+        help="longest line-protocol request, bytes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="close a connection silent this many seconds; 0 never (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="logging threshold (default %(default)s)",
+    )
+
+
+def config_from(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        fsync=args.fsync,
+        fsync_interval_ms=args.fsync_interval_ms,
+        segment_size=args.segment_size,
+        max_connections=args.max_connections,
+        max_line_length=args.max_line_length,
+        idle_timeout=args.idle_timeout,
+    )
+
+
+def run(config: ServerConfig) -> int:
+    """Blocking entry point for the CLI."""
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:
+        print(f"catlog: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 1
+    except CatlogError as exc:
+        print(f"catlog: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,88 @@
+"""Acknowledged means durable: kill -9 under concurrent clients, and group commit in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import threading
+import time
+
+import pytest
+import redis
+
+import catlog
+from catlog.server import Server, ServerConfig
+from tests.server.conftest import Serve
+from tests.store.test_group_commit import DurabilityWitness
+
+
+@pytest.mark.spec("SRV-5", "REC-8", "REC-2")
+@pytest.mark.parametrize("trial", range(3))
+def test_every_acknowledged_write_survives_kill_9(serve: Serve, trial: int) -> None:
+    server = serve("--fsync", "always")
+    acknowledged: list[set[bytes]] = [set() for _ in range(6)]
+    stop = threading.Event()
+
+    def client(number: int) -> None:
+        connection = redis.Redis(host=server.host, port=server.port, socket_timeout=10)
+        n = 0
+        try:
+            while not stop.is_set():
+                key = b"c%d-%06d" % (number, n)
+                connection.set(key, key * 3)
+                acknowledged[number].add(key)
+                n += 1
+        except (redis.ConnectionError, redis.TimeoutError):
+            pass
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    time.sleep(random.Random(trial).uniform(0.3, 1.2))
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    written = set().union(*acknowledged)
+    assert written, "the clients wrote something before the kill"
+    with catlog.open(server.data_dir) as store:
+        missing = [key for key in written if store.get(key) != key * 3]
+        assert missing == []
+        for number in range(6):
+            present = sorted(k for k in store if k.startswith(b"c%d-" % number))
+            assert len(present) <= len(acknowledged[number]) + 1
+
+
+@pytest.mark.spec("SRV-5", "ENG-29")
+def test_no_reply_to_a_write_leaves_before_its_fsync(tmp_path: object) -> None:
+    """The server runs in this process on a file system that knows what each fsync covered."""
+
+    async def scenario() -> list[bytes]:
+        fs = DurabilityWitness()
+        store = catlog.open(f"{tmp_path}/data", fs=fs, fsync="always")
+        server = Server(ServerConfig(port=0, idle_timeout=0), store)
+        host, port = await server.start()
+        early: list[bytes] = []
+
+        async def client(number: int) -> None:
+            reader, writer = await asyncio.open_connection(host, port)
+            for n in range(30):
+                keys = [b"k%d-%d-%d" % (number, n, i) for i in range(4)]
+                writer.write(b"".join(b"PUT %s v\n" % key for key in keys))
+                for key in keys:
+                    assert await reader.readline() == b"OK\n"
+                    if key not in fs.durable_bytes():
+                        early.append(key)
+            writer.close()
+            await writer.wait_closed()
+
+        await asyncio.gather(*(client(i) for i in range(8)))
+        await server.shutdown()
+        store.close()
+        return early
+
+    assert asyncio.run(scenario()) == []

@@ -49,7 +49,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def crash(session: nox.Session) -> None:
-    """The crash and fuzz suites at long depth: more workloads, tears, faults and kill trials."""
+    """The crash suites at long depth: more workloads, crash states, faults and kill -9 trials."""
     session.install("-e", ".[test]")
     session.run(
         "pytest",
@@ -57,7 +57,22 @@ def crash(session: nox.Session) -> None:
         "-p",
         "no:timeout",
         "tests/crash",
-        "tests/fuzz",
         *session.posargs,
         env={"CATLOG_CRASH_DEPTH": "long", "HYPOTHESIS_PROFILE": "nightly"},
+    )
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """The torn-write, corruption and repair fuzzers with the long ``nightly`` profile."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "-q",
+        "-p",
+        "no:timeout",
+        "tests/fuzz",
+        "tests/tools/test_repair_property.py",
+        *session.posargs,
+        env={"HYPOTHESIS_PROFILE": "nightly"},
     )

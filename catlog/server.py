@@ -45,7 +45,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from . import commands
 from . import store as store_module
@@ -346,8 +346,9 @@ class Connection(asyncio.Protocol):
     # ----------------------------------------------------------------- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport), "a TCP server gives stream transports"
-        self._transport = transport
+        # A stream transport, though uvloop's do not subclass asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
+        transport = self._transport
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         if len(self._server.connections) >= self._server.config.max_connections:

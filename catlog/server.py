@@ -50,7 +50,7 @@ from typing import Final, cast
 from . import commands
 from . import store as store_module
 from .errors import CatlogError
-from .protocol import detect, line, replies
+from .protocol import detect, line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
 from .protocol.resp import RespParser, RespProtocolError
 from .store import FsyncPolicy, Store
@@ -78,6 +78,7 @@ class ServerConfig:
     segment_size: int = store_module.DEFAULT_SEGMENT_SIZE
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_line_length: int = line.MAX_LINE_LENGTH
+    max_bulk_length: int = resp.MAX_BULK_LENGTH
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     """Seconds a connection may stay silent before it is closed; 0 turns it off."""
 
@@ -272,9 +273,10 @@ class RespSession:
         info: commands.ServerInfo,
         scans: commands.ScanCursors,
         client_id: int,
+        max_bulk_length: int = resp.MAX_BULK_LENGTH,
     ) -> None:
         self._store = store
-        self.reader = RespParser()
+        self.reader = RespParser(max_bulk_length=max_bulk_length)
         self._session = commands.Session(store, client_id=client_id, server=info, scans=scans)
 
     def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
@@ -376,7 +378,9 @@ class Connection(asyncio.Protocol):
             store = TicketingStore(server.store)
             if detect(data) == "resp":
                 server.clients += 1
-                session = RespSession(store, server.info, server.scans, server.clients)
+                session = RespSession(
+                    store, server.info, server.scans, server.clients, server.config.max_bulk_length
+                )
             else:
                 session = LineSession(store, server.config.max_line_length)
             self._session = session
@@ -549,6 +553,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest line-protocol request, bytes (default %(default)s)",
     )
     parser.add_argument(
+        "--max-bulk-length",
+        type=int,
+        default=resp.MAX_BULK_LENGTH,
+        help="longest RESP argument, bytes (default %(default)s)",
+    )
+    parser.add_argument(
         "--idle-timeout",
         type=float,
         default=DEFAULT_IDLE_TIMEOUT,
@@ -572,6 +582,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         segment_size=args.segment_size,
         max_connections=args.max_connections,
         max_line_length=args.max_line_length,
+        max_bulk_length=args.max_bulk_length,
         idle_timeout=args.idle_timeout,
     )
 

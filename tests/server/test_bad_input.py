@@ -117,3 +117,14 @@ def test_an_idle_connection_is_closed(serve: Serve) -> None:
         started = time.monotonic()
         assert _read_all(sock) == b""
         assert time.monotonic() - started < 9
+
+
+@pytest.mark.spec("SRV-2", "PROTO-21", "PROTO-18")
+def test_the_bulk_length_limit_is_a_flag(serve: Serve) -> None:
+    server = serve("--max-bulk-length", "10")
+    with server.connect() as sock:
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$11\r\n")
+        assert _read_all(sock) == b"-ERR Protocol error: invalid bulk length\r\n"
+    with server.connect() as sock:
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\n")
+        assert sock.recv(100) == b"+OK\r\n"

@@ -11,10 +11,15 @@ from tests.server.conftest import Serve, require_tool
 
 
 @pytest.mark.spec("PROTO-1", "PROTO-27", "SRV-5")
-@pytest.mark.parametrize("protocol", [3, 2])
-def test_redis_py_works_with_its_defaults_and_with_resp2(serve: Serve, protocol: int) -> None:
+@pytest.mark.parametrize("protocol", [None, 3, 2])
+def test_redis_py_works_with_its_defaults_and_with_resp2(
+    serve: Serve, protocol: int | None
+) -> None:
     server = serve()
-    client = redis.Redis(host=server.host, port=server.port, protocol=protocol)
+    if protocol is None:
+        client = redis.Redis(host=server.host, port=server.port)
+    else:
+        client = redis.Redis(host=server.host, port=server.port, protocol=protocol)
     try:
         assert client.ping() is True
         assert client.set("name", "Bob") is True

@@ -262,3 +262,56 @@ def test_a_broken_reader_holds_nothing_whatever_follows() -> None:
 def test_an_argument_must_end_in_crlf(after: bytes) -> None:
     events = resp_events([b"*1\r\n$4\r\nPING" + after + b"*1\r\n$4\r\nPING\r\n"])
     assert error_of(events) == "Protocol error: expected '\\r\\n' after a bulk string"
+
+
+# The fast walk (RespParser._walk, see the module docstring of catlog/protocol/resp.py) must
+# give exactly the events of the state machine alone, for any bytes, however they are split.
+
+tricky_word = st.lists(
+    st.sampled_from([b"\r\n", b"\r", b"\n", b"a", b"$3", b"*1", b"\x00", b"$"]), max_size=8
+).map(b"".join)
+tricky_command = st.lists(tricky_word | st.binary(max_size=20), min_size=1, max_size=4).map(
+    lambda args: encode_command(*args)
+)
+stream_piece = (
+    tricky_command
+    | st.sampled_from([b"*0\r\n", b"*-1\r\n", b"*1\r\n$10000\r\n" + b"v" * 10_000 + b"\r\n"])
+    | st.binary(max_size=8)
+)
+
+
+def state_machine_only() -> RespParser:
+    parser = RespParser()
+    parser._walks = False  # the general path alone, as a reference for the walk
+    return parser
+
+
+@pytest.mark.spec("PROTO-3", "PROTO-16", "PROTO-18")
+@given(st.lists(stream_piece, max_size=8), st.data())
+def test_the_fast_walk_gives_the_same_events_as_the_state_machine(
+    pieces: list[bytes], data: st.DataObject
+) -> None:
+    stream = b"".join(pieces)
+    expected = resp_events([stream], state_machine_only())
+    assert resp_events([stream]) == expected
+    chunks = data.draw(splits(stream))
+    assert resp_events(chunks) == expected
+    assert resp_events(chunks, state_machine_only()) == expected
+
+
+@pytest.mark.spec("PROTO-16")
+def test_a_long_pipeline_in_one_read_is_read_across_walk_windows() -> None:
+    commands = [[b"GET", b"key:%012d" % n] for n in range(3000)]  # about 110 KB
+    commands[1234] = [b"SET", b"k", b"a\r\nb"]  # stops the walk; the state machine reads on
+    commands[2000] = [b"SET", b"k", b"x" * 20_000]  # longer than a walk window
+    stream = b"".join(encode_command(*c) for c in commands)
+    assert resp_events([stream]) == commands
+    assert resp_events([stream], state_machine_only()) == commands
+
+
+@pytest.mark.spec("PROTO-18")
+def test_commands_walked_before_an_error_are_returned_before_it() -> None:
+    stream = encode_command(b"PING") * 20 + b"*1\r\n$4\r\nPINGXY"
+    events = resp_events([stream])
+    assert events[:-1] == [[b"PING"]] * 20
+    assert error_of(events) == "Protocol error: expected '\\r\\n' after a bulk string"

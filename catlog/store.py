@@ -132,6 +132,10 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     )
 
 
+def _parent(path: str) -> str:
+    return posixpath.dirname(path) or "."
+
+
 def _read_buffer(buffer: bytearray, flushed: int, size: int, offset: int) -> bytes:
     """Read a record that is still in the active segment's write buffer (see catlog.segment)."""
     start = offset - flushed
@@ -207,12 +211,14 @@ class Store(MutableMapping[bytes, bytes]):
         self._commit = threading.Condition(threading.Lock())
         self._committing = False
 
+        created = self._missing_directories()
         self._fs.makedirs(self.path)
         self._dir_lock = self._take_lock()
         try:
             self._active = self._recover()
-            self._fs.sync_dir(self.path)  # REC-9: every name relied on is durable from here on
-            self._fs.sync_dir(posixpath.dirname(self.path) or ".")
+            # REC-9: every name relied on, the directories' own included, is durable from here.
+            for directory in dict.fromkeys([self.path, *map(_parent, [self.path, *created])]):
+                self._fs.sync_dir(directory)
         except BaseException:
             self._close_files()
             self._dir_lock.release()
@@ -228,6 +234,18 @@ class Store(MutableMapping[bytes, bytes]):
         _open_stores[id(self)] = self
 
     # ----------------------------------------------------------------------------- opening
+
+    def _missing_directories(self) -> list[str]:
+        """The data directory and those of its ancestors that do not exist yet (ENG-25)."""
+        missing: list[str] = []
+        directory = self.path
+        while not self._fs.exists(directory):
+            missing.append(directory)
+            parent = _parent(directory)
+            if parent == directory:
+                break
+            directory = parent
+        return missing
 
     def _take_lock(self) -> FileLock:
         """ENG-20: one open store per directory, across processes and within one."""

@@ -481,6 +481,8 @@ def test_a_crash_during_tail_repair_is_repaired_again(prelude: str, policy: Poli
 
 
 # ------------------------------------------------------------------------------- found bugs
+# The tests below found bugs that open now fixes: it fsyncs the data directory, and the parent
+# of every directory it created (REC-9).
 
 
 @pytest.mark.spec("REC-1", "REC-2", "REC-8", "ENG-25")
@@ -495,6 +497,22 @@ def test_a_new_data_directory_survives_a_crash_after_an_acknowledged_put() -> No
     lost = []
     for state in image.crash_states():
         with open_store(image.crash(state), "always", 1 << 20) as store:
+            if store.get(b"acknowledged") != b"durable":
+                lost.append(state.label)
+    assert not lost, f"an acknowledged put was lost in: {lost}"
+
+
+@pytest.mark.spec("REC-1", "REC-2", "REC-8", "ENG-25")
+def test_a_data_directory_with_new_parents_survives_a_crash_after_an_acknowledged_put() -> None:
+    """ENG-25 creates "the directory" with its parents; each new name needs its parent synced."""
+    fs = SimFileSystem()
+    directory = "/new/parents/db"
+    with catlog.open(directory, fs=fs) as store:
+        store.put(b"acknowledged", b"durable")
+        image = fs.image()
+    lost = []
+    for state in image.crash_states():
+        with catlog.open(directory, fs=image.crash(state)) as store:
             if store.get(b"acknowledged") != b"durable":
                 lost.append(state.label)
     assert not lost, f"an acknowledged put was lost in: {lost}"

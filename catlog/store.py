@@ -202,8 +202,10 @@ class Store(MutableMapping[bytes, bytes]):
         self._closed = True  # until the directory is locked and recovered
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
-        self._appended = 0
-        """Tickets handed out: the number of records appended since open (ENG-28)."""
+        self.last_ticket = 0
+        """The ticket of the newest record appended: records appended since open (ENG-28).
+        Read it, never write it; the server reads it after each command to learn whether the
+        command wrote, which costs less than wrapping every write."""
         self._durable = 0
         """The highest ticket that is durable and has taken effect; read under _commit."""
         self._pending: list[tuple[int, bytes, int | None]] = []
@@ -455,7 +457,7 @@ class Store(MutableMapping[bytes, bytes]):
             if not self._sync_each_write:
                 self._index[key] = location
                 return
-            ticket = self._appended
+            ticket = self.last_ticket
             self._pending.append((ticket, key, location))
         self.wait_durable(ticket)
 
@@ -475,10 +477,10 @@ class Store(MutableMapping[bytes, bytes]):
         with self._lock:
             location = self._append(record) | value_len
             if self._sync_each_write:
-                self._pending.append((self._appended, key, location))
+                self._pending.append((self.last_ticket, key, location))
             else:
                 self._index[key] = location
-            return self._appended
+            return self.last_ticket
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.put(key, value)
@@ -502,13 +504,13 @@ class Store(MutableMapping[bytes, bytes]):
             if key not in self._index:
                 if self._refusal is not None:
                     raise self._refused()
-                return False, self._appended
+                return False, self.last_ticket
             self._append(encode_record(RecordType.DELETE, self._now_ms(), key))
             if self._sync_each_write:
-                self._pending.append((self._appended, key, None))
+                self._pending.append((self.last_ticket, key, None))
             else:
                 del self._index[key]
-            return True, self._appended
+            return True, self.last_ticket
 
     def __delitem__(self, key: bytes) -> None:
         if not self.delete(key):
@@ -529,7 +531,7 @@ class Store(MutableMapping[bytes, bytes]):
             offset = active.append(record)
         except OSError as exc:
             raise self._fail("write", exc) from exc
-        self._appended += 1
+        self.last_ticket += 1
         self._unsynced = True
         return (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
 
@@ -576,9 +578,9 @@ class Store(MutableMapping[bytes, bytes]):
         """
         time.sleep(0)
         with self._lock:
-            if self._refusal is not None or self._durable >= self._appended:
+            if self._refusal is not None or self._durable >= self.last_ticket:
                 return
-            target = self._appended
+            target = self.last_ticket
             self._flush()
             file = self._active.file
         try:
@@ -629,7 +631,7 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("write or fsync", exc) from exc
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
-        self._take_effect(self._appended)
+        self._take_effect(self.last_ticket)
 
     def _fail(self, what: str, exc: OSError) -> StoreFailedError:
         error = StoreFailedError(

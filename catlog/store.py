@@ -28,6 +28,7 @@ from crc32c import crc32c
 from . import codec
 from .clock import Clock, SystemClock
 from .codec import (
+    BODY_HEADER,
     CRC_FIELD,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
@@ -446,20 +447,9 @@ class Store(MutableMapping[bytes, bytes]):
 
     def put(self, key: bytes, value: bytes) -> None:
         """ENG-1: make ``value`` the value of ``key``; durable on return under fsync="always"."""
-        if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
-            key = _check_key(key)
-        if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
-            value = _check_value(value)
-        record = encode_record(_PUT, self._now_ms(), key, value)
-        value_len = len(value) if len(value) < LARGE_VALUE else LARGE_VALUE
-        with self._lock:
-            location = self._append(record) | value_len
-            if not self._sync_each_write:
-                self._index[key] = location
-                return
-            ticket = self.last_ticket
-            self._pending.append((ticket, key, location))
-        self.wait_durable(ticket)
+        ticket = self.put_nowait(key, value)
+        if self._sync_each_write:
+            self.wait_durable(ticket)
 
     def put_nowait(self, key: bytes, value: bytes) -> int:
         """ENG-28: append a PUT and return its ticket without waiting for it to be durable.
@@ -467,15 +457,25 @@ class Store(MutableMapping[bytes, bytes]):
         Under ``fsync="always"`` the write takes effect (becomes visible) when
         :meth:`wait_durable` of its ticket, or of a later one, returns. This is how the server
         lets many clients' writes share one fsync without a thread per write.
+
+        The hot path of both the fill benchmark and the server's SET: each length is taken once
+        and the record is encoded here, because profiles showed the calls themselves.
         """
-        if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
+        if type(key) is not bytes:
             key = _check_key(key)
-        if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
+        value_len = len(value)
+        if type(value) is not bytes or value_len > MAX_VALUE_SIZE:
             value = _check_value(value)
-        record = encode_record(_PUT, self._now_ms(), key, value)
-        value_len = len(value) if len(value) < LARGE_VALUE else LARGE_VALUE
+            value_len = len(value)
+        key_len = len(key)
+        if key_len > MAX_KEY_SIZE:
+            _check_key(key)
+        body = BODY_HEADER.pack(_PUT, self._now_ms(), key_len, value_len) + key + value
+        record = CRC_FIELD.pack(crc32c(body)) + body
         with self._lock:
-            location = self._append(record) | value_len
+            location = self._append(record) | (
+                value_len if value_len < LARGE_VALUE else LARGE_VALUE
+            )
             if self._sync_each_write:
                 self._pending.append((self.last_ticket, key, location))
             else:

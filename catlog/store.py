@@ -463,13 +463,13 @@ class Store(MutableMapping[bytes, bytes]):
         """
         if type(key) is not bytes:
             key = _check_key(key)
-        value_len = len(value)
-        if type(value) is not bytes or value_len > MAX_VALUE_SIZE:
+        if type(value) is not bytes:
             value = _check_value(value)
-            value_len = len(value)
         key_len = len(key)
-        if key_len > MAX_KEY_SIZE:
+        value_len = len(value)
+        if key_len > MAX_KEY_SIZE or value_len > MAX_VALUE_SIZE:
             _check_key(key)
+            _check_value(value)
         body = BODY_HEADER.pack(_PUT, self._now_ms(), key_len, value_len) + key + value
         record = CRC_FIELD.pack(crc32c(body)) + body
         with self._lock:

@@ -240,6 +240,7 @@ def test_every_file_operation_goes_through_the_given_file_system(tmp_path: Path)
     mount = f"/nonexistent-catlog-{os.getpid()}"
     virtual = f"{mount}/data"
     real = str(tmp_path / "real")
+    os.makedirs(real)  # the mount point exists; the data directory in it does not
     fs = FaultyFileSystem(mount=(mount, real))
     with catlog.open(virtual, fs=fs, segment_size=128) as store:
         for i in range(8):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Final, Protocol
+from typing import Final, Protocol, runtime_checkable
 
 from . import __version__
 from .clock import Clock, SystemClock
@@ -34,7 +34,7 @@ from .protocol.replies import (
     SimpleString,
     Verbatim,
 )
-from .store import Store
+from .store import StoreStats
 
 REDIS_VERSION: Final = "7.2.0"
 """The Redis version whose behaviour catlog follows; HELLO and INFO report it (PROTO-46)."""
@@ -54,6 +54,13 @@ class KeyValueStore(Protocol):
     def __iter__(self) -> Iterator[bytes]: ...
 
     def __contains__(self, key: object) -> bool: ...
+
+
+@runtime_checkable
+class StatsSource(Protocol):
+    """A store that can say how big it is on disk, for ``INFO persistence`` (PROTO-46)."""
+
+    def stats(self) -> StoreStats: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,7 +570,7 @@ def _info_server(session: Session) -> list[str]:
 def _info_persistence(session: Session) -> list[str]:
     lines = ["loading:0", "aof_enabled:1", f"catlog_fsync:{session.server.fsync}"]
     store = session.store
-    if isinstance(store, Store):
+    if isinstance(store, StatsSource):
         stats = store.stats()
         lines += [
             f"catlog_segments:{stats.segments}",

@@ -192,12 +192,13 @@ class TicketingStore:
     wrapper's frame on every SET.
     """
 
-    __slots__ = ("get", "put", "store")
+    __slots__ = ("get", "put", "stats", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.get = store.get
         self.put = store.put_nowait
+        self.stats = store.stats
 
     def delete(self, key: bytes) -> bool:
         return self.store.delete_nowait(key)[0]

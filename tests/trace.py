@@ -1,18 +1,186 @@
-"""``python -m tests.trace``: print each spec clause with the tests that cite it."""
+"""``python -m tests.trace``: the clause trace, from each spec clause to its tests and its code.
+
+``python -m tests.trace`` prints each clause with the tests that cite it. ``--write`` regenerates
+``spec/TRACE.md``, the same trace for readers and reviewers: for every clause its level, its
+document and section, the tests that cite it (read from ``pytest.mark.spec`` markers, see
+``tests/spec_clauses.py``) and the code that implements it. ``tests/test_spec_trace.py`` fails
+when the file is out of date.
+
+*The code that implements a clause* is every module under ``catlog/`` whose text names the clause
+ID as a whole word: modules say which clauses they implement in their docstrings and comments
+(see ``/work/shared/STYLE.md``), so ``FMT-1`` finds them and ``FMT-14`` does not count for it.
+Modules are listed, not line numbers, so that the trace goes stale only when what it says changes.
+"""
 
 from __future__ import annotations
 
-from tests.spec_clauses import citations, clauses
+import re
+import sys
+from dataclasses import dataclass
+
+from tests.spec_clauses import ROOT, Clause, citations, clauses
+
+TRACE_PATH = ROOT / "spec" / "TRACE.md"
+WRITE_COMMAND = "python -m tests.trace --write"
+CLAUSE_ID = re.compile(r"\b([A-Z]+-\d+)\b")
+HEADING = re.compile(r"^#{2,} (.+)$")
+# spec/README.md lists the documents in reading order as "1. `format.md`: ...".
+READING_ORDER_ITEM = re.compile(r"^\d+\. `([\w-]+\.md)`", re.MULTILINE)
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class TraceRow:
+    """One clause, where the spec puts it, and what cites and implements it."""
+
+    clause: Clause
+    section: str
+    tests: tuple[str, ...]
+    code: tuple[str, ...]
+
+
+def clause_ids_named(text: str) -> set[str]:
+    """Every clause-shaped ID that ``text`` names as a whole word."""
+    return set(CLAUSE_ID.findall(text))
+
+
+def implementing_modules() -> dict[str, list[str]]:
+    """clause id -> the modules under ``catlog/`` (paths from the root) whose text names it."""
+    named: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "catlog").rglob("*.py")):
+        module = path.relative_to(ROOT).as_posix()
+        for clause_id in sorted(clause_ids_named(path.read_text())):
+            named.setdefault(clause_id, []).append(module)
+    return named
+
+
+def sections() -> dict[str, str]:
+    """clause id -> the heading of the spec section it sits in (empty before the first one)."""
+    found: dict[str, str] = {}
+    known = clauses()
+    for doc in sorted((ROOT / "spec").glob("*.md")):
+        heading = ""
+        for line in doc.read_text().splitlines():
+            if match := HEADING.match(line):
+                heading = match.group(1).strip()
+            elif (
+                line.startswith("**")
+                and (match := CLAUSE_ID.match(line, 2))
+                and match.group(1) in known
+            ):
+                found[match.group(1)] = heading
+    return found
+
+
+def document_order() -> list[str]:
+    """The spec documents that define clauses, in spec/README.md's reading order."""
+    listed = READING_ORDER_ITEM.findall((ROOT / "spec" / "README.md").read_text())
+    defining = sorted({clause.document for clause in clauses().values()})
+    ranked = [doc for doc in listed if doc in defining]
+    return ranked + [doc for doc in defining if doc not in ranked]
+
+
+def rows() -> list[TraceRow]:
+    """Every clause, by document in reading order and within a document in order of appearance."""
     cited = citations()
-    for clause in clauses().values():
-        tests = cited.get(clause.id, [])
-        print(f"{clause.id:8} {clause.level:6} {clause.document:12} {len(tests)} test(s)")
-        for test in tests:
+    code = implementing_modules()
+    where = sections()
+    order = {doc: rank for rank, doc in enumerate(document_order())}
+    ordered = sorted(clauses().values(), key=lambda clause: order[clause.document])
+    return [
+        TraceRow(
+            clause=clause,
+            section=where.get(clause.id, ""),
+            tests=tuple(cited.get(clause.id, [])),
+            code=tuple(code.get(clause.id, [])),
+        )
+        for clause in ordered
+    ]
+
+
+def _count(rows_: list[TraceRow], level: str) -> str:
+    of_level = [row for row in rows_ if row.clause.level == level]
+    tested = sum(1 for row in of_level if row.tests)
+    coded = sum(1 for row in of_level if row.code)
+    return f"| {level} | {len(of_level)} | {tested} | {coded} |"
+
+
+def render() -> str:
+    """The text of ``spec/TRACE.md``."""
+    all_rows = rows()
+    known = {row.clause.id for row in all_rows}
+    unknown_in_code = {
+        clause_id: modules
+        for clause_id, modules in implementing_modules().items()
+        if clause_id not in known and clause_id.split("-")[0] in _prefixes(all_rows)
+    }
+    out = [
+        "# Clause trace",
+        "",
+        f"GENERATED by `{WRITE_COMMAND}`; do not edit by hand. `tests/test_spec_trace.py` fails",
+        "when this file is out of date.",
+        "",
+        "For every clause of the specification: its level, the tests that cite it",
+        '(`@pytest.mark.spec("ID")`), and the code that implements it, meaning the modules under',
+        "`catlog/` whose docstrings or comments name the clause ID. A MUST clause that no test",
+        "cites fails the build; a clause no module names is listed with *code: none named*, which",
+        "is worth a look but not an error (some clauses are met by the tests' tools or by the",
+        "absence of a feature).",
+        "",
+        "| level | clauses | cited by a test | named in code |",
+        "|-------|--------:|----------------:|--------------:|",
+        *(_count(all_rows, level) for level in ("MUST", "SHOULD", "MAY")),
+        "",
+    ]
+    if unknown_in_code:
+        out += ["Clause IDs named in `catlog/` that the spec does not define:", ""]
+        for clause_id, modules in sorted(unknown_in_code.items()):
+            out.append(f"- `{clause_id}` in {', '.join(f'`{m}`' for m in modules)}")
+        out.append("")
+    document = section = None
+    for row in all_rows:
+        if row.clause.document != document:
+            document, section = row.clause.document, None
+            out += _blank_line_before(out, f"## [{document}]({document})")
+        if row.section != section:
+            section = row.section
+            if section:
+                out += _blank_line_before(out, f"### {section}")
+        code = ", ".join(f"`{module}`" for module in row.code) or "*none named*"
+        tests = f"{len(row.tests)} test{'' if len(row.tests) == 1 else 's'}"
+        out.append(f"- `{row.clause.id}` {row.clause.level} · {tests} · code: {code}")
+        out += [f"  - `{test}`" for test in row.tests]
+    out.append("")
+    return "\n".join(out)
+
+
+def _blank_line_before(out: list[str], heading: str) -> list[str]:
+    """The lines that put ``heading`` after ``out`` with one blank line on either side."""
+    return [heading, ""] if out[-1] == "" else ["", heading, ""]
+
+
+def _prefixes(all_rows: list[TraceRow]) -> set[str]:
+    return {row.clause.id.split("-")[0] for row in all_rows}
+
+
+def print_table() -> None:
+    for row in rows():
+        print(f"{row.clause.id:8} {row.clause.level:6} {row.clause.document:12} ", end="")
+        print(f"{len(row.tests)} test(s); code: {', '.join(row.code) or 'none named'}")
+        for test in row.tests:
             print(f"{'':28}{test}")
 
 
+def main(argv: list[str]) -> int:
+    if argv == ["--write"]:
+        TRACE_PATH.write_text(render())
+        print(f"wrote {TRACE_PATH.relative_to(ROOT)}")
+        return 0
+    if argv:
+        print(f"usage: python -m tests.trace [--write]  (got {' '.join(argv)})", file=sys.stderr)
+        return 2
+    print_table()
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main(sys.argv[1:]))

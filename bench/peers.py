@@ -52,8 +52,8 @@ class Peer:
     open: Callable[[str, bool], Handle]
 
 
-def open_catlog(path: str, fsync: catlog.FsyncPolicy = "never") -> Handle:
-    store = catlog.open(path, fsync=fsync)
+def open_catlog(path: str, fsync: catlog.FsyncPolicy = "never", *, hints: bool = False) -> Handle:
+    store = catlog.open(path, fsync=fsync, hints=hints)
     return Handle(store.put, store.get, store.close)
 
 
@@ -116,7 +116,8 @@ def open_lmdb(path: str, *, writing: bool) -> Handle:
     return Handle(txn.put, txn.get, close)
 
 
-CATLOG: Final = Peer("catlog", lambda path, _writing: open_catlog(path))
+CATLOG: Final = Peer("catlog", lambda path, writing: open_catlog(path, hints=writing))
+"""Stores it builds write hint files (ENG-30), so the reopen workload can time both paths."""
 SEMIDBM: Final = Peer("semidbm", lambda path, _writing: open_semidbm(path))
 SEMIDBM_VERIFIED: Final = Peer(
     "semidbm verify_checksums=True",

@@ -53,6 +53,8 @@ from .errors import (
     ValueTooLargeError,
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
+from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
+from .hint import HintProblem, apply_hint, build_hint, decode_hint, hint_name
 from .index import (
     LARGE_VALUE,
     LEN_BITS,
@@ -119,6 +121,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     fsync: FsyncPolicy = "always",
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
+    hints: bool = False,
     fs: FileSystem | None = None,
     clock: Clock | None = None,
 ) -> Store:
@@ -128,6 +131,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         fsync=fsync,
         segment_size=segment_size,
         fsync_interval_ms=fsync_interval_ms,
+        hints=hints,
         fs=fs,
         clock=clock,
     )
@@ -176,6 +180,7 @@ class Store(MutableMapping[bytes, bytes]):
         fsync: FsyncPolicy = "always",
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
+        hints: bool = False,
         fs: FileSystem | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -191,6 +196,8 @@ class Store(MutableMapping[bytes, bytes]):
         self.fsync: Final = fsync
         self.segment_size: Final = segment_size
         self.fsync_interval_ms: Final = fsync_interval_ms
+        self.hints: Final = hints
+        """ENG-30: write a hint for each segment at rotation (opening uses hints regardless)."""
         self._fs: Final = fs if fs is not None else OsFileSystem()
         self._clock: Final = clock if clock is not None else SystemClock()
         self._now_ms = self._clock.now_ms
@@ -281,10 +288,12 @@ class Store(MutableMapping[bytes, bytes]):
             active = ActiveSegment.create(self._fs, self.path, 1, slot=0)
             self._slots.append(active)
             return active
+        names = set(self._fs.listdir(self.path)) if len(numbers) > 1 else set()
         for slot, number in enumerate(numbers[:-1]):
             file = self._fs.open(f"{self.path}/{segment_name(number)}")
             self._slots.append(Segment(file, number, slot))
-            self._replay(file, slot, newest=False)
+            if hint_name(number) not in names or not self._apply_hint(file, number, slot):
+                self._replay(file, slot, newest=False)
         number, slot = numbers[-1], len(numbers) - 1
         file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
         self._slots.append(Segment(file, number, slot))
@@ -292,6 +301,60 @@ class Store(MutableMapping[bytes, bytes]):
         active = ActiveSegment(file, number, slot)
         self._slots[slot] = active
         return active
+
+    def _apply_hint(self, segment: File, number: int, slot: int) -> bool:
+        """ENG-32, REC-15: apply the segment's hint if it is valid and matches; else say so.
+
+        Never writes: a hint that does not serve is ignored with a warning (REC-13 holds).
+        """
+        path = f"{self.path}/{hint_name(number)}"
+        size = segment.size()
+        if size > MAX_SEGMENT_SIZE:
+            return False  # replay reports it (FMT-12)
+        file = self._fs.open(path)
+        try:
+            hint = decode_hint(file.pread(file.size(), 0))
+        finally:
+            file.close()
+        if isinstance(hint, HintProblem):
+            log.warning("%s: %s; scanning %s instead", path, hint.value, segment_name(number))
+            return False
+        if not hint.matches(number, segment.pread(size, 0)):
+            log.warning(
+                "%s: stale hint (it describes another state of %s); scanning the segment instead",
+                path,
+                segment_name(number),
+            )
+            return False
+        apply_hint(hint, slot, self._index)
+        return True
+
+    def _write_hint(self, segment: Segment) -> None:
+        """ENG-30, ENG-31: write the hint of a segment that just stopped being active.
+
+        Called at rotation, after the segment was fsynced and before its successor is created:
+        that creation fsyncs the directory (ENG-10), which makes the rename below durable too.
+        A failing call here is a failing disk like any other (REC-10): the store stops writing,
+        and the write that caused the rotation, not yet appended, is not acknowledged.
+        """
+        path = f"{self.path}/{hint_name(segment.number)}"
+        temporary = path + HINT_TEMPORARY_SUFFIX
+        try:
+            hint = build_hint(segment.number, segment.file.pread(segment.size(), 0))
+            if isinstance(hint, str):
+                log.warning("%s: no hint written: %s", segment_name(segment.number), hint)
+                return
+            if self._fs.exists(temporary):  # a leftover's bytes must not prefix ours
+                self._fs.remove(temporary)
+            file = self._fs.open(temporary, writable=True, create=True)
+            try:
+                file.append(hint)
+                file.sync()
+            finally:
+                file.close()
+            self._fs.rename(temporary, path)
+        except OSError as exc:
+            raise self._fail(f"writing the hint {hint_name(segment.number)}", exc) from exc
 
     def _replay(self, file: File, slot: int, *, newest: bool) -> None:
         """Apply one segment to the index, repairing a torn tail of the newest one."""
@@ -656,6 +719,8 @@ class Store(MutableMapping[bytes, bytes]):
         slot = len(self._slots)
         if slot >= MAX_SLOTS:
             raise CatlogError(f"{self.path}: more than {MAX_SLOTS} open segments")
+        if self.hints:
+            self._write_hint(old)
         try:
             new = ActiveSegment.create(self._fs, self.path, old.number + 1, slot)
         except OSError as exc:

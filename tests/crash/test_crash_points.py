@@ -173,6 +173,7 @@ def drive(
     *,
     segment_size: int,
     start: dict[bytes, bytes] | None = None,
+    hints: bool = False,
 ) -> Run:
     """Open a store on ``fs`` (its open is crash-tested too), run ``steps``, close it."""
     run = Run(states=[dict(start or {})])
@@ -187,6 +188,7 @@ def drive(
         segment_size=segment_size,
         fsync_interval_ms=INTERVAL_MS,
         clock=clock,
+        hints=hints,
     )
     for step in steps:
         before = fs.operations

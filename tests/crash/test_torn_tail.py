@@ -72,7 +72,8 @@ def write_store(directory: str, ops: list[Op] = OPS, segment_size: int = 1 << 20
                 store.put(key, value)
                 state[key] = value
             states.append(state)
-    sizes = {name: os.path.getsize(os.path.join(directory, name)) for name in os.listdir(directory)}
+    names = [name for name in os.listdir(directory) if not name.endswith(".hint")]  # ENG-30
+    sizes = {name: os.path.getsize(os.path.join(directory, name)) for name in names}
     return Written(directory, offsets, states, sizes)
 
 

@@ -259,7 +259,7 @@ def test_stats_describe_the_store(data_dir: str) -> None:
             os.path.getsize(f"{data_dir}/{segment_name(n)}") for n in range(1, stats.segments + 1)
         )
     assert stats.keys == 10
-    assert stats.segments == len([n for n in os.listdir(data_dir) if n.startswith("segment-")])
+    assert stats.segments == len([n for n in os.listdir(data_dir) if n.endswith(".log")])
     assert stats.active_segment == segment_name(stats.segments)
     assert stats.disk_bytes == on_disk
     assert 0 < stats.unflushed_bytes < 200

@@ -1,0 +1,273 @@
+"""Hint files: a sealed segment's effect on the key index, written down so open need not scan it.
+
+This module is pure, like :mod:`catlog.codec`: bytes in, values out. It implements the hint format
+of ``spec/format.md`` (FMT-15 .. FMT-20) and the rule that applying a hint gives the same index as
+replaying its segment (ENG-32). The store decides when to write and when to trust a hint.
+
+Theory of operation. Replaying a segment (:func:`catlog.index.replay_segment`) leaves each key the
+segment touches in the state its *last* record there gives it: pointing at that record if it is a
+PUT, removed if it is a DELETE. Earlier records of the same key in the segment change nothing that
+survives. So a hint lists, for each key with a record in the segment, only that last record: its
+offset and value length for a PUT, nothing but the key for a DELETE. Because every key appears
+once, the order of the entries does not matter, and the reader can apply them in bulk (one
+``dict.update`` for all the PUTs) rather than one record at a time; that, and not reading the
+values, is what makes a hinted open fast.
+
+The columns are stored apart (all key lengths, then all offsets, then all value lengths, then the
+keys back to back) so that each column is decoded by one ``array`` call instead of a ``struct``
+call per entry. A hint names its segment by number, length and the CRC-32C of all of the
+segment's bytes: a segment changed in any way after its hint was written (a torn tail cut, a
+repair, a hand edit) no longer matches, and its hint is ignored (FMT-19).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import re
+import struct
+import sys
+from array import array
+from dataclasses import dataclass
+from typing import Final
+
+from crc32c import crc32c
+
+from .codec import (
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    RECORD_HEADER,
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    HeaderStatus,
+    Record,
+    decode_record,
+    decode_segment_header,
+    encode_segment_header,
+)
+from .index import LARGE_VALUE, LEN_BITS, SLOT_SHIFT
+
+HINT_MAGIC: Final = b"CATLOGHT"
+"""FMT-16: the first eight bytes of every hint file."""
+
+HINT_VERSION: Final = 1
+"""FMT-16: the only hint format version this reader understands (FMT-18 says what others mean)."""
+
+HINT_HEADER: Final = struct.Struct("<8sIIIIQQ")
+"""FMT-16: magic, version, put_count, delete_count, segment_crc, segment_number, segment_size."""
+HINT_HEADER_SIZE: Final = HINT_HEADER.size  # 40
+
+HINT_CRC: Final = struct.Struct("<I")
+HINT_NAME: Final = re.compile(r"segment-(\d{5,})\.hint")
+TEMPORARY_SUFFIX: Final = ".tmp"
+"""ENG-30: a hint is written under ``<hint>.tmp`` and renamed into place once durable."""
+
+_PUT: Final = 1
+_DELETE: Final = 2
+_BIG_ENDIAN: Final = sys.byteorder == "big"
+_SEGMENT_HEADER: Final = encode_segment_header()
+
+
+def hint_name(number: int) -> str:
+    """FMT-15: ``segment-00003.hint`` describes ``segment-00003.log``."""
+    return f"segment-{number:05d}.hint"
+
+
+def parse_hint_name(name: str) -> int | None:
+    """The segment number a hint file's name gives, or ``None`` for any other name."""
+    match = HINT_NAME.fullmatch(name)
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return number if number >= 1 and hint_name(number) == name else None
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """A decoded hint: which segment it describes, and that segment's effect on the index."""
+
+    segment_number: int
+    segment_size: int
+    segment_crc: int
+    put_keys: list[bytes]
+    put_offsets: array[int]
+    put_value_lens: array[int]
+    delete_keys: list[bytes]
+
+    def matches(self, number: int, data: bytes) -> bool:
+        """FMT-19: whether this hint describes the segment ``number`` whose bytes are ``data``."""
+        return (
+            self.segment_number == number
+            and self.segment_size == len(data)
+            and data[:SEGMENT_HEADER_SIZE] == _SEGMENT_HEADER
+            and self.segment_crc == segment_crc(data)
+        )
+
+
+def segment_crc(data: bytes) -> int:
+    """FMT-19: the CRC-32C of a segment's records, from offset 16 to the end.
+
+    Not of the whole file: the header ends in the CRC-32C of the bytes before it, and a CRC run
+    over a message followed by its own CRC always ends in the same value, so a whole-file CRC
+    would not change if the header's version were changed and its crc fixed. The header is
+    compared byte for byte instead.
+    """
+    return crc32c(memoryview(data)[SEGMENT_HEADER_SIZE:])
+
+
+class HintProblem(enum.Enum):
+    """Why bytes are not a usable hint (FMT-18). Each means: scan the segment instead."""
+
+    SHORT = "hint file cut short"
+    BAD_MAGIC = "bad hint magic"
+    UNKNOWN_VERSION = "unknown hint version"
+    CRC_MISMATCH = "hint crc mismatch"
+    BAD_LAYOUT = "hint counts or entries out of range"
+
+
+# --------------------------------------------------------------------------------- writing
+
+
+def build_hint(number: int, data: bytes) -> bytes | str:
+    """FMT-16, FMT-17: the hint of segment ``number``, whose complete bytes are ``data``.
+
+    Every record is decoded and its crc checked, as replay would (REC-3): a hint is only ever
+    written for a segment that replay accepts whole, so trusting the hint later (while the
+    segment's bytes still match its crc, FMT-19) accepts exactly what replay would. Otherwise it
+    returns why not, like ``segment-00003.log@4096: crc mismatch``; no hint is written then.
+
+    The loop is :func:`catlog.index.replay_segment`'s, collecting ``(type, offset, value_len)``
+    per key instead of index entries; on a 64 MiB segment of 137-byte records it takes about half
+    a second, once per rotation (measured, see ENG-30's note). Entries come in the order of each
+    key's first record in the segment: sorting them by their last record cost another 0.1 s, and
+    the order does not matter (FMT-17).
+    """
+    status = decode_segment_header(data)[0]
+    if status is not HeaderStatus.OK:
+        return f"@0: {status.value}"
+    unpack = RECORD_HEADER.unpack_from
+    last: dict[bytes, tuple[int, int, int]] = {}
+    end_of_data = len(data)
+    pos = SEGMENT_HEADER_SIZE
+    while pos < end_of_data:
+        if end_of_data - pos < RECORD_HEADER_SIZE:
+            break
+        crc, rtype, _ts, klen, vlen = unpack(data, pos)
+        key_start = pos + RECORD_HEADER_SIZE
+        end = key_start + klen + vlen
+        if (
+            klen > MAX_KEY_SIZE
+            or vlen > MAX_VALUE_SIZE
+            or end > end_of_data
+            or crc32c(data[pos + 4 : end]) != crc
+            or not (rtype == _PUT or (rtype == _DELETE and not vlen))
+        ):
+            break
+        last[data[key_start : key_start + klen]] = (rtype, pos, vlen)
+        pos = end
+    if pos != end_of_data:
+        damage = decode_record(data, pos)
+        assert not isinstance(damage, Record), "build_hint rejected a record decode_record accepts"
+        return f"@{damage.offset}: {damage.reason}"
+    put_keys: list[bytes] = []
+    put_offsets = array("I")
+    put_value_lens = array("I")
+    delete_keys: list[bytes] = []
+    for key, (rtype, offset, value_len) in last.items():
+        if rtype == _PUT:
+            put_keys.append(key)
+            put_offsets.append(offset)
+            put_value_lens.append(value_len)
+        else:
+            delete_keys.append(key)
+    return encode_hint(
+        Hint(
+            number, len(data), segment_crc(data), put_keys, put_offsets, put_value_lens, delete_keys
+        )
+    )
+
+
+def encode_hint(hint: Hint) -> bytes:
+    """FMT-16: the bytes of ``hint``, its crc last."""
+    key_lens = array("I", map(len, hint.put_keys))
+    key_lens.extend(map(len, hint.delete_keys))
+    columns = [key_lens, array("I", hint.put_offsets), array("I", hint.put_value_lens)]
+    if _BIG_ENDIAN:
+        for column in columns:
+            column.byteswap()
+    head = HINT_HEADER.pack(
+        HINT_MAGIC,
+        HINT_VERSION,
+        len(hint.put_keys),
+        len(hint.delete_keys),
+        hint.segment_crc,
+        hint.segment_number,
+        hint.segment_size,
+    )
+    body = b"".join([head, *(c.tobytes() for c in columns), *hint.put_keys, *hint.delete_keys])
+    return body + HINT_CRC.pack(crc32c(body))
+
+
+# --------------------------------------------------------------------------------- reading
+
+
+def decode_hint(data: bytes) -> Hint | HintProblem:
+    """FMT-16, FMT-18: the hint in ``data``, or why it is not one. Never raises on bad bytes.
+
+    The crc is checked before any count is believed; the counts must then account for every
+    byte, and the columns are range-checked in bulk (``max`` over an array runs in C) so that no
+    entry can point outside a segment of ``segment_size`` bytes or past FMT-9's limits.
+    """
+    if len(data) < HINT_HEADER_SIZE + HINT_CRC.size:
+        return HintProblem.SHORT
+    magic, version, puts, deletes, segment_crc, number, size = HINT_HEADER.unpack_from(data)
+    if magic != HINT_MAGIC:
+        return HintProblem.BAD_MAGIC
+    if version != HINT_VERSION:
+        return HintProblem.UNKNOWN_VERSION
+    body_end = len(data) - HINT_CRC.size
+    if crc32c(memoryview(data)[:body_end]) != HINT_CRC.unpack_from(data, body_end)[0]:
+        return HintProblem.CRC_MISMATCH
+    entries = puts + deletes
+    keys_start = HINT_HEADER_SIZE + 4 * (entries + 2 * puts)
+    if keys_start > body_end:
+        return HintProblem.BAD_LAYOUT
+    columns = []
+    start = HINT_HEADER_SIZE
+    for count in (entries, puts, puts):
+        column = array("I")
+        column.frombytes(data[start : start + 4 * count])
+        if _BIG_ENDIAN:
+            column.byteswap()
+        columns.append(column)
+        start += 4 * count
+    key_lens, offsets, value_lens = columns
+    if (
+        sum(key_lens) != body_end - keys_start
+        or max(key_lens, default=0) > MAX_KEY_SIZE
+        or max(value_lens, default=0) > MAX_VALUE_SIZE
+        or (offsets and min(offsets) < SEGMENT_HEADER_SIZE)
+        or (offsets and max(offsets) + RECORD_HEADER_SIZE > size)
+    ):
+        return HintProblem.BAD_LAYOUT
+    bounds = itertools.pairwise(itertools.accumulate(key_lens, initial=keys_start))
+    keys = [data[a:b] for a, b in bounds]
+    return Hint(number, size, segment_crc, keys[:puts], offsets, value_lens, keys[puts:])
+
+
+def apply_hint(hint: Hint, slot: int, index: dict[bytes, int]) -> None:
+    """ENG-32: change ``index`` as replaying the hinted segment in ``slot`` would.
+
+    The DELETEs and the PUTs name disjoint keys (FMT-17), so their order does not matter, and the
+    PUTs go in with one ``dict.update``. For a 64 MiB segment of 490,000 16-byte keys, decoding
+    took about 0.1 s and applying about 0.14 s here, against 0.43 s to replay the segment; most of
+    what is left is inserting into the dict, which replay pays too.
+    """
+    for key in hint.delete_keys:
+        index.pop(key, None)
+    base = slot << SLOT_SHIFT
+    locations = [
+        base | (offset << LEN_BITS) | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
+        for offset, value_len in zip(hint.put_offsets, hint.put_value_lens, strict=True)
+    ]
+    index.update(zip(hint.put_keys, locations, strict=True))

@@ -1,0 +1,214 @@
+"""The hint codec without a file: exact bytes, round trips, and every kind of unusable hint.
+
+Cites spec/format.md section 4 (FMT-15 .. FMT-20) and ENG-32 (a hint gives the index replay gives).
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+
+import pytest
+from crc32c import crc32c
+from hypothesis import given
+from hypothesis import strategies as st
+
+from catlog.codec import encode_record, encode_segment_header
+from catlog.hint import (
+    Hint,
+    HintProblem,
+    apply_hint,
+    build_hint,
+    decode_hint,
+    encode_hint,
+    hint_name,
+    parse_hint_name,
+)
+from catlog.index import replay_segment
+
+NOW_MS = 1_700_000_000_000
+
+EXAMPLE_HINT = bytes.fromhex(
+    "434154 4c4f4748 54 01000000 01000000 01000000 330f6a4b"
+    "0300000000000000 4400000000000000 04000000 03000000 10000000 03000000"
+    "6e616d65 6f6c64 86ef9425".replace(" ", "")
+)
+"""The worked example of spec/format.md section 4, byte for byte."""
+
+
+def example_segment() -> bytes:
+    return (
+        encode_segment_header()
+        + encode_record(1, NOW_MS, b"name", b"Bob")
+        + encode_record(2, NOW_MS + 1, b"old")
+    )
+
+
+def segment_of(ops: list[tuple[bytes, bytes | None]]) -> bytes:
+    parts = [encode_segment_header()]
+    for key, value in ops:
+        if value is None:
+            parts.append(encode_record(2, NOW_MS, key))
+        else:
+            parts.append(encode_record(1, NOW_MS, key, value))
+    return b"".join(parts)
+
+
+def hint_of(number: int, data: bytes) -> bytes:
+    built = build_hint(number, data)
+    assert isinstance(built, bytes), built
+    return built
+
+
+def decoded(data: bytes) -> Hint:
+    hint = decode_hint(data)
+    assert isinstance(hint, Hint), hint
+    return hint
+
+
+@pytest.mark.spec("FMT-16", "FMT-17")
+def test_the_worked_example_is_the_hint_the_writer_builds() -> None:
+    assert hint_of(3, example_segment()) == EXAMPLE_HINT
+    hint = decoded(EXAMPLE_HINT)
+    assert (hint.segment_number, hint.segment_size) == (3, 68)
+    assert hint.segment_crc == crc32c(example_segment()[16:]) == 0x4B6A0F33
+    assert hint.put_keys == [b"name"]
+    assert list(hint.put_offsets) == [16]
+    assert list(hint.put_value_lens) == [3]
+    assert hint.delete_keys == [b"old"]
+    assert EXAMPLE_HINT[-4:] == struct.pack("<I", crc32c(EXAMPLE_HINT[:-4]))
+
+
+@pytest.mark.spec("FMT-15")
+def test_hint_names_follow_segment_names() -> None:
+    assert hint_name(3) == "segment-00003.hint"
+    assert hint_name(123456) == "segment-123456.hint"
+    assert parse_hint_name("segment-00003.hint") == 3
+    for other in ("segment-3.hint", "segment-00003.hint.tmp", "segment-00003.log", "x.hint"):
+        assert parse_hint_name(other) is None
+
+
+keys = st.binary(max_size=6)
+operations = st.lists(st.tuples(keys, st.none() | st.binary(max_size=20)), max_size=40)
+
+
+@pytest.mark.spec("FMT-16", "FMT-17", "ENG-32")
+@given(before=operations, ops=operations, slot=st.integers(0, 5))
+def test_applying_a_hint_gives_the_index_replay_gives(
+    before: list[tuple[bytes, bytes | None]], ops: list[tuple[bytes, bytes | None]], slot: int
+) -> None:
+    """Whatever an older segment left in the index, hint and replay change it alike."""
+    start: dict[bytes, int] = {}
+    replay_segment(segment_of(before), 16, 9, start)
+    data = segment_of(ops)
+    replayed = dict(start)
+    assert replay_segment(data, 16, slot, replayed).damage is None
+    hinted = dict(start)
+    hint = decoded(hint_of(7, data))
+    apply_hint(hint, slot, hinted)
+    assert hinted == replayed
+    assert hint.matches(7, data)
+    assert encode_hint(hint) == hint_of(7, data), "decode then encode is the identity"
+    assert len(set(hint.put_keys + hint.delete_keys)) == len(hint.put_keys) + len(
+        hint.delete_keys
+    ), "FMT-17: each key once"
+
+
+@pytest.mark.spec("FMT-17", "ENG-32")
+def test_large_values_are_listed_with_their_real_length() -> None:
+    data = segment_of([(b"big", bytes(70_000)), (b"small", b"x")])
+    hint = decoded(hint_of(1, data))
+    assert list(hint.put_value_lens) == [70_000, 1]
+    replayed: dict[bytes, int] = {}
+    replay_segment(data, 16, 2, replayed)
+    hinted: dict[bytes, int] = {}
+    apply_hint(hint, 2, hinted)
+    assert hinted == replayed
+
+
+@pytest.mark.spec("FMT-19")
+def test_a_hint_matches_only_the_exact_bytes_it_was_built_from() -> None:
+    data = example_segment()
+    hint = decoded(hint_of(3, data))
+    assert hint.matches(3, data)
+    assert not hint.matches(4, data), "another segment number"
+    assert not hint.matches(3, data[:-1]), "another length"
+    changed = bytearray(data)
+    changed[30] ^= 1
+    assert not hint.matches(3, bytes(changed)), "same length, other bytes"
+    newer = bytearray(data)
+    newer[8] = 2  # version 2, with the header's crc fixed: a whole-file CRC would not change
+    newer[12:16] = struct.pack("<I", crc32c(bytes(newer[:12])))
+    assert crc32c(bytes(newer)) == crc32c(data), "the CRC residue the note in FMT-19 explains"
+    assert not hint.matches(3, bytes(newer))
+
+
+@pytest.mark.spec("FMT-18")
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda h: h[:43], HintProblem.SHORT),
+        (lambda h: b"", HintProblem.SHORT),
+        (lambda h: b"X" + h[1:], HintProblem.BAD_MAGIC),
+        (lambda h: h[:8] + b"\x02" + h[9:], HintProblem.UNKNOWN_VERSION),
+        (lambda h: h[:-1], HintProblem.CRC_MISMATCH),
+        (lambda h: h + b"\0", HintProblem.CRC_MISMATCH),
+        (lambda h: h[:50] + bytes([h[50] ^ 4]) + h[51:], HintProblem.CRC_MISMATCH),
+    ],
+    ids=["cut", "empty", "magic", "version", "truncated", "trailing", "flipped"],
+)
+def test_unusable_hints_are_told_apart(damage: object, problem: HintProblem) -> None:
+    assert callable(damage)
+    assert decode_hint(damage(EXAMPLE_HINT)) is problem
+
+
+def reseal(body: bytes) -> bytes:
+    return body + struct.pack("<I", crc32c(body))
+
+
+@pytest.mark.spec("FMT-18")
+def test_counts_and_ranges_are_checked_even_when_the_crc_verifies() -> None:
+    body = bytearray(EXAMPLE_HINT[:-4])
+    too_many = bytearray(body)
+    too_many[12] = 9  # put_count 9: the columns would run past the keys
+    assert decode_hint(reseal(bytes(too_many))) is HintProblem.BAD_LAYOUT
+    past_end = bytearray(body)
+    past_end[48:52] = struct.pack("<I", 60)  # offset 60 + 21 > segment_size 68
+    assert decode_hint(reseal(bytes(past_end))) is HintProblem.BAD_LAYOUT
+    in_header = bytearray(body)
+    in_header[48:52] = struct.pack("<I", 4)
+    assert decode_hint(reseal(bytes(in_header))) is HintProblem.BAD_LAYOUT
+    long_value = bytearray(body)
+    long_value[52:56] = struct.pack("<I", 64 * 1024 * 1024 + 1)
+    assert decode_hint(reseal(bytes(long_value))) is HintProblem.BAD_LAYOUT
+
+
+@pytest.mark.spec("FMT-18")
+@given(st.binary(max_size=200))
+def test_any_bytes_decode_to_a_hint_or_a_problem(data: bytes) -> None:
+    assert isinstance(decode_hint(data), Hint | HintProblem)
+
+
+@pytest.mark.spec("FMT-18")
+@given(st.integers(0, len(EXAMPLE_HINT) * 8 - 1))
+def test_every_flipped_bit_makes_the_hint_unusable(bit: int) -> None:
+    flipped = bytearray(EXAMPLE_HINT)
+    flipped[bit // 8] ^= 1 << (bit % 8)
+    assert isinstance(decode_hint(bytes(flipped)), HintProblem)
+
+
+@pytest.mark.spec("FMT-20")
+@pytest.mark.parametrize("cut", [1, 5, 21])
+def test_no_hint_is_built_for_a_segment_replay_would_not_accept_whole(cut: int) -> None:
+    data = example_segment()
+    assert isinstance(build_hint(3, data[:-cut]), str)
+    flipped = bytearray(data)
+    flipped[20] ^= 1
+    assert "crc mismatch" in str(build_hint(3, bytes(flipped)))
+    assert isinstance(build_hint(3, b"not a segment header"), str)
+
+
+def test_an_empty_segment_has_an_empty_hint() -> None:
+    hint = decoded(hint_of(2, encode_segment_header()))
+    assert hint.put_keys == hint.delete_keys == []
+    assert hint.put_offsets == array("I")

@@ -165,7 +165,6 @@ class Server:
         """SRV-4: stop accepting, let connections finish what they started, then close."""
         if self._listener is not None:
             self._listener.close()
-            await self._listener.wait_closed()
         for connection in list(self.connections):
             connection.finish()
         for _ in range(500):
@@ -174,6 +173,9 @@ class Server:
             await asyncio.sleep(0.01)
         for connection in list(self.connections):
             connection.abort()
+        if self._listener is not None:
+            # Only now: from Python 3.12 on, wait_closed also waits for every connection.
+            await self._listener.wait_closed()
         self.committer.close()
 
 

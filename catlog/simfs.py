@@ -647,17 +647,23 @@ class SimFileSystem:
             node = child
         return node
 
+    def _directory(self, path: str, *, error_path: str | None = None) -> _Dir:
+        """The directory at ``path``; ENOENT or ENOTDIR (naming ``error_path``) otherwise."""
+        named = path if error_path is None else error_path
+        node = self._lookup(path)
+        if node is None:
+            raise _os_error(errno.ENOENT, named)
+        directory = self._dirs.get(node)
+        if directory is None:
+            raise _os_error(errno.ENOTDIR, named)
+        return directory
+
     def _parent(self, path: str) -> tuple[_Dir, str]:
         """The directory holding ``path`` and the last name in it; raises if there is none."""
         parts = self._split(path)
         if not parts:
             raise _os_error(errno.EISDIR, path)
-        parent = self._lookup("/" + "/".join(parts[:-1]))
-        if parent is None:
-            raise _os_error(errno.ENOENT, path)
-        directory = self._dirs.get(parent)
-        if directory is None:
-            raise _os_error(errno.ENOTDIR, path)
+        directory = self._directory("/" + "/".join(parts[:-1]), error_path=path)
         return directory, parts[-1]
 
     def _new_node(self) -> int:
@@ -704,12 +710,7 @@ class SimFileSystem:
         with self._lock:
             self._check("listdir", path)
             try:
-                node = self._lookup(path)
-                if node is None:
-                    raise _os_error(errno.ENOENT, path)
-                directory = self._dirs.get(node)
-                if directory is None:
-                    raise _os_error(errno.ENOTDIR, path)
+                directory = self._directory(path)
                 return list(directory.entries)
             finally:
                 self._done()
@@ -774,12 +775,7 @@ class SimFileSystem:
         with self._lock:
             self._check("sync_dir", path)
             try:
-                node = self._lookup(path)
-                if node is None:
-                    raise _os_error(errno.ENOENT, path)
-                directory = self._dirs.get(node)
-                if directory is None:
-                    raise _os_error(errno.ENOTDIR, path)
+                directory = self._directory(path)
                 directory.durable = dict(directory.entries)
                 directory.changes.clear()
             finally:

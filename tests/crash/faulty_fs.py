@@ -20,26 +20,9 @@ import errno
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
 
 from catlog import File, FileLock, FileSystem, OsFileSystem
-
-Operation = Literal[
-    "open",
-    "exists",
-    "listdir",
-    "makedirs",
-    "rename",
-    "remove",
-    "sync_dir",
-    "lock",
-    "size",
-    "pread",
-    "append",
-    "truncate",
-    "sync",
-    "close",
-]
+from catlog.simfs import Operation
 
 
 @dataclass(slots=True)

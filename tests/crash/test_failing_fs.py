@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 import catlog
-from tests.crash.faulty_fs import FaultyFileSystem, Operation
+from catlog.simfs import Operation
+from tests.crash.faulty_fs import FaultyFileSystem
 
 NOW_MS = 1_700_000_000_000
 

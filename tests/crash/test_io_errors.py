@@ -18,7 +18,6 @@ short writes), the way SQLite's test VFS fails the Nth call. After each failure:
 from __future__ import annotations
 
 import errno
-import os
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -29,6 +28,7 @@ from catlog.simfs import DiskImage, Operation, SimFileSystem
 from tests.crash.test_crash_points import (
     DIRECTORY,
     INTERVAL_MS,
+    LONG,
     NOW_MS,
     TALLY,
     Explorer,
@@ -43,7 +43,6 @@ from tests.crash.test_crash_points import (
     workload,
 )
 
-LONG: Final = os.environ.get("CATLOG_CRASH_DEPTH", "ci") == "long"
 WORKLOADS: Final = 10 if LONG else 2
 STEPS: Final = 60 if LONG else 24
 SEGMENT_SIZE: Final = 96

@@ -7,6 +7,7 @@ re-exported here; ``tests/unit/test_api.py`` checks that ``__all__`` is exactly 
 from .clock import Clock, ManualClock, SystemClock
 from .codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
 from .errors import (
+    BatchTooLargeError,
     CatlogError,
     CorruptionError,
     InvalidTypeError,
@@ -21,7 +22,10 @@ from .fs import File, FileLock, FileSystem, OsFileSystem
 from .store import (
     DEFAULT_FSYNC_INTERVAL_MS,
     DEFAULT_SEGMENT_SIZE,
+    Batch,
+    BatchOp,
     FsyncPolicy,
+    Snapshot,
     Store,
     StoreStats,
     TailRepair,
@@ -35,6 +39,9 @@ __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "MAX_KEY_SIZE",
     "MAX_VALUE_SIZE",
+    "Batch",
+    "BatchOp",
+    "BatchTooLargeError",
     "CatlogError",
     "Clock",
     "CorruptionError",
@@ -47,6 +54,7 @@ __all__ = [
     "LockedError",
     "ManualClock",
     "OsFileSystem",
+    "Snapshot",
     "Store",
     "StoreClosedError",
     "StoreFailedError",

@@ -31,6 +31,7 @@ from .codec import (
     SEGMENT_HEADER_SIZE,
     HeaderStatus,
     Record,
+    RecordType,
     decode_segment_header,
 )
 from .errors import CatlogError
@@ -393,10 +394,18 @@ def dump(
                     print(f"# stopped after {limit} records and regions (--limit {limit})")
                 return EXIT_OK
             shown += 1
+            members, batch_at = (
+                (entry.members, entry.offset) if isinstance(entry, Record) else ((), 0)
+            )
             if as_json:
                 print(json.dumps(entry_json(name, entry, data, values=values)))
+                for member in members:
+                    obj = entry_json(name, member, data, values=values)
+                    print(json.dumps({**obj, "entry": "member", "batch": batch_at}))
             else:
                 print(entry_text(entry, data, values=values))
+                for member in members:
+                    print("  " + entry_text(member, data, values=values))
     return EXIT_OK
 
 
@@ -436,13 +445,18 @@ def entry_text(entry: Entry, data: bytes, *, values: bool = False) -> str:
     """TOOL-10: one line per record or damaged region."""
     if isinstance(entry, Record):
         crc = int.from_bytes(data[entry.offset : entry.offset + 4], "little")
+        what = f"member {entry.type.name}" if entry.in_batch else entry.type.name
         line = (
-            f"@{entry.offset} {entry.type.name} size={entry.size} "
+            f"@{entry.offset} {what} size={entry.size} "
             f"time={iso_utc(entry.timestamp_ms)} ms={entry.timestamp_ms} "
-            f"key_len={len(entry.key)} value_len={len(entry.value)} crc=0x{crc:08x} ok "
+            f"key_len={len(entry.key)} value_len={entry.value_len} crc=0x{crc:08x} ok "
             f"key={show_bytes(entry.key, KEY_SHOWN)}"
         )
-        if values:
+        if entry.type is RecordType.PUT_EXPIRING:
+            line += f" expires={iso_utc(entry.expires_at_ms)} expires_ms={entry.expires_at_ms}"
+        if entry.type is RecordType.BATCH:
+            line += f" members={len(entry.members)}"
+        if values and entry.type is not RecordType.BATCH:
             line += f" value={show_bytes(entry.value, VALUE_SHOWN)}"
         return line
     label = _REGION_LABELS[entry.kind]
@@ -503,12 +517,17 @@ def entry_json(name: str, entry: Entry, data: bytes, *, values: bool = False) ->
             "timestamp_ms": entry.timestamp_ms,
             "time": iso_utc(entry.timestamp_ms),
             "key_len": len(entry.key),
-            "value_len": len(entry.value),
+            "value_len": entry.value_len,
             "crc": f"0x{crc:08x}",
             "crc_ok": True,
             "key_hex": entry.key.hex(),
             "key_text": text_form(entry.key),
         }
+        if entry.type is RecordType.PUT_EXPIRING:
+            obj["expires_at_ms"] = entry.expires_at_ms
+            obj["expires"] = iso_utc(entry.expires_at_ms)
+        if entry.type is RecordType.BATCH:
+            obj["members"] = len(entry.members)
         if values:
             obj["value_hex"] = entry.value.hex()
             obj["value_text"] = text_form(entry.value)

@@ -1,8 +1,16 @@
 """The record codec: bytes in, records out, and never a file in sight.
 
 This module is the executable form of ``spec/format.md``. It knows how a segment header and a
-record are laid out (FMT-1 .. FMT-14) and nothing about where the bytes came from, so the same
-functions serve the engine's write path, its start-up replay, the inspection tools and the tests.
+record are laid out (FMT-1 .. FMT-14, FMT-21 .. FMT-24) and nothing about where the bytes came
+from, so the same functions serve the engine's write path, its start-up replay, the inspection
+tools and the tests.
+
+Two record types wrap others. An *expiring* PUT carries its expiry time as the first eight bytes
+of its value field (FMT-21). A *batch* is one record whose value field holds *member* records,
+so that one crc covers every write of the batch and a crash keeps all of them or none (FMT-22).
+A member is laid out like a record, so the index can point at it and a read of one key reads one
+member; its crc is masked (FMT-23) so that a search for valid records after damage
+(:func:`find_next_record`) never mistakes a member of a torn batch for a record of its own.
 
 Decoding never raises on bad bytes: :func:`decode_record` returns a :class:`Record`, or a
 :class:`Damage` saying why the bytes at that offset are not a record. Whether damage is a torn
@@ -44,20 +52,45 @@ MAX_VALUE_SIZE: Final = 64 * 1024 * 1024
 
 MAX_RECORD_SIZE: Final = RECORD_HEADER_SIZE + MAX_KEY_SIZE + MAX_VALUE_SIZE
 
+EXPIRY_FIELD: Final = struct.Struct("<Q")
+"""FMT-21: an expiring PUT's value field starts with its expiry, u64 ms since the epoch."""
+EXPIRY_SIZE: Final = EXPIRY_FIELD.size  # 8
+
+MAX_EXPIRING_VALUE_SIZE: Final = MAX_VALUE_SIZE - EXPIRY_SIZE
+"""FMT-21: the value of an expiring PUT shares the value field with its expiry."""
+
+MEMBER_FLAG: Final = 0x80
+"""FMT-23: a member's type code is its record type's code with this bit set."""
+
+MEMBER_CRC_MASK: Final = 0x9E3779B9
+"""FMT-23: a member's crc field is the CRC-32C of its bytes XOR this constant."""
+
 
 class RecordType(enum.IntEnum):
-    """FMT-6: the on-disk type codes. Codes 3..255 are reserved (FMT-7)."""
+    """FMT-6: the on-disk type codes. Codes 0 and 5..255 are reserved (FMT-7)."""
 
     PUT = 1
     DELETE = 2
+    PUT_EXPIRING = 3
+    BATCH = 4
 
 
 KNOWN_TYPES: Final = frozenset(int(t) for t in RecordType)
+MEMBER_TYPES: Final = frozenset(
+    MEMBER_FLAG | t for t in (RecordType.PUT, RecordType.DELETE, RecordType.PUT_EXPIRING)
+)
+"""FMT-23: the type codes a member may carry; a batch never holds a batch."""
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One decoded record and where it lies."""
+    """One decoded record (or batch member, FMT-23) and where it lies.
+
+    ``value`` is the value the writer stored: for an expiring PUT, without the expiry in front of
+    it, which is in ``expires_at_ms`` instead (0 for every other type). A batch has an empty key
+    and value and its members in ``members``; a member's ``offset`` is where it lies in the same
+    data, and its ``type`` is the plain record type, its ``in_batch`` true.
+    """
 
     type: RecordType
     timestamp_ms: int
@@ -65,6 +98,14 @@ class Record:
     value: bytes
     offset: int
     size: int
+    expires_at_ms: int = 0
+    members: tuple[Record, ...] = ()
+    in_batch: bool = False
+
+    @property
+    def value_len(self) -> int:
+        """The record's ``value_len`` field: what the key index stores for it (ENG-11)."""
+        return len(self.value) + (EXPIRY_SIZE if self.type is RecordType.PUT_EXPIRING else 0)
 
 
 class DamageKind(enum.Enum):
@@ -76,9 +117,13 @@ class DamageKind(enum.Enum):
     UNKNOWN_TYPE = "unknown record type"
     BAD_LENGTH = "length field out of range"
     BAD_DELETE = "delete record with a value"
+    BAD_EXPIRING = "expiring put without its expiry"
+    BAD_BATCH = "malformed batch"
 
 
-WRITTEN_WHOLE: Final = frozenset({DamageKind.UNKNOWN_TYPE, DamageKind.BAD_DELETE})
+WRITTEN_WHOLE: Final = frozenset(
+    {DamageKind.UNKNOWN_TYPE, DamageKind.BAD_DELETE, DamageKind.BAD_EXPIRING, DamageKind.BAD_BATCH}
+)
 """REC-7: damage whose crc verified: the bytes were written whole, so no crash explains them."""
 
 
@@ -125,15 +170,39 @@ def decode_segment_header(data: bytes | memoryview) -> tuple[HeaderStatus, int]:
     return HeaderStatus.OK, version
 
 
-def encode_record(rtype: int, timestamp_ms: int, key: bytes, value: bytes = b"") -> bytes:
+def encode_record(
+    rtype: int, timestamp_ms: int, key: bytes, value: bytes = b"", expires_at_ms: int = 0
+) -> bytes:
     """FMT-4/FMT-5: the complete bytes of one record, crc first.
 
     ``rtype`` is a :class:`RecordType` or its plain int (the write path passes the int: the fill
     benchmark showed the enum attribute lookup per put). One crc over the joined body measured
     faster than a crc chained over header, key and value, which spares a copy but costs two calls.
+    For :attr:`RecordType.PUT_EXPIRING`, ``expires_at_ms`` goes in front of the value (FMT-21).
     """
+    if rtype == RecordType.PUT_EXPIRING:
+        value = EXPIRY_FIELD.pack(expires_at_ms) + value
     body = BODY_HEADER.pack(rtype, timestamp_ms, len(key), len(value)) + key + value
     return CRC_FIELD.pack(crc32c(body)) + body
+
+
+def encode_member(
+    rtype: int, timestamp_ms: int, key: bytes, value: bytes = b"", expires_at_ms: int = 0
+) -> bytes:
+    """FMT-23: a batch member: a record of ``rtype`` with the member flag and a masked crc."""
+    if rtype == RecordType.PUT_EXPIRING:
+        value = EXPIRY_FIELD.pack(expires_at_ms) + value
+    body = BODY_HEADER.pack(MEMBER_FLAG | rtype, timestamp_ms, len(key), len(value)) + key + value
+    return CRC_FIELD.pack(crc32c(body) ^ MEMBER_CRC_MASK) + body
+
+
+def encode_batch(timestamp_ms: int, members: list[bytes]) -> bytes:
+    """FMT-22: the batch record framing ``members`` (from :func:`encode_member`), in order.
+
+    Member ``i`` starts ``RECORD_HEADER_SIZE + sum(len(m) for m in members[:i])`` bytes into the
+    returned record, which is where the store points the index at it.
+    """
+    return encode_record(RecordType.BATCH, timestamp_ms, b"", b"".join(members))
 
 
 def decode_record(data: bytes | memoryview, offset: int) -> Record | Damage:
@@ -156,17 +225,76 @@ def decode_record(data: bytes | memoryview, offset: int) -> Record | Damage:
         return Damage(offset, DamageKind.CRC_MISMATCH)
     if rtype not in KNOWN_TYPES:
         return Damage(offset, DamageKind.UNKNOWN_TYPE, f"type={rtype}")
-    if rtype == RecordType.DELETE and vlen:
-        return Damage(offset, DamageKind.BAD_DELETE, f"value_len={vlen}")
+    if rtype == RecordType.BATCH:
+        if klen:
+            return Damage(offset, DamageKind.BAD_BATCH, f"key_len={klen}")
+        members = _decode_members(data, offset + RECORD_HEADER_SIZE, end, timestamp)
+        if isinstance(members, str):
+            return Damage(offset, DamageKind.BAD_BATCH, members)
+        return Record(RecordType.BATCH, timestamp, b"", b"", offset, end - offset, members=members)
+    return _body(data, offset, rtype, timestamp, klen=klen, end=end, in_batch=False)
+
+
+def _body(
+    data: bytes | memoryview,
+    offset: int,
+    rtype: int,
+    timestamp: int,
+    *,
+    klen: int,
+    end: int,
+    in_batch: bool,
+) -> Record | Damage:
+    """The rest of a PUT, DELETE or expiring PUT whose crc verified: FMT-8 and FMT-21's checks."""
     key_start = offset + RECORD_HEADER_SIZE
+    value_start = key_start + klen
+    expires_at = 0
+    if rtype == RecordType.DELETE and end > value_start:
+        return Damage(offset, DamageKind.BAD_DELETE, f"value_len={end - value_start}")
+    if rtype == RecordType.PUT_EXPIRING:
+        if end - value_start < EXPIRY_SIZE:
+            return Damage(offset, DamageKind.BAD_EXPIRING, f"value_len={end - value_start}")
+        expires_at = EXPIRY_FIELD.unpack_from(data, value_start)[0]
+        value_start += EXPIRY_SIZE
     return Record(
         RecordType(rtype),
         timestamp,
         bytes(data[key_start : key_start + klen]),
-        bytes(data[key_start + klen : end]),
+        bytes(data[value_start:end]),
         offset,
         end - offset,
+        expires_at,
+        in_batch=in_batch,
     )
+
+
+def _decode_members(
+    data: bytes | memoryview, start: int, end: int, timestamp: int
+) -> tuple[Record, ...] | str:
+    """FMT-22, FMT-23: the members of a batch whose crc verified, or why they break the format."""
+    members: list[Record] = []
+    pos = start
+    while pos < end:
+        if end - pos < RECORD_HEADER_SIZE:
+            return f"member at {pos} cut short"
+        crc, mtype, mtime, klen, vlen = RECORD_HEADER.unpack_from(data, pos)
+        member_end = pos + RECORD_HEADER_SIZE + klen + vlen
+        if klen > MAX_KEY_SIZE or member_end > end:
+            return f"member at {pos} runs past the batch"
+        if crc32c(data[pos + 4 : member_end]) ^ MEMBER_CRC_MASK != crc:
+            return f"member at {pos}: crc mismatch"
+        if mtype not in MEMBER_TYPES or mtime != timestamp:
+            return f"member at {pos}: type={mtype} timestamp_ms={mtime}"
+        member = _body(
+            data, pos, mtype & ~MEMBER_FLAG, mtime, klen=klen, end=member_end, in_batch=True
+        )
+        if isinstance(member, Damage):
+            return f"member at {pos}: {member.reason}"
+        members.append(member)
+        pos = member_end
+    if not members:
+        return "no members"
+    return tuple(members)
 
 
 def iter_records(data: bytes | memoryview, start: int) -> tuple[list[Record], Damage | None]:

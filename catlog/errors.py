@@ -51,5 +51,9 @@ class ValueTooLargeError(CatlogError, ValueError):
     """A value longer than ``MAX_VALUE_SIZE`` (FMT-9)."""
 
 
+class BatchTooLargeError(CatlogError, ValueError):
+    """A batch whose records would exceed the value-field limit of one record (FMT-22)."""
+
+
 class InvalidTypeError(CatlogError, TypeError):
     """A key or value that is not ``bytes`` (ENG-2)."""

@@ -17,9 +17,15 @@ the memory target of the benchmark (bench/README.md) or not.
   values the extra small read is lost in the cost of reading the value.
 
 :func:`replay_segment` rebuilds the index from a segment's bytes at start-up. It is the hottest
-loop of an open, so it inlines the validity checks of :func:`catlog.codec.decode_record` and,
-on the first record they reject, asks ``decode_record`` to say why. Its conditions must accept
+loop of an open, so it inlines the validity checks of :func:`catlog.codec.decode_record` for the
+two commonest types, PUT and DELETE, and hands every other record (an expiring PUT, a batch) to
+``decode_record``, which also says why a record it rejects is damage. Its conditions must accept
 exactly what ``decode_record`` accepts; ``tests/unit/test_index.py`` checks that they agree.
+
+Expiry times (FMT-21) live beside the index, in a second dict from key to ``(expires_at_ms,
+location)``. Replay only ever adds to it; an entry counts only while the index still holds the
+same location for its key, which :func:`live_expiries` checks once after the last segment. So a
+later plain PUT or DELETE of the key costs the hot loop nothing for the expiry it ends.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from .codec import (
     RECORD_HEADER_SIZE,
     Damage,
     Record,
+    RecordType,
     decode_record,
 )
 
@@ -64,6 +71,27 @@ def unpack_location(location: int) -> tuple[int, int, int]:
     return location >> SLOT_SHIFT, (location >> LEN_BITS) & OFFSET_MASK, location & LARGE_VALUE
 
 
+Expiring = dict[bytes, tuple[int, int]]
+"""Replay's record of expiry times: key to ``(expires_at_ms, location)`` (see the module doc)."""
+
+
+def live_expiries(index: dict[bytes, int], expiring: Expiring) -> dict[bytes, int]:
+    """The expiry of each key whose newest record is an expiring PUT, once replay is over."""
+    return {key: at for key, (at, location) in expiring.items() if index.get(key) == location}
+
+
+def apply_record(record: Record, slot: int, index: dict[bytes, int], expiring: Expiring) -> None:
+    """ENG-13, FMT-22: apply one decoded record, or every member of a batch in order."""
+    for member in record.members or (record,):
+        if member.type is RecordType.DELETE:
+            index.pop(member.key, None)
+            continue
+        location = pack_location(slot, member.offset, member.value_len)
+        index[member.key] = location
+        if member.type is RecordType.PUT_EXPIRING:
+            expiring[member.key] = (member.expires_at_ms, location)
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     """How far a segment replayed cleanly, and what stopped it if it did not reach the end."""
@@ -72,11 +100,15 @@ class ReplayResult:
     damage: Damage | None
 
 
-def replay_segment(data: bytes, start: int, slot: int, index: dict[bytes, int]) -> ReplayResult:
+def replay_segment(
+    data: bytes, start: int, slot: int, index: dict[bytes, int], expiring: Expiring
+) -> ReplayResult:
     """Apply every record of ``data`` from ``start`` to ``index``, oldest first (ENG-13).
 
-    A PUT points its key at the record; a DELETE removes the key. Replay stops at the first
-    damage and reports it; records before it have been applied, nothing after it has.
+    A PUT points its key at the record; a DELETE removes the key; an expiring PUT also notes its
+    expiry in ``expiring``; a batch applies its members in order (FMT-22). Replay stops at the
+    first damage and reports it; records before it have been applied, nothing after it has (no
+    member of a damaged batch either).
 
     Written for the reopen benchmark: one ``if`` for all the checks before the crc, the crc over
     a ``bytes`` slice (measured faster than a ``memoryview`` slice for records this small), and
@@ -106,7 +138,10 @@ def replay_segment(data: bytes, start: int, slot: int, index: dict[bytes, int]) 
             elif rtype == 2 and not vlen:
                 index.pop(data[key_start : key_start + klen], None)
             else:
-                break
+                record = decode_record(data, pos)
+                if not isinstance(record, Record):
+                    break
+                apply_record(record, slot, index, expiring)
             pos = end
     except struct.error:
         pass

@@ -180,12 +180,14 @@ class Tally:
         return self.puts + self.deletes
 
     def add(self, record: Record) -> None:
-        if record.type is RecordType.PUT:
-            self.puts += 1
-            self.live.add(record.key)
-        else:
-            self.deletes += 1
-            self.live.discard(record.key)
+        """One record; a batch counts as its members (FMT-22)."""
+        for member in record.members or (record,):
+            if member.type is RecordType.DELETE:
+                self.deletes += 1
+                self.live.discard(member.key)
+            else:
+                self.puts += 1
+                self.live.add(member.key)
 
 
 def is_quarantine_name(name: str) -> bool:

@@ -84,20 +84,36 @@ def _report(request: pytest.FixtureRequest) -> None:
 
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["put", "delete", "sync", "flush", "tick", "reopen"]
+    kind: Literal["put", "ttl", "batch", "delete", "sync", "flush", "tick", "reopen"]
     key: bytes = b""
     value: bytes = b""
+    ops: tuple[tuple[bytes, bytes | None], ...] = ()
+    """A batch's operations: ``(key, value)`` puts, ``(key, None)`` deletes (REC-17)."""
+
+
+TTL_SECONDS: Final = 10**10
+"""Expiring puts (FMT-21) outlive every workload, on the manual clocks and on the real clock
+of a restart alike (about 300 years): what is checked is that they replay."""
 
 
 def workload(seed: int, steps: int) -> list[Step]:
-    """Puts, overwrites and deletes over four keys, with syncs, flushes, ticks and reopens."""
+    """Puts, expiring puts, overwrites, deletes and atomic batches over four keys, with syncs,
+    flushes, ticks and reopens."""
     rng = random.Random(seed)
     out: list[Step] = []
     for _ in range(steps):
         roll = rng.random()
         key = rng.choice(KEYS)
-        if roll < 0.55:
+        if roll < 0.42:
             out.append(Step("put", key, rng.randbytes(rng.randint(0, 24))))
+        elif roll < 0.47:
+            out.append(Step("ttl", key, rng.randbytes(rng.randint(0, 24))))
+        elif roll < 0.55:
+            ops = tuple(
+                (rng.choice(KEYS), None if rng.random() < 0.3 else rng.randbytes(rng.randint(0, 9)))
+                for _ in range(rng.randint(1, 4))
+            )
+            out.append(Step("batch", ops=ops))
         elif roll < 0.75:
             out.append(Step("delete", key))
         elif roll < 0.83:
@@ -194,10 +210,22 @@ def drive(
         before = fs.operations
         written = len(run.states) - 1
         wrote = False
-        if step.kind == "put":
+        if step.kind in ("put", "ttl"):
             run.issued.append((before, written + 1))
-            store.put(step.key, step.value)
+            store.put(step.key, step.value, ttl=TTL_SECONDS if step.kind == "ttl" else None)
             model[step.key] = step.value
+            wrote = True
+        elif step.kind == "batch":
+            run.issued.append((before, written + 1))
+            batch: list[catlog.BatchOp] = []
+            for key, value in step.ops:
+                if value is None:
+                    batch.append(("delete", key))
+                    model.pop(key, None)
+                else:
+                    batch.append(("put", key, value))
+                    model[key] = value
+            store.write_batch(batch)
             wrote = True
         elif step.kind == "delete":
             existed = step.key in model
@@ -394,7 +422,9 @@ def test_killing_the_process_keeps_everything_and_frees_the_lock() -> None:
 # ------------------------------------------------------------------------------- the engine
 
 
-@pytest.mark.spec("REC-1", "REC-2", "REC-8", "REC-13", "ENG-10", "ENG-14", "ENG-15", "ENG-16")
+@pytest.mark.spec(
+    "REC-1", "REC-2", "REC-8", "REC-13", "ENG-10", "ENG-14", "ENG-15", "ENG-16", "REC-17", "FMT-22"
+)
 @pytest.mark.parametrize("seed", range(SEEDS))
 @pytest.mark.parametrize("policy", POLICIES)
 def test_every_crash_point_recovers_a_prefix_holding_every_durable_write(

@@ -31,6 +31,7 @@ from tests.crash.test_crash_points import (
     LONG,
     NOW_MS,
     TALLY,
+    TTL_SECONDS,
     Explorer,
     Policy,
     Run,
@@ -141,11 +142,19 @@ def run_with_fault(
     for step in [*steps, Step("reopen")]:
         before = fs.operations
         written = result.issued
-        writes = step.kind == "put" or (step.kind == "delete" and step.key in model)
+        writes = step.kind in ("put", "ttl", "batch") or (
+            step.kind == "delete" and step.key in model
+        )
         visible_before = dict(store.items()) if writes else {}
         try:
             if step.kind == "put":
                 store.put(step.key, step.value)
+            elif step.kind == "ttl":
+                store.put(step.key, step.value, ttl=TTL_SECONDS)
+            elif step.kind == "batch":
+                store.write_batch(
+                    [("delete", k) if v is None else ("put", k, v) for k, v in step.ops]
+                )
             elif step.kind == "delete":
                 assert store.delete(step.key) is writes
             elif step.kind == "sync":
@@ -187,8 +196,14 @@ def run_with_fault(
 
 def _after(model: dict[bytes, bytes], step: Step) -> dict[bytes, bytes]:
     after = dict(model)
-    if step.kind == "put":
+    if step.kind in ("put", "ttl"):
         after[step.key] = step.value
+    elif step.kind == "batch":
+        for key, value in step.ops:
+            if value is None:
+                after.pop(key, None)
+            else:
+                after[key] = value
     else:
         after.pop(step.key, None)
     return after

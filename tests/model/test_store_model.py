@@ -2,9 +2,11 @@
 
 A hypothesis state machine drives a real :class:`catlog.Store` on disk and a plain ``dict`` side
 by side through puts, overwrites, deletes, gets, syncs, flushes and reopenings (with segment
-sizes small enough that rotation happens every few writes), and after every step checks that
-they agree on ``len``, on iteration and on every key. A failure shrinks to a short program of
-these rules that can be pasted into a test.
+sizes small enough that rotation happens every few writes), puts with a ttl, expire and persist
+while a manual clock moves on, atomic batches, and snapshots, and after every step checks that
+they agree on ``len``, on iteration and on every key. The model's expiries are a second dict
+from key to expiry time; a key whose time the clock has passed is dropped from the model. A
+failure shrinks to a short program of these rules that can be pasted into a test.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from hypothesis.stateful import (
 )
 
 import catlog
+from catlog.clock import ManualClock
 from catlog.index import LARGE_VALUE
 
 policies = st.sampled_from(["always", "interval", "never"])
@@ -40,14 +43,37 @@ class StoreMatchesDict(RuleBasedStateMachine):
         super().__init__()
         self.directory = tempfile.mkdtemp(prefix="catlog-model-")
         self.model: dict[bytes, bytes] = {}
+        self.expiries: dict[bytes, int] = {}
+        self.clock = ManualClock()
         self.store: catlog.Store | None = None
+        self.hints = False
 
-    @initialize(policy=policies, segment_size=segment_sizes)
-    def open_store(self, policy: catlog.FsyncPolicy, segment_size: int) -> None:
+    @initialize(policy=policies, segment_size=segment_sizes, hints=st.booleans())
+    def open_store(self, policy: catlog.FsyncPolicy, segment_size: int, hints: bool) -> None:
         self.policy: catlog.FsyncPolicy = policy
-        self.store = catlog.open(
-            self.directory, fsync=policy, segment_size=segment_size, fsync_interval_ms=3_600_000
+        self.hints = hints
+        self.store = self._open(policy, segment_size)
+
+    def _open(self, policy: catlog.FsyncPolicy, segment_size: int) -> catlog.Store:
+        return catlog.open(
+            self.directory,
+            fsync=policy,
+            segment_size=segment_size,
+            fsync_interval_ms=3_600_000,
+            clock=self.clock,
+            hints=self.hints,
         )
+
+    def _set(self, key: bytes, value: bytes, expires_at: int | None = None) -> None:
+        self.model[key] = value
+        if expires_at is None:
+            self.expiries.pop(key, None)
+        else:
+            self.expiries[key] = expires_at
+
+    def _remove(self, key: bytes) -> None:
+        self.model.pop(key, None)
+        self.expiries.pop(key, None)
 
     @property
     def db(self) -> catlog.Store:
@@ -61,29 +87,87 @@ class StoreMatchesDict(RuleBasedStateMachine):
     @rule(key=keys, value=small_values)
     def put(self, key: bytes, value: bytes) -> None:
         self.db.put(key, value)
-        self.model[key] = value
+        self._set(key, value)
 
     @rule(key=keys, value=st.binary(min_size=LARGE_VALUE - 2, max_size=LARGE_VALUE + 2))
     def put_large(self, key: bytes, value: bytes) -> None:
         self.db[key] = value
-        self.model[key] = value
+        self._set(key, value)
 
     @rule(key=keys, first=small_values, second=small_values)
     def overwrite(self, key: bytes, first: bytes, second: bytes) -> None:
         self.db.put(key, first)
         self.db.put(key, second)
-        self.model[key] = second
+        self._set(key, second)
 
     @rule(key=keys)
     def delete(self, key: bytes) -> None:
         assert self.db.delete(key) == (key in self.model)
-        self.model.pop(key, None)
+        self._remove(key)
 
     @rule(key=consumes(keys))
     def delete_and_forget(self, key: bytes) -> None:
         assert self.db.delete(key) == (key in self.model)
-        self.model.pop(key, None)
+        self._remove(key)
         assert self.db.get(key) is None
+
+    @rule(key=keys, value=small_values, ttl_ms=st.integers(1, 5000))
+    def put_with_ttl(self, key: bytes, value: bytes, ttl_ms: int) -> None:
+        self.db.put(key, value, ttl=ttl_ms / 1000)
+        self._set(key, value, self.clock.now_ms() + ttl_ms)
+
+    @rule(key=keys, ttl_ms=st.integers(-100, 5000))
+    def expire(self, key: bytes, ttl_ms: int) -> None:
+        at = self.clock.now_ms() + ttl_ms
+        assert self.db.expire_at(key, at) == (key in self.model)
+        if key in self.model:
+            if ttl_ms <= 0:
+                self._remove(key)
+            else:
+                self.expiries[key] = at
+
+    @rule(key=keys)
+    def persist(self, key: bytes) -> None:
+        assert self.db.persist(key) == (key in self.expiries)
+        self.expiries.pop(key, None)
+
+    @rule(key=keys)
+    def expiry_is_reported(self, key: bytes) -> None:
+        if key in self.model:
+            assert self.db.expires_at(key) == self.expiries.get(key)
+
+    @rule(ms=st.integers(0, 3000))
+    def time_passes(self, ms: int) -> None:
+        self.clock.advance(ms / 1000)
+        now = self.clock.now_ms()
+        for key in [k for k, at in self.expiries.items() if now > at]:
+            self._remove(key)
+
+    @rule(
+        ops=st.lists(
+            st.tuples(st.sampled_from(["put", "delete", "ttl"]), keys, small_values), max_size=6
+        )
+    )
+    def batch(self, ops: list[tuple[str, bytes, bytes]]) -> None:
+        batch: list[catlog.BatchOp] = []
+        for kind, key, value in ops:
+            if kind == "delete":
+                batch.append(("delete", key))
+                self._remove(key)
+            elif kind == "ttl":
+                batch.append(("put", key, value, 2.5))
+                self._set(key, value, self.clock.now_ms() + 2500)
+            else:
+                batch.append(("put", key, value))
+                self._set(key, value)
+        self.db.write_batch(batch)
+
+    @rule(key=keys, value=small_values)
+    def snapshot_ignores_later_writes(self, key: bytes, value: bytes) -> None:
+        with self.db.snapshot() as snapshot:
+            self.db.put(key, value)
+            assert dict(snapshot.items()) == self.model
+        self._set(key, value)
 
     @rule(key=keys)
     def get(self, key: bytes) -> None:
@@ -103,9 +187,7 @@ class StoreMatchesDict(RuleBasedStateMachine):
     def reopen(self, segment_size: int, policy: catlog.FsyncPolicy) -> None:
         """Close and open again, maybe with other settings: the data must not notice."""
         self.db.close()
-        self.store = catlog.open(
-            self.directory, fsync=policy, segment_size=segment_size, fsync_interval_ms=3_600_000
-        )
+        self.store = self._open(policy, segment_size)
         assert self.db.stats().tail_repairs == (), "a clean close leaves no torn tail"
 
     @invariant()
@@ -127,7 +209,22 @@ class StoreMatchesDict(RuleBasedStateMachine):
 
 
 @pytest.mark.spec(
-    "ENG-1", "ENG-4", "ENG-5", "ENG-6", "ENG-7", "ENG-9", "ENG-13", "FMT-14", "ENG-18"
+    "ENG-1",
+    "ENG-4",
+    "ENG-5",
+    "ENG-6",
+    "ENG-7",
+    "ENG-9",
+    "ENG-13",
+    "FMT-14",
+    "ENG-18",
+    "ENG-33",
+    "ENG-34",
+    "ENG-35",
+    "ENG-36",
+    "ENG-37",
+    "ENG-38",
+    "ENG-32",
 )
 class TestStoreMatchesDict(StoreMatchesDict.TestCase):  # type: ignore[valid-type,misc]
     """Under the ``ci`` profile: 300 programs of up to 50 steps, about 20,000 steps in all."""

@@ -102,7 +102,7 @@ def damage_first_hint(directory: str, how: str) -> None:
     elif how == "truncated":
         del data[-5:]
     elif how == "unknown version":
-        data[8] = 2
+        data[8] = 3
     elif how == "empty":
         data.clear()
     elif how == "stale":

@@ -20,8 +20,11 @@ from catlog.codec import (
     RecordType,
     decode_record,
     decode_segment_header,
+    encode_batch,
+    encode_member,
     encode_record,
     encode_segment_header,
+    find_next_record,
 )
 
 WORKED_PUT = bytes.fromhex(
@@ -70,7 +73,10 @@ def test_any_single_flipped_bit_is_detected(
 ) -> None:
     if rtype is RecordType.DELETE:
         value = b""
-    encoded = bytearray(encode_record(rtype, 42, key, value))
+    if rtype is RecordType.BATCH:
+        encoded = bytearray(encode_batch(42, [encode_member(1, 42, key, value)]))
+    else:
+        encoded = bytearray(encode_record(rtype, 42, key, value, 77))
     bit = data.draw(st.integers(0, len(encoded) * 8 - 1))
     encoded[bit // 8] ^= 1 << (bit % 8)
     assert isinstance(decode_record(bytes(encoded), 0), Damage)
@@ -116,7 +122,7 @@ def _with_valid_crc(rtype: int, key: bytes, value: bytes) -> bytes:
 
 
 @pytest.mark.spec("FMT-7", "FMT-6")
-@pytest.mark.parametrize("rtype", [0, 3, 4, 255])
+@pytest.mark.parametrize("rtype", [0, 5, 129, 131, 255])
 def test_a_valid_record_of_a_reserved_type_is_reported_not_skipped(rtype: int) -> None:
     result = decode_record(_with_valid_crc(rtype, b"k", b"v"), 0)
     assert isinstance(result, Damage)
@@ -171,3 +177,107 @@ def test_a_long_zero_filled_tail_is_searched_in_one_pass() -> None:
     assert codec.find_next_record(bytes(16 << 20), 0) is None
     assert codec.find_next_record(bytes(16 << 20) + record, 5) == 16 << 20
     assert codec.find_next_record(b"\1" + bytes(100) + record, 0) == 101
+
+
+# --------------------------------------------------------------------- expiring PUTs and batches
+
+
+@pytest.mark.spec("FMT-21")
+@given(keys, values, st.integers(0, 2**64 - 1))
+def test_an_expiring_put_round_trips_with_its_expiry_before_the_value(
+    key: bytes, value: bytes, expires_at: int
+) -> None:
+    encoded = encode_record(RecordType.PUT_EXPIRING, 5, key, value, expires_at)
+    start = RECORD_HEADER_SIZE + len(key)
+    assert encoded[start : start + 8] == expires_at.to_bytes(8, "little")
+    assert int.from_bytes(encoded[17:21], "little") == len(value) + 8, "value_len counts both"
+    record = decode_record(encoded, 0)
+    assert record == Record(RecordType.PUT_EXPIRING, 5, key, value, 0, len(encoded), expires_at)
+    assert record.value_len == len(value) + 8
+
+
+@pytest.mark.spec("FMT-21", "REC-7")
+@pytest.mark.parametrize("short", [0, 1, 7])
+def test_an_expiring_put_too_short_for_its_expiry_is_corruption(short: int) -> None:
+    result = decode_record(_with_valid_crc(RecordType.PUT_EXPIRING, b"k", bytes(short)), 0)
+    assert isinstance(result, Damage)
+    assert result.kind is DamageKind.BAD_EXPIRING
+    assert result.kind in codec.WRITTEN_WHOLE
+
+
+def _batch() -> tuple[bytes, list[bytes]]:
+    members = [
+        encode_member(RecordType.PUT, 9, b"a", b"1"),
+        encode_member(RecordType.DELETE, 9, b"b"),
+        encode_member(RecordType.PUT_EXPIRING, 9, b"c", b"33", 1234),
+    ]
+    return encode_batch(9, members), members
+
+
+@pytest.mark.spec("FMT-22", "FMT-23", "FMT-24")
+def test_a_batch_decodes_to_its_members_at_their_own_offsets() -> None:
+    batch, members = _batch()
+    record = decode_record(b"xx" + batch, 2)
+    assert isinstance(record, Record)
+    assert record.type is RecordType.BATCH
+    assert (record.key, record.value, record.size) == (b"", b"", len(batch))
+    at = 2 + RECORD_HEADER_SIZE
+    assert [(m.type, m.key, m.value, m.expires_at_ms, m.offset) for m in record.members] == [
+        (RecordType.PUT, b"a", b"1", 0, at),
+        (RecordType.DELETE, b"b", b"", 0, at + len(members[0])),
+        (RecordType.PUT_EXPIRING, b"c", b"33", 1234, at + len(members[0]) + len(members[1])),
+    ]
+    assert all(m.in_batch and m.timestamp_ms == 9 for m in record.members)
+
+
+@pytest.mark.spec("FMT-23")
+def test_a_member_has_the_flagged_type_and_a_masked_crc() -> None:
+    member = encode_member(RecordType.PUT, 9, b"a", b"1")
+    plain = encode_record(RecordType.PUT, 9, b"a", b"1")
+    assert member[4] == 0x81
+    stored = int.from_bytes(member[:4], "little")
+    assert stored == crc32c(member[4:]) ^ 0x9E3779B9
+    assert member[5:] == plain[5:]
+    assert isinstance(decode_record(member, 0), Damage), "a member alone is no record"
+
+
+@pytest.mark.spec("FMT-23", "REC-4")
+def test_no_member_of_a_torn_batch_looks_like_a_following_record() -> None:
+    """The reason for the mask: a batch cut anywhere leaves nothing that verifies after the cut."""
+    batch, _ = _batch()
+    for cut in range(1, len(batch)):
+        torn = batch[:cut]
+        assert isinstance(decode_record(torn, 0), Damage)
+        assert find_next_record(torn, 1) is None
+
+
+def _member_with_valid_crc(mtype: int, key: bytes, value: bytes) -> bytes:
+    body = codec.BODY_HEADER.pack(mtype, 0, len(key), len(value)) + key + value
+    return codec.CRC_FIELD.pack(crc32c(body) ^ codec.MEMBER_CRC_MASK) + body
+
+
+def _batch_with_value(value: bytes, key: bytes = b"") -> bytes:
+    return _with_valid_crc(RecordType.BATCH, key, value)
+
+
+@pytest.mark.spec("FMT-22", "FMT-23", "REC-7")
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        (b"", b""),  # no members
+        (encode_member(1, 0, b"a", b"1"), b"k"),  # a key on the batch
+        (encode_member(1, 0, b"a", b"1")[:-1], b""),  # a member cut short
+        (encode_member(1, 0, b"a", b"1") + b"\0" * 5, b""),  # bytes after the last member
+        (encode_record(1, 0, b"a", b"1"), b""),  # an unmasked record inside
+        (encode_member(1, 1, b"a", b"1"), b""),  # a member's timestamp differs from its batch's
+        (encode_batch(0, [encode_member(1, 0, b"a", b"1")]), b""),  # a batch inside a batch
+        (_member_with_valid_crc(0x82, b"a", b"v"), b""),  # a DELETE member with a value
+        (_member_with_valid_crc(0x83, b"a", b"1234567"), b""),  # an expiry cut to 7 bytes
+        (_member_with_valid_crc(0x84, b"", b""), b""),  # a member typed as a batch
+    ],
+)
+def test_a_batch_that_breaks_the_format_is_corruption(value: bytes, key: bytes) -> None:
+    result = decode_record(_batch_with_value(value, key), 0)
+    assert isinstance(result, Damage)
+    assert result.kind is DamageKind.BAD_BATCH
+    assert result.kind in codec.WRITTEN_WHOLE

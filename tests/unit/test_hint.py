@@ -13,7 +13,7 @@ from crc32c import crc32c
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catlog.codec import encode_record, encode_segment_header
+from catlog.codec import encode_batch, encode_member, encode_record, encode_segment_header
 from catlog.hint import (
     Hint,
     HintProblem,
@@ -24,14 +24,14 @@ from catlog.hint import (
     hint_name,
     parse_hint_name,
 )
-from catlog.index import replay_segment
+from catlog.index import Expiring, replay_segment
 
 NOW_MS = 1_700_000_000_000
 
 EXAMPLE_HINT = bytes.fromhex(
-    "434154 4c4f4748 54 01000000 01000000 01000000 330f6a4b"
+    "434154 4c4f4748 54 02000000 01000000 00000000 01000000 330f6a4b"
     "0300000000000000 4400000000000000 04000000 03000000 10000000 03000000"
-    "6e616d65 6f6c64 86ef9425".replace(" ", "")
+    "6e616d65 6f6c64 81290777".replace(" ", "")
 )
 """The worked example of spec/format.md section 4, byte for byte."""
 
@@ -44,13 +44,28 @@ def example_segment() -> bytes:
     )
 
 
-def segment_of(ops: list[tuple[bytes, bytes | None]]) -> bytes:
+Op = tuple[bytes, bytes | None, int]
+"""A write: key, value (None for a DELETE) and expiry (0 for none)."""
+
+
+def _encode(op: Op, member: bool) -> bytes:
+    key, value, expires_at = op
+    encode = encode_member if member else encode_record
+    if value is None:
+        return encode(2, NOW_MS, key)
+    if expires_at:
+        return encode(3, NOW_MS, key, value, expires_at)
+    return encode(1, NOW_MS, key, value)
+
+
+def segment_of(ops: list[Op | list[Op]]) -> bytes:
+    """A segment of records, a list standing for a batch of those writes (FMT-22)."""
     parts = [encode_segment_header()]
-    for key, value in ops:
-        if value is None:
-            parts.append(encode_record(2, NOW_MS, key))
+    for op in ops:
+        if isinstance(op, list):
+            parts.append(encode_batch(NOW_MS, [_encode(member, True) for member in op]))
         else:
-            parts.append(encode_record(1, NOW_MS, key, value))
+            parts.append(_encode(op, False))
     return b"".join(parts)
 
 
@@ -89,24 +104,31 @@ def test_hint_names_follow_segment_names() -> None:
 
 
 keys = st.binary(max_size=6)
-operations = st.lists(st.tuples(keys, st.none() | st.binary(max_size=20)), max_size=40)
+one_op = st.tuples(keys, st.none() | st.binary(max_size=20), st.sampled_from([0, 0, 5, 1 << 62]))
+operations = st.lists(one_op | st.lists(one_op, min_size=1, max_size=4), max_size=40)
 
 
-@pytest.mark.spec("FMT-16", "FMT-17", "ENG-32")
+@pytest.mark.spec("FMT-16", "FMT-17", "ENG-32", "FMT-24")
 @given(before=operations, ops=operations, slot=st.integers(0, 5))
 def test_applying_a_hint_gives_the_index_replay_gives(
-    before: list[tuple[bytes, bytes | None]], ops: list[tuple[bytes, bytes | None]], slot: int
+    before: list[Op | list[Op]], ops: list[Op | list[Op]], slot: int
 ) -> None:
-    """Whatever an older segment left in the index, hint and replay change it alike."""
+    """Whatever an older segment left in the index, hint and replay change it alike, expiries
+    and batch members included."""
     start: dict[bytes, int] = {}
-    replay_segment(segment_of(before), 16, 9, start)
+    start_expiring: Expiring = {}
+    replay_segment(segment_of(before), 16, 9, start, start_expiring)
     data = segment_of(ops)
     replayed = dict(start)
-    assert replay_segment(data, 16, slot, replayed).damage is None
+    replayed_expiring = dict(start_expiring)
+    assert replay_segment(data, 16, slot, replayed, replayed_expiring).damage is None
     hinted = dict(start)
+    hinted_expiring = dict(start_expiring)
     hint = decoded(hint_of(7, data))
-    apply_hint(hint, slot, hinted)
+    apply_hint(hint, slot, hinted, hinted_expiring)
     assert hinted == replayed
+    live = {k: v for k, v in replayed_expiring.items() if replayed.get(k) == v[1]}
+    assert {k: v for k, v in hinted_expiring.items() if hinted.get(k) == v[1]} == live
     assert hint.matches(7, data)
     assert encode_hint(hint) == hint_of(7, data), "decode then encode is the identity"
     assert len(set(hint.put_keys + hint.delete_keys)) == len(hint.put_keys) + len(
@@ -116,14 +138,27 @@ def test_applying_a_hint_gives_the_index_replay_gives(
 
 @pytest.mark.spec("FMT-17", "ENG-32")
 def test_large_values_are_listed_with_their_real_length() -> None:
-    data = segment_of([(b"big", bytes(70_000)), (b"small", b"x")])
+    data = segment_of([(b"big", bytes(70_000), 0), (b"small", b"x", 0)])
     hint = decoded(hint_of(1, data))
     assert list(hint.put_value_lens) == [70_000, 1]
     replayed: dict[bytes, int] = {}
-    replay_segment(data, 16, 2, replayed)
+    replay_segment(data, 16, 2, replayed, {})
     hinted: dict[bytes, int] = {}
-    apply_hint(hint, 2, hinted)
+    apply_hint(hint, 2, hinted, {})
     assert hinted == replayed
+
+
+@pytest.mark.spec("FMT-16", "FMT-21", "FMT-24")
+def test_expiring_puts_and_batch_members_are_listed_with_their_expiry_and_offset() -> None:
+    data = segment_of([(b"a", b"1", 99), [(b"b", b"22", 0), (b"c", b"3", 7), (b"gone", None, 0)]])
+    hint = decoded(hint_of(1, data))
+    assert hint.put_keys == [b"b", b"a", b"c"], "plain PUT entries first, then expiring ones"
+    assert hint.expiring_count == 2
+    assert list(hint.expires_at) == [99, 7]
+    assert list(hint.put_value_lens) == [2, 9, 9], "an expiring PUT's value_len counts its expiry"
+    batch_at = 16 + 21 + 1 + 9
+    assert list(hint.put_offsets) == [batch_at + 21, 16, batch_at + 21 + (21 + 1 + 2)]
+    assert hint.delete_keys == [b"gone"]
 
 
 @pytest.mark.spec("FMT-19")
@@ -150,7 +185,7 @@ def test_a_hint_matches_only_the_exact_bytes_it_was_built_from() -> None:
         (lambda h: h[:43], HintProblem.SHORT),
         (lambda h: b"", HintProblem.SHORT),
         (lambda h: b"X" + h[1:], HintProblem.BAD_MAGIC),
-        (lambda h: h[:8] + b"\x02" + h[9:], HintProblem.UNKNOWN_VERSION),
+        (lambda h: h[:8] + b"\x01" + h[9:], HintProblem.UNKNOWN_VERSION),
         (lambda h: h[:-1], HintProblem.CRC_MISMATCH),
         (lambda h: h + b"\0", HintProblem.CRC_MISMATCH),
         (lambda h: h[:50] + bytes([h[50] ^ 4]) + h[51:], HintProblem.CRC_MISMATCH),
@@ -173,13 +208,13 @@ def test_counts_and_ranges_are_checked_even_when_the_crc_verifies() -> None:
     too_many[12] = 9  # put_count 9: the columns would run past the keys
     assert decode_hint(reseal(bytes(too_many))) is HintProblem.BAD_LAYOUT
     past_end = bytearray(body)
-    past_end[48:52] = struct.pack("<I", 60)  # offset 60 + 21 > segment_size 68
+    past_end[52:56] = struct.pack("<I", 60)  # offset 60 + 21 > segment_size 68
     assert decode_hint(reseal(bytes(past_end))) is HintProblem.BAD_LAYOUT
     in_header = bytearray(body)
-    in_header[48:52] = struct.pack("<I", 4)
+    in_header[52:56] = struct.pack("<I", 4)
     assert decode_hint(reseal(bytes(in_header))) is HintProblem.BAD_LAYOUT
     long_value = bytearray(body)
-    long_value[52:56] = struct.pack("<I", 64 * 1024 * 1024 + 1)
+    long_value[56:60] = struct.pack("<I", 64 * 1024 * 1024 + 1)
     assert decode_hint(reseal(bytes(long_value))) is HintProblem.BAD_LAYOUT
 
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from catlog import codec
-from catlog.codec import Damage, RecordType, encode_record
+from catlog.codec import Damage, RecordType, encode_batch, encode_member, encode_record
 from catlog.index import (
     LARGE_VALUE,
     MAX_SEGMENT_SIZE,
@@ -47,7 +47,7 @@ def test_replay_leaves_each_key_at_its_newest_record(
             model[key] = len(data)
             data += encode_record(RecordType.PUT, 0, key, value)
     index: dict[bytes, int] = {}
-    result = replay_segment(data, 0, 3, index)
+    result = replay_segment(data, 0, 3, index, {})
     assert result.damage is None
     assert result.end == len(data)
     assert {k: unpack_location(v)[:2] for k, v in index.items()} == {
@@ -55,23 +55,51 @@ def test_replay_leaves_each_key_at_its_newest_record(
     }
 
 
-@pytest.mark.spec("REC-3")
-@given(st.lists(st.binary(max_size=40), max_size=5), st.binary(max_size=60), st.data())
+def _mixed_record(i: int, value: bytes, kind: int) -> bytes:
+    """A PUT, an expiring PUT, or a batch of an expiring PUT and a DELETE (FMT-21, FMT-22)."""
+    key = b"k%d" % i
+    if kind == 0:
+        return encode_record(RecordType.PUT, 1, key, value)
+    if kind == 1:
+        return encode_record(RecordType.PUT_EXPIRING, 1, key, value, 10 + i)
+    return encode_batch(
+        1, [encode_member(RecordType.PUT_EXPIRING, 1, key, value, 5), encode_member(2, 1, b"x")]
+    )
+
+
+@pytest.mark.spec("REC-3", "FMT-22", "FMT-21")
+@given(
+    st.lists(st.tuples(st.binary(max_size=40), st.integers(0, 2)), max_size=5),
+    st.binary(max_size=60),
+    st.data(),
+)
 def test_replay_stops_exactly_where_the_reference_decoder_finds_damage(
-    values: list[bytes], tail: bytes, data: st.DataObject
+    values: list[tuple[bytes, int]], tail: bytes, data: st.DataObject
 ) -> None:
     """The replay loop inlines decode_record's checks; both must agree on every input."""
-    body = b"".join(encode_record(RecordType.PUT, 1, b"k%d" % i, v) for i, v in enumerate(values))
+    body = b"".join(_mixed_record(i, v, kind) for i, (v, kind) in enumerate(values))
     blob = bytearray(body + tail)
     if blob and data.draw(st.booleans()):
         position = data.draw(st.integers(0, len(blob) - 1))
         blob[position] = data.draw(st.integers(0, 255))
     records, damage = codec.iter_records(bytes(blob), 0)
     index: dict[bytes, int] = {}
-    result = replay_segment(bytes(blob), 0, 0, index)
+    expiring: dict[bytes, tuple[int, int]] = {}
+    result = replay_segment(bytes(blob), 0, 0, index, expiring)
     assert result.end == (damage.offset if damage else len(blob))
-    assert {k: unpack_location(v)[1] for k, v in index.items()} == {
-        r.key: r.offset for r in records
+    expected: dict[bytes, int] = {}
+    expected_expiry: dict[bytes, int] = {}
+    for record in records:
+        for member in record.members or (record,):
+            if member.type is RecordType.DELETE:
+                expected.pop(member.key, None)
+            else:
+                expected[member.key] = member.offset
+                if member.expires_at_ms:
+                    expected_expiry[member.key] = member.expires_at_ms
+    assert {k: unpack_location(v)[1] for k, v in index.items()} == expected
+    assert {k: at for k, (at, loc) in expiring.items() if index.get(k) == loc} == {
+        k: at for k, at in expected_expiry.items() if k in expected
     }
     if damage is None:
         assert result.damage is None

@@ -1,0 +1,204 @@
+"""Keys that expire: ttl and absolute expiry, what an expired key looks like, and persistence.
+
+Cites spec/engine.md section 3a (ENG-33 .. ENG-36) and FMT-21. Time moves only through a
+``ManualClock`` (ENG-24); no test sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+import catlog
+from catlog import codec
+from catlog.clock import ManualClock
+from catlog.codec import RecordType
+
+START_MS = 1_700_000_000_000
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(now_ms=START_MS)
+
+
+@pytest.fixture(params=["always", "never"])
+def store(
+    data_dir: str, clock: ManualClock, request: pytest.FixtureRequest
+) -> Iterator[catlog.Store]:
+    with catlog.open(data_dir, fsync=request.param, clock=clock) as opened:
+        yield opened
+
+
+def records(data_dir: str) -> list[codec.Record]:
+    with open(f"{data_dir}/segment-00001.log", "rb") as segment:
+        found, damage = codec.iter_records(segment.read(), 16)
+    assert damage is None
+    return found
+
+
+@pytest.mark.spec("ENG-33", "FMT-21")
+def test_a_put_with_a_ttl_writes_one_expiring_put(
+    store: catlog.Store, data_dir: str, clock: ManualClock
+) -> None:
+    store.put(b"k", b"v", ttl=1.5)
+    store.put(b"j", b"w", ttl=0.0001)  # rounded up to a whole millisecond
+    store.put(b"i", b"x", expires_at_ms=START_MS + 7)
+    store.flush()
+    found = records(data_dir)
+    assert [(r.type, r.key, r.value, r.expires_at_ms) for r in found] == [
+        (RecordType.PUT_EXPIRING, b"k", b"v", START_MS + 1500),
+        (RecordType.PUT_EXPIRING, b"j", b"w", START_MS + 1),
+        (RecordType.PUT_EXPIRING, b"i", b"x", START_MS + 7),
+    ]
+    assert store.expires_at(b"k") == START_MS + 1500
+    assert store[b"k"] == b"v"
+
+
+@pytest.mark.spec("ENG-34")
+def test_a_key_expires_once_the_clock_is_past_its_expiry(
+    store: catlog.Store, clock: ManualClock
+) -> None:
+    store.put(b"k", b"v", ttl=1)
+    store.put(b"forever", b"f")
+    clock.advance(1.0)  # exactly at the expiry: still there, as in Redis
+    assert store.get(b"k") == b"v"
+    assert b"k" in store
+    assert len(store) == 2
+    clock.advance(0.001)
+    assert store.get(b"k") is None
+    assert store.get(b"k", b"default") == b"default"
+    assert b"k" not in store
+    assert len(store) == 1
+    assert list(store) == [b"forever"]
+    assert dict(store.items()) == {b"forever": b"f"}
+    with pytest.raises(KeyError):
+        store[b"k"]
+    with pytest.raises(KeyError):
+        store.expires_at(b"k")
+    assert store.delete(b"k") is False, "an expired key has no value to delete"
+
+
+@pytest.mark.spec("ENG-34", "ENG-33")
+def test_a_plain_put_ends_an_expiry_and_expiry_survives_a_reopen(
+    data_dir: str, clock: ManualClock
+) -> None:
+    with catlog.open(data_dir, clock=clock) as store:
+        store.put(b"a", b"1", ttl=10)
+        store.put(b"b", b"2", ttl=10)
+        store.put(b"b", b"3")
+        store.put(b"c", b"4", ttl=20)
+        assert store.expires_at(b"b") is None
+        assert store.stats().expiring_keys == 2
+    with catlog.open(data_dir, clock=clock) as store:
+        assert store.expires_at(b"a") == START_MS + 10_000
+        assert store.expires_at(b"b") is None
+        clock.advance(15)
+        assert dict(store.items()) == {b"b": b"3", b"c": b"4"}
+    clock.advance(10)
+    with catlog.open(data_dir, clock=clock) as store:
+        assert dict(store.items()) == {b"b": b"3"}
+        assert store.stats().keys == 1
+
+
+@pytest.mark.spec("ENG-35")
+def test_expire_rewrites_the_value_with_a_new_expiry(
+    store: catlog.Store, data_dir: str, clock: ManualClock
+) -> None:
+    assert store.expire(b"missing", 5) is False
+    store.put(b"k", b"value")
+    assert store.expire(b"k", 5) is True
+    assert store.expires_at(b"k") == START_MS + 5000
+    assert store.expire_at(b"k", START_MS + 9000) is True
+    assert store.expires_at(b"k") == START_MS + 9000
+    assert store[b"k"] == b"value"
+    store.flush()
+    assert [r.type for r in records(data_dir)] == [
+        RecordType.PUT,
+        RecordType.PUT_EXPIRING,
+        RecordType.PUT_EXPIRING,
+    ]
+    clock.advance(9.001)
+    assert store.expire(b"k", 5) is False, "an expired key has no value to give an expiry"
+
+
+@pytest.mark.spec("ENG-35")
+def test_an_expiry_in_the_past_deletes_the_key(
+    store: catlog.Store, data_dir: str, clock: ManualClock
+) -> None:
+    store.put(b"k", b"v")
+    assert store.expire_at(b"k", START_MS) is True
+    assert b"k" not in store
+    store.flush()
+    assert [r.type for r in records(data_dir)] == [RecordType.PUT, RecordType.DELETE]
+
+
+@pytest.mark.spec("ENG-36")
+def test_persist_removes_an_expiry(store: catlog.Store, data_dir: str, clock: ManualClock) -> None:
+    store.put(b"k", b"v", ttl=5)
+    store.put(b"plain", b"p")
+    assert store.persist(b"plain") is False
+    assert store.persist(b"missing") is False
+    assert store.persist(b"k") is True
+    assert store.expires_at(b"k") is None
+    clock.advance(60)
+    assert store[b"k"] == b"v"
+    store.flush()
+    assert [r.type for r in records(data_dir)] == [
+        RecordType.PUT_EXPIRING,
+        RecordType.PUT,
+        RecordType.PUT,
+    ]
+
+
+@pytest.mark.spec("ENG-33", "FMT-21")
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"ttl": 0}, ValueError),
+        ({"ttl": -1}, ValueError),
+        ({"ttl": float("nan")}, ValueError),
+        ({"ttl": float("inf")}, ValueError),
+        ({"ttl": True}, TypeError),
+        ({"ttl": "5"}, TypeError),
+        ({"expires_at_ms": 0}, ValueError),
+        ({"expires_at_ms": 1 << 63}, ValueError),
+        ({"expires_at_ms": 1.5}, TypeError),
+        ({"ttl": 1, "expires_at_ms": START_MS}, ValueError),
+    ],
+)
+def test_bad_expiries_are_refused_and_write_nothing(
+    store: catlog.Store, data_dir: str, kwargs: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        store.put(b"k", b"v", **kwargs)  # type: ignore[arg-type]
+    store.flush()
+    assert os.path.getsize(f"{data_dir}/segment-00001.log") == 16
+    assert b"k" not in store
+
+
+@pytest.mark.spec("ENG-33", "FMT-21")
+def test_a_value_with_an_expiry_has_eight_bytes_less_room(store: catlog.Store) -> None:
+    store.put(b"k", bytes(catlog.MAX_VALUE_SIZE - 8), ttl=5)
+    with pytest.raises(catlog.ValueTooLargeError, match="value with an expiry"):
+        store.put(b"k", bytes(catlog.MAX_VALUE_SIZE - 7), ttl=5)
+    store.put(b"j", bytes(catlog.MAX_VALUE_SIZE - 7))
+    with pytest.raises(catlog.ValueTooLargeError):
+        store.expire(b"j", 5)
+    assert len(store[b"k"]) == catlog.MAX_VALUE_SIZE - 8
+
+
+@pytest.mark.spec("ENG-34")
+def test_forgetting_expired_keys_keeps_the_heap_bounded(
+    store: catlog.Store, clock: ManualClock
+) -> None:
+    for round_ in range(3):
+        for i in range(2000):
+            store.put(b"%d" % i, b"v", ttl=1000 + round_)
+        assert len(store) == 2000
+    assert len(store._expiry_heap) <= 2 * 2000 + 1024
+    clock.advance(2000)
+    assert len(store) == 0
+    assert store._expiry_heap == [] or len(store._expiry_heap) <= 1024

@@ -34,7 +34,7 @@ from .protocol.replies import (
     SimpleString,
     Verbatim,
 )
-from .store import StoreStats
+from .store import BatchOp, StoreStats
 
 REDIS_VERSION: Final = "7.2.0"
 """The Redis version whose behaviour catlog follows; HELLO and INFO report it (PROTO-46)."""
@@ -45,9 +45,19 @@ class KeyValueStore(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
-    def put(self, key: bytes, value: bytes) -> object: ...
+    def put(self, key: bytes, value: bytes, *, expires_at_ms: int = ...) -> object: ...
 
     def delete(self, key: bytes) -> bool: ...
+
+    def write_batch(self, ops: list[BatchOp]) -> object: ...
+
+    def expire_at(self, key: bytes, expires_at_ms: int) -> bool: ...
+
+    def persist(self, key: bytes) -> bool: ...
+
+    def expires_at(self, key: bytes) -> int | None: ...
+
+    def now_ms(self) -> int: ...
 
     def __len__(self) -> int: ...
 
@@ -125,8 +135,6 @@ class ScanCursors:
 SYNTAX_ERROR: Final = Error("ERR syntax error")
 NOT_AN_INTEGER: Final = Error("ERR value is not an integer or out of range")
 INVALID_CURSOR: Final = Error("ERR invalid cursor")
-EXPIRY_UNSUPPORTED: Final = Error("ERR catlog does not support key expiry yet (EX, PX, EXAT, PXAT)")
-"""PROTO-36: SET's TTL options, until keys can expire."""
 
 
 def _text(data: bytes) -> str:
@@ -262,7 +270,7 @@ def _set(session: Session, args: list[bytes]) -> Reply:
         store.put(args[1], args[2])
         return OK
     nx = xx = get = keepttl = False
-    expiry: str | None = None
+    expiry: bytes | None = None
     expire_arg = b""
     i = 3
     while i < len(args):
@@ -280,30 +288,65 @@ def _set(session: Session, args: list[bytes]) -> Reply:
             option in (b"EX", b"PX", b"EXAT", b"PXAT")
             and not keepttl
             and has_next
-            and (expiry is None or expiry == option.decode())
+            and (expiry is None or expiry == option)
         ):
-            expiry = option.decode()
+            expiry = option
             expire_arg = args[i + 1]
             i += 1
         else:
             return SYNTAX_ERROR
         i += 1
+    expires_at = 0
     if expiry is not None:
-        amount = parse_int(expire_arg)
-        if amount is None:
-            return NOT_AN_INTEGER
-        if amount <= 0 or (expiry in ("EX", "EXAT") and amount > _INT64_MAX // 1000):
-            return Error("ERR invalid expire time in 'set' command")
-        return EXPIRY_UNSUPPORTED
+        when = _expiry_ms(store, expire_arg, expiry, "set")
+        if isinstance(when, Error):
+            return when
+        expires_at = when
     key = args[1]
-    if get or nx or xx:
-        old = store.get(key)
-        if (nx and old is not None) or (xx and old is None):
-            return old if get else None
+    old = store.get(key) if get or nx or xx else None
+    if (nx and old is not None) or (xx and old is None):
+        return old if get else None
+    if keepttl and not expires_at:
+        expires_at = _expiry_of(store, key) or 0
+    if expires_at:
+        store.put(key, args[2], expires_at_ms=expires_at)
+    else:
         store.put(key, args[2])
-        return old if get else OK
-    store.put(key, args[2])
-    return OK
+    return old if get else OK
+
+
+def _expiry_ms(store: KeyValueStore, amount: bytes, unit: bytes, command: str) -> int | Error:
+    """PROTO-36, PROTO-55: an expiry option's amount as absolute ms, with Redis 7's checks.
+
+    ``unit`` is ``EX``/``PX`` (relative seconds or ms) or ``EXAT``/``PXAT`` (absolute). SET
+    refuses amounts of zero or less; EXPIRE takes them (its key is then deleted). A result
+    that would not fit a signed 64-bit integer is an invalid expire time, as in Redis.
+    """
+    value = parse_int(amount)
+    if value is None:
+        return NOT_AN_INTEGER
+    invalid = Error(f"ERR invalid expire time in '{command}' command")
+    seconds = unit in (b"EX", b"EXAT")
+    if (command == "set" and value <= 0) or (seconds and not -_MS_LIMIT <= value <= _MS_LIMIT):
+        return invalid
+    when = value * 1000 if seconds else value
+    if unit in (b"EX", b"PX"):
+        when += store.now_ms()
+        if when > _INT64_MAX:
+            return invalid
+    if command == "set" and when <= 0:
+        return invalid
+    return when
+
+
+_MS_LIMIT: Final = (1 << 63) // 1000
+
+
+def _expiry_of(store: KeyValueStore, key: bytes) -> int | None:
+    try:
+        return store.expires_at(key)
+    except KeyError:
+        return None
 
 
 def _del(session: Session, args: list[bytes]) -> Reply:
@@ -328,10 +371,76 @@ def _mset(session: Session, args: list[bytes]) -> Reply:
     """PROTO-40"""
     if len(args) % 2 == 0:
         return wrong_arity("mset")
-    put = session.store.put
-    for i in range(1, len(args), 2):
-        put(args[i], args[i + 1])
+    session.store.write_batch([("put", args[i], args[i + 1]) for i in range(1, len(args), 2)])
     return OK
+
+
+_EXPIRE_UNITS: Final = {
+    "expire": b"EX",
+    "pexpire": b"PX",
+    "expireat": b"EXAT",
+    "pexpireat": b"PXAT",
+}
+
+
+def _expire(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-55: EXPIRE | PEXPIRE | EXPIREAT | PEXPIREAT key amount [NX | XX | GT | LT]"""
+    command = _text(args[0]).lower()
+    flags = set()
+    for option in args[3:]:
+        upper = option.upper()
+        if upper not in (b"NX", b"XX", b"GT", b"LT"):
+            return Error(f"ERR Unsupported option {_text(_c_string(option, 1 << 20))}")
+        flags.add(upper)
+    if b"NX" in flags and flags & {b"XX", b"GT", b"LT"}:
+        return Error("ERR NX and XX, GT or LT options at the same time are not compatible")
+    if {b"GT", b"LT"} <= flags:
+        return Error("ERR GT and LT options at the same time are not compatible")
+    store = session.store
+    when = _expiry_ms(store, args[2], _EXPIRE_UNITS[command], command)
+    if isinstance(when, Error):
+        return when
+    key = args[1]
+    if key not in store:
+        return 0
+    current = _expiry_of(store, key)
+    if (
+        (b"NX" in flags and current is not None)
+        or (b"XX" in flags and current is None)
+        or (b"GT" in flags and (current is None or when <= current))
+        or (b"LT" in flags and current is not None and when >= current)
+    ):
+        return 0
+    return 1 if store.expire_at(key, max(when, 1)) else 0
+
+
+def _ttl(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-56: TTL and PTTL: -2 for no key, -1 for no expiry, else the time left."""
+    store = session.store
+    try:
+        expires_at = store.expires_at(args[1])
+    except KeyError:
+        return -2
+    if expires_at is None:
+        return -1
+    left = max(expires_at - store.now_ms(), 0)
+    return left if args[0].lower() == b"pttl" else (left + 500) // 1000
+
+
+def _expiretime(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-56: EXPIRETIME and PEXPIRETIME: -2, -1, or the absolute expiry."""
+    try:
+        expires_at = session.store.expires_at(args[1])
+    except KeyError:
+        return -2
+    if expires_at is None:
+        return -1
+    return expires_at if args[0].lower() == b"pexpiretime" else (expires_at + 500) // 1000
+
+
+def _persist(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-57"""
+    return 1 if session.store.persist(args[1]) else 0
 
 
 def _dbsize(session: Session, args: list[bytes]) -> Reply:
@@ -706,6 +815,15 @@ COMMANDS: Final = _table(
     Command("mget", -2, _R, 1, -1, 1, _mget, ("read", "string", "fast")),
     Command("mset", -3, _W, 1, -1, 2, _mset, ("write", "string", "slow")),
     Command("dbsize", 1, _R, 0, 0, 0, _dbsize, ("keyspace", "read", "fast")),
+    Command("expire", -3, ("write", "fast"), 1, 1, 1, _expire, ("keyspace", "write", "fast")),
+    Command("pexpire", -3, ("write", "fast"), 1, 1, 1, _expire, ("keyspace", "write", "fast")),
+    Command("expireat", -3, ("write", "fast"), 1, 1, 1, _expire, ("keyspace", "write", "fast")),
+    Command("pexpireat", -3, ("write", "fast"), 1, 1, 1, _expire, ("keyspace", "write", "fast")),
+    Command("ttl", 2, _R, 1, 1, 1, _ttl, ("keyspace", "read", "fast")),
+    Command("pttl", 2, _R, 1, 1, 1, _ttl, ("keyspace", "read", "fast")),
+    Command("expiretime", 2, _R, 1, 1, 1, _expiretime, ("keyspace", "read", "fast")),
+    Command("pexpiretime", 2, _R, 1, 1, 1, _expiretime, ("keyspace", "read", "fast")),
+    Command("persist", 2, ("write", "fast"), 1, 1, 1, _persist, ("keyspace", "write", "fast")),
     Command("scan", -2, ("readonly",), 0, 0, 0, _scan, ("keyspace", "read", "slow")),
     Command("keys", 2, ("readonly",), 0, 0, 0, _keys, ("keyspace", "read", "slow")),
     Command("ping", -1, _F, 0, 0, 0, _ping, ("fast", "connection")),
@@ -733,6 +851,9 @@ def execute_line(store: KeyValueStore, event: line.LineRequest | line.LineError)
             return line.NOT_FOUND if value is None else line.Value(value)
         if isinstance(event, line.Put):
             store.put(event.key, event.value)
+            return line.OK
+        if isinstance(event, line.PutEx):
+            store.put(event.key, event.value, expires_at_ms=store.now_ms() + event.ttl_ms)
             return line.OK
         if isinstance(event, line.Delete):
             store.delete(event.key)

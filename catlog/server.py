@@ -53,7 +53,7 @@ from .errors import CatlogError
 from .protocol import detect, line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
 from .protocol.resp import RespParser, RespProtocolError
-from .store import FsyncPolicy, Store
+from .store import BatchOp, FsyncPolicy, Store
 
 log = logging.getLogger("catlog.server")
 
@@ -194,16 +194,27 @@ class TicketingStore:
     wrapper's frame on every SET.
     """
 
-    __slots__ = ("get", "put", "stats", "store")
+    __slots__ = ("expires_at", "get", "now_ms", "put", "stats", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.get = store.get
         self.put = store.put_nowait
         self.stats = store.stats
+        self.expires_at = store.expires_at
+        self.now_ms = store.now_ms
 
     def delete(self, key: bytes) -> bool:
         return self.store.delete_nowait(key)[0]
+
+    def write_batch(self, ops: list[BatchOp]) -> int:
+        return self.store.write_batch_nowait(ops)
+
+    def expire_at(self, key: bytes, expires_at_ms: int) -> bool:
+        return self.store.expire_at_nowait(key, expires_at_ms)[0]
+
+    def persist(self, key: bytes) -> bool:
+        return self.store.persist_nowait(key)[0]
 
     def __len__(self) -> int:
         return len(self.store)
@@ -248,7 +259,7 @@ class LineSession:
                 if request is NEED_DATA:
                     return ticket, None, False, False
             assert not isinstance(request, list | RespProtocolError | NeedData), "line events"
-            if ticket and not isinstance(request, line.Put):
+            if ticket and not isinstance(request, line.WRITES):
                 return ticket, request, False, False  # SRV-5: reads wait for this client's writes
             before = real.last_ticket
             reply = line.encode_reply(commands.execute_line(store, request))

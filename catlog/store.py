@@ -627,6 +627,10 @@ class Store(MutableMapping[bytes, bytes]):
             self._expiry_heap = [(at, key) for key, at in expires.items()]
             heapq.heapify(self._expiry_heap)
 
+    def now_ms(self) -> int:
+        """The store's clock (ENG-24) in ms since the epoch: the time expiries are judged by."""
+        return self._now_ms()
+
     def expires_at(self, key: bytes) -> int | None:
         """ENG-35: when ``key`` expires, in ms since the epoch, or ``None`` if it never does.
 

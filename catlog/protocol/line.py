@@ -5,6 +5,7 @@ Theory of operation
 A client sends one request per line and gets one reply line for each::
 
     PUT name Bob      ->  OK
+    PUTEX tmp 60 x    ->  OK            (tmp expires in 60 seconds)
     GET name          ->  VALUE Bob
     DELETE name       ->  OK
     GET name          ->  NOT_FOUND
@@ -48,6 +49,15 @@ class Put:
 
 
 @dataclass(frozen=True, slots=True)
+class PutEx:
+    """PROTO-58: ``PUTEX <key> <seconds> <value>``, a PUT whose key expires after ``seconds``."""
+
+    key: bytes
+    ttl_ms: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Get:
     key: bytes
 
@@ -64,8 +74,13 @@ class LineError:
     message: str
 
 
-LineRequest = Put | Get | Delete
-LineEvent = Put | Get | Delete | LineError | NeedData
+LineRequest = Put | PutEx | Get | Delete
+LineEvent = Put | PutEx | Get | Delete | LineError | NeedData
+WRITES: Final = (Put, PutEx)
+"""The requests that only write: a connection need not wait for its earlier writes to run them."""
+
+MAX_TTL_SECONDS: Final = 10**12
+"""PROTO-58: the largest ttl PUTEX takes, about 31,700 years."""
 
 
 # ------------------------------------------------------------------------------- replies
@@ -140,11 +155,21 @@ def parse_line(line: bytes) -> LineRequest | LineError | None:
         if not space or not key or not space2:
             return LineError("usage: PUT <key> <value>")
         return Put(key, value)
+    if command == b"PUTEX":
+        key, space2, rest = rest.partition(b" ")
+        seconds, space3, value = rest.partition(b" ")
+        if not space or not key or not space2 or not space3:
+            return LineError("usage: PUTEX <key> <seconds> <value>")
+        if not seconds.isdigit() or not 0 < int(seconds) <= MAX_TTL_SECONDS:
+            return LineError(
+                f"PUTEX needs whole seconds from 1 to {MAX_TTL_SECONDS}, not '{_shown(seconds)}'"
+            )
+        return PutEx(key, int(seconds) * 1000, value)
     if command in {b"GET", b"DELETE"}:
         if not space or not rest or b" " in rest:
             return LineError(f"usage: {command.decode()} <key>")
         return Get(rest) if command == b"GET" else Delete(rest)
-    return LineError(f"unknown command '{_shown(word)}'; expected PUT, GET or DELETE")
+    return LineError(f"unknown command '{_shown(word)}'; expected PUT, PUTEX, GET or DELETE")
 
 
 # ------------------------------------------------------------------------------- reader

@@ -126,23 +126,190 @@ def test_set_get_returns_the_old_value(session: Session) -> None:
     assert run(session, "SET", "k", "3", "NX", "GET") == b"2"
     assert run(session, "GET", "k") == b"2"
     assert run(session, "SET", "k", "4", "KEEPTTL") == OK
+    assert run(session, "GET", "k") == b"4"
 
 
-@pytest.mark.spec("PROTO-36")
-def test_ttl_options_are_refused_until_keys_can_expire(session: Session) -> None:
-    refused = err("ERR catlog does not support key expiry yet (EX, PX, EXAT, PXAT)")
-    for option in ("EX", "PX", "EXAT", "PXAT", "ex"):
-        assert run(session, "SET", "k", "v", option, "10") == refused
-    assert run(session, "SET", "k", "v", "EX", "ten") == err(
+NOW_MS = 1_700_000_000_000
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(now_ms=NOW_MS)
+
+
+@pytest.fixture
+def timed(data_dir: str, clock: ManualClock) -> Iterator[Session]:
+    """A session on a store whose clock the test moves (ENG-24)."""
+    with catlog.open(data_dir, fsync="never", clock=clock) as opened:
+        yield Session(opened)
+
+
+@pytest.mark.spec("PROTO-36", "PROTO-56")
+@pytest.mark.parametrize(
+    ("option", "amount", "expires_at"),
+    [
+        ("EX", "10", NOW_MS + 10_000),
+        ("ex", "10", NOW_MS + 10_000),
+        ("PX", "1500", NOW_MS + 1500),
+        ("EXAT", str(NOW_MS // 1000 + 20), NOW_MS + 20_000),
+        ("PXAT", str(NOW_MS + 7), NOW_MS + 7),
+    ],
+)
+def test_set_with_an_expiry_option_sets_it(
+    timed: Session, clock: ManualClock, option: str, amount: str, expires_at: int
+) -> None:
+    assert run(timed, "SET", "k", "v", option, amount) == OK
+    assert run(timed, "PEXPIRETIME", "k") == expires_at
+    assert run(timed, "PTTL", "k") == expires_at - NOW_MS
+    clock.advance((expires_at - NOW_MS) / 1000)
+    assert run(timed, "GET", "k") == b"v"
+    clock.advance(0.001)
+    assert run(timed, "GET", "k") is None
+    assert run(timed, "TTL", "k") == -2
+
+
+@pytest.mark.spec("PROTO-36", "PROTO-31")
+def test_set_expiry_errors_are_redis_7_s(timed: Session) -> None:
+    invalid = err("ERR invalid expire time in 'set' command")
+    assert run(timed, "SET", "k", "v", "EX", "ten") == err(
         "ERR value is not an integer or out of range"
     )
-    assert run(session, "SET", "k", "v", "EX", "0") == err(
-        "ERR invalid expire time in 'set' command"
+    assert run(timed, "SET", "k", "v", "EX", "0") == invalid
+    assert run(timed, "SET", "k", "v", "PX", "-5") == invalid
+    assert run(timed, "SET", "k", "v", "EX", str((2**63 - 1) // 1000 + 1)) == invalid
+    assert run(timed, "SET", "k", "v", "PX", str(2**63 - 1)) == invalid, "overflows past now"
+    assert run(timed, "SET", "k", "v", "EX") == err("ERR syntax error")
+    assert run(timed, "SET", "k", "v", "EX", "1", "PX", "1") == err("ERR syntax error")
+    assert run(timed, "SET", "k", "v", "KEEPTTL", "EX", "1") == err("ERR syntax error")
+    assert run(timed, "SET", "k", "v", "EX", "1", "KEEPTTL") == err("ERR syntax error")
+    assert run(timed, "GET", "k") is None
+
+
+@pytest.mark.spec("PROTO-35", "PROTO-36")
+def test_set_clears_an_expiry_unless_keepttl(timed: Session) -> None:
+    run(timed, "SET", "k", "1", "EX", "100")
+    assert run(timed, "SET", "k", "2", "KEEPTTL") == OK
+    assert run(timed, "TTL", "k") == 100
+    assert run(timed, "SET", "k", "3", "GET") == b"2"
+    assert run(timed, "TTL", "k") == -1
+    assert run(timed, "SET", "new", "x", "KEEPTTL") == OK
+    assert run(timed, "TTL", "new") == -1
+    assert run(timed, "SET", "k", "4", "XX", "PX", "2500") == OK
+    assert run(timed, "PTTL", "k") == 2500
+    assert run(timed, "SET", "k", "5", "NX", "EX", "9") is None
+    assert run(timed, "PTTL", "k") == 2500
+    assert run(timed, "SET", "k", "6", "PXAT", str(NOW_MS - 1)) == OK, "stored, already expired"
+    assert run(timed, "GET", "k") is None
+
+
+@pytest.mark.spec("PROTO-55")
+def test_expire_and_its_options_follow_redis_7(timed: Session, clock: ManualClock) -> None:
+    assert run(timed, "EXPIRE", "missing", "10") == 0
+    run(timed, "SET", "k", "v")
+    assert run(timed, "EXPIRE", "k", "10", "XX") == 0, "XX: no expiry yet"
+    assert run(timed, "EXPIRE", "k", "10", "GT") == 0, "GT: no expiry counts as infinite"
+    assert run(timed, "EXPIRE", "k", "10", "NX") == 1
+    assert run(timed, "EXPIRE", "k", "20", "NX") == 0
+    assert run(timed, "TTL", "k") == 10
+    assert run(timed, "EXPIRE", "k", "5", "GT") == 0
+    assert run(timed, "EXPIRE", "k", "30", "gt") == 1
+    assert run(timed, "EXPIRE", "k", "40", "LT") == 0
+    assert run(timed, "PEXPIRE", "k", "1500", "LT", "XX") == 1
+    assert run(timed, "PTTL", "k") == 1500
+    assert run(timed, "EXPIREAT", "k", str(NOW_MS // 1000 + 50)) == 1
+    assert run(timed, "EXPIRETIME", "k") == NOW_MS // 1000 + 50
+    assert run(timed, "PEXPIREAT", "k", str(NOW_MS + 60_000)) == 1
+    assert run(timed, "PEXPIRETIME", "k") == NOW_MS + 60_000
+    run(timed, "SET", "plain", "p")
+    assert run(timed, "EXPIRE", "plain", "10", "LT") == 1, "LT: no expiry counts as infinite"
+    clock.advance(10.4)
+    assert run(timed, "TTL", "plain") == -2
+
+
+@pytest.mark.spec("PROTO-55")
+def test_an_expire_in_the_past_deletes_the_key(timed: Session) -> None:
+    run(timed, "MSET", "a", "1", "b", "2", "c", "3")
+    assert run(timed, "EXPIRE", "a", "0") == 1
+    assert run(timed, "PEXPIRE", "b", "-100") == 1
+    assert run(timed, "EXPIREAT", "c", "1") == 1
+    assert run(timed, "DBSIZE") == 0
+
+
+@pytest.mark.spec("PROTO-55", "PROTO-31")
+def test_expire_errors_are_redis_7_s(timed: Session) -> None:
+    run(timed, "SET", "k", "v")
+    assert run(timed, "EXPIRE", "k", "10", "BOGUS") == err("ERR Unsupported option BOGUS")
+    assert run(timed, "EXPIRE", "k", "10", "NX", "XX") == err(
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
     )
-    assert run(session, "SET", "k", "v", "EX") == err("ERR syntax error")
-    assert run(session, "SET", "k", "v", "EX", "1", "PX", "1") == err("ERR syntax error")
-    assert run(session, "SET", "k", "v", "KEEPTTL", "EX", "1") == err("ERR syntax error")
-    assert run(session, "GET", "k") is None
+    assert run(timed, "EXPIRE", "k", "10", "NX", "GT") == err(
+        "ERR NX and XX, GT or LT options at the same time are not compatible"
+    )
+    assert run(timed, "EXPIRE", "k", "10", "GT", "LT") == err(
+        "ERR GT and LT options at the same time are not compatible"
+    )
+    assert run(timed, "EXPIRE", "k", "x") == err("ERR value is not an integer or out of range")
+    assert run(timed, "EXPIRE", "k", str(2**62)) == err(
+        "ERR invalid expire time in 'expire' command"
+    )
+    assert run(timed, "PEXPIRE", "k", str(2**63 - 1)) == err(
+        "ERR invalid expire time in 'pexpire' command"
+    )
+    assert run(timed, "EXPIRE", "k") == err("ERR wrong number of arguments for 'expire' command")
+    assert run(timed, "TTL", "k") == -1
+
+
+@pytest.mark.spec("PROTO-56", "PROTO-57")
+def test_ttl_rounds_like_redis_and_persist_removes_an_expiry(
+    timed: Session, clock: ManualClock
+) -> None:
+    assert run(timed, "TTL", "missing") == run(timed, "PTTL", "missing") == -2
+    assert run(timed, "EXPIRETIME", "missing") == -2
+    run(timed, "SET", "k", "v", "PX", "2500")
+    assert run(timed, "TTL", "k") == 3, "2.5 s rounds half up"
+    clock.advance(1.001)
+    assert run(timed, "TTL", "k") == 1, "1.499 s rounds down"
+    assert run(timed, "PERSIST", "k") == 1
+    assert run(timed, "PERSIST", "k") == 0
+    assert run(timed, "PERSIST", "missing") == 0
+    assert run(timed, "TTL", "k") == run(timed, "PTTL", "k") == run(timed, "EXPIRETIME", "k") == -1
+    clock.advance(100)
+    assert run(timed, "GET", "k") == b"v"
+
+
+@pytest.mark.spec("PROTO-40", "ENG-37")
+def test_mset_is_one_batch(timed: Session, data_dir: str) -> None:
+    assert run(timed, "MSET", "a", "1", "b", "2") == OK
+    store = timed.store
+    assert isinstance(store, catlog.Store)
+    store.flush()
+    with open(f"{data_dir}/segment-00001.log", "rb") as segment:
+        records, _ = catlog.codec.iter_records(segment.read(), 16)
+    assert [r.type.name for r in records] == ["BATCH"]
+    big = b"x" * (40 * 1024 * 1024)
+    refused = run(timed, "MSET", "c", big, "d", big)
+    assert isinstance(refused, Error)
+    assert refused.message.startswith("ERR batch of more than")
+    assert run(timed, "EXISTS", "c", "d") == 0
+
+
+@pytest.mark.spec("PROTO-58")
+def test_putex_over_the_line_protocol(data_dir: str, clock: ManualClock) -> None:
+    with catlog.open(data_dir, fsync="never", clock=clock) as store:
+        request = line.parse_line(b"PUTEX tmp 60 a value with spaces")
+        assert request == line.PutEx(b"tmp", 60_000, b"a value with spaces")
+        assert execute_line(store, request) == line.OK
+        assert store.expires_at(b"tmp") == NOW_MS + 60_000
+        clock.advance(60.001)
+        assert execute_line(store, line.Get(b"tmp")) == line.NOT_FOUND
+    assert line.parse_line(b"PUTEX tmp 5 ") == line.PutEx(b"tmp", 5000, b"")
+    usage = line.LineError("usage: PUTEX <key> <seconds> <value>")
+    assert line.parse_line(b"PUTEX tmp 5") == usage
+    assert line.parse_line(b"PUTEX tmp") == usage
+    for bad in (b"0", b"-5", b"1.5", b"x", b"1000000000001"):
+        event = line.parse_line(b"PUTEX k " + bad + b" v")
+        assert isinstance(event, line.LineError)
+        assert event.message.startswith("PUTEX needs whole seconds from 1 to 1000000000000")
 
 
 @pytest.mark.spec("PROTO-37", "PROTO-38")
@@ -468,11 +635,28 @@ class DictStore:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
-    def put(self, key: bytes, value: bytes) -> None:
+    def put(self, key: bytes, value: bytes, *, expires_at_ms: int = 0) -> None:
         self.data[key] = value
 
     def delete(self, key: bytes) -> bool:
         return self.data.pop(key, None) is not None
+
+    def write_batch(self, ops: list[catlog.BatchOp]) -> None:
+        raise NotImplementedError("the properties here do not write batches")
+
+    def expire_at(self, key: bytes, expires_at_ms: int) -> bool:
+        raise NotImplementedError("nor expire keys")
+
+    def persist(self, key: bytes) -> bool:
+        return False
+
+    def expires_at(self, key: bytes) -> int | None:
+        if key not in self.data:
+            raise KeyError(key)
+        return None
+
+    def now_ms(self) -> int:
+        return 0
 
     def __len__(self) -> int:
         return len(self.data)

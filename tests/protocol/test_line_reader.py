@@ -79,7 +79,7 @@ def test_command_words_are_case_insensitive() -> None:
         (b"GET ", "usage: GET <key>"),
         (b"GET a b", "usage: GET <key>"),
         (b"DELETE a ", "usage: DELETE <key>"),
-        (b"FROB a", "unknown command 'FROB'; expected PUT, GET or DELETE"),
+        (b"FROB a", "unknown command 'FROB'; expected PUT, PUTEX, GET or DELETE"),
         (b"PUT k a\rb", "CR is allowed only at the end of a line"),
     ],
 )
@@ -123,7 +123,7 @@ def test_any_bytes_give_requests_or_line_errors_however_split(
 @pytest.mark.spec("PROTO-11")
 def test_after_an_error_the_next_line_is_read_normally() -> None:
     assert line_events([b"NOPE\nGET a\n"]) == [
-        LineError("unknown command 'NOPE'; expected PUT, GET or DELETE"),
+        LineError("unknown command 'NOPE'; expected PUT, PUTEX, GET or DELETE"),
         Get(b"a"),
     ]
 

@@ -44,6 +44,29 @@ def test_redis_py_works_with_its_defaults_and_with_resp2(
         client.close()
 
 
+@pytest.mark.spec("PROTO-36", "PROTO-55", "PROTO-56", "PROTO-57", "PROTO-40", "SRV-5")
+@pytest.mark.parametrize("fsync", ["always", "never"])
+def test_redis_py_expiry_commands_and_an_atomic_mset(serve: Serve, fsync: str) -> None:
+    """Through a real server on the system clock: only long ttls, so nothing expires mid-test."""
+    server = serve("--fsync", fsync)
+    client = redis.Redis(host=server.host, port=server.port)
+    try:
+        assert client.set("s", "v", ex=1000) is True
+        assert 990 <= client.ttl("s") <= 1000
+        assert client.set("gone", "v", px=1) is True
+        assert client.expire("s", 5000, gt=True) is True
+        assert 4990_000 <= client.pttl("s") <= 5000_000
+        assert client.persist("s") is True
+        assert client.ttl("s") == -1
+        assert client.expire("missing", 10) is False
+        assert client.mset({"m1": "1", "m2": "2"}) is True
+        assert client.pexpire("m1", -1) is True, "a time in the past deletes the key"
+        assert client.exists("m1", "m2") == 1
+        assert client.ttl("missing") == -2
+    finally:
+        client.close()
+
+
 @pytest.mark.spec("PROTO-1", "SRV-2")
 def test_redis_cli_talks_to_catlog(serve: Serve) -> None:
     cli = require_tool("redis-cli")

@@ -297,3 +297,35 @@ def test_rendering_helpers() -> None:
     assert text_form(b"caf\xc3\xa9") == "café"
     assert text_form(b"tab\there") is None
     assert text_form(b"\xff") is None
+
+
+@pytest.mark.spec("TOOL-10", "TOOL-11", "FMT-21", "FMT-22", "FMT-23")
+def test_expiring_puts_and_batches_show_their_expiry_and_members(
+    data_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = catlog.ManualClock(now_ms=NOW_MS)
+    with catlog.open(data_dir, clock=clock) as store:
+        store.put(b"t", b"v", ttl=2)
+        store.write_batch([("put", b"a", b"1"), ("delete", b"t")])
+    status, out, _ = run(["dump", data_dir], capsys)
+    assert status == 0
+    body = [line for line in out.splitlines() if line.startswith(("@16", "@", "  @"))]
+    expiring, batch, put_member, delete_member = body[1:5]
+    assert expiring.startswith("@16 PUT_EXPIRING size=31 ")
+    assert "value_len=9 " in expiring, "the field, expiry included"
+    assert expiring.endswith(
+        f"key=b't' expires={iso_utc(NOW_MS + 2000)} expires_ms={NOW_MS + 2000}"
+    )
+    assert batch.startswith("@47 BATCH size=66 ")
+    assert batch.endswith("key=b'' members=2")
+    assert put_member.startswith("  @68 member PUT size=23 ")
+    assert delete_member.startswith("  @91 member DELETE size=22 ")
+    status, out, _ = run(["dump", "--json", "--values", data_dir], capsys)
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert objects[1]["expires_at_ms"] == NOW_MS + 2000
+    assert objects[1]["value_hex"] == b"v".hex()
+    assert objects[2]["members"] == 2
+    assert [(o["entry"], o["batch"], o["offset"], o["type"]) for o in objects[3:]] == [
+        ("member", 47, 68, "PUT"),
+        ("member", 47, 91, "DELETE"),
+    ]

@@ -690,8 +690,11 @@ def _info_persistence(session: Session) -> list[str]:
 
 
 def _info_keyspace(session: Session) -> list[str]:
-    keys = len(session.store)
-    return [f"db0:keys={keys},expires=0,avg_ttl=0"] if keys else []
+    """PROTO-46: ``expires`` counts the keys with an expiry; catlog keeps no ``avg_ttl``."""
+    store = session.store
+    keys = len(store)
+    expires = store.stats().expiring_keys if isinstance(store, StatsSource) else 0
+    return [f"db0:keys={keys},expires={expires},avg_ttl=0"] if keys else []
 
 
 INFO_SECTIONS: Final[dict[str, Callable[[Session], list[str]]]] = {

@@ -555,12 +555,13 @@ def test_info_sections_parse_as_key_value_lines(db: catlog.Store) -> None:
     session = Session(db, server=ServerInfo(tcp_port=4000, clock=clock, started=0.0))
     clock.advance(90_000)
     run(session, "MSET", "a", "1", "b", "2")
+    run(session, "SET", "c", "3", "EX", "100")
     info = parse_info(run(session, "INFO"))
     assert set(info) == {"Server", "Persistence", "Keyspace"}
     assert info["Server"]["redis_version"].startswith("7.")
     assert info["Server"]["tcp_port"] == "4000"
     assert info["Server"]["uptime_in_days"] == "1"
-    assert info["Keyspace"]["db0"] == "keys=2,expires=0,avg_ttl=0"
+    assert info["Keyspace"]["db0"] == "keys=3,expires=1,avg_ttl=0"
     assert info["Persistence"]["loading"] == "0"
     assert set(parse_info(run(session, "INFO", "keyspace"))) == {"Keyspace"}
     assert set(parse_info(run(session, "info", "SERVER", "persistence"))) == {

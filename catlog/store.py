@@ -16,6 +16,7 @@ import atexit
 import functools
 import heapq
 import logging
+import math
 import os
 import posixpath
 import threading
@@ -79,6 +80,9 @@ from .segment import ActiveSegment, Segment, parse_segment_name, segment_name
 
 log = logging.getLogger("catlog")
 
+COMPACTING_SUFFIX: Final = ".compacting"
+"""FMT-25: an output of a compaction is written under ``<segment>.compacting`` until durable."""
+
 FsyncPolicy = Literal["always", "interval", "never"]
 FSYNC_POLICIES: Final = get_args(FsyncPolicy)
 
@@ -117,6 +121,22 @@ class TailRepair:
 
 
 @dataclass(frozen=True, slots=True)
+class CompactionReport:
+    """ENG-40: what one compaction did."""
+
+    input_bytes: int
+    output_bytes: int
+    records_copied: int
+    segments_removed: int
+    segments_written: int
+    seconds: float
+
+    @property
+    def reclaimed_bytes(self) -> int:
+        return self.input_bytes - self.output_bytes
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStats:
     keys: int
     segments: int
@@ -125,6 +145,8 @@ class StoreStats:
     unflushed_bytes: int
     tail_repairs: tuple[TailRepair, ...]
     expiring_keys: int = 0
+    dead_bytes: int = 0
+    """ENG-41: the estimate of bytes on disk that compaction would reclaim."""
 
 
 _open_stores: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
@@ -148,6 +170,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
     hints: bool = False,
+    compact_threshold: float | None = None,
     fs: FileSystem | None = None,
     clock: Clock | None = None,
 ) -> Store:
@@ -158,6 +181,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         segment_size=segment_size,
         fsync_interval_ms=fsync_interval_ms,
         hints=hints,
+        compact_threshold=compact_threshold,
         fs=fs,
         clock=clock,
     )
@@ -224,9 +248,12 @@ class Store(MutableMapping[bytes, bytes]):
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
         hints: bool = False,
+        compact_threshold: float | None = None,
         fs: FileSystem | None = None,
         clock: Clock | None = None,
     ) -> None:
+        if compact_threshold is not None and not 0 < compact_threshold < 1:
+            raise ValueError("compact_threshold must be between 0 and 1 (exclusive), or None")
         if fsync not in FSYNC_POLICIES:
             raise ValueError(f"fsync must be one of {', '.join(FSYNC_POLICIES)}, not {fsync!r}")
         if not MIN_SEGMENT_SIZE <= segment_size <= MAX_SEGMENT_SIZE:
@@ -252,8 +279,20 @@ class Store(MutableMapping[bytes, bytes]):
         self._expiry_heap: list[tuple[int, bytes]] = []
         """``(expires_at_ms, key)`` for each expiry set, some stale; purging pops it in order."""
         self._expiring: Expiring = {}
-        self._snapshots = 0
         self._slots: list[Segment] = []
+        """Segments by slot, the number the index packs (catlog.index); a slot whose segment
+        compaction removed keeps the old object until :meth:`_new_slot` hands it out again."""
+        self._order: list[Segment] = []
+        """The segments that exist, in number order (FMT-13), the active one last."""
+        self._free_slots: list[int] = []
+        self._retired: list[Segment] = []
+        """Removed by compaction but still open, for the snapshots that may read them."""
+        self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
+        self.compact_threshold: Final = compact_threshold
+        self._compaction = threading.Lock()
+        self._compactor: threading.Thread | None = None
+        self._dead = 0
+        """ENG-41: the estimate of dead bytes."""
         self._tail_repairs: list[TailRepair] = []
         self._refusal: CatlogError | None = None
         self._closed = True  # until the directory is locked and recovered
@@ -277,11 +316,18 @@ class Store(MutableMapping[bytes, bytes]):
         self._fs.makedirs(self.path)
         self._dir_lock = self._take_lock()
         try:
+            self._remove_compaction_leftovers()
             self._active = self._recover()
+            self._order = list(self._slots)
             self._expires = live_expiries(self._index, self._expiring)
             self._expiring = {}
             self._expiry_heap = [(at, key) for key, at in self._expires.items()]
             heapq.heapify(self._expiry_heap)
+            if compact_threshold is not None:
+                self._purge_expired()
+                self._dead = 0
+                headers = SEGMENT_HEADER_SIZE * len(self._order)
+                self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
             # REC-9: every name relied on, the directories' own included, is durable from here.
             for directory in dict.fromkeys([self.path, *map(_parent, [self.path, *created])]):
                 self._fs.sync_dir(directory)
@@ -332,6 +378,28 @@ class Store(MutableMapping[bytes, bytes]):
             raise LockedError(
                 f"{self.path} is already open in another store{holder}; close it first"
             ) from None
+
+    def _remove_compaction_leftovers(self) -> None:
+        """REC-18: outputs of an interrupted compaction hold only copies; remove them first."""
+        leftovers = [n for n in self._fs.listdir(self.path) if n.endswith(COMPACTING_SUFFIX)]
+        for name in leftovers:
+            if parse_segment_name(name.removesuffix(COMPACTING_SUFFIX)) is not None:
+                log.warning("%s: removing %s, left by an interrupted compaction", self.path, name)
+                self._fs.remove(f"{self.path}/{name}")
+        if leftovers:
+            self._fs.sync_dir(self.path)
+
+    def _live_bytes(self) -> int:
+        """The bytes of the records the index points at (large values counted as ENG-41 says)."""
+        index = self._index
+        return (
+            RECORD_HEADER_SIZE * len(index)
+            + sum(map(len, index))
+            + sum(map(LARGE_VALUE.__and__, index.values()))
+        )
+
+    def _disk_bytes(self) -> int:
+        return sum(segment.size() for segment in self._order)
 
     def _recover(self) -> ActiveSegment:
         """ENG-13, REC-3 .. REC-7: replay segments oldest first; make the newest writable."""
@@ -393,24 +461,28 @@ class Store(MutableMapping[bytes, bytes]):
         A failing call here is a failing disk like any other (REC-10): the store stops writing,
         and the write that caused the rotation, not yet appended, is not acknowledged.
         """
-        path = f"{self.path}/{hint_name(segment.number)}"
-        temporary = path + HINT_TEMPORARY_SUFFIX
         try:
-            hint = build_hint(segment.number, segment.file.pread(segment.size(), 0))
-            if isinstance(hint, str):
-                log.warning("%s: no hint written: %s", segment_name(segment.number), hint)
-                return
-            if self._fs.exists(temporary):  # a leftover's bytes must not prefix ours
-                self._fs.remove(temporary)
-            file = self._fs.open(temporary, writable=True, create=True)
-            try:
-                file.append(hint)
-                file.sync()
-            finally:
-                file.close()
-            self._fs.rename(temporary, path)
+            self._write_hint_of(segment.number, segment.file.pread(segment.size(), 0))
         except OSError as exc:
             raise self._fail(f"writing the hint {hint_name(segment.number)}", exc) from exc
+
+    def _write_hint_of(self, number: int, data: bytes) -> None:
+        """ENG-30's steps for the segment ``number`` whose bytes are ``data``; raises OSError."""
+        path = f"{self.path}/{hint_name(number)}"
+        temporary = path + HINT_TEMPORARY_SUFFIX
+        hint = build_hint(number, data)
+        if isinstance(hint, str):
+            log.warning("%s: no hint written: %s", segment_name(number), hint)
+            return
+        if self._fs.exists(temporary):  # a leftover's bytes must not prefix ours
+            self._fs.remove(temporary)
+        file = self._fs.open(temporary, writable=True, create=True)
+        try:
+            file.append(hint)
+            file.sync()
+        finally:
+            file.close()
+        self._fs.rename(temporary, path)
 
     def _replay(self, file: File, slot: int, *, newest: bool) -> None:
         """Apply one segment to the index, repairing a torn tail of the newest one."""
@@ -491,7 +563,14 @@ class Store(MutableMapping[bytes, bytes]):
             return default
         if self._expires and self._expired(key):
             return default
-        return self._read(key, location, self._slots)
+        try:
+            return self._read(key, location, self._slots)
+        except (OSError, CorruptionError):
+            if self._index.get(key) == location:
+                raise
+        # ENG-39: compaction moved the record (and may have closed its old segment) between
+        # the index lookup and the read; the index now points at the copy.
+        return self.get(key, default)
 
     def _read(self, key: bytes, location: int, slots: list[Segment]) -> bytes:
         """ENG-12: the value of the record at ``location``, which the index gives for ``key``."""
@@ -622,7 +701,8 @@ class Store(MutableMapping[bytes, bytes]):
             expires_at, key = heapq.heappop(heap)
             if expires.get(key) == expires_at:
                 del expires[key]
-                del self._index[key]
+                location = self._index.pop(key)
+                self._dead += RECORD_HEADER_SIZE + len(key) + (location & LARGE_VALUE)
         if len(heap) > 2 * len(expires) + 1024:
             self._expiry_heap = [(at, key) for key, at in expires.items()]
             heapq.heapify(self._expiry_heap)
@@ -650,7 +730,9 @@ class Store(MutableMapping[bytes, bytes]):
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
             self._purge_expired()
-            return Snapshot(self, dict(self._index), list(self._slots))
+            snapshot = Snapshot(self, dict(self._index), list(self._slots))
+            self._snapshots.add(snapshot)
+            return snapshot
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:  # type: ignore[override]
         """ENG-38: every live key and its value, read from one snapshot taken now."""
@@ -716,7 +798,11 @@ class Store(MutableMapping[bytes, bytes]):
             if self._sync_each_write:
                 self._pending.append((self.last_ticket, key, location, 0))
             else:
-                self._index[key] = location
+                index = self._index
+                old = index.get(key)
+                index[key] = location
+                if old is not None:
+                    self._dead += RECORD_HEADER_SIZE + key_len + (old & LARGE_VALUE)
                 if self._expires:
                     self._expires.pop(key, None)
             return self.last_ticket
@@ -742,9 +828,13 @@ class Store(MutableMapping[bytes, bytes]):
     def _apply(self, key: bytes, location: int | None, expires_at_ms: int) -> None:
         """Make one write's effect visible in the index and the expiries. Lock held."""
         if location is None:
-            self._index.pop(key, None)
+            old = self._index.pop(key, None)
+            self._dead += RECORD_HEADER_SIZE + len(key)  # ENG-41: the tombstone itself
         else:
+            old = self._index.get(key)
             self._index[key] = location
+        if old is not None:
+            self._dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
         if expires_at_ms and location is not None:
             self._expires[key] = expires_at_ms
             heapq.heappush(self._expiry_heap, (expires_at_ms, key))
@@ -770,6 +860,13 @@ class Store(MutableMapping[bytes, bytes]):
             self._apply_run(run)
 
     def _apply_run(self, run: dict[bytes, int]) -> None:
+        get = self._index.get
+        dead = 0
+        for key in run:
+            old = get(key)
+            if old is not None:
+                dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+        self._dead += dead
         self._index.update(run)
         if self._expires:
             for key in run:
@@ -924,6 +1021,7 @@ class Store(MutableMapping[bytes, bytes]):
         record = encode_batch(timestamp, members)
         with self._lock:
             base = self._append(record)
+            self._dead += RECORD_HEADER_SIZE  # ENG-41: the frame
             offset = RECORD_HEADER_SIZE << LEN_BITS
             ticket = self.last_ticket
             located: list[tuple[int, bytes, int | None, int]] = []
@@ -1076,23 +1174,78 @@ class Store(MutableMapping[bytes, bytes]):
         assert refusal is not None, "called only when the store refuses writes"
         return type(refusal)(*refusal.args)
 
-    def _rotate(self) -> ActiveSegment:
-        """ENG-9, ENG-10: seal the active segment (durable first), then start the next one."""
+    def _rotate(self, gap: int = 0) -> ActiveSegment:
+        """ENG-9, ENG-10: seal the active segment (durable first), then start the next one.
+
+        ``gap`` numbers are skipped for a compaction's outputs (ENG-39).
+        """
         old = self._active
         self._flush_and_sync()
-        slot = len(self._slots)
-        if slot >= MAX_SLOTS:
-            raise CatlogError(f"{self.path}: more than {MAX_SLOTS} open segments")
+        slot = self._new_slot()
         if self.hints:
             self._write_hint(old)
         try:
-            new = ActiveSegment.create(self._fs, self.path, old.number + 1, slot)
+            new = ActiveSegment.create(self._fs, self.path, old.number + 1 + gap, slot)
         except OSError as exc:
             raise self._fail("creating a segment", exc) from exc
-        self._slots[old.slot] = old.seal()
-        self._slots.append(new)
+        sealed = old.seal()
+        self._slots[old.slot] = sealed
+        self._order[-1] = sealed
+        self._place(new)
         self._active = new
+        if not gap and self._compaction_due():
+            self._compactor = threading.Thread(
+                target=self._compact_in_background, name=f"catlog-compact {self.path}", daemon=True
+            )
+            self._compactor.start()
         return new
+
+    def _new_slot(self) -> int:
+        """A slot for a new segment: one compaction freed, or the next unused one."""
+        if self._free_slots:
+            return self._free_slots.pop()
+        slot = len(self._slots)
+        if slot >= MAX_SLOTS:
+            raise CatlogError(f"{self.path}: more than {MAX_SLOTS} open segments")
+        return slot
+
+    def _place(self, segment: Segment) -> None:
+        """Record a new segment in its slot and in number order. Lock held."""
+        if segment.slot == len(self._slots):
+            self._slots.append(segment)
+        else:
+            self._slots[segment.slot] = segment
+        position = len(self._order)
+        while position and self._order[position - 1].number > segment.number:
+            position -= 1
+        self._order.insert(position, segment)
+
+    def _compaction_due(self) -> bool:
+        """ENG-41: whether the dead bytes call for a compaction now. Lock held."""
+        threshold = self.compact_threshold
+        if threshold is None or self._compaction.locked():
+            return False
+        if self._compactor is not None and self._compactor.is_alive():
+            return False
+        dead = self._dead
+        return dead >= 4 * self.segment_size and dead >= threshold * self._disk_bytes()
+
+    def _compact_in_background(self) -> None:
+        try:
+            report = self.compact()
+        except StoreClosedError:
+            return
+        except CatlogError:
+            log.exception("%s: background compaction failed", self.path)
+            return
+        log.info(
+            "%s: compacted %d segments into %d, reclaiming %d bytes in %.1f s",
+            self.path,
+            report.segments_removed,
+            report.segments_written,
+            report.reclaimed_bytes,
+            report.seconds,
+        )
 
     # ----------------------------------------------------------------------------- durability
 
@@ -1136,8 +1289,138 @@ class Store(MutableMapping[bytes, bytes]):
 
     # ----------------------------------------------------------------------------- closing
 
+    # ----------------------------------------------------------------------------- compaction
+
+    def compact(self, progress: Callable[[int, int], None] | None = None) -> CompactionReport:
+        """ENG-39, ENG-40: copy the live records of every sealed segment, then remove them.
+
+        ``progress(done, total)`` is called with input bytes read so far, for a progress bar.
+        """
+        with self._compaction:
+            return self._compact(progress)
+
+    def _compact(self, progress: Callable[[int, int], None] | None) -> CompactionReport:
+        started = self._clock.monotonic()
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")
+            if self._refusal is not None:
+                raise self._refused()
+            self._purge_expired()
+            inputs = list(self._order)
+            total = sum(segment.size() for segment in inputs)
+            gap = 2 * math.ceil(total / self.segment_size) + 1
+            first = self._active.number + 1
+            self._rotate(gap=gap)
+            inputs = [self._slots[segment.slot] for segment in inputs]  # the sealed views
+        outputs = _Outputs(self, first, first + gap)
+        done = 0
+        for segment in inputs:
+            self._check_writable()
+            data = segment.pread(segment.size(), 0)
+            self._copy_live(segment, data, outputs)
+            done += len(data)
+            if progress is not None:
+                progress(done, total)
+        outputs.finish()
+        for segment in inputs:
+            self._remove_segment(segment)
+        with self._lock:
+            self._dead = max(0, self._dead - (total - outputs.bytes))
+        return CompactionReport(
+            input_bytes=total,
+            output_bytes=outputs.bytes,
+            records_copied=outputs.records,
+            segments_removed=len(inputs),
+            segments_written=outputs.written,
+            seconds=self._clock.monotonic() - started,
+        )
+
+    def _copy_live(self, segment: Segment, data: bytes, outputs: _Outputs) -> None:
+        """ENG-39 step 2 for one input: copy each live record (or member) it holds."""
+        index = self._index
+        slot_bits = segment.slot << SLOT_SHIFT
+        pos = SEGMENT_HEADER_SIZE
+        while pos < len(data):
+            record = codec.decode_record(data, pos)
+            if isinstance(record, codec.Damage):
+                raise CorruptionError(segment.file.path, record.offset, record.reason)
+            pos += record.size
+            for member in record.members or (record,):
+                if member.type is RecordType.DELETE or member.type is RecordType.BATCH:
+                    continue
+                value_len = member.value_len
+                location = slot_bits | (member.offset << LEN_BITS) | min(value_len, LARGE_VALUE)
+                if index.get(member.key) != location:
+                    continue
+                if self._expires and self._expired(member.key):
+                    continue
+                if member.in_batch:
+                    copy = encode_record(
+                        member.type,
+                        member.timestamp_ms,
+                        member.key,
+                        member.value,
+                        member.expires_at_ms,
+                    )
+                else:
+                    copy = data[member.offset : member.offset + member.size]
+                outputs.add(member.key, location, value_len, copy)
+
+    def _install(self, segment: Segment, moves: list[tuple[bytes, int, int]]) -> None:
+        """ENG-39 step 2, lock held: a durable output joins the store; its entries move to it."""
+        with self._lock:
+            self._place(segment)
+            index = self._index
+            expires = self._expires
+            for key, old, new in moves:
+                if index.get(key) == old:
+                    if expires and self._expired(key):
+                        del index[key]  # expired since it was copied: forget it (ENG-34)
+                        del expires[key]
+                    else:
+                        index[key] = new
+
+    def _remove_segment(self, segment: Segment) -> None:
+        """ENG-39 step 3: remove one input, durably, before the next (see the clause's note)."""
+        name = segment_name(segment.number)
+        try:
+            self._fs.remove(f"{self.path}/{name}")
+            hint = f"{self.path}/{hint_name(segment.number)}"
+            if self._fs.exists(hint):
+                self._fs.remove(hint)
+            self._fs.sync_dir(self.path)
+        except OSError as exc:
+            with self._lock:
+                raise self._fail(f"removing {name} after compaction", exc) from exc
+        with self._lock:
+            self._order.remove(segment)
+            self._free_slots.append(segment.slot)
+            if len(self._snapshots):
+                self._retired.append(segment)
+            else:
+                segment.file.close()
+
+    def _check_writable(self) -> None:
+        """Stop a compaction once the store refuses writes (REC-10) or is closing."""
+        with self._lock:
+            if self._refusal is not None:
+                raise self._refused()
+
+    def _snapshot_closed(self) -> None:
+        """ENG-40: close the segments compaction removed once no snapshot can read them."""
+        with self._lock:
+            if not len(self._snapshots) and self._retired and not self._closed:
+                for segment in self._retired:
+                    segment.file.close()
+                self._retired.clear()
+
     def close(self) -> None:
         """ENG-18: sync everything, release the directory; a second close does nothing."""
+        with self._compaction:  # ENG-40: a running compaction finishes first
+            self._close()
+
+    def _close(self) -> None:
         if self._flusher is not None:
             self._stop_flusher.set()
             self._flusher.join()
@@ -1159,7 +1442,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._dir_lock.release()
 
     def _close_files(self) -> None:
-        for segment in self._slots:
+        for segment in [*self._slots, *self._retired]:
             segment.file.close()
 
     def __del__(self) -> None:
@@ -1188,12 +1471,13 @@ class Store(MutableMapping[bytes, bytes]):
                 raise StoreClosedError(f"{self.path} is closed")
             return StoreStats(
                 keys=len(self._index),
-                segments=len(self._slots),
+                segments=len(self._order),
                 active_segment=segment_name(self._active.number),
-                disk_bytes=sum(s.size() for s in self._slots) - self._active.unflushed,
+                disk_bytes=self._disk_bytes() - self._active.unflushed,
                 unflushed_bytes=self._active.unflushed,
                 tail_repairs=tuple(self._tail_repairs),
                 expiring_keys=len(self._expires),
+                dead_bytes=self._dead,
             )
 
 
@@ -1207,7 +1491,7 @@ class Snapshot:
     snapshot is taken; a key that expires later stays in it.
     """
 
-    __slots__ = ("_index", "_slots", "_store")
+    __slots__ = ("__weakref__", "_index", "_slots", "_store")
 
     def __init__(self, store: Store, index: dict[bytes, int], slots: list[Segment]) -> None:
         self._store = store
@@ -1249,8 +1533,123 @@ class Snapshot:
     def __enter__(self) -> Snapshot:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def close(self) -> None:
+        """Let go of the view: the segments only it still reads can be closed (ENG-40)."""
         self._index = {}
+        self._slots = []
+        store = self._store
+        store._snapshots.discard(self)
+        store._snapshot_closed()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Outputs:
+    """ENG-39 step 2: the output segments of one compaction, written one after another.
+
+    Records are gathered in a buffer and appended in chunks; an output is finished (fsynced,
+    hinted, renamed into place, the directory fsynced, then installed) when the next record
+    would take it past ``segment_size``, as the active segment would be rotated (ENG-9).
+    """
+
+    CHUNK: Final = 1 << 20
+
+    def __init__(self, store: Store, first: int, end: int) -> None:
+        self._store = store
+        self._next = first
+        self._end = end
+        self._file: File | None = None
+        self._number = 0
+        self._size = 0
+        self._buffer = bytearray()
+        self._moves: list[tuple[bytes, int, int]] = []
+        self._slot = 0
+        self.bytes = 0
+        self.records = 0
+        self.written = 0
+
+    def add(self, key: bytes, old: int, value_len: int, record: bytes) -> None:
+        store = self._store
+        if self._file is not None and self._size + len(record) > store.segment_size:
+            self.finish()
+        if self._file is None:
+            self._start()
+        offset = self._size
+        self._buffer += record
+        self._size += len(record)
+        self._moves.append(
+            (
+                key,
+                old,
+                (self._slot << SLOT_SHIFT) | (offset << LEN_BITS) | min(value_len, LARGE_VALUE),
+            )
+        )
+        self.records += 1
+        if len(self._buffer) >= self.CHUNK:
+            self._write()
+
+    def _start(self) -> None:
+        store = self._store
+        assert self._next < self._end, "ENG-39: the gap bounds the number of outputs"
+        self._number = self._next
+        self._next += 1
+        path = f"{store.path}/{segment_name(self._number)}{COMPACTING_SUFFIX}"
+        with store._lock:
+            self._slot = store._new_slot()
+            if self._slot == len(store._slots):
+                store._slots.append(store._slots[store._active.slot])  # held until installed
+        try:
+            if store._fs.exists(path):
+                store._fs.remove(path)
+            self._file = store._fs.open(path, writable=True, create=True)
+            self._file.append(encode_segment_header())
+        except OSError as exc:
+            raise self._failed("creating", exc) from exc
+        self._size = SEGMENT_HEADER_SIZE
+        self._moves = []
+
+    def _write(self) -> None:
+        assert self._file is not None
+        try:
+            self._file.append(self._buffer)
+        except OSError as exc:
+            raise self._failed("writing", exc) from exc
+        self._buffer = bytearray()
+
+    def finish(self) -> None:
+        """Make the current output durable, put it in place and move the index to it."""
+        file = self._file
+        if file is None:
+            return
+        store = self._store
+        store._check_writable()
+        self._write()
+        name = segment_name(self._number)
+        try:
+            file.sync()
+            file.close()
+            if store.hints:
+                reader = store._fs.open(file.path)
+                try:
+                    data = reader.pread(self._size, 0)
+                finally:
+                    reader.close()
+                store._write_hint_of(self._number, data)
+            store._fs.rename(file.path, f"{store.path}/{name}")
+            store._fs.sync_dir(store.path)
+            segment = Segment(store._fs.open(f"{store.path}/{name}"), self._number, self._slot)
+        except OSError as exc:
+            raise self._failed("finishing", exc) from exc
+        store._install(segment, self._moves)
+        self.bytes += self._size
+        self.written += 1
+        self._file = None
+        self._moves = []
+
+    def _failed(self, what: str, exc: OSError) -> StoreFailedError:
+        with self._store._lock:
+            return self._store._fail(f"{what} a compaction output", exc)
 
 
 class Batch:

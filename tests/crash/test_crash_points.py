@@ -84,7 +84,7 @@ def _report(request: pytest.FixtureRequest) -> None:
 
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["put", "ttl", "batch", "delete", "sync", "flush", "tick", "reopen"]
+    kind: Literal["put", "ttl", "batch", "delete", "sync", "flush", "tick", "reopen", "compact"]
     key: bytes = b""
     value: bytes = b""
     ops: tuple[tuple[bytes, bytes | None], ...] = ()
@@ -114,8 +114,10 @@ def workload(seed: int, steps: int) -> list[Step]:
                 for _ in range(rng.randint(1, 4))
             )
             out.append(Step("batch", ops=ops))
-        elif roll < 0.75:
+        elif roll < 0.71:
             out.append(Step("delete", key))
+        elif roll < 0.75:
+            out.append(Step("compact"))
         elif roll < 0.83:
             out.append(Step("sync"))
         elif roll < 0.88:
@@ -241,6 +243,8 @@ def drive(
         elif step.kind == "tick":
             clock.advance(INTERVAL_MS / 1000)
             store.tick()
+        elif step.kind == "compact":
+            store.compact()  # changes no value: no write of the model (REC-18)
         else:
             store.close()
             store = catlog.open(
@@ -250,6 +254,7 @@ def drive(
                 segment_size=segment_size,
                 fsync_interval_ms=INTERVAL_MS,
                 clock=clock,
+                hints=hints,
             )
         if wrote:
             run.states.append(dict(model))
@@ -423,7 +428,18 @@ def test_killing_the_process_keeps_everything_and_frees_the_lock() -> None:
 
 
 @pytest.mark.spec(
-    "REC-1", "REC-2", "REC-8", "REC-13", "ENG-10", "ENG-14", "ENG-15", "ENG-16", "REC-17", "FMT-22"
+    "REC-1",
+    "REC-2",
+    "REC-8",
+    "REC-13",
+    "ENG-10",
+    "ENG-14",
+    "ENG-15",
+    "ENG-16",
+    "REC-17",
+    "FMT-22",
+    "REC-18",
+    "ENG-39",
 )
 @pytest.mark.parametrize("seed", range(SEEDS))
 @pytest.mark.parametrize("policy", POLICIES)

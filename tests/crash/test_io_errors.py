@@ -164,6 +164,8 @@ def run_with_fault(
             elif step.kind == "tick":
                 clock.advance(INTERVAL_MS / 1000)
                 store.tick()
+            elif step.kind == "compact":
+                store.compact()
             else:
                 store.close()
                 store = open_store()

@@ -162,6 +162,13 @@ class StoreMatchesDict(RuleBasedStateMachine):
                 self._set(key, value)
         self.db.write_batch(batch)
 
+    @rule()
+    def compact(self) -> None:
+        """ENG-39: compaction changes no value; reading through a snapshot taken before it too."""
+        with self.db.snapshot() as before:
+            self.db.compact()
+            assert dict(before.items()) == self.model
+
     @rule(key=keys, value=small_values)
     def snapshot_ignores_later_writes(self, key: bytes, value: bytes) -> None:
         with self.db.snapshot() as snapshot:
@@ -225,6 +232,7 @@ class StoreMatchesDict(RuleBasedStateMachine):
     "ENG-37",
     "ENG-38",
     "ENG-32",
+    "ENG-39",
 )
 class TestStoreMatchesDict(StoreMatchesDict.TestCase):  # type: ignore[valid-type,misc]
     """Under the ``ci`` profile: 300 programs of up to 50 steps, about 20,000 steps in all."""

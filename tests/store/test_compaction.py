@@ -1,0 +1,257 @@
+"""Compaction through the Store API: what it keeps, what it drops, and what goes on meanwhile.
+
+Cites spec/engine.md section 8 (ENG-39 .. ENG-41), FMT-25 and REC-18. What a crash during a
+compaction does is checked in tests/crash (the crash-point workloads compact too).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import catlog
+from catlog import codec
+from catlog.clock import ManualClock
+from catlog.codec import RecordType
+from catlog.segment import parse_segment_name
+
+START_MS = 1_700_000_000_000
+
+
+def segments(directory: str) -> list[int]:
+    return sorted(n for n in map(parse_segment_name, os.listdir(directory)) if n is not None)
+
+
+def disk_bytes(directory: str) -> int:
+    return sum(
+        os.path.getsize(f"{directory}/{name}")
+        for name in os.listdir(directory)
+        if parse_segment_name(name) is not None
+    )
+
+
+def records(directory: str, number: int) -> list[codec.Record]:
+    with open(f"{directory}/segment-{number:05d}.log", "rb") as segment:
+        found, damage = codec.iter_records(segment.read(), 16)
+    assert damage is None
+    return found
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(now_ms=START_MS)
+
+
+@pytest.fixture(params=["always", "never"])
+def store(
+    data_dir: str, clock: ManualClock, request: pytest.FixtureRequest
+) -> Iterator[catlog.Store]:
+    with catlog.open(data_dir, fsync=request.param, segment_size=4096, clock=clock) as opened:
+        yield opened
+
+
+@pytest.mark.spec("ENG-39", "ENG-40")
+def test_compaction_keeps_every_value_and_reclaims_the_overwritten_ones(
+    store: catlog.Store, data_dir: str
+) -> None:
+    for round_ in range(10):
+        for i in range(100):
+            store.put(b"key%03d" % i, b"value %d of %d" % (round_, i))
+    expected = dict(store.items())
+    before = segments(data_dir)
+    report = store.compact()
+    assert dict(store.items()) == expected
+    after = segments(data_dir)
+    assert not set(before) & set(after), "every input is gone"
+    assert report.segments_removed == len(before)
+    assert report.segments_written == len(after) - 1, "the outputs, and the new active segment"
+    assert report.records_copied == 100
+    assert report.input_bytes > 9 * report.output_bytes
+    assert report.reclaimed_bytes == report.input_bytes - report.output_bytes
+    live = sum(21 + len(k) + len(v) for k, v in expected.items())
+    assert disk_bytes(data_dir) <= 1.10 * live + 16 * len(after)
+    store.close()
+    with catlog.open(data_dir) as reopened:
+        assert dict(reopened.items()) == expected
+
+
+@pytest.mark.spec("ENG-39")
+def test_outputs_are_numbered_between_the_inputs_and_the_new_active_segment(
+    store: catlog.Store, data_dir: str
+) -> None:
+    for i in range(300):
+        store.put(b"k%d" % (i % 50), bytes(40))
+    store.flush()
+    inputs = segments(data_dir)
+    total = disk_bytes(data_dir)
+    store.compact()
+    gap = 2 * -(-total // 4096) + 1
+    *outputs, active = segments(data_dir)
+    assert active == inputs[-1] + gap + 1
+    assert outputs == list(range(inputs[-1] + 1, inputs[-1] + 1 + len(outputs)))
+    assert store.stats().active_segment == f"segment-{active:05d}.log"
+
+
+@pytest.mark.spec("ENG-39", "ENG-34")
+def test_tombstones_expired_values_and_batch_frames_are_not_copied(
+    store: catlog.Store, data_dir: str, clock: ManualClock
+) -> None:
+    store.put(b"deleted", b"x")
+    store.delete(b"deleted")
+    store.put(b"short", b"x", ttl=1)
+    store.put(b"long", b"y", ttl=100)
+    store.write_batch([("put", b"b1", b"1"), ("put", b"b2", b"2", 50.0), ("delete", b"none")])
+    clock.advance(2)
+    store.compact()
+    *outputs, _ = segments(data_dir)
+    copied = [r for number in outputs for r in records(data_dir, number)]
+    assert sorted((r.type, r.key, r.value, r.expires_at_ms) for r in copied) == [
+        (RecordType.PUT, b"b1", b"1", 0),
+        (RecordType.PUT_EXPIRING, b"b2", b"2", START_MS + 50_000),
+        (RecordType.PUT_EXPIRING, b"long", b"y", START_MS + 100_000),
+    ]
+    assert not any(r.in_batch for r in copied), "members are copied as records of their own"
+    assert dict(store.items()) == {b"long": b"y", b"b1": b"1", b"b2": b"2"}
+    assert store.expires_at(b"b2") == START_MS + 50_000
+
+
+@pytest.mark.spec("ENG-39", "ENG-21")
+def test_reads_and_writes_go_on_while_a_compaction_runs(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="never", segment_size=8192) as store:
+        for i in range(3000):
+            store.put(b"k%d" % (i % 300), b"v%d" % i)
+        model = dict(store.items())
+        stop = threading.Event()
+        problems: list[str] = []
+
+        def write() -> None:
+            i = 0
+            while not stop.is_set() or i < 2000:
+                key = b"k%d" % (i % 300)
+                value = b"w%d" % i
+                store.put(key, value)
+                model[key] = value
+                if store.get(key) != value:
+                    problems.append(f"{key!r} read back wrong")
+                i += 1
+
+        def read() -> None:
+            while not stop.is_set():
+                for i in range(0, 300, 7):
+                    if store.get(b"k%d" % i) is None:
+                        problems.append(f"k{i} vanished")
+
+        threads = [threading.Thread(target=write), threading.Thread(target=read)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(3):
+                store.compact()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert not problems, problems[:5]
+        assert dict(store.items()) == model
+    with catlog.open(data_dir) as reopened:
+        assert dict(reopened.items()) == model
+
+
+@pytest.mark.spec("ENG-40", "ENG-38")
+def test_a_snapshot_reads_the_removed_inputs_until_it_is_closed(
+    store: catlog.Store, data_dir: str
+) -> None:
+    for i in range(200):
+        store.put(b"k%d" % (i % 20), b"v%d" % i)
+    snapshot = store.snapshot()
+    expected = dict(snapshot.items())
+    store.put(b"k0", b"changed")
+    store.compact()
+    assert dict(snapshot.items()) == expected
+    assert store[b"k0"] == b"changed"
+    assert store._retired, "the inputs are kept open for the snapshot"
+    snapshot.close()
+    assert not store._retired
+
+
+@pytest.mark.spec("ENG-39", "ENG-30", "ENG-32")
+def test_outputs_get_hints_and_open_through_them(data_dir: str) -> None:
+    with catlog.open(data_dir, hints=True, segment_size=2048) as store:
+        for i in range(400):
+            store.put(b"k%d" % (i % 60), b"value %d" % i, ttl=1000 if i % 3 else None)
+        expected = dict(store.items())
+        store.compact()
+        *outputs, _ = segments(data_dir)
+    names = set(os.listdir(data_dir))
+    assert {f"segment-{n:05d}.hint" for n in outputs} <= names
+    assert not any(name.endswith((".tmp", ".compacting")) for name in names)
+    with catlog.open(data_dir) as reopened:
+        assert dict(reopened.items()) == expected
+
+
+@pytest.mark.spec("REC-18", "FMT-25")
+def test_open_removes_the_outputs_of_an_interrupted_compaction(
+    data_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with catlog.open(data_dir) as store:
+        store.put(b"k", b"v")
+    leftover = f"{data_dir}/segment-00002.log.compacting"
+    other = f"{data_dir}/notes.compacting"
+    for path in (leftover, other):
+        with open(path, "wb") as file:
+            file.write(codec.encode_segment_header() + codec.encode_record(1, 0, b"k", b"old"))
+    with caplog.at_level(logging.WARNING, logger="catlog"), catlog.open(data_dir) as store:
+        assert store[b"k"] == b"v"
+    assert not os.path.exists(leftover)
+    assert os.path.exists(other), "only names of compaction outputs are removed"
+    assert any("interrupted compaction" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.spec("ENG-41")
+def test_compaction_starts_by_itself_when_dead_bytes_cross_the_threshold(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="never", segment_size=1024, compact_threshold=0.5) as store:
+        for i in range(2000):
+            store.put(b"k%d" % (i % 10), bytes(50))
+            compactor = store._compactor
+            if compactor is not None:
+                compactor.join()
+                break
+        else:
+            pytest.fail("no compaction started")
+        assert store.stats().dead_bytes < 4 * 1024
+        assert len(store) == 10
+        assert len(segments(data_dir)) < 10
+
+
+@pytest.mark.spec("ENG-41")
+def test_dead_bytes_are_estimated_from_overwrites_deletes_and_expiry(
+    data_dir: str, clock: ManualClock
+) -> None:
+    with catlog.open(data_dir, fsync="never", clock=clock) as store:
+        assert store.stats().dead_bytes == 0
+        store.put(b"k", b"12345")
+        store.put(b"k", b"1")
+        assert store.stats().dead_bytes == 21 + 1 + 5
+        store.delete(b"k")
+        assert store.stats().dead_bytes == 27 + (21 + 1 + 1) + (21 + 1)
+        store.put(b"t", b"v", ttl=1)
+        clock.advance(2)
+        assert len(store) == 0
+        assert store.stats().dead_bytes == 72 + 21 + 1 + 9
+    with catlog.open(data_dir, compact_threshold=0.9, clock=clock) as store:
+        assert store.stats().dead_bytes == os.path.getsize(f"{data_dir}/segment-00001.log") - 16
+
+
+@pytest.mark.spec("ENG-25", "ENG-40", "ENG-19")
+def test_bad_thresholds_and_closed_stores_are_refused(data_dir: str) -> None:
+    for bad in (0, 1, -0.5, 2):
+        with pytest.raises(ValueError, match="compact_threshold"):
+            catlog.open(data_dir, compact_threshold=bad)
+    store = catlog.open(data_dir)
+    store.close()
+    with pytest.raises(catlog.StoreClosedError):
+        store.compact()

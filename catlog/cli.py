@@ -34,7 +34,7 @@ from .codec import (
     RecordType,
     decode_segment_header,
 )
-from .errors import CatlogError
+from .errors import CatlogError, LockedError
 from .fs import FileLock, FileSystem, OsFileSystem
 from .repair import RepairReport, repair_directory
 from .scan import (
@@ -134,10 +134,20 @@ def _parser() -> argparse.ArgumentParser:
     repair.add_argument(
         "--dry-run", action="store_true", help="report what would be done; change nothing"
     )
+
+    compact = commands.add_parser(
+        "compact",
+        help="rewrite the live records of a data directory and remove the dead ones",
+        description="Open DIR as a store (recovering it as an open does), copy every live "
+        "record into new segments and remove the old ones (spec/engine.md, ENG-39). Exit "
+        "status: 0 done, 1 the store cannot be opened (damage: run check and repair), 2 usage "
+        "or I/O error.",
+    )
+    compact.add_argument("data_dir", metavar="DIR")
     return parser
 
 
-SUBCOMMANDS: Final = frozenset({"serve", "stats", "check", "dump", "repair"})
+SUBCOMMANDS: Final = frozenset({"serve", "stats", "check", "dump", "repair", "compact"})
 
 
 class _ServerLogFormat(logging.Formatter):
@@ -177,6 +187,8 @@ def main(argv: Sequence[str] | None = None, *, fs: FileSystem | None = None) -> 
     fs = fs if fs is not None else OsFileSystem()
     if args.command == "stats":
         return _stats(args.data_dir, fs)
+    if args.command == "compact":
+        return compact(args.data_dir, fs=fs)
     try:
         if args.command == "check":
             return check(args.data_dir, fs=fs, lock=not args.no_lock)
@@ -208,6 +220,41 @@ def _stats(data_dir: str, fs: FileSystem) -> int:
         where = f"{tail.segment}@{tail.offset}"
         print(f"tail cut        {where}: {tail.length} bytes, {tail.reason}")
     return 0
+
+
+def compact(directory: str, *, fs: FileSystem) -> int:
+    """TOOL-22: compact a data directory, with a progress bar on a terminal and a report."""
+    directory = directory.rstrip("/") or "/"
+    try:
+        _segments_of(fs, directory)  # a wrong path fails before a store is made in it
+        with open_store(directory, fs=fs) as store:
+            bar: ProgressBar | None = None
+
+            def progress(done: int, total: int) -> None:
+                nonlocal bar
+                if bar is None:
+                    bar = ProgressBar.for_stream(sys.stderr, total, label="compacting")
+                bar.update(done)
+
+            try:
+                report = store.compact(progress)
+            finally:
+                if bar is not None:
+                    bar.clear()
+    except (UsageError, LockedError, OSError) as exc:
+        print(f"catlog compact: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CatlogError as exc:
+        print(f"catlog compact: {exc}", file=sys.stderr)
+        return EXIT_DAMAGE
+    share = report.reclaimed_bytes / report.input_bytes if report.input_bytes else 0.0
+    print(
+        f"compacted {_count(report.segments_removed, 'segment')} into "
+        f"{report.segments_written}: {report.input_bytes} -> {report.output_bytes} bytes, "
+        f"{report.reclaimed_bytes} reclaimed ({share:.0%}); "
+        f"{_count(report.records_copied, 'record')} copied in {report.seconds:.2f} s"
+    )
+    return EXIT_OK
 
 
 class UsageError(CatlogError):
@@ -321,23 +368,27 @@ def directory_notes(
 class ProgressBar:
     """TOOL-9: a one-line bar on a terminal's stderr, redrawn in place; silent anywhere else."""
 
-    def __init__(self, stream: TextIO, total: int, *, enabled: bool) -> None:
+    def __init__(
+        self, stream: TextIO, total: int, *, enabled: bool, label: str = "checking"
+    ) -> None:
         self._stream = stream
         self._total = total
+        self._label = label
         self._enabled = enabled
         self._step = max(1, total // 200)
         self._next = 0
         self._shown = 0
 
     @classmethod
-    def for_stream(cls, stream: TextIO, total: int) -> ProgressBar:
-        return cls(stream, total, enabled=total > PROGRESS_MIN_BYTES and stream.isatty())
+    def for_stream(cls, stream: TextIO, total: int, label: str = "checking") -> ProgressBar:
+        enabled = total > PROGRESS_MIN_BYTES and stream.isatty()
+        return cls(stream, total, enabled=enabled, label=label)
 
     def update(self, done: int) -> None:
         if not self._enabled or done < self._next:
             return
         self._next = done + self._step
-        line = render_progress(done, self._total)
+        line = render_progress(done, self._total, label=self._label)
         self._stream.write("\r" + line.ljust(self._shown))
         self._stream.flush()
         self._shown = len(line)
@@ -351,12 +402,14 @@ class ProgressBar:
             self._next = 0
 
 
-def render_progress(done: int, total: int, width: int = PROGRESS_WIDTH) -> str:
+def render_progress(
+    done: int, total: int, width: int = PROGRESS_WIDTH, *, label: str = "checking"
+) -> str:
     """``checking [#########---------------------]  30%  3.0/10.0 MiB``."""
     fraction = 1.0 if total <= 0 else min(max(done / total, 0.0), 1.0)
     filled = int(fraction * width)
     return (
-        f"checking [{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%} "
+        f"{label} [{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%} "
         f"{done / _MIB:.1f}/{total / _MIB:.1f} MiB"
     )
 

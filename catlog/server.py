@@ -66,6 +66,19 @@ WRITE_HIGH_WATER: Final = 1024 * 1024
 """SRV-7: stop reading from a client once this many reply bytes wait to be sent to it."""
 
 
+DEFAULT_COMPACT_THRESHOLD: Final = 0.5
+
+
+def _threshold(text: str) -> float | None:
+    """SRV-10: ``--compact-threshold``: a share between 0 and 1 exclusive, or 0 for never."""
+    value = float(text)
+    if value == 0:
+        return None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1 (0 turns it off)")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything ``catlog serve`` takes on its command line (SRV-2)."""
@@ -81,6 +94,8 @@ class ServerConfig:
     max_bulk_length: int = resp.MAX_BULK_LENGTH
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     """Seconds a connection may stay silent before it is closed; 0 turns it off."""
+    compact_threshold: float | None = DEFAULT_COMPACT_THRESHOLD
+    """SRV-10: the dead share of the data that starts a compaction (ENG-41); None: never."""
 
 
 class Committer:
@@ -504,6 +519,7 @@ async def serve(config: ServerConfig, *, ready: Callable[[str, int], None] | Non
         fsync=config.fsync,
         fsync_interval_ms=config.fsync_interval_ms,
         segment_size=config.segment_size,
+        compact_threshold=config.compact_threshold,
     )
     try:
         server = Server(config, store)
@@ -577,6 +593,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="close a connection silent this many seconds; 0 never (default %(default)s)",
     )
     parser.add_argument(
+        "--compact-threshold",
+        type=_threshold,
+        default=DEFAULT_COMPACT_THRESHOLD,
+        help="compact in the background once this share of the data is dead; 0 never "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -596,6 +619,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         max_line_length=args.max_line_length,
         max_bulk_length=args.max_bulk_length,
         idle_timeout=args.idle_timeout,
+        compact_threshold=args.compact_threshold,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import signal
 import threading
 import time
@@ -86,3 +87,28 @@ def test_no_reply_to_a_write_leaves_before_its_fsync(tmp_path: object) -> None:
         return early
 
     assert asyncio.run(scenario()) == []
+
+
+@pytest.mark.spec("SRV-10", "ENG-41", "ENG-39")
+def test_the_server_compacts_in_the_background_and_goes_on_answering(serve: Serve) -> None:
+    server = serve("--fsync", "never", "--segment-size", "4096", "--compact-threshold", "0.5")
+    client = redis.Redis(host=server.host, port=server.port, protocol=2)
+    try:
+        expected: dict[bytes, bytes] = {}
+        deadline = time.monotonic() + 60
+        round_ = 0
+        while not any("compacted" in line for line in server.output):
+            assert time.monotonic() < deadline, f"no compaction logged: {server.output[-5:]}"
+            for i in range(50):
+                key, value = b"k%d" % i, b"v%d-%d" % (round_, i) * 4
+                client.set(key, value)
+                expected[key] = value
+            round_ += 1
+        assert {k: client.get(k) for k in expected} == expected
+    finally:
+        client.close()
+    assert server.stop() == 0
+    line = next(line for line in server.output if "compacted" in line)
+    assert re.search(r"compacted \d+ segments into \d+, reclaiming \d+ bytes in [\d.]+ s", line)
+    with catlog.open(server.data_dir) as store:
+        assert dict(store.items()) == expected

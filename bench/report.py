@@ -81,6 +81,10 @@ def _number(value: float, unit: str) -> str:
         return f"{value:.3f} s"
     if unit == "B/key":
         return f"{value:.0f} B/key"
+    if unit == "x live":
+        return f"{value:.3f}x live"
+    if unit == "ms":
+        return f"{value:.2f} ms"
     if value >= 10_000:
         return f"{value / 1000:,.0f}k {unit}"
     return f"{value:,.0f} {unit}"

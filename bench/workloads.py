@@ -19,7 +19,7 @@ from typing import Final
 
 from crc32c import crc32c
 
-from . import dataset, memory, peers, servers
+from . import compaction, dataset, memory, peers, servers
 from .peers import Handle, Peer
 from .report import Figure, Outcome, Target
 from .sizes import KEY_SIZE, VALUE_SIZE, Sizes
@@ -517,6 +517,16 @@ def server(run: Run) -> list[Outcome]:
     return servers.server_workload(run.fresh_dir("servers"), requests=requests)
 
 
+def compact_space(run: Run) -> list[Outcome]:
+    """Bytes on disk after a compaction, against semidbm's (see :mod:`bench.compaction`)."""
+    return compaction.space(run.fresh_dir("compact"), run.sizes.fill_keys // 2)
+
+
+def compact_latency(run: Run) -> list[Outcome]:
+    """Server GET/SET latency while a compaction runs (see :mod:`bench.compaction`)."""
+    return compaction.latency(run.fresh_dir("compact-latency"), run.sizes.fill_keys // 2)
+
+
 WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "fill": fill,
     "get": random_get,
@@ -526,5 +536,7 @@ WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "memory": index_memory,
     "floor": python_floor,
     "server": server,
+    "compact": compact_space,
+    "latency": compact_latency,
 }
 """By the name ``--only`` takes, in the order a full run goes through them."""

@@ -59,6 +59,8 @@ class KeyValueStore(Protocol):
 
     def now_ms(self) -> int: ...
 
+    def compact_in_background(self) -> bool: ...
+
     def __len__(self) -> int: ...
 
     def __iter__(self) -> Iterator[bytes]: ...
@@ -438,6 +440,13 @@ def _expiretime(session: Session, args: list[bytes]) -> Reply:
     return expires_at if args[0].lower() == b"pexpiretime" else (expires_at + 500) // 1000
 
 
+def _bgrewriteaof(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-59: Redis rewrites its append-only file; catlog's log is compacted (ENG-42)."""
+    if session.store.compact_in_background():
+        return SimpleString(b"Background append only file rewriting started")
+    return Error("ERR Background append only file rewriting already in progress")
+
+
 def _persist(session: Session, args: list[bytes]) -> Reply:
     """PROTO-57"""
     return 1 if session.store.persist(args[1]) else 0
@@ -682,9 +691,11 @@ def _info_persistence(session: Session) -> list[str]:
     if isinstance(store, StatsSource):
         stats = store.stats()
         lines += [
+            f"aof_rewrite_in_progress:{int(stats.compacting)}",
             f"catlog_segments:{stats.segments}",
             f"catlog_disk_bytes:{stats.disk_bytes}",
             f"catlog_unflushed_bytes:{stats.unflushed_bytes}",
+            f"catlog_dead_bytes:{stats.dead_bytes}",
         ]
     return lines
 
@@ -827,6 +838,16 @@ COMMANDS: Final = _table(
     Command("expiretime", 2, _R, 1, 1, 1, _expiretime, ("keyspace", "read", "fast")),
     Command("pexpiretime", 2, _R, 1, 1, 1, _expiretime, ("keyspace", "read", "fast")),
     Command("persist", 2, ("write", "fast"), 1, 1, 1, _persist, ("keyspace", "write", "fast")),
+    Command(
+        "bgrewriteaof",
+        1,
+        ("admin", "noscript"),
+        0,
+        0,
+        0,
+        _bgrewriteaof,
+        ("admin", "slow", "dangerous"),
+    ),
     Command("scan", -2, ("readonly",), 0, 0, 0, _scan, ("keyspace", "read", "slow")),
     Command("keys", 2, ("readonly",), 0, 0, 0, _keys, ("keyspace", "read", "slow")),
     Command("ping", -1, _F, 0, 0, 0, _ping, ("fast", "connection")),

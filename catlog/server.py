@@ -209,7 +209,7 @@ class TicketingStore:
     wrapper's frame on every SET.
     """
 
-    __slots__ = ("expires_at", "get", "now_ms", "put", "stats", "store")
+    __slots__ = ("compact_in_background", "expires_at", "get", "now_ms", "put", "stats", "store")
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -218,6 +218,7 @@ class TicketingStore:
         self.stats = store.stats
         self.expires_at = store.expires_at
         self.now_ms = store.now_ms
+        self.compact_in_background = store.compact_in_background
 
     def delete(self, key: bytes) -> bool:
         return self.store.delete_nowait(key)[0]

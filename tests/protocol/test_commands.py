@@ -19,7 +19,16 @@ from catlog.commands import (
     execute_line,
 )
 from catlog.protocol import line
-from catlog.protocol.replies import NULL_ARRAY, OK, Error, Map, Reply, Verbatim, encode
+from catlog.protocol.replies import (
+    NULL_ARRAY,
+    OK,
+    Error,
+    Map,
+    Reply,
+    SimpleString,
+    Verbatim,
+    encode,
+)
 
 
 @pytest.fixture
@@ -659,6 +668,9 @@ class DictStore:
     def now_ms(self) -> int:
         return 0
 
+    def compact_in_background(self) -> bool:
+        return False
+
     def __len__(self) -> int:
         return len(self.data)
 
@@ -667,3 +679,28 @@ class DictStore:
 
     def __contains__(self, key: object) -> bool:
         return key in self.data
+
+
+@pytest.mark.spec("PROTO-59", "ENG-42", "PROTO-46")
+def test_bgrewriteaof_compacts_in_the_background_once_at_a_time(
+    db: catlog.Store, session: Session
+) -> None:
+    for i in range(50):
+        run(session, "SET", "k", str(i))
+    with db._compaction:  # a compaction is running, as far as anyone can tell
+        assert db.stats().compacting
+        persistence = parse_info(run(session, "INFO", "persistence"))["Persistence"]
+        assert persistence["aof_rewrite_in_progress"] == "1"
+        assert run(session, "BGREWRITEAOF") == err(
+            "ERR Background append only file rewriting already in progress"
+        )
+    assert run(session, "BGREWRITEAOF") == SimpleString(
+        b"Background append only file rewriting started"
+    )
+    compactor = db._compactor
+    assert compactor is not None
+    compactor.join(timeout=30)
+    persistence = parse_info(run(session, "INFO", "persistence"))["Persistence"]
+    assert persistence["aof_rewrite_in_progress"] == "0"
+    assert int(persistence["catlog_dead_bytes"]) < 50 * 24
+    assert run(session, "GET", "k") == b"49"

@@ -255,3 +255,22 @@ def test_bad_thresholds_and_closed_stores_are_refused(data_dir: str) -> None:
     store.close()
     with pytest.raises(catlog.StoreClosedError):
         store.compact()
+
+
+@pytest.mark.spec("ENG-39")
+def test_no_input_is_removed_while_a_live_key_still_points_into_it(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before step 3: a copy that missed a live record stops the compaction."""
+    with catlog.open(data_dir, segment_size=1024) as store:
+        for i in range(100):
+            store.put(b"k%d" % (i % 30), b"v%d" % i)
+        expected = dict(store.items())
+        before = segments(data_dir)
+        monkeypatch.setattr(store, "_copy_live", lambda segment, data, outputs: None)
+        with pytest.raises(catlog.CorruptionError, match="did not copy the live record"):
+            store.compact()
+        assert set(before) <= set(segments(data_dir)), "no input was removed"
+        assert dict(store.items()) == expected
+    with catlog.open(data_dir) as reopened:
+        assert dict(reopened.items()) == expected

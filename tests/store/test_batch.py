@@ -70,6 +70,16 @@ def test_keys_written_by_a_batch_are_read_from_their_member_before_and_after_reo
         assert dict(store.items()) == expected
 
 
+@pytest.mark.spec("ENG-37", "ENG-12", "FMT-24")
+def test_an_empty_key_with_an_empty_value_is_read_from_its_member(store: catlog.Store) -> None:
+    """A member that is nothing but its 21-byte header (found by the model under coverage)."""
+    store.write_batch([("put", b"", b"")])
+    assert store.get(b"") == b""
+    store.write_batch([("put", b"", b"", 5.0), ("put", b"x", b"")])
+    assert store.get(b"") == b""
+    assert store.get(b"x") == b""
+
+
 def _abandon_a_batch(store: catlog.Store) -> None:
     with store.batch() as batch:
         batch.put(b"c", b"3")

@@ -18,6 +18,7 @@ from catlog import codec
 from catlog.clock import ManualClock
 from catlog.codec import RecordType
 from catlog.segment import parse_segment_name
+from catlog.simfs import SimFileSystem
 
 START_MS = 1_700_000_000_000
 
@@ -274,3 +275,41 @@ def test_no_input_is_removed_while_a_live_key_still_points_into_it(
         assert dict(store.items()) == expected
     with catlog.open(data_dir) as reopened:
         assert dict(reopened.items()) == expected
+
+
+@pytest.mark.spec("ENG-40", "REC-10", "REC-18")
+@pytest.mark.parametrize(
+    ("operation", "nth"),
+    [
+        ("append", 1),
+        ("append", 3),
+        ("sync", 2),
+        ("sync_dir", 2),
+        ("rename", 1),
+        ("open", 2),
+        ("remove", 1),
+        ("remove", 2),
+        ("sync_dir", 4),
+    ],
+)
+def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
+    operation: str, nth: int
+) -> None:
+    fs = SimFileSystem()
+    with catlog.open("/db", fs=fs, segment_size=256) as store:
+        for i in range(60):
+            store.put(b"k%d" % (i % 12), b"value %d" % i)
+        expected = dict(store.items())
+        fs.fail(operation, nth=nth)  # type: ignore[arg-type]
+        with pytest.raises(catlog.StoreFailedError) as caught:
+            store.compact()
+        assert isinstance(caught.value.__cause__, OSError)
+        with pytest.raises(catlog.StoreFailedError):
+            store.put(b"later", b"refused")
+        assert dict(store.items()) == expected, "readers still see every value"
+        fs.heal()
+    with catlog.open("/db", fs=fs, segment_size=256) as store:
+        assert dict(store.items()) == expected
+        store.compact()
+        assert dict(store.items()) == expected
+    assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))

@@ -216,6 +216,7 @@ def _stats(data_dir: str, fs: FileSystem) -> int:
     print(f"segments        {stats.segments}")
     print(f"active segment  {stats.active_segment}")
     print(f"bytes on disk   {stats.disk_bytes}")
+    print(f"expiring keys   {stats.expiring_keys}")
     for tail in stats.tail_repairs:
         where = f"{tail.segment}@{tail.offset}"
         print(f"tail cut        {where}: {tail.length} bytes, {tail.reason}")

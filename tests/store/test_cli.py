@@ -21,7 +21,7 @@ def test_python_dash_m_catlog_help_lists_the_subcommands() -> None:
     )
     assert done.returncode == 0
     assert "usage: catlog" in done.stdout
-    for command in ("serve", "stats", "check", "dump", "repair"):
+    for command in ("serve", "stats", "check", "dump", "repair", "compact"):
         assert command in done.stdout
 
 
@@ -31,13 +31,14 @@ def test_stats_prints_the_counters_and_any_tail_it_cut(
 ) -> None:
     with catlog.open(data_dir) as store:
         store.put(b"a", b"1")
-        store.put(b"b", b"2")
+        store.put(b"b", b"2", ttl=10**9)
     with open(f"{data_dir}/segment-00001.log", "ab") as segment:
         segment.write(b"\0" * 30)
     assert main(["stats", data_dir]) == 0
     out = capsys.readouterr().out
     assert "keys            2" in out
-    assert "segment-00001.log@62: 30 bytes" in out
+    assert "expiring keys   1" in out
+    assert "segment-00001.log@70: 30 bytes" in out
 
 
 @pytest.mark.spec("ENG-20")

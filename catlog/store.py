@@ -1717,13 +1717,12 @@ class _Outputs:
         try:
             file.sync()
             file.close()
-            if store.hints:
-                reader = store._fs.open(file.path)
-                try:
-                    data = reader.pread(self._size, 0)
-                finally:
-                    reader.close()
-                store._write_hint_of(self._number, data)
+            reader = store._fs.open(file.path)  # ENG-39: every output gets its hint
+            try:
+                data = reader.pread(self._size, 0)
+            finally:
+                reader.close()
+            store._write_hint_of(self._number, data)
             store._fs.rename(file.path, f"{store.path}/{name}")
             store._fs.sync_dir(store.path)
             segment = Segment(store._fs.open(f"{store.path}/{name}"), self._number, self._slot)

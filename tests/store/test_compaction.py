@@ -180,8 +180,9 @@ def test_a_snapshot_reads_the_removed_inputs_until_it_is_closed(
 
 
 @pytest.mark.spec("ENG-39", "ENG-30", "ENG-32")
-def test_outputs_get_hints_and_open_through_them(data_dir: str) -> None:
-    with catlog.open(data_dir, hints=True, segment_size=2048) as store:
+@pytest.mark.parametrize("hints", [True, False])
+def test_outputs_get_hints_and_open_through_them(data_dir: str, hints: bool) -> None:
+    with catlog.open(data_dir, hints=hints, segment_size=2048) as store:
         for i in range(400):
             store.put(b"k%d" % (i % 60), b"value %d" % i, ttl=1000 if i % 3 else None)
         expected = dict(store.items())

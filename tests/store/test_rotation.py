@@ -8,7 +8,8 @@ import pytest
 
 import catlog
 from catlog.codec import RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE
-from catlog.segment import segment_name
+from catlog.fs import OsFileSystem
+from catlog.segment import ActiveSegment, Segment, segment_name
 from tests.store.recording_fs import RecordingFileSystem
 
 
@@ -78,3 +79,20 @@ def test_a_get_is_one_read_and_a_large_value_two(data_dir: str) -> None:
         fs.calls.clear()
         assert store[b"large"] == b"L" * 70_000
         assert len(fs.ops("pread")) == 2
+
+
+@pytest.mark.spec("ENG-9", "ENG-11")
+def test_a_sealed_segment_keeps_its_file_number_and_slot(data_dir: str) -> None:
+    """Rotation puts the sealed view in the old segment's slot: reads find it by that slot."""
+    fs = OsFileSystem()
+    fs.makedirs(data_dir)
+    active = ActiveSegment.create(fs, data_dir, 7, slot=3)
+    try:
+        active.append(b"record")
+        active.flush()
+        sealed = active.seal()
+        assert type(sealed) is Segment
+        assert (sealed.file, sealed.number, sealed.slot) == (active.file, 7, 3)
+        assert sealed.size() == SEGMENT_HEADER_SIZE + len(b"record")
+    finally:
+        active.file.close()

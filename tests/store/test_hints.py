@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import catlog
 from catlog.codec import CRC_FIELD
-from catlog.hint import HINT_HEADER_SIZE, hint_name
+from catlog.hint import HINT_HEADER_SIZE, HintProblem, hint_name
 from catlog.simfs import SimFileSystem
 
 
@@ -128,7 +128,39 @@ def test_an_unusable_or_stale_hint_falls_back_to_scanning(
         assert contents(data_dir) == model
     assert snapshot(data_dir) == before, "REC-15: open never writes or removes a hint"
     warned = [r.getMessage() for r in caplog.records if hint_name(1) in r.getMessage()]
-    assert bool(warned) == (how != "missing")
+    path, segment = f"{data_dir}/{hint_name(1)}", "segment-00001.log"
+    if how == "missing":
+        assert warned == []
+    elif how == "stale":
+        assert warned == [
+            f"{path}: stale hint (it describes another state of {segment}); scanning the segment"
+            " instead"
+        ]
+    else:
+        assert warned in (
+            [f"{path}: {problem.value}; scanning {segment} instead"] for problem in HintProblem
+        )
+
+
+@pytest.mark.spec("REC-15", "ENG-32")
+def test_a_good_hint_is_used_without_a_warning(
+    data_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = fill(data_dir)
+    with caplog.at_level(logging.WARNING, logger="catlog"):
+        assert contents(data_dir) == model
+    assert caplog.records == []
+
+
+@pytest.mark.spec("FMT-12", "REC-16")
+def test_a_segment_longer_than_the_format_allows_is_reported_even_with_a_hint(
+    data_dir: str,
+) -> None:
+    """The file is made sparse, so the test writes no gigabyte."""
+    fill(data_dir)
+    os.truncate(Path(data_dir, "segment-00001.log"), (1 << 30) + 1)
+    with pytest.raises(catlog.CorruptionError, match=r"segment-00001\.log@1073741824"):
+        catlog.open(data_dir, hints=True)
 
 
 @pytest.mark.spec("REC-16", "FMT-19", "REC-6")

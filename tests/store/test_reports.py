@@ -9,6 +9,7 @@ torn-tail warning and TailRepair (REC-4), the hint warnings (REC-15) and KeyErro
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from catlog.hint import hint_name
 from catlog.index import LARGE_VALUE
 from catlog.segment import segment_name
 from tests.crash.faulty_fs import FaultyFileSystem
+from tests.store.recording_fs import RecordingFileSystem
 
 SEGMENT = segment_name(1)
 REFUSED = "writes are refused until the store is reopened, and writes not yet synced may be lost"
@@ -120,10 +122,27 @@ def _fail_write(store: catlog.Store, fs: FaultyFileSystem) -> None:
     store.put(b"a", b"1")
 
 
+def _fail_write_of_a_full_buffer(store: catlog.Store, fs: FaultyFileSystem) -> None:
+    fs.fail("append")
+    store.put_nowait(b"a", b"v" * 70_000)  # the buffer is handed over at once (ENG-16)
+
+
+def _fail_sync_call(store: catlog.Store, fs: FaultyFileSystem) -> None:
+    store.put_nowait(b"a", b"1")
+    fs.fail("sync")
+    store.sync()
+
+
 @pytest.mark.spec("REC-10", "ENG-22")
 @pytest.mark.parametrize(
     ("make_it_fail", "what"),
-    [(_fail_fsync, "fsync"), (_fail_write, "write"), (_fail_rotation, "creating a segment")],
+    [
+        (_fail_fsync, "fsync"),
+        (_fail_write, "write"),
+        (_fail_write_of_a_full_buffer, "write"),
+        (_fail_sync_call, "write or fsync"),
+        (_fail_rotation, "creating a segment"),
+    ],
 )
 def test_a_failed_store_says_which_call_failed_and_why(
     data_dir: str, make_it_fail: object, what: str
@@ -196,13 +215,14 @@ def test_interval_counts_time_from_the_last_sync_on_a_clock_that_did_not_start_a
 ) -> None:
     clock = catlog.ManualClock(monotonic=5_000.0)
     with catlog.open(data_dir, clock=clock, fsync="interval", fsync_interval_ms=60_000) as store:
-        store.put(b"a", b"1")
-        clock.advance(59.99)
-        store.tick()
-        assert store.stats().unflushed_bytes > 0, "59.99 s is not yet 60 s"
-        clock.advance(0.01)
-        store.tick()
-        assert store.stats().unflushed_bytes == 0
+        for key in (b"a", b"b"):
+            store.put(key, b"1")
+            clock.advance(59.99)
+            store.tick()
+            assert store.stats().unflushed_bytes > 0, "59.99 s is not yet 60 s"
+            clock.advance(0.01)
+            store.tick()
+            assert store.stats().unflushed_bytes == 0
 
 
 @pytest.mark.spec("ENG-16", "ENG-24")
@@ -235,3 +255,53 @@ def test_a_failing_background_sync_is_logged_with_the_store_path(
     assert record.getMessage() == f"{data_dir}: background flush failed"
     assert record.exc_info is not None
     assert isinstance(record.exc_info[1], catlog.StoreFailedError)
+
+
+@pytest.mark.spec("ENG-20")
+def test_a_locked_directory_is_refused_naming_the_holder_when_it_can(data_dir: str) -> None:
+    with catlog.open(data_dir):
+        with pytest.raises(catlog.LockedError) as caught:
+            catlog.open(data_dir)
+        assert str(caught.value) == (
+            f"{data_dir} is already open in another store (pid {os.getpid()}); close it first"
+        )
+        fs = FaultyFileSystem()
+        fs.fail("open")  # the lock file cannot be read: the message names no holder
+        with pytest.raises(catlog.LockedError) as caught:
+            catlog.open(data_dir, fs=fs)
+        assert str(caught.value) == f"{data_dir} is already open in another store; close it first"
+
+
+@pytest.mark.spec("ENG-20")
+def test_a_lock_held_by_a_holder_that_wrote_no_pid_is_refused_without_one(data_dir: str) -> None:
+    os.makedirs(data_dir)
+    with open(f"{data_dir}/LOCK", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(catlog.LockedError) as caught:
+            catlog.open(data_dir)
+    assert str(caught.value) == f"{data_dir} is already open in another store; close it first"
+
+
+@pytest.mark.spec("ENG-28", "ENG-5")
+def test_two_deletes_of_a_key_waiting_on_one_fsync_both_take_effect(data_dir: str) -> None:
+    with catlog.open(data_dir) as store:
+        store.put(b"a", b"1")
+        assert store.delete_nowait(b"a") == (True, 2)
+        assert store.delete_nowait(b"a") == (True, 3), "the first has not taken effect yet"
+        store.wait_durable(3)
+        assert b"a" not in store
+        assert len(store) == 0
+
+
+@pytest.mark.spec("ENG-18")
+@pytest.mark.parametrize("policy", ["interval", "never"])
+def test_close_fsyncs_writes_already_handed_to_the_os(
+    data_dir: str, policy: catlog.FsyncPolicy
+) -> None:
+    fs = RecordingFileSystem()
+    store = catlog.open(data_dir, fs=fs, fsync=policy, fsync_interval_ms=600_000)
+    store.put(b"a", b"1")
+    store.flush()
+    fs.calls.clear()
+    store.close()
+    assert fs.calls[0] == ("sync", SEGMENT)

@@ -291,7 +291,8 @@ def test_a_store_dropped_without_close_releases_the_directory(data_dir: str) -> 
 @pytest.mark.spec("ENG-27", "ENG-16")
 def test_buffered_writes_of_an_unclosed_store_survive_a_normal_exit(data_dir: str) -> None:
     program = (
-        "import catlog, sys\n"
+        "import catlog, signal, sys\n"
+        "signal.alarm(60)\n"  # a close that hangs ends the child even if the test is killed first
         "store = catlog.open(sys.argv[1], fsync='never', fsync_interval_ms=3600000)\n"
         "store.put(b'k', b'v')\n"
     )

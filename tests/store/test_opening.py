@@ -72,6 +72,8 @@ def test_a_trailing_slash_a_relative_path_and_the_root_all_open(
 ) -> None:
     with catlog.open(f"{tmp_path}/data/") as store:
         assert store.path == f"{tmp_path}/data"
+    with catlog.open(f"{tmp_path}/endsXX") as store:
+        assert store.path == f"{tmp_path}/endsXX"
     monkeypatch.chdir(tmp_path)
     with catlog.open("relative") as store:
         store.put(b"a", b"1")

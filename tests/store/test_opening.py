@@ -136,3 +136,11 @@ def test_the_background_flusher_thread_is_named_after_its_store(data_dir: str) -
     with catlog.open(data_dir, fsync="interval"):
         names = [thread.name for thread in threading.enumerate()]
         assert f"catlog-flush {data_dir}" in names
+
+
+@pytest.mark.spec("ENG-19", "ENG-18")
+def test_closed_is_false_while_open_and_true_after_close(data_dir: str) -> None:
+    store = catlog.open(data_dir)
+    assert store.closed is False
+    store.close()
+    assert store.closed is True

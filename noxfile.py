@@ -1,9 +1,15 @@
 """The gate: plain ``nox`` runs lint, typecheck and the suite under branch coverage.
 
-``tests`` runs the same suite without coverage; nightly, crash, fuzz and bench run on request.
+``tests`` runs the same suite without coverage; nightly, crash, fuzz, mutation and bench run on
+request.
 """
 
 from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
 
 import nox
 
@@ -103,3 +109,127 @@ def fuzz(session: nox.Session) -> None:
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "nightly"},
     )
+
+
+MUTATION_TESTS: dict[str, tuple[str, ...]] = {
+    "codec": ("tests/unit", "tests/fuzz"),
+    "recovery": (
+        "tests/unit/test_recovery.py",
+        "tests/crash/test_torn_tail.py",
+        "tests/crash/test_corruption.py",
+        "tests/fuzz",
+    ),
+    "index": ("tests/unit/test_index.py", "tests/fuzz", "tests/model"),
+    "segment": (
+        "tests/unit/test_segment_names.py",
+        "tests/store",
+        "tests/crash/test_crash_points.py",
+    ),
+    "store": (
+        "tests/store",
+        "tests/crash/test_torn_tail.py",
+        "tests/crash/test_corruption.py",
+        "tests/crash/test_failing_fs.py",
+        "tests/crash/test_lock.py",
+        "tests/crash/test_hint_crash.py",
+    ),
+}
+"""Each mutated module of ``catlog/`` and the tests run on its mutants (see tests/MUTANTS.md)."""
+
+MUTATION_FAIL_UNDER = 90.0
+"""The least share of mutants, over all modules, that the tests must kill (timeouts count)."""
+
+
+@nox.session
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut) of the storage core: one module at a time, with its own tests.
+
+    For each module of ``MUTATION_TESTS`` (or those named: ``nox -s mutation -- codec index``) the
+    session copies the project into its temporary directory, adds a ``[tool.mutmut]`` table that
+    mutates only that module and runs only that module's tests, runs ``mutmut run`` there with
+    the repeatable ``mutation`` hypothesis profile, and prints each survivor. It ends with a table
+    of killed, survived and timed-out mutants per module, and fails when fewer than
+    ``MUTATION_FAIL_UNDER`` percent are killed. ``CATLOG_MUTATION_WORKERS`` sets mutmut's workers
+    (default 2). The surviving mutants we accept, and why, are listed in tests/MUTANTS.md.
+    """
+    session.install(".[test]", "mutmut>=3.8,<4")
+    modules = session.posargs or list(MUTATION_TESTS)
+    unknown = sorted(set(modules) - set(MUTATION_TESTS))
+    if unknown:
+        session.error(
+            f"no mutation set-up for {', '.join(unknown)}; known: {', '.join(MUTATION_TESTS)}"
+        )
+    workers = os.environ.get("CATLOG_MUTATION_WORKERS", "2")
+    here = Path.cwd()
+    scratch = Path(session.create_tmp()).resolve() / "mutation"
+    rows: list[tuple[str, dict[str, int]]] = []
+    for module in modules:
+        work = scratch / module
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        for tree in ("catlog", "tests", "spec"):
+            shutil.copytree(
+                here / tree,
+                work / tree,
+                ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"),
+            )
+        config = (here / "pyproject.toml").read_text() + _mutmut_table(module)
+        (work / "pyproject.toml").write_text(config)
+        with session.chdir(work):
+            session.run(
+                "python",
+                "-c",
+                _MUTMUT_WITHOUT_AUTOMATIC_GC,
+                "run",
+                "--max-children",
+                workers,
+                env={"HYPOTHESIS_PROFILE": "mutation"},
+            )
+            session.run("mutmut", "results", env={"HYPOTHESIS_PROFILE": "mutation"})
+            session.run("mutmut", "export-cicd-stats", silent=True)
+        stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
+        rows.append((module, {key: int(value) for key, value in stats.items()}))
+    session.log(_mutation_table(rows))
+    killed = sum(row["killed"] + row["timeout"] for _, row in rows)
+    total = sum(row["total"] - row["skipped"] for _, row in rows)
+    if total and 100 * killed / total < MUTATION_FAIL_UNDER:
+        session.error(
+            f"{100 * killed / total:.1f}% of mutants killed; at least {MUTATION_FAIL_UNDER}%"
+        )
+
+
+_MUTMUT_WITHOUT_AUTOMATIC_GC = "import gc; gc.disable(); from mutmut.__main__ import cli; cli()"
+"""``mutmut`` with the cyclic garbage collector off (``gc.collect()`` still works).
+
+mutmut 3.8 collects which tests call which function by running them once in its own process, and
+its call-tracking context is corrupted when the collector finalises a Store (``__del__`` closes
+it) in the middle of a tracked call: a test then fails with a TypeError inside mutmut. Without
+automatic collection that never happens, and a Store a test drops is still finalised at once by
+reference counting; a test that needs a cycle collected calls ``gc.collect()`` itself.
+"""
+
+
+def _mutmut_table(module: str) -> str:
+    selection = ", ".join(json.dumps(path) for path in MUTATION_TESTS[module])
+    return f"""
+[tool.mutmut]
+source_paths = ["catlog"]
+only_mutate = ["catlog/{module}.py"]
+also_copy = ["spec"]
+pytest_add_cli_args = ["-p", "no:cacheprovider"]
+# mutmut 3.8's call-graph tracking puts an unhashable Store (a mapping) into a set: off.
+track_dependencies = false
+pytest_add_cli_args_test_selection = [{selection}]
+"""
+
+
+def _mutation_table(rows: list[tuple[str, dict[str, int]]]) -> str:
+    columns = ("total", "killed", "survived", "timeout", "no_tests")
+    lines = [f"{'module':<10}" + "".join(f"{name:>10}" for name in columns) + f"{'score':>8}"]
+    for module, row in rows:
+        tested = row["total"] - row["skipped"]
+        score = 100 * (row["killed"] + row["timeout"]) / tested if tested else 0.0
+        lines.append(
+            f"{module:<10}" + "".join(f"{row[name]:>10}" for name in columns) + f"{score:>7.1f}%"
+        )
+    return "\n".join(["mutation results:", *lines])

@@ -1,7 +1,9 @@
 """Shared test set-up: hypothesis profiles, the ``spec`` marker, and store fixtures.
 
 Profiles (select with ``HYPOTHESIS_PROFILE``): ``ci`` is bounded so plain ``nox`` stays within
-minutes; ``nightly`` runs the same properties far longer; ``dev`` is quick for editing.
+minutes; ``nightly`` runs the same properties far longer; ``dev`` is quick for editing;
+``mutation`` is ``dev`` made repeatable (fixed examples, no example database) for ``nox -s
+mutation``, so that which mutants survive does not change from one run to the next.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.register_profile("dev", max_examples=20, deadline=None)
+settings.register_profile(
+    "mutation", settings.get_profile("dev"), derandomize=True, database=None, print_blob=False
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 

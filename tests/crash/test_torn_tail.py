@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import catlog
+from catlog.codec import RecordType, encode_record, encode_segment_header
 from tests.crash.faulty_fs import FaultyFileSystem
 
 HEADER_SIZE = 16
@@ -359,3 +360,38 @@ def test_cut_bytes_are_durable_in_quarantine_before_the_segment_is_truncated(
     ]
     assert steps == sorted(steps), trace
     assert ("sync", segment) in trace[steps[-1] :], "the truncation is made durable"
+
+
+def _write_newest_segment(data_dir: str, body: bytes) -> None:
+    os.makedirs(data_dir)
+    Path(data_dir, SEGMENT_1).write_bytes(encode_segment_header() + body)
+
+
+@pytest.mark.spec("REC-4", "REC-6")
+def test_a_valid_record_one_byte_after_the_damage_makes_it_corruption(data_dir: str) -> None:
+    first = encode_record(RecordType.PUT, NOW_MS, b"a", b"1")
+    _write_newest_segment(
+        data_dir, first + b"\x01" + encode_record(RecordType.PUT, NOW_MS, b"b", b"2")
+    )
+    with pytest.raises(catlog.CorruptionError) as caught:
+        catlog.open(data_dir)
+    assert caught.value.offset == HEADER_SIZE + len(first)
+    assert f"follows at offset {HEADER_SIZE + len(first) + 1}" in caught.value.reason
+
+
+@pytest.mark.spec("REC-4")
+def test_a_record_that_would_start_one_byte_before_the_damage_does_not_follow_it(
+    data_dir: str,
+) -> None:
+    """Only offsets after the damage count: here a valid record starts one byte before it.
+
+    The last byte of the good record is also the first byte of a whole record whose other bytes
+    are the damage; replay stops one byte into that record, which no valid record follows.
+    """
+    overlapping = encode_record(RecordType.PUT, NOW_MS, b"r", b"value")
+    good = encode_record(RecordType.PUT, NOW_MS, b"a", b"xy" + overlapping[:1])
+    _write_newest_segment(data_dir, good + overlapping[1:])
+    with catlog.open(data_dir) as store:
+        [repair] = store.stats().tail_repairs
+        assert (repair.offset, repair.length) == (HEADER_SIZE + len(good), len(overlapping) - 1)
+        assert dict(store.items()) == {b"a": b"xy" + overlapping[:1]}

@@ -291,10 +291,14 @@ def test_a_store_dropped_without_close_releases_the_directory(data_dir: str) -> 
 @pytest.mark.spec("ENG-27", "ENG-16")
 def test_buffered_writes_of_an_unclosed_store_survive_a_normal_exit(data_dir: str) -> None:
     program = (
-        "import catlog, sys\n"
-        "store = catlog.open(sys.argv[1], fsync='never', fsync_interval_ms=3600000)\n"
-        "store.put(b'k', b'v')\n"
+        "import catlog, signal, sys\n"
+        "signal.alarm(60)\n"  # a close that hangs ends the child even if the test is killed first
+        "for path in sys.argv[1:]:\n"  # two stores: each must be closed at exit
+        "    store = catlog.open(path, fsync='never', fsync_interval_ms=3600000)\n"
+        "    store.put(b'k', path.encode())\n"
     )
-    subprocess.run([sys.executable, "-c", program, data_dir], check=True, timeout=60)
-    with catlog.open(data_dir) as store:
-        assert store[b"k"] == b"v"
+    paths = [data_dir, f"{data_dir}-2"]
+    subprocess.run([sys.executable, "-c", program, *paths], check=True, timeout=60)
+    for path in paths:
+        with catlog.open(path) as store:
+            assert store[b"k"] == path.encode()

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import catlog
-from catlog.segment import segment_name
+from catlog.segment import WRITE_BUFFER_SIZE, segment_name
 from tests.store.recording_fs import RecordingFileSystem
 
 SEGMENT = segment_name(1)
@@ -78,6 +78,18 @@ def test_never_buffers_in_the_process_until_64_kib_or_flush(data_dir: str) -> No
         store.sync()
         assert fs.ops("sync") == [SEGMENT]
         assert os.path.getsize(path) == store.stats().disk_bytes
+
+
+@pytest.mark.spec("ENG-16")
+def test_never_hands_the_buffer_over_once_it_holds_exactly_64_kib(data_dir: str) -> None:
+    path = f"{data_dir}/{SEGMENT}"
+    with catlog.open(data_dir, fsync="never", fsync_interval_ms=600_000) as store:
+        store.put(b"a", bytes(WRITE_BUFFER_SIZE - 22 - 22))  # a record of 64 KiB less 22 bytes
+        assert store.stats().unflushed_bytes == WRITE_BUFFER_SIZE - 22
+        assert os.path.getsize(path) == 16
+        store.put(b"b", b"")  # 22 bytes more: the buffer holds 64 KiB exactly
+        assert store.stats().unflushed_bytes == 0
+        assert os.path.getsize(path) == 16 + WRITE_BUFFER_SIZE
 
 
 @pytest.mark.spec("ENG-16")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import catlog
 from catlog.codec import CRC_FIELD
-from catlog.hint import HINT_HEADER_SIZE, hint_name
+from catlog.hint import HINT_HEADER_SIZE, HintProblem, hint_name
 from catlog.simfs import SimFileSystem
 
 
@@ -43,6 +43,8 @@ def snapshot(directory: str) -> dict[str, bytes]:
 def fill(directory: str, *, segment_size: int = 200) -> dict[bytes, bytes]:
     model: dict[bytes, bytes] = {}
     with catlog.open(directory, hints=True, segment_size=segment_size, fsync="never") as store:
+        store.put(b"first", b"only segment 1 holds this key")  # so segment 1 matters
+        model[b"first"] = b"only segment 1 holds this key"
         for i in range(40):
             key = b"k%d" % (i % 13)
             if i % 7 == 6:
@@ -128,7 +130,63 @@ def test_an_unusable_or_stale_hint_falls_back_to_scanning(
         assert contents(data_dir) == model
     assert snapshot(data_dir) == before, "REC-15: open never writes or removes a hint"
     warned = [r.getMessage() for r in caplog.records if hint_name(1) in r.getMessage()]
-    assert bool(warned) == (how != "missing")
+    path, segment = f"{data_dir}/{hint_name(1)}", "segment-00001.log"
+    if how == "missing":
+        assert warned == []
+    elif how == "stale":
+        assert warned == [
+            f"{path}: stale hint (it describes another state of {segment}); scanning the segment"
+            " instead"
+        ]
+    else:
+        assert warned in (
+            [f"{path}: {problem.value}; scanning {segment} instead"] for problem in HintProblem
+        )
+
+
+@pytest.mark.spec("REC-15", "ENG-32")
+def test_a_good_hint_is_used_without_a_warning(
+    data_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = fill(data_dir)
+    with caplog.at_level(logging.WARNING, logger="catlog"):
+        assert contents(data_dir) == model
+    assert caplog.records == []
+
+
+@pytest.mark.spec("ENG-31", "FMT-20")
+def test_a_segment_damaged_while_open_gets_no_hint_and_a_warning(
+    data_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with catlog.open(data_dir, hints=True, segment_size=200) as store:
+        store.put(b"a", b"x" * 40)
+        with open(f"{data_dir}/segment-00001.log", "r+b") as file:
+            file.seek(40)
+            byte = file.read(1)[0]
+            file.seek(40)
+            file.write(bytes([byte ^ 1]))
+        store.put(b"b", b"y" * 40)
+        with caplog.at_level(logging.WARNING, logger="catlog"):
+            store.put(b"c", b"z" * 140)  # rotates
+        assert store.stats().segments == 2
+    assert hints(data_dir) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "segment-00001.log: no hint written: @16: crc mismatch"
+    ]
+
+
+@pytest.mark.spec("FMT-12", "REC-16")
+def test_a_segment_longer_than_the_format_allows_is_reported_even_with_a_hint(
+    data_dir: str,
+) -> None:
+    """The file is made sparse, so the test writes no gigabyte."""
+    fill(data_dir)
+    os.truncate(Path(data_dir, "segment-00001.log"), (1 << 30) + 1)
+    with pytest.raises(
+        catlog.CorruptionError,
+        match=r"segment-00001\.log@1073741824: segment longer than the format allows$",
+    ):
+        catlog.open(data_dir, hints=True)
 
 
 @pytest.mark.spec("REC-16", "FMT-19", "REC-6")

@@ -7,8 +7,17 @@ import os
 import pytest
 
 import catlog
-from catlog.codec import RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE
-from catlog.segment import segment_name
+from catlog.codec import (
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    RecordType,
+    encode_record,
+    encode_segment_header,
+)
+from catlog.fs import OsFileSystem
+from catlog.index import MAX_SLOTS
+from catlog.segment import ActiveSegment, Segment, segment_name
+from catlog.simfs import SimFileSystem
 from tests.store.recording_fs import RecordingFileSystem
 
 
@@ -78,3 +87,47 @@ def test_a_get_is_one_read_and_a_large_value_two(data_dir: str) -> None:
         fs.calls.clear()
         assert store[b"large"] == b"L" * 70_000
         assert len(fs.ops("pread")) == 2
+
+
+@pytest.mark.spec("ENG-9", "ENG-11")
+def test_a_sealed_segment_keeps_its_file_number_and_slot(data_dir: str) -> None:
+    """Rotation puts the sealed view in the old segment's slot: reads find it by that slot."""
+    fs = OsFileSystem()
+    fs.makedirs(data_dir)
+    active = ActiveSegment.create(fs, data_dir, 7, slot=3)
+    try:
+        active.append(b"record")
+        active.flush()
+        sealed = active.seal()
+        assert type(sealed) is Segment
+        assert (sealed.file, sealed.number, sealed.slot) == (active.file, 7, 3)
+        assert sealed.size() == SEGMENT_HEADER_SIZE + len(b"record")
+    finally:
+        active.file.close()
+
+
+@pytest.mark.spec("ENG-11", "ENG-9")
+def test_at_most_16384_segments_are_open_at_once() -> None:
+    """The index packs a segment's slot into 14 bits (catlog/index.py): 16,384 slots, no more.
+
+    A directory of exactly that many segments opens; the rotation that would need one more is
+    refused, and a directory with one more is refused at open, before anything is read.
+    """
+    fs = SimFileSystem()
+    fs.makedirs("/db")
+    last = encode_segment_header() + encode_record(RecordType.PUT, 0, b"k", b"v")
+    for number in range(1, MAX_SLOTS + 1):
+        file = fs.open(f"/db/{segment_name(number)}", writable=True, create=True)
+        file.append(last if number == MAX_SLOTS else encode_segment_header())
+        file.close()
+    with catlog.open("/db", fs=fs, segment_size=64) as store:
+        assert store.stats().segments == MAX_SLOTS
+        with pytest.raises(catlog.CatlogError) as caught:
+            store.put(b"x", b"y" * 40)
+        assert str(caught.value) == "/db: more than 16384 open segments"
+        assert store[b"k"] == b"v"
+    file = fs.open(f"/db/{segment_name(MAX_SLOTS + 1)}", writable=True, create=True)
+    file.close()
+    with pytest.raises(catlog.CatlogError) as caught:
+        catlog.open("/db", fs=fs)
+    assert str(caught.value) == "/db holds 16385 segments; at most 16384"

@@ -166,7 +166,7 @@ def test_next_valid_record_is_found_after_garbage() -> None:
 
 @pytest.mark.spec("REC-4", "REC-7")
 def test_a_whole_record_of_a_reserved_type_counts_as_a_follower() -> None:
-    data = b"garbage!" * 3 + _with_valid_crc(3, b"k", b"v")
+    data = b"garbage!" * 3 + _with_valid_crc(5, b"k", b"v")
     assert codec.find_next_record(data, 0) == 24
 
 
@@ -281,3 +281,107 @@ def test_a_batch_that_breaks_the_format_is_corruption(value: bytes, key: bytes) 
     assert isinstance(result, Damage)
     assert result.kind is DamageKind.BAD_BATCH
     assert result.kind in codec.WRITTEN_WHOLE
+
+
+@pytest.mark.spec("TOOL-6", "ENG-22")
+def test_each_damage_names_its_offset_and_reads_as_in_the_tools_worked_example() -> None:
+    """The reasons `check` prints and `CorruptionError` carries, each at a nonzero offset."""
+    record = encode_record(RecordType.PUT, 1, b"key", b"value")
+    bad_length = codec.RECORD_HEADER.pack(0, 1, 0, 2**32 - 1, 20)
+    cases = [
+        (b"junk" + record[:5], DamageKind.INCOMPLETE_HEADER, "incomplete header: 5 bytes left"),
+        (
+            b"junk" + bad_length,
+            DamageKind.BAD_LENGTH,
+            "length field out of range: key_len=4294967295 value_len=20",
+        ),
+        (
+            b"junk" + record[:-3],
+            DamageKind.INCOMPLETE_RECORD,
+            "record runs past end of data: needs 3 more bytes",
+        ),
+        (b"junk" + record[:-1] + b"?", DamageKind.CRC_MISMATCH, "crc mismatch"),
+        (b"junk" + _with_valid_crc(5, b"k", b"v"), DamageKind.UNKNOWN_TYPE, ""),
+        (b"junk" + _with_valid_crc(RecordType.DELETE, b"k", b"vv"), DamageKind.BAD_DELETE, ""),
+    ]
+    for data, kind, reason in cases:
+        damage = decode_record(data, 4)
+        assert isinstance(damage, Damage)
+        assert (damage.offset, damage.kind) == (4, kind)
+        if reason:
+            assert damage.reason == reason
+    assert decode_record(cases[4][0], 4) == Damage(4, DamageKind.UNKNOWN_TYPE, "type=5")
+    assert decode_record(cases[5][0], 4) == Damage(4, DamageKind.BAD_DELETE, "value_len=2")
+
+
+@pytest.mark.spec("FMT-9", "REC-3")
+@pytest.mark.parametrize(("klen", "vlen"), [(MAX_KEY_SIZE, 0), (0, MAX_VALUE_SIZE)])
+def test_lengths_at_the_limits_are_believed(klen: int, vlen: int) -> None:
+    """A header at exactly the limits is in range: cut short, it is an incomplete record."""
+    header = codec.RECORD_HEADER.pack(0, 1, 0, klen, vlen)
+    result = decode_record(header + b"\0" * 100, 0)
+    assert isinstance(result, Damage)
+    assert result.kind is DamageKind.INCOMPLETE_RECORD
+
+
+@pytest.mark.spec("FMT-9")
+def test_a_key_of_exactly_the_limit_round_trips() -> None:
+    key = bytes(range(256)) * (MAX_KEY_SIZE // 256)
+    record = decode_record(encode_record(RecordType.PUT, 5, key, b"v"), 0)
+    assert isinstance(record, Record)
+    assert (record.key, record.value) == (key, b"v")
+
+
+@pytest.mark.spec("REC-4", "REC-6")
+@pytest.mark.parametrize("garbage", [b"\1", b"\1\2\3", b"\xff" * 22])
+def test_the_search_for_a_follower_tries_every_offset(garbage: bytes) -> None:
+    record = encode_record(RecordType.PUT, 7, b"k", b"v")
+    assert codec.find_next_record(garbage + record, 0) == len(garbage)
+    assert codec.find_next_record(garbage + record + record, len(garbage) + 1) == (
+        len(garbage) + len(record)
+    )
+
+
+def _force_crc32c_to_zero(prefix: bytes) -> bytes:
+    """Four bytes that, appended to ``prefix``, make the crc32c of the whole zero.
+
+    crc32c is affine over GF(2): changing the last four bytes by ``x`` changes the crc by
+    ``crc32c(x) ^ crc32c(0000)``, a linear function of ``x`` alone. Gaussian elimination over the
+    32 single-bit ``x`` finds the ``x`` whose change cancels the crc of ``prefix + 0000``.
+    """
+    zero = crc32c(bytes(4))
+    basis: dict[int, tuple[int, int]] = {}  # leading bit -> (image, the bits of x giving it)
+    for bit in range(32):
+        image, bits = crc32c((1 << bit).to_bytes(4, "little")) ^ zero, 1 << bit
+        while image and image.bit_length() in basis:
+            pivot_image, pivot_bits = basis[image.bit_length()]
+            image, bits = image ^ pivot_image, bits ^ pivot_bits
+        assert image, "the linear part of crc32c on four bytes is invertible"
+        basis[image.bit_length()] = (image, bits)
+    target, solution = crc32c(prefix + bytes(4)), 0
+    while target:
+        pivot_image, pivot_bits = basis[target.bit_length()]
+        target, solution = target ^ pivot_image, solution ^ pivot_bits
+    return solution.to_bytes(4, "little")
+
+
+@pytest.mark.spec("REC-4", "REC-7")
+def test_a_zero_run_is_skipped_only_up_to_the_first_header_with_a_nonzero_byte() -> None:
+    """The zero-run shortcut may skip only windows of 21 zero bytes, none with a nonzero byte.
+
+    The record here is whole (its crc verifies) and of the reserved type 0, so it counts as a
+    follower (REC-7); its crc, type, timestamp, key_len and the low bytes of value_len are all
+    zero, so its header's only nonzero byte is its last. A search through the zeros before it
+    must still stop exactly there.
+    """
+    value_len = 1 << 24
+    prefix = codec.BODY_HEADER.pack(0, 0, 0, value_len) + bytes(value_len - 4)
+    body = prefix + _force_crc32c_to_zero(prefix)
+    assert crc32c(body) == 0
+    data = bytes(40) + codec.CRC_FIELD.pack(0) + body
+    assert data[40:60] == bytes(20)
+    assert data[60] != 0
+    assert decode_record(data, 40) == Damage(40, DamageKind.UNKNOWN_TYPE, "type=0")
+    for start in (0, 19, 39, 40):
+        assert codec.find_next_record(data, start) == 40
+    assert codec.find_next_record(data, 41) is None

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import pytest
+from crc32c import crc32c
 from hypothesis import given
 from hypothesis import strategies as st
 
 from catlog import codec
-from catlog.codec import Damage, RecordType, encode_batch, encode_member, encode_record
+from catlog.codec import (
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    Damage,
+    DamageKind,
+    RecordType,
+    encode_batch,
+    encode_member,
+    encode_record,
+)
 from catlog.index import (
     LARGE_VALUE,
     MAX_SEGMENT_SIZE,
     MAX_SLOTS,
+    ReplayResult,
     pack_location,
     replay_segment,
     unpack_location,
@@ -106,3 +117,81 @@ def test_replay_stops_exactly_where_the_reference_decoder_finds_damage(
     else:
         assert isinstance(result.damage, Damage)
         assert result.damage == damage
+
+
+@pytest.mark.spec("ENG-11", "FMT-12")
+def test_a_location_outside_its_fields_is_refused_not_packed_into_a_neighbour() -> None:
+    assert unpack_location(pack_location(MAX_SLOTS - 1, MAX_SEGMENT_SIZE - 1, 0)) == (
+        MAX_SLOTS - 1,
+        MAX_SEGMENT_SIZE - 1,
+        0,
+    )
+    with pytest.raises(AssertionError, match="slot out of range"):
+        pack_location(MAX_SLOTS, 0, 0)
+    with pytest.raises(AssertionError, match="offset out of range"):
+        pack_location(0, MAX_SEGMENT_SIZE, 0)
+
+
+@pytest.mark.spec("ENG-11")
+@pytest.mark.parametrize("vlen", [LARGE_VALUE - 1, LARGE_VALUE, LARGE_VALUE + 1, 70_000])
+def test_replay_caps_a_large_value_length_without_touching_the_offset(vlen: int) -> None:
+    data = encode_record(RecordType.PUT, 0, b"a", b"x") + encode_record(
+        RecordType.PUT, 0, b"big", b"v" * vlen
+    )
+    index: dict[bytes, int] = {}
+    assert replay_segment(data, 0, 5, index, {}).damage is None
+    assert unpack_location(index[b"a"]) == (5, 0, 1)
+    assert unpack_location(index[b"big"]) == (5, 23, min(vlen, LARGE_VALUE))
+
+
+def _with_valid_crc(rtype: int, key: bytes, value: bytes) -> bytes:
+    body = codec.BODY_HEADER.pack(rtype, 0, len(key), len(value)) + key + value
+    return codec.CRC_FIELD.pack(crc32c(body)) + body
+
+
+@pytest.mark.spec("FMT-7", "FMT-8", "REC-7", "REC-3")
+@pytest.mark.parametrize(
+    ("rtype", "value", "kind"),
+    [
+        (0, b"", DamageKind.UNKNOWN_TYPE),
+        (5, b"", DamageKind.UNKNOWN_TYPE),
+        (5, b"v", DamageKind.UNKNOWN_TYPE),
+        (RecordType.PUT_EXPIRING, b"v", DamageKind.BAD_EXPIRING),
+        (RecordType.BATCH, b"", DamageKind.BAD_BATCH),
+        (RecordType.DELETE, b"v", DamageKind.BAD_DELETE),
+    ],
+)
+def test_replay_stops_at_a_whole_record_that_breaks_the_format(
+    rtype: int, value: bytes, kind: DamageKind
+) -> None:
+    """Neither skipped nor applied: a reserved type with no value is not a DELETE."""
+    first = encode_record(RecordType.PUT, 0, b"k", b"1")
+    data = first + _with_valid_crc(rtype, b"k", value) + encode_record(RecordType.PUT, 0, b"j", b"")
+    index: dict[bytes, int] = {}
+    result = replay_segment(data, 0, 0, index, {})
+    assert result.end == len(first)
+    assert result.damage is not None
+    assert (result.damage.offset, result.damage.kind) == (len(first), kind)
+    assert list(index) == [b"k"]
+
+
+@pytest.mark.spec("FMT-9", "REC-3")
+@pytest.mark.parametrize(("key_len", "value_len"), [(MAX_KEY_SIZE, 0), (0, MAX_VALUE_SIZE)])
+def test_replay_applies_a_record_at_exactly_the_limits(key_len: int, value_len: int) -> None:
+    record = encode_record(RecordType.PUT, 0, b"k" * key_len, bytes(value_len))
+    index: dict[bytes, int] = {}
+    assert replay_segment(record, 0, 0, index, {}) == ReplayResult(len(record), None)
+    assert list(index) == [b"k" * key_len]
+
+
+@pytest.mark.spec("FMT-9", "REC-3")
+@pytest.mark.parametrize(("key_len", "value_len"), [(MAX_KEY_SIZE + 1, 0), (0, MAX_VALUE_SIZE + 1)])
+def test_replay_refuses_a_record_beyond_the_limits_even_when_its_crc_verifies(
+    key_len: int, value_len: int
+) -> None:
+    record = _with_valid_crc(RecordType.PUT, b"k" * key_len, bytes(value_len))
+    index: dict[bytes, int] = {}
+    result = replay_segment(record, 0, 0, index, {})
+    assert (result.end, index) == (0, {})
+    assert result.damage is not None
+    assert result.damage.kind is DamageKind.BAD_LENGTH

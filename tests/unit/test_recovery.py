@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catlog.codec import Damage, DamageKind, HeaderStatus
-from catlog.recovery import Action, judge_damage, judge_header
+from catlog.recovery import Action, Verdict, judge_damage, judge_header
 
 TORN_KINDS = [
     DamageKind.INCOMPLETE_HEADER,
@@ -68,3 +68,34 @@ def test_header_verdicts_for_good_empty_and_future_segments() -> None:
             HeaderStatus.UNSUPPORTED_VERSION, size=16, newest=newest, next_record=None
         )
         assert future.action is Action.UNSUPPORTED
+
+
+@pytest.mark.spec("REC-4", "REC-5", "REC-6", "ENG-22")
+def test_each_verdict_carries_the_offset_and_reason_the_store_reports() -> None:
+    """The reason becomes the TailRepair's reason or the CorruptionError's (ENG-22)."""
+    crc = Damage(100, DamageKind.CRC_MISMATCH)
+    cut = Damage(100, DamageKind.INCOMPLETE_HEADER, "5 bytes left")
+    follows = "(a valid record follows at offset 180, so this is not a torn tail)"
+    assert judge_damage(cut, newest=True, next_record=None) == Verdict(
+        Action.TRUNCATE_TAIL, 100, "incomplete header: 5 bytes left"
+    )
+    assert judge_damage(crc, newest=False, next_record=None) == Verdict(
+        Action.CORRUPT, 100, "crc mismatch"
+    )
+    assert judge_damage(crc, newest=True, next_record=180) == Verdict(
+        Action.CORRUPT, 100, f"crc mismatch {follows}"
+    )
+    short = HeaderStatus.INCOMPLETE
+    assert judge_header(short, size=9, newest=True, next_record=None) == Verdict(
+        Action.TRUNCATE_TAIL, 0, "incomplete segment header"
+    )
+    assert judge_header(short, size=9, newest=False, next_record=None) == Verdict(
+        Action.CORRUPT, 0, "incomplete segment header"
+    )
+    assert judge_header(HeaderStatus.CRC_MISMATCH, size=90, newest=True, next_record=180) == (
+        Verdict(Action.CORRUPT, 0, f"segment header crc mismatch {follows}")
+    )
+    future = HeaderStatus.UNSUPPORTED_VERSION
+    assert judge_header(future, size=16, newest=True, next_record=None) == Verdict(
+        Action.UNSUPPORTED, 0, "unsupported segment format version"
+    )

@@ -1,0 +1,146 @@
+"""Opening at the edges: the defaults, the limits of each argument, odd paths, failed opens.
+
+ENG-25 gives open's defaults and its ranges; REC-9 the directory fsyncs an open owes the
+directories it created; ENG-27 says a store is closed when it is collected, which must hold for a
+store whose opening failed half-way too.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+import catlog
+from catlog.index import MAX_SEGMENT_SIZE
+from catlog.simfs import SimFileSystem
+from tests.store.recording_fs import RecordingFileSystem
+
+
+@pytest.mark.spec("ENG-25")
+def test_store_and_open_have_the_documented_defaults(data_dir: str) -> None:
+    for store in (catlog.Store(data_dir), catlog.open(f"{data_dir}-2")):
+        with store:
+            assert (store.fsync, store.segment_size, store.fsync_interval_ms, store.hints) == (
+                "always",
+                64 * 1024 * 1024,
+                1000,
+                False,
+            )
+
+
+@pytest.mark.spec("ENG-25", "ENG-30")
+def test_by_default_rotation_writes_no_hint(data_dir: str) -> None:
+    with catlog.open(data_dir, segment_size=64) as store:
+        for i in range(4):
+            store.put(b"k%d" % i, b"v" * 40)
+        assert store.stats().segments == 4
+    assert not [name for name in os.listdir(data_dir) if ".hint" in name]
+
+
+@pytest.mark.spec("ENG-25")
+def test_the_argument_ranges_include_their_bounds(data_dir: str) -> None:
+    with catlog.open(data_dir, segment_size=MAX_SEGMENT_SIZE, fsync_interval_ms=1) as store:
+        assert store.segment_size == 1 << 30
+    with catlog.open(data_dir, segment_size=64, fsync="interval", fsync_interval_ms=1) as store:
+        assert store.fsync_interval_ms == 1
+
+
+@pytest.mark.spec("ENG-25")
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"fsync": "sometimes"}, "fsync must be one of always, interval, never, not 'sometimes'"),
+        ({"fsync_interval_ms": 0}, "fsync_interval_ms must be positive"),
+        ({"segment_size": 63}, "segment_size must be between 64 and 1073741824 bytes"),
+    ],
+)
+def test_an_invalid_argument_is_named_with_what_is_allowed(
+    data_dir: str, kwargs: dict[str, str | int], message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        catlog.open(data_dir, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.spec("ENG-25")
+def test_a_trailing_slash_a_relative_path_and_the_root_all_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with catlog.open(f"{tmp_path}/data/") as store:
+        assert store.path == f"{tmp_path}/data"
+    with catlog.open(f"{tmp_path}/endsXX") as store:
+        assert store.path == f"{tmp_path}/endsXX"
+    monkeypatch.chdir(tmp_path)
+    with catlog.open("relative") as store:
+        store.put(b"a", b"1")
+    assert (tmp_path / "relative" / "segment-00001.log").exists()
+    fs = SimFileSystem()
+    with catlog.open("/", fs=fs) as store:
+        assert store.path == "/"
+        store.put(b"a", b"1")
+    assert "segment-00001.log" in fs.listdir("/")
+
+
+@pytest.mark.spec("REC-9", "ENG-25")
+def test_open_fsyncs_every_directory_it_created_and_the_one_above(tmp_path: Path) -> None:
+    fs = RecordingFileSystem()
+    with catlog.open(f"{tmp_path}/x/y/z", fs=fs):
+        pass
+    assert set(fs.ops("sync_dir")) == {"z", "y", "x", tmp_path.name}
+
+
+@pytest.mark.spec("ENG-27", "ENG-25")
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+def test_a_store_whose_opening_failed_is_collected_quietly(data_dir: str) -> None:
+    """A half-built Store is no open store: collecting it must not try to close it."""
+    with pytest.raises(ValueError, match="fsync"):
+        catlog.open(data_dir, fsync="sometimes")  # type: ignore[arg-type]
+    with catlog.open(data_dir):
+        with pytest.raises(catlog.LockedError):
+            catlog.open(data_dir)
+        gc.collect()
+    gc.collect()
+
+
+@pytest.mark.spec("ENG-18", "REC-13")
+@pytest.mark.parametrize("policy", ["always", "interval", "never"])
+def test_closing_a_store_that_wrote_nothing_fsyncs_nothing(
+    data_dir: str, policy: catlog.FsyncPolicy
+) -> None:
+    with catlog.open(data_dir) as store:
+        store.put(b"a", b"1")
+    fs = RecordingFileSystem()
+    store = catlog.open(data_dir, fs=fs, fsync=policy)
+    fs.calls.clear()
+    store.close()
+    assert fs.ops("sync") == []
+
+
+@pytest.mark.spec("ENG-28")
+def test_tickets_count_the_records_appended_since_open_from_one(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="never") as store:
+        assert store.last_ticket == 0
+        assert store.put_nowait(b"a", b"1") == 1
+        assert store.delete_nowait(b"a") == (True, 2)
+        assert store.delete_nowait(b"a") == (False, 2)
+    with catlog.open(data_dir) as store:
+        assert store.put_nowait(b"b", b"2") == 1
+
+
+@pytest.mark.spec("ENG-15")
+def test_the_background_flusher_thread_is_named_after_its_store(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="interval"):
+        names = [thread.name for thread in threading.enumerate()]
+        assert f"catlog-flush {data_dir}" in names
+
+
+@pytest.mark.spec("ENG-19", "ENG-18")
+def test_closed_is_false_while_open_and_true_after_close(data_dir: str) -> None:
+    store = catlog.open(data_dir)
+    assert store.closed is False
+    store.close()
+    assert store.closed is True

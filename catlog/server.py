@@ -395,6 +395,7 @@ class Connection(asyncio.Protocol):
         self._closing = False
         self._eof = False
         self._idle: asyncio.TimerHandle | None = None
+        self._heard_at = 0.0
 
     # ----------------------------------------------------------------- asyncio callbacks
 
@@ -511,15 +512,23 @@ class Connection(asyncio.Protocol):
             transport.close()
 
     def _touch(self) -> None:
-        timeout = self._server.config.idle_timeout
-        if timeout <= 0:
-            return
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(timeout, self._idle_out)
+        """SRV-9: note that the client spoke. The timer is armed once and re-armed when it fires
+        early, rather than replaced on every read: cancelling and scheduling a timer costs about
+        2 us, which under ``redis-benchmark -P 16`` was 3% of the server's time."""
+        self._heard_at = time.monotonic()  # the clock of asyncio's loop.time()
+        if self._idle is None and self._server.config.idle_timeout > 0:
+            self._idle = asyncio.get_running_loop().call_later(
+                self._server.config.idle_timeout, self._idle_out
+            )
 
     def _idle_out(self) -> None:
-        log.info("[CONN IDLE] %s: closed after %gs", self._peer, self._server.config.idle_timeout)
+        timeout = self._server.config.idle_timeout
+        silent = time.monotonic() - self._heard_at
+        if silent < timeout:
+            self._idle = asyncio.get_running_loop().call_later(timeout - silent, self._idle_out)
+            return
+        self._idle = None
+        log.info("[CONN IDLE] %s: closed after %gs", self._peer, timeout)
         self.abort()
 
     def finish(self) -> None:

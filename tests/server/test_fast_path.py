@@ -1,9 +1,11 @@
-"""The server's shortcut for plain SET and GET answers exactly what the command layer answers.
+"""The server's command loop (:meth:`catlog.server.RespSession.drive`) without sockets.
 
-:meth:`catlog.server.RespSession.drive` runs ``SET key value`` and ``GET key`` itself, without
-:class:`catlog.commands.Session`, because the server benchmark showed the layer's cost. These
-tests run the same commands both ways, each on a fresh store in the same directory (so that
-error messages naming the path agree), and compare the bytes.
+The loop runs ``SET key value`` and ``GET key`` itself, without :class:`catlog.commands.Session`,
+because the server benchmark showed the layer's cost, and takes a read's commands from the reader
+in one call. The first tests run the same commands both ways, each on a fresh store in the same
+directory (so that error messages naming the path agree), and compare the bytes; the others
+check that commands left over when the loop stops (to wait for an fsync, or to send a batch of
+replies) run later, in order.
 """
 
 from __future__ import annotations
@@ -102,3 +104,45 @@ def test_a_refused_set_or_get_answers_the_engines_error_as_the_command_layer_doe
     assert fast[0].startswith(b"-ERR ")
     assert fast[3].startswith(b"-ERR ")
     assert fast[4].startswith(b"-ERR ")
+
+
+def drive_to_the_end(session: RespSession, store: catlog.Store) -> tuple[list[bytes], int]:
+    """Run what the session has read as the server does, waiting for durability when told to;
+    returns the replies and how many times the loop stopped before the input ran out."""
+    out: list[bytes] = []
+    ticket, held, stops = 0, None, 0
+    while True:
+        ticket, held, close, more = session.drive(out, ticket, held)
+        assert not close
+        if ticket:
+            store.wait_durable(ticket)
+            ticket = 0
+        elif not more:
+            return out, stops
+        stops += 1
+
+
+@pytest.mark.spec("SRV-5")
+def test_a_read_in_a_pipeline_waits_for_the_writes_before_it_and_sees_them(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="always") as store:
+        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        pipeline = [(b"SET", b"a", b"1"), (b"GET", b"a"), (b"SET", b"b", b"2"), (b"GET", b"b")]
+        session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
+        out, stops = drive_to_the_end(session, store)
+    assert out == [b"+OK\r\n", b"$1\r\n1\r\n", b"+OK\r\n", b"$1\r\n2\r\n"]
+    assert stops == 2  # each GET waited for the SET before it
+
+
+@pytest.mark.spec("SRV-7")
+def test_replies_past_the_batch_limit_wait_and_the_commands_after_them_keep_their_order(
+    data_dir: str,
+) -> None:
+    value = b"v" * 100_000
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"big", value)
+        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        pipeline = [(b"GET", b"big")] * 8 + [(b"SET", b"n", b"1"), (b"GET", b"n")]
+        session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
+        out, stops = drive_to_the_end(session, store)
+    assert out == [b"$100000\r\n" + value + b"\r\n"] * 8 + [b"+OK\r\n", b"$1\r\n1\r\n"]
+    assert stops >= 2  # 800 KB of replies left in pieces of at most REPLY_BATCH and one reply

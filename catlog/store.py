@@ -520,7 +520,7 @@ class Store(MutableMapping[bytes, bytes]):
     def _read_other(self, segment: Segment, offset: int, data: bytes, key: bytes) -> bytes:
         """ENG-12 for the record types other than PUT: an expiring PUT, a member of a batch."""
         key_end = RECORD_HEADER_SIZE + len(key)
-        skip = _VALUE_AT.get(data[4]) if len(data) > RECORD_HEADER_SIZE else None
+        skip = _VALUE_AT.get(data[4]) if len(data) >= RECORD_HEADER_SIZE else None
         if skip is not None:
             crc = crc32c(memoryview(data)[4:])
             if data[4] & MEMBER_FLAG:
@@ -559,7 +559,7 @@ class Store(MutableMapping[bytes, bytes]):
     ) -> CatlogError:
         if self._closed:
             return StoreClosedError(f"{self.path} is closed")
-        if len(data) > RECORD_HEADER_SIZE and data[4] in codec.MEMBER_TYPES:
+        if len(data) >= RECORD_HEADER_SIZE and data[4] in codec.MEMBER_TYPES:
             member_ok = (
                 crc32c(memoryview(data)[4:]) ^ MEMBER_CRC_MASK == CRC_FIELD.unpack_from(data)[0]
             )

@@ -15,6 +15,9 @@ The server hands whatever it read to :meth:`RespParser.receive_data` and then ca
   :attr:`RespProtocolError.reply` and closes the connection, as Redis does (PROTO-18). The
   parser stays broken: every later call returns the same error.
 
+:meth:`RespParser.next_commands` is the same in batches: every complete command at once, oldest
+first, or what ``next_command`` would have said. The server's loop uses it.
+
 The reader is a state machine with four states. Its transitions, as data, are
 :data:`TRANSITIONS`; "line" means the bytes up to the next CRLF::
 

@@ -37,6 +37,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import itertools
 import logging
 import os
 import platform
@@ -304,47 +305,86 @@ class RespSession:
         self._store = store
         self.reader = RespParser(max_bulk_length=max_bulk_length)
         self._session = commands.Session(store, client_id=client_id, server=info, scans=scans)
+        self._pending: Iterator[list[bytes]] = iter(())
+        """Commands taken from the reader and not run yet, oldest first."""
 
     def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
         """Run commands into ``out`` until input runs out or one must wait for ``ticket``.
 
         The hot loop of the server: under ``redis-benchmark -P 16`` it runs sixteen times per
-        read, so it calls the reader, the command layer and the encoder directly.
+        read. A plain ``SET key value`` or ``GET key`` in the usual spellings goes straight to
+        the store with its reply bytes made here: the benchmark showed the command layer's
+        lookup, arity check, call and reply encoding costing a sixth of a pipelined SET beyond
+        its parse and append. Every other command, and every other spelling of these two, takes
+        the command layer; both ways give the same bytes (tests/server/test_fast_path.py).
         """
         real = self._store.store
         tracks = real.fsync == "always"
+        put = real.put_nowait
+        get = real.get
         session = self._session
         execute = session.execute
         encode = replies.encode
-        next_command = self.reader.next_command
+        pending = self._pending
+        if held is not None:
+            pending = itertools.chain([cast(list[bytes], held)], pending)  # only commands wait
         gathered = 0
-        while gathered < REPLY_BATCH:
-            if held is not None:
-                command = cast(list[bytes], held)  # only commands are ever held back
-                held = None
-            else:
-                event = next_command()
-                if event is NEED_DATA:
-                    return ticket, None, False, False
-                if isinstance(event, RespProtocolError):
-                    out.append(event.reply)
-                    return ticket, None, True, False
-                command = event
-            if ticket and not _only_writes(command):
-                return ticket, command, False, False  # SRV-5: reads wait for this client's writes
-            before = real.last_ticket
-            reply = encode(execute(command), session.protocol)
-            out.append(reply)
-            gathered += len(reply)
-            if tracks and real.last_ticket != before:
-                ticket = real.last_ticket
-            if session.closing:
+        while True:
+            # A list iterator, so that commands left when the loop returns stay in it, in order.
+            self._pending = pending
+            for command in pending:
+                words = len(command)
+                if words == 3 and command[0] in _SET_NAMES:
+                    try:
+                        written = put(command[1], command[2])
+                    except CatlogError as exc:
+                        reply = replies.error_bytes(f"ERR {exc}")  # PROTO-54, as the layer does
+                    else:
+                        reply = _OK
+                        if tracks:
+                            ticket = written
+                elif ticket and not _only_writes(command):
+                    return ticket, command, False, False  # SRV-5: reads wait for own writes
+                elif words == 2 and command[0] in _GET_NAMES:
+                    try:
+                        value = get(command[1])
+                    except CatlogError as exc:
+                        reply = replies.error_bytes(f"ERR {exc}")
+                    else:
+                        if value is None:
+                            reply = _NULL3 if session.protocol == 3 else _NULL2
+                        else:
+                            reply = b"$%d\r\n%b\r\n" % (len(value), value)
+                else:
+                    before = real.last_ticket
+                    reply = encode(execute(command), session.protocol)
+                    if tracks and real.last_ticket != before:
+                        ticket = real.last_ticket
+                    if session.closing:
+                        out.append(reply)
+                        return ticket, None, True, False
+                out.append(reply)
+                gathered += len(reply)
+                if gathered >= REPLY_BATCH:
+                    return ticket, None, False, True
+            event = self.reader.next_commands()
+            if event is NEED_DATA:
+                return ticket, None, False, False
+            if isinstance(event, RespProtocolError):
+                out.append(event.reply)
                 return ticket, None, True, False
-        return ticket, None, False, True
+            pending = iter(event)
 
     @staticmethod
     def error_reply(message: str) -> bytes:
         return replies.error_bytes("ERR " + message)
+
+
+_SET_NAMES: Final = frozenset((b"SET", b"set"))
+_GET_NAMES: Final = frozenset((b"GET", b"get"))
+_OK: Final = replies.encode(replies.OK)
+_NULL2: Final = replies.encode(None, 2)
+_NULL3: Final = replies.encode(None, 3)
 
 
 def _only_writes(command: list[bytes]) -> bool:
@@ -372,6 +412,7 @@ class Connection(asyncio.Protocol):
         self._closing = False
         self._eof = False
         self._idle: asyncio.TimerHandle | None = None
+        self._heard_at = 0.0
 
     # ----------------------------------------------------------------- asyncio callbacks
 
@@ -488,15 +529,23 @@ class Connection(asyncio.Protocol):
             transport.close()
 
     def _touch(self) -> None:
-        timeout = self._server.config.idle_timeout
-        if timeout <= 0:
-            return
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = asyncio.get_running_loop().call_later(timeout, self._idle_out)
+        """SRV-9: note that the client spoke. The timer is armed once and re-armed when it fires
+        early, rather than replaced on every read: cancelling and scheduling a timer costs about
+        2 us, which under ``redis-benchmark -P 16`` was 3% of the server's time."""
+        self._heard_at = time.monotonic()  # the clock of asyncio's loop.time()
+        if self._idle is None and self._server.config.idle_timeout > 0:
+            self._idle = asyncio.get_running_loop().call_later(
+                self._server.config.idle_timeout, self._idle_out
+            )
 
     def _idle_out(self) -> None:
-        log.info("[CONN IDLE] %s: closed after %gs", self._peer, self._server.config.idle_timeout)
+        timeout = self._server.config.idle_timeout
+        silent = time.monotonic() - self._heard_at
+        if silent < timeout:
+            self._idle = asyncio.get_running_loop().call_later(timeout - silent, self._idle_out)
+            return
+        self._idle = None
+        log.info("[CONN IDLE] %s: closed after %gs", self._peer, timeout)
         self.abort()
 
     def finish(self) -> None:

@@ -13,6 +13,7 @@ replaced whole or appended to, never changed in place (see :mod:`catlog.segment`
 from __future__ import annotations
 
 import atexit
+import collections
 import functools
 import heapq
 import logging
@@ -321,9 +322,14 @@ class Store(MutableMapping[bytes, bytes]):
         """Under always: (ticket, key, location or None for a delete, expiry or 0), not yet
         durable. The members of a batch share one ticket, so they take effect together."""
         self._commit = threading.Condition(threading.Lock())
+        """Guards the group-commit state below; close() waits on it for a leader's term to end."""
         self._committing = False
-        self._waiting = 0
-        """Threads inside wait_durable, the leader excepted once it leads."""
+        self._sleepers: list[tuple[int, threading.Lock]] = []
+        """Waiters asleep while another thread leads: (ticket, a lock held until it is woken)."""
+        self._baton: threading.Lock | None = None
+        """The sleeper's lock last released to make that sleeper the next leader."""
+        self._relay: collections.deque[threading.Lock] = collections.deque()
+        """Sleepers a commit covered, not woken yet: each woken sleeper wakes the next."""
 
         created = self._missing_directories()
         self._fs.makedirs(self.path)
@@ -805,9 +811,19 @@ class Store(MutableMapping[bytes, bytes]):
         body = BODY_HEADER.pack(_PUT, self._now_ms(), key_len, value_len) + key + value
         record = CRC_FIELD.pack(crc32c(body)) + body
         with self._lock:
-            location = self._append(record) | (
-                value_len if value_len < LARGE_VALUE else LARGE_VALUE
-            )
+            active = self._active
+            if self._refusal is not None or active.end + len(record) > self.segment_size:
+                location = self._append(record)  # refuses, or rotates first
+            else:
+                # _append's common case, inline: the server benchmark showed its call.
+                try:
+                    offset = active.append(record)
+                except OSError as exc:
+                    raise self._fail("write", exc) from exc
+                self.last_ticket += 1
+                self._unsynced = True
+                location = (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
+            location |= value_len if value_len < LARGE_VALUE else LARGE_VALUE
             if self._sync_each_write:
                 self._pending.append((self.last_ticket, key, location, 0))
             else:
@@ -1081,29 +1097,56 @@ class Store(MutableMapping[bytes, bytes]):
         Group commit: the first waiter to find no fsync in flight becomes the *leader*. It takes
         every record appended so far, fsyncs them with no lock held (so other writers go on
         appending behind it), applies their effects to the index in ticket order, and wakes the
-        others; a waiter whose ticket that fsync covered returns, the rest elect the next leader.
-        Under ``interval`` and ``never`` a write is as durable as its policy promises when it is
-        appended, so this returns at once.
+        waiters that fsync covered. Then, if a waiter it did not cover sleeps, it hands that
+        waiter the lead; otherwise the next writer to wait leads.
+
+        Waking is the cost here, not the fsync: each woken writer needs the GIL, and on the
+        benchmark's VM a thread hand-off takes 6 to 12 us. So each waiter sleeps on a lock of
+        its own, and a commit wakes only the first waiter it covered; each woken waiter wakes
+        the next as it starts (a *relay*), so woken writers do not all queue for the GIL and
+        for a shared lock at once, as they did on a shared condition. With a fixed 170 us
+        stand-in for fsync, 16 writers went from about 4.7 to 5.7 times one writer's rate.
+        Under ``interval`` and ``never`` a write is as durable as its policy promises when it
+        is appended, so this returns at once.
         """
         if not self._sync_each_write:
             return
+        sleeper: threading.Lock | None = None
         with self._commit:
-            self._waiting += 1
+            if self._durable >= ticket:
+                return
+            if self._refusal is not None:
+                raise self._refused()
+            if self._committing:
+                sleeper = threading.Lock()
+                sleeper.acquire()
+                self._sleepers.append((ticket, sleeper))
+            else:
+                self._committing = True
+        if sleeper is not None:
+            # Released exactly once, by whoever took it off _sleepers or _relay: the relay when
+            # the ticket is durable, _fail when the store refuses, or a leader handing over.
             try:
-                while True:
+                sleeper.acquire()
+            except BaseException:  # a signal's exception in the main thread
+                self._abandon(ticket, sleeper)
+                raise
+            with self._commit:
+                if self._relay:
+                    self._relay.popleft().release()
+                if self._baton is not sleeper:
                     if self._durable >= ticket:
                         return
-                    if self._refusal is not None:
-                        raise self._refused()
-                    if not self._committing:
-                        self._committing = True
-                        break
-                    self._commit.wait()
-            finally:
-                self._waiting -= 1
-            others = self._waiting
+                    raise self._refused()
+                self._baton = None
+        self._lead()
+        if self._durable < ticket:
+            raise self._refused()  # only a failed commit leaves its leader's ticket uncovered
+
+    def _lead(self) -> None:
+        """A leader's term: one group commit, then the lead goes to a sleeper or lapses."""
         try:
-            if others:
+            if self._sleepers:
                 # Let the writers the previous commit just woke append their next records
                 # before this commit decides what it covers: with 16 writers this raised the
                 # records per fsync from about 8 to 11 in the group-commit benchmark. A lone
@@ -1112,11 +1155,31 @@ class Store(MutableMapping[bytes, bytes]):
             self._lead_commit()
         finally:
             with self._commit:
-                if self._committing:
-                    self._committing = False
-                    self._commit.notify_all()
-        if self._durable < ticket:
-            raise self._refused()  # only a failed commit leaves its leader's ticket uncovered
+                self._end_term()
+
+    def _end_term(self) -> None:
+        """Hand the lead to the oldest sleeper, or let it lapse if none sleeps (_commit held)."""
+        if self._sleepers:
+            _, baton = self._sleepers.pop(0)
+            self._baton = baton
+            baton.release()
+        else:
+            self._committing = False
+            self._commit.notify_all()  # close() may be waiting for the term to end
+
+    def _abandon(self, ticket: int, sleeper: threading.Lock) -> None:
+        """A sleeper leaves without being woken: take it out, or do what its waking owed."""
+        with self._commit:
+            if (ticket, sleeper) in self._sleepers:
+                self._sleepers.remove((ticket, sleeper))
+            elif sleeper in self._relay:
+                self._relay.remove(sleeper)
+            else:
+                if self._relay:
+                    self._relay.popleft().release()
+                if self._baton is sleeper:
+                    self._baton = None
+                    self._end_term()
 
     def _lead_commit(self) -> None:
         """One group commit: flush under the write lock, fsync outside it, then take effect."""
@@ -1132,15 +1195,14 @@ class Store(MutableMapping[bytes, bytes]):
             with self._lock:
                 raise self._fail("fsync", exc) from exc
         with self._lock:
-            self._take_effect(target, leader=True)
+            self._take_effect(target)
 
-    def _take_effect(self, target: int, *, leader: bool = False) -> None:
+    def _take_effect(self, target: int) -> None:
         """Apply the deferred effects of the writes up to ``target``, now durable, in order.
 
         Called with the write lock held. Writes are applied in ticket order, which is append
-        order, so the index ends where replay after a crash would (REC-2). The leader of a group
-        commit also ends its term here, so that one wake-up serves both the writers it covered
-        and the one that leads next.
+        order, so the index ends where replay after a crash would (REC-2). Then the sleepers
+        whose tickets are covered join the relay, and its first is woken (see wait_durable).
         """
         pending = self._pending
         done = len(pending)
@@ -1149,10 +1211,14 @@ class Store(MutableMapping[bytes, bytes]):
         self._apply_in_order(pending[:done] if done < len(pending) else pending)
         del pending[:done]
         with self._commit:
-            self._durable = max(self._durable, target)
-            if leader:
-                self._committing = False
-            self._commit.notify_all()
+            durable = self._durable = max(self._durable, target)
+            sleepers = self._sleepers
+            if sleepers:
+                self._sleepers = [entry for entry in sleepers if entry[0] > durable]
+                relay = self._relay
+                relay.extend(sleeper for ticket, sleeper in sleepers if ticket <= durable)
+                if relay:
+                    relay.popleft().release()
 
     def _flush(self) -> None:
         try:
@@ -1179,7 +1245,9 @@ class Store(MutableMapping[bytes, bytes]):
         self._refusal = error
         self._pending.clear()
         with self._commit:
-            self._commit.notify_all()
+            sleepers, self._sleepers = self._sleepers, []
+            for _, sleeper in sleepers:
+                sleeper.release()  # each raises the refusal (wait_durable)
         return error
 
     def _refused(self) -> CatlogError:

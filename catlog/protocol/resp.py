@@ -15,6 +15,9 @@ The server hands whatever it read to :meth:`RespParser.receive_data` and then ca
   :attr:`RespProtocolError.reply` and closes the connection, as Redis does (PROTO-18). The
   parser stays broken: every later call returns the same error.
 
+:meth:`RespParser.next_commands` is the same in batches: every complete command at once, oldest
+first, or what ``next_command`` would have said. The server's loop uses it.
+
 The reader is a state machine with four states. Its transitions, as data, are
 :data:`TRANSITIONS`; "line" means the bytes up to the next CRLF::
 
@@ -240,6 +243,23 @@ class RespParser:
                 return ready.pop()
         return NEED_DATA if self._error is None else self._error
 
+    def next_commands(self) -> list[list[bytes]] | NeedData | RespProtocolError:
+        """Every complete command buffered, oldest first, else what :meth:`next_command` says.
+
+        For the server's loop: one call per read rather than one per command, which under
+        ``redis-benchmark -P 16`` was a tenth of a microsecond per command.
+        """
+        ready = self._ready
+        if not ready:
+            if self._error is not None:
+                return self._error
+            ready = self._parse()
+            if not ready:
+                return NEED_DATA if self._error is None else self._error
+        self._ready = []
+        ready.reverse()
+        return ready
+
     def _parse(self) -> list[list[bytes]]:
         """Parse every complete command buffered; return them newest first (one call per read,
         not per command: saving and restoring the state once per command cost a fifth of the
@@ -418,6 +438,7 @@ def _walk(window: bytes, ready: list[list[bytes]]) -> tuple[int, bool]:
     last = len(parts) - 1  # parts[last] is not followed by CRLF: never a whole line
     i = 0
     blocked = False
+    length = _LENGTHS.get
     while i < last:
         count = _COUNTS.get(parts[i], 0)
         if count == 0:  # "*0", "*-1", a large count or not a count: the state machine's
@@ -426,10 +447,32 @@ def _walk(window: bytes, ready: list[list[bytes]]) -> tuple[int, bool]:
         stop = i + 1 + 2 * count  # the piece after the command's last one
         if stop > last:
             break  # the command goes on past the window (or the read)
+        # Three words (SET key value) and two (GET key) are the commonest, unrolled: 0.1 us
+        # less per command than the loop below. A header not in _LENGTHS gives None: no match.
+        if count == 3:
+            name, key, value = parts[i + 2], parts[i + 4], parts[i + 6]
+            if (
+                length(parts[i + 1]) == len(name)
+                and length(parts[i + 3]) == len(key)
+                and length(parts[i + 5]) == len(value)
+            ):
+                ready.append([name, key, value])
+                i = stop
+                continue
+            blocked = True
+            break
+        if count == 2:
+            name, key = parts[i + 2], parts[i + 4]
+            if length(parts[i + 1]) == len(name) and length(parts[i + 3]) == len(key):
+                ready.append([name, key])
+                i = stop
+                continue
+            blocked = True
+            break
         args = []
         for j in range(i + 1, stop, 2):
             value = parts[j + 1]
-            if _LENGTHS.get(parts[j], -1) != len(value):  # a CRLF inside, or not "$len"
+            if length(parts[j]) != len(value):  # a CRLF inside, or not "$len"
                 blocked = True
                 break
             args.append(value)

@@ -28,6 +28,24 @@ def resp_events(chunks: Iterable[bytes], parser: RespParser | None = None) -> li
     return out
 
 
+def resp_events_in_batches(chunks: Iterable[bytes]) -> list[RespEvent]:
+    """As :func:`resp_events`, through :meth:`RespParser.next_commands` (the server's way)."""
+    parser = RespParser()
+    out: list[RespEvent] = []
+    for chunk in chunks:
+        parser.receive_data(chunk)
+        while True:
+            batch = parser.next_commands()
+            if batch is NEED_DATA:
+                break
+            if isinstance(batch, RespProtocolError):
+                out.append(batch)
+                return out
+            assert batch, "a batch is never empty"
+            out.extend(batch)
+    return out
+
+
 def line_events(
     chunks: Iterable[bytes], parser: LineParser | None = None, *, eof: bool = False
 ) -> list[LineEvent]:

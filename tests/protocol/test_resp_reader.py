@@ -18,7 +18,7 @@ from catlog.protocol.resp import (
     encode_command,
 )
 
-from .feeding import one_byte_at_a_time, resp_events, splits
+from .feeding import one_byte_at_a_time, resp_events, resp_events_in_batches, splits
 
 COMMANDS = [[b"SET", b"key", b"value"], [b"GET", b"key"], [b"PING"], [b"SET", b"", b"a\r\nb"]]
 STREAM = b"".join(encode_command(*c) for c in COMMANDS)
@@ -297,6 +297,16 @@ def test_the_fast_walk_gives_the_same_events_as_the_state_machine(
     chunks = data.draw(splits(stream))
     assert resp_events(chunks) == expected
     assert resp_events(chunks, state_machine_only()) == expected
+
+
+@pytest.mark.spec("PROTO-16", "PROTO-18")
+@given(st.lists(stream_piece, max_size=8), st.data())
+def test_commands_taken_a_read_at_a_time_are_those_taken_one_at_a_time(
+    pieces: list[bytes], data: st.DataObject
+) -> None:
+    stream = b"".join(pieces)
+    chunks = data.draw(splits(stream))
+    assert resp_events_in_batches(chunks) == resp_events(chunks)
 
 
 @pytest.mark.spec("PROTO-16")

@@ -167,3 +167,34 @@ def test_waiting_on_a_write_whose_fsync_failed_raises(data_dir: str) -> None:
         with pytest.raises(catlog.StoreFailedError):
             store.wait_durable(ticket)
         assert store.get(b"k") is None
+
+
+@pytest.mark.spec("ENG-29", "REC-10")
+def test_when_a_shared_fsync_fails_every_waiting_writer_is_told_and_none_hangs(
+    data_dir: str,
+) -> None:
+    fs = FaultyFileSystem()
+    threads = 16
+    outcomes: list[str] = []
+    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+        start = threading.Barrier(threads + 1)
+
+        def write(worker: int) -> None:
+            start.wait()
+            try:
+                for n in range(1000):
+                    store.put(b"w%02d-%04d" % (worker, n), b"v" * 50)
+            except catlog.StoreFailedError:
+                outcomes.append("refused")
+            else:
+                outcomes.append("done")
+
+        workers = [threading.Thread(target=write, args=(w,)) for w in range(threads)]
+        for worker in workers:
+            worker.start()
+        fs.fail("sync", nth=20)
+        start.wait()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert not any(worker.is_alive() for worker in workers), "a writer never woke"
+    assert outcomes == ["refused"] * threads

@@ -1,0 +1,148 @@
+"""The server's command loop (:meth:`catlog.server.RespSession.drive`) without sockets.
+
+The loop runs ``SET key value`` and ``GET key`` itself, without :class:`catlog.commands.Session`,
+because the server benchmark showed the layer's cost, and takes a read's commands from the reader
+in one call. The first tests run the same commands both ways, each on a fresh store in the same
+directory (so that error messages naming the path agree), and compare the bytes; the others
+check that commands left over when the loop stops (to wait for an fsync, or to send a batch of
+replies) run later, in order.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+
+import pytest
+
+import catlog
+from catlog.codec import MAX_KEY_SIZE
+from catlog.commands import ScanCursors, ServerInfo, Session
+from catlog.protocol.replies import encode
+from catlog.protocol.resp import encode_command
+from catlog.server import RespSession, TicketingStore
+
+CLOSE = (b"<close the store>",)
+"""Not a command: closes the store, so the commands after it meet a store that refuses."""
+
+BIG_KEY = b"k" * (MAX_KEY_SIZE + 1)
+
+
+def through_the_shortcut(path: str, commands: Sequence[tuple[bytes, ...]]) -> list[bytes]:
+    store = catlog.open(path, fsync="never")
+    session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+    replies = []
+    out: list[bytes] = []
+    for words in commands:
+        if words == CLOSE:
+            store.close()
+            continue
+        session.reader.receive_data(encode_command(*words))
+        session.drive(out, 0, None)
+        replies.append(b"".join(out))
+        out.clear()
+    store.close()
+    return replies
+
+
+def through_the_command_layer(path: str, commands: Sequence[tuple[bytes, ...]]) -> list[bytes]:
+    store = catlog.open(path, fsync="never")
+    session = Session(TicketingStore(store), client_id=1)
+    replies = []
+    for words in commands:
+        if words == CLOSE:
+            store.close()
+            continue
+        replies.append(encode(session.execute(list(words)), session.protocol))
+    store.close()
+    return replies
+
+
+def both_ways(path: str, commands: Sequence[tuple[bytes, ...]]) -> tuple[list[bytes], list[bytes]]:
+    fast = through_the_shortcut(path, commands)
+    shutil.rmtree(path)
+    slow = through_the_command_layer(path, commands)
+    return fast, slow
+
+
+@pytest.mark.spec("PROTO-34", "PROTO-35", "PROTO-29")
+def test_plain_set_and_get_answer_as_the_command_layer_does(data_dir: str) -> None:
+    commands = [
+        (b"SET", b"k", b"v"),
+        (b"GET", b"k"),
+        (b"get", b"missing"),
+        (b"set", b"k", b""),
+        (b"GET", b"k"),
+        (b"Set", b"k2", b"v2"),  # another spelling: the command layer's path
+        (b"get", b"k2"),
+        (b"SET", b"k"),  # arity errors are the command layer's
+        (b"GET", b"k", b"extra"),
+        (b"HELLO", b"3"),
+        (b"GET", b"missing"),  # RESP3 null
+        (b"GET", b"k2"),
+    ]
+    fast, slow = both_ways(data_dir, commands)
+    assert fast == slow
+    assert fast[:3] == [b"+OK\r\n", b"$1\r\nv\r\n", b"$-1\r\n"]
+    assert fast[10] == b"_\r\n"
+
+
+@pytest.mark.spec("PROTO-54")
+def test_a_refused_set_or_get_answers_the_engines_error_as_the_command_layer_does(
+    data_dir: str,
+) -> None:
+    commands = [
+        (b"SET", BIG_KEY, b"v"),
+        (b"GET", BIG_KEY),
+        (b"SET", b"k", b"v"),
+        CLOSE,
+        (b"SET", b"k", b"v"),
+        (b"GET", b"k"),
+    ]
+    fast, slow = both_ways(data_dir, commands)
+    assert fast == slow
+    assert fast[0].startswith(b"-ERR ")
+    assert fast[3].startswith(b"-ERR ")
+    assert fast[4].startswith(b"-ERR ")
+
+
+def drive_to_the_end(session: RespSession, store: catlog.Store) -> tuple[list[bytes], int]:
+    """Run what the session has read as the server does, waiting for durability when told to;
+    returns the replies and how many times the loop stopped before the input ran out."""
+    out: list[bytes] = []
+    ticket, held, stops = 0, None, 0
+    while True:
+        ticket, held, close, more = session.drive(out, ticket, held)
+        assert not close
+        if ticket:
+            store.wait_durable(ticket)
+            ticket = 0
+        elif not more:
+            return out, stops
+        stops += 1
+
+
+@pytest.mark.spec("SRV-5")
+def test_a_read_in_a_pipeline_waits_for_the_writes_before_it_and_sees_them(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="always") as store:
+        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        pipeline = [(b"SET", b"a", b"1"), (b"GET", b"a"), (b"SET", b"b", b"2"), (b"GET", b"b")]
+        session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
+        out, stops = drive_to_the_end(session, store)
+    assert out == [b"+OK\r\n", b"$1\r\n1\r\n", b"+OK\r\n", b"$1\r\n2\r\n"]
+    assert stops == 2  # each GET waited for the SET before it
+
+
+@pytest.mark.spec("SRV-7")
+def test_replies_past_the_batch_limit_wait_and_the_commands_after_them_keep_their_order(
+    data_dir: str,
+) -> None:
+    value = b"v" * 100_000
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"big", value)
+        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        pipeline = [(b"GET", b"big")] * 8 + [(b"SET", b"n", b"1"), (b"GET", b"n")]
+        session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
+        out, stops = drive_to_the_end(session, store)
+    assert out == [b"$100000\r\n" + value + b"\r\n"] * 8 + [b"+OK\r\n", b"$1\r\n1\r\n"]
+    assert stops >= 2  # 800 KB of replies left in pieces of at most REPLY_BATCH and one reply

@@ -215,3 +215,17 @@ def test_a_snapshot_of_a_closed_store_refuses_to_read(data_dir: str) -> None:
         snapshot.get(b"a")
     with pytest.raises(catlog.StoreClosedError):
         store.snapshot()
+
+
+@pytest.mark.spec("ENG-38", "ENG-40")
+def test_a_closed_snapshot_is_empty_and_names_a_missing_key(store: catlog.Store) -> None:
+    store.put(b"a", b"1")
+    snapshot = store.snapshot()
+    with pytest.raises(KeyError) as caught:
+        snapshot[b"missing"]
+    assert caught.value.args == (b"missing",)
+    snapshot.close()
+    assert len(snapshot) == 0
+    assert b"a" not in snapshot
+    assert snapshot.get(b"a") is None
+    assert store[b"a"] == b"1"

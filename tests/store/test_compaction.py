@@ -280,21 +280,21 @@ def test_no_input_is_removed_while_a_live_key_still_points_into_it(
 
 @pytest.mark.spec("ENG-40", "REC-10", "REC-18")
 @pytest.mark.parametrize(
-    ("operation", "nth"),
+    ("operation", "nth", "what"),
     [
-        ("append", 1),
-        ("append", 3),
-        ("sync", 2),
-        ("sync_dir", 2),
-        ("rename", 1),
-        ("open", 2),
-        ("remove", 1),
-        ("remove", 2),
-        ("sync_dir", 4),
+        ("append", 1, "creating a segment"),
+        ("append", 3, "writing a compaction output"),
+        ("sync", 2, "creating a segment"),
+        ("sync_dir", 2, "finishing a compaction output"),
+        ("rename", 1, "finishing a compaction output"),
+        ("open", 2, "creating a compaction output"),
+        ("remove", 1, "removing segment-00001.log after compaction"),
+        ("remove", 2, "removing segment-00002.log after compaction"),
+        ("sync_dir", 4, "removing segment-00001.log after compaction"),
     ],
 )
 def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
-    operation: str, nth: int
+    operation: str, nth: int, what: str
 ) -> None:
     fs = SimFileSystem()
     with catlog.open("/db", fs=fs, segment_size=256) as store:
@@ -305,6 +305,8 @@ def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
         with pytest.raises(catlog.StoreFailedError) as caught:
             store.compact()
         assert isinstance(caught.value.__cause__, OSError)
+        message = str(caught.value)
+        assert f": {what} failed ({caught.value.__cause__}); writes are refused" in message
         with pytest.raises(catlog.StoreFailedError):
             store.put(b"later", b"refused")
         assert dict(store.items()) == expected, "readers still see every value"
@@ -314,3 +316,140 @@ def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
         store.compact()
         assert dict(store.items()) == expected
     assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
+
+
+@pytest.mark.spec("ENG-40", "ENG-38")
+def test_the_inputs_stay_open_until_the_last_snapshot_is_closed(
+    store: catlog.Store, data_dir: str
+) -> None:
+    for i in range(200):
+        store.put(b"k%d" % (i % 20), b"v%d" % i)
+    first = store.snapshot()
+    second = store.snapshot()
+    expected = dict(second.items())
+    store.compact()
+    first.close()
+    assert store._retired, "the second snapshot still reads them"
+    assert dict(second.items()) == expected
+    second.close()
+    assert not store._retired
+
+
+@pytest.mark.spec("ENG-42", "ENG-26")
+def test_compact_in_background_starts_one_compaction_at_a_time(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compactor thread that has started but not yet taken the compaction lock counts too."""
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"k", b"v")
+        release = threading.Event()
+        monkeypatch.setattr(store, "_compact_in_background", release.wait)
+        assert store.stats().compacting is False
+        assert store.compact_in_background() is True
+        compactor = store._compactor
+        assert compactor is not None
+        assert (compactor.name, compactor.daemon) == (f"catlog-compact {data_dir}", True)
+        assert store.stats().compacting is True
+        assert store.compact_in_background() is False
+        assert store._compactor is compactor, "nothing else was started"
+        release.set()
+        compactor.join()
+        monkeypatch.undo()
+        assert store.stats().compacting is False
+        assert store.compact_in_background() is True
+        store._compactor.join()
+    with pytest.raises(catlog.StoreClosedError, match=f"^{data_dir} is closed$"):
+        store.compact_in_background()
+
+
+@pytest.mark.spec("ENG-42", "REC-10")
+def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fs = SimFileSystem()
+    with (
+        caplog.at_level(logging.INFO, logger="catlog"),
+        catlog.open("/db", fs=fs, segment_size=256) as store,
+    ):
+        for i in range(60):
+            store.put(b"k%d" % (i % 12), b"value %d" % i)
+        inputs = store.stats().segments
+        assert store.compact_in_background()
+        assert store._compactor is not None
+        store._compactor.join()
+        done = [r for r in caplog.records if "compacted" in r.getMessage()]
+        assert len(done) == 1
+        message = done[0].getMessage()
+        outputs = store.stats().segments - 1
+        assert message.startswith(f"/db: compacted {inputs} segments into {outputs}, reclaiming ")
+        assert message.endswith(" bytes in 0.0 s"), "the ManualClock does not move"
+        reclaimed = int(message.split("reclaiming ")[1].split()[0])
+        assert reclaimed > 1000
+        store.put(b"more", b"x")
+        fs.fail("rename", nth=1)
+        assert store.compact_in_background()
+        store._compactor.join()
+        failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert [r.getMessage() for r in failed] == ["/db: background compaction failed"]
+        assert failed[0].exc_info is not None
+        assert isinstance(failed[0].exc_info[1], catlog.StoreFailedError)
+        fs.heal()
+
+
+@pytest.mark.spec("ENG-39", "ENG-22", "REC-3")
+@pytest.mark.parametrize("ttl", [None, 100.0])
+def test_compaction_stops_at_a_record_damaged_since_open_and_says_where(
+    data_dir: str, ttl: float | None
+) -> None:
+    with catlog.open(data_dir) as store:
+        for key in (b"a", b"b", b"c"):
+            store.put(key, b"value", ttl=ttl)
+        path = f"{data_dir}/segment-00001.log"
+        rtype = RecordType.PUT if ttl is None else RecordType.PUT_EXPIRING
+        second = 16 + len(codec.encode_record(rtype, 0, b"a", b"value", 1))
+        with open(path, "r+b") as file:
+            file.seek(second + 25)
+            file.write(b"?")
+        with pytest.raises(catlog.CorruptionError) as caught:
+            store.compact()
+        assert (caught.value.path, caught.value.offset) == (path, second)
+        assert caught.value.reason == "crc mismatch"
+        assert 1 in segments(data_dir), "no input was removed"
+        assert store[b"a"] == b"value"
+
+
+@pytest.mark.spec("ENG-39", "ENG-37", "ENG-34")
+def test_a_live_member_after_a_dead_one_is_copied(data_dir: str, clock: ManualClock) -> None:
+    """Each member of a batch is judged alone: one that is a DELETE, overwritten, or expired
+    while the compaction ran does not stop the members after it from being copied."""
+    with catlog.open(data_dir, clock=clock, segment_size=1024) as store:
+        while store.stats().segments < 2:
+            store.put(b"filler", bytes(100))
+        store.write_batch(
+            [
+                ("delete", b"gone"),
+                ("put", b"overwritten", b"old"),
+                ("put", b"expiring", b"e", 1.0),
+                ("put", b"kept", b"k"),
+            ]
+        )
+        store.put(b"overwritten", b"new")
+        # the batch is in the second input; the clock passes its expiry once the first is read
+        store.compact(progress=lambda done, total: clock.advance(2))
+        *outputs, _ = segments(data_dir)
+        copied = {r.key for number in outputs for r in records(data_dir, number)}
+        assert copied == {b"overwritten", b"kept", b"filler"}
+        assert dict(store.items()) == {b"overwritten": b"new", b"kept": b"k", b"filler": bytes(100)}
+
+
+@pytest.mark.spec("ENG-41")
+def test_open_estimates_the_dead_bytes_around_the_live_records(
+    data_dir: str, clock: ManualClock
+) -> None:
+    with catlog.open(data_dir, fsync="never", clock=clock) as store:
+        store.put(b"k", b"12345")
+        store.put(b"k", b"1")
+        store.put(b"large", bytes(70_000))
+        store.put(b"j", b"abc", ttl=100)
+    with catlog.open(data_dir, compact_threshold=0.9, clock=clock) as store:
+        assert store.stats().dead_bytes == 21 + 1 + 5 + (70_000 - 65_535)

@@ -202,3 +202,22 @@ def test_forgetting_expired_keys_keeps_the_heap_bounded(
     clock.advance(2000)
     assert len(store) == 0
     assert store._expiry_heap == [] or len(store._expiry_heap) <= 1024
+
+
+@pytest.mark.spec("ENG-34", "ENG-35", "ENG-36", "ENG-19")
+def test_an_expired_key_not_yet_forgotten_has_no_expiry_and_nothing_to_persist(
+    data_dir: str, clock: ManualClock
+) -> None:
+    """Nothing here lists or counts keys, so the expired key is still in the index: each call
+    must judge the expiry itself."""
+    with catlog.open(data_dir, fsync="never", clock=clock) as store:
+        store.put(b"k", b"v", ttl=1)
+        clock.advance(2)
+        with pytest.raises(KeyError) as caught:
+            store.expires_at(b"k")
+        assert caught.value.args == (b"k",)
+        assert store.persist(b"k") is False
+        store.flush()
+        assert [r.type for r in records(data_dir)] == [RecordType.PUT_EXPIRING]
+    with pytest.raises(catlog.StoreClosedError, match=f"^{data_dir} is closed$"):
+        store.expires_at(b"k")

@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 
 import catlog
-from catlog.codec import RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, RecordType, encode_record
+from catlog.codec import (
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    RecordType,
+    encode_member,
+    encode_record,
+)
 from catlog.hint import hint_name
 from catlog.index import LARGE_VALUE
 from catlog.segment import segment_name
@@ -80,6 +86,32 @@ def test_a_valid_record_of_another_key_where_the_index_points_is_reported(data_d
     assert (caught.value.path, caught.value.offset) == (path, SEGMENT_HEADER_SIZE)
     assert caught.value.reason == (
         "index points at a record of another key or type (PUT) (reading key b'a')"
+    )
+
+
+@pytest.mark.spec("ENG-12", "ENG-22", "FMT-23")
+def test_a_damaged_batch_member_where_the_index_points_is_reported(data_dir: str) -> None:
+    """A member's crc is masked (FMT-23), so its damage is judged and named apart from a record's;
+    the first member here is 21 bytes, a header alone (empty key and value)."""
+    path = f"{data_dir}/{SEGMENT}"
+    first = SEGMENT_HEADER_SIZE + RECORD_HEADER_SIZE
+    second = first + RECORD_HEADER_SIZE
+    with catlog.open(data_dir) as store:
+        store.write_batch([("put", b"", b""), ("put", b"b", b"2")])
+        with open(path, "r+b") as file:
+            file.seek(first + 5)  # the member's timestamp
+            file.write(b"\xee")
+            file.seek(second)
+            file.write(encode_member(RecordType.PUT, 0, b"c", b"2"))
+        with pytest.raises(catlog.CorruptionError) as damaged:
+            store.get(b"")
+        with pytest.raises(catlog.CorruptionError) as other:
+            store.get(b"b")
+    assert (damaged.value.path, damaged.value.offset) == (path, first)
+    assert damaged.value.reason == "batch member crc mismatch (reading key b'')"
+    assert (other.value.path, other.value.offset) == (path, second)
+    assert other.value.reason == (
+        "index points at a batch member of another key or type (reading key b'b')"
     )
 
 

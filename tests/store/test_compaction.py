@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from crc32c import crc32c
 
 import catlog
 from catlog import codec
@@ -244,8 +245,14 @@ def test_dead_bytes_are_estimated_from_overwrites_deletes_and_expiry(
         clock.advance(2)
         assert len(store) == 0
         assert store.stats().dead_bytes == 72 + 21 + 1 + 9
+        store.write_batch([("put", b"b", b"1")])
+        assert store.stats().dead_bytes == 103 + 21, "the batch's frame"
+        store.write_batch([("put", b"b", b"2")])
+        assert store.stats().dead_bytes == 124 + 21 + (21 + 1 + 1)
     with catlog.open(data_dir, compact_threshold=0.9, clock=clock) as store:
-        assert store.stats().dead_bytes == os.path.getsize(f"{data_dir}/segment-00001.log") - 16
+        assert store.stats().dead_bytes == os.path.getsize(f"{data_dir}/segment-00001.log") - 16 - (
+            21 + 1 + 1
+        )
 
 
 @pytest.mark.spec("ENG-25", "ENG-40", "ENG-19")
@@ -453,3 +460,51 @@ def test_open_estimates_the_dead_bytes_around_the_live_records(
         store.put(b"j", b"abc", ttl=100)
     with catlog.open(data_dir, compact_threshold=0.9, clock=clock) as store:
         assert store.stats().dead_bytes == 21 + 1 + 5 + (70_000 - 65_535)
+
+
+def _with_valid_crc(rtype: int, key: bytes, value: bytes) -> bytes:
+    body = codec.BODY_HEADER.pack(rtype, 0, len(key), len(value)) + key + value
+    return codec.CRC_FIELD.pack(crc32c(body)) + body
+
+
+@pytest.mark.spec("ENG-39", "ENG-22", "REC-7", "FMT-7", "FMT-8")
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        (_with_valid_crc(9, b"kv", b""), "unknown record type: type=9"),
+        (_with_valid_crc(RecordType.DELETE, b"k", b"v"), "delete record with a value: value_len=1"),
+    ],
+)
+def test_compaction_stops_at_a_record_written_whole_since_open_that_breaks_the_format(
+    data_dir: str, written: bytes, reason: str
+) -> None:
+    """Written over the PUT of k (23 bytes, crc valid); replay would have refused it at open."""
+    path = f"{data_dir}/segment-00001.log"
+    with catlog.open(data_dir) as store:
+        store.put(b"a", b"1")
+        store.put(b"k", b"v")
+        offset = 16 + 23
+        with open(path, "r+b") as file:
+            file.seek(offset)
+            file.write(written)
+        with pytest.raises(catlog.CorruptionError) as caught:
+            store.compact()
+        assert (caught.value.path, caught.value.offset, caught.value.reason) == (
+            path,
+            offset,
+            reason,
+        )
+        assert store[b"a"] == b"1"
+
+
+@pytest.mark.spec("ENG-39", "ENG-34", "ENG-26")
+def test_a_key_that_expires_while_compaction_copies_it_is_forgotten_at_install(
+    data_dir: str, clock: ManualClock
+) -> None:
+    with catlog.open(data_dir, clock=clock) as store:
+        store.put(b"t", b"v", ttl=1)
+        store.put(b"p", b"v")
+        store.compact(progress=lambda done, total: clock.advance(2))
+        stats = store.stats()
+        assert (stats.keys, stats.expiring_keys) == (1, 0)
+        assert dict(store.items()) == {b"p": b"v"}

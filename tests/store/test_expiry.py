@@ -115,10 +115,10 @@ def test_expire_rewrites_the_value_with_a_new_expiry(
     assert store.expires_at(b"k") == START_MS + 9000
     assert store[b"k"] == b"value"
     store.flush()
-    assert [r.type for r in records(data_dir)] == [
-        RecordType.PUT,
-        RecordType.PUT_EXPIRING,
-        RecordType.PUT_EXPIRING,
+    assert [(r.type, r.value, r.expires_at_ms) for r in records(data_dir)] == [
+        (RecordType.PUT, b"value", 0),
+        (RecordType.PUT_EXPIRING, b"value", START_MS + 5000),
+        (RecordType.PUT_EXPIRING, b"value", START_MS + 9000),
     ]
     clock.advance(9.001)
     assert store.expire(b"k", 5) is False, "an expired key has no value to give an expiry"
@@ -217,6 +217,7 @@ def test_an_expired_key_not_yet_forgotten_has_no_expiry_and_nothing_to_persist(
             store.expires_at(b"k")
         assert caught.value.args == (b"k",)
         assert store.persist(b"k") is False
+        assert store.delete(b"k") is False
         store.flush()
         assert [r.type for r in records(data_dir)] == [RecordType.PUT_EXPIRING]
     with pytest.raises(catlog.StoreClosedError, match=f"^{data_dir} is closed$"):

@@ -508,3 +508,84 @@ def test_a_key_that_expires_while_compaction_copies_it_is_forgotten_at_install(
         stats = store.stats()
         assert (stats.keys, stats.expiring_keys) == (1, 0)
         assert dict(store.items()) == {b"p": b"v"}
+
+
+@pytest.mark.spec("ENG-39", "ENG-40", "ENG-9")
+def test_outputs_fill_up_to_the_segment_size_and_are_numbered_one_after_another(
+    data_dir: str,
+) -> None:
+    """Eight live records of 126 bytes fill a 1024-byte output exactly; the ninth goes on."""
+    with catlog.open(data_dir, fsync="never", segment_size=1024) as store:
+        for i in range(9):
+            store.put(b"k%d" % i, bytes(102))
+            store.put(b"k%d" % i, bytes(103))
+        inputs = segments(data_dir)
+        report = store.compact()
+        *outputs, _ = segments(data_dir)
+        assert outputs == [inputs[-1] + 1, inputs[-1] + 2]
+        sizes = [os.path.getsize(f"{data_dir}/segment-{n:05d}.log") for n in outputs]
+        assert sizes == [1024, 16 + 126]
+        assert [len(records(data_dir, n)) for n in outputs] == [8, 1]
+        assert (report.segments_written, report.output_bytes) == (2, sum(sizes))
+        assert report.records_copied == 9
+
+
+@pytest.mark.spec("ENG-40", "ENG-41")
+def test_the_report_counts_progress_and_time_and_the_dead_bytes_left_are_those_written_meanwhile(
+    data_dir: str, clock: ManualClock
+) -> None:
+    """One input, one output: what the compaction reclaims is exactly the dead records of the
+    input, so the estimate left is what writes during the compaction made dead: the input's
+    record of a, then the first of a's two new records (23 bytes each)."""
+    calls: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        clock.advance(2)
+        opened.put(b"a", b"3")
+        opened.put(b"a", b"4")
+
+    with catlog.open(data_dir, fsync="never", clock=clock) as opened:
+        opened.put(b"a", b"1")
+        opened.put(b"a", b"2")
+        clock.advance(5)
+        report = opened.compact(progress)
+        assert calls == [(16 + 2 * 23, 16 + 2 * 23)]
+        assert report.seconds == 2.0
+        assert opened.stats().dead_bytes == 2 * 23
+        assert opened[b"a"] == b"4"
+        opened.put(b"a", b"5")
+        report = opened.compact()
+        assert opened.stats().dead_bytes == 0
+        assert report.input_bytes > report.output_bytes
+
+
+@pytest.mark.spec("ENG-39", "ENG-22")
+def test_a_live_record_left_in_an_input_is_reported_where_it_lies(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"a", b"1")
+        store.put(b"b", b"2")
+        monkeypatch.setattr(store, "_copy_live", lambda segment, data, outputs: None)
+        with pytest.raises(catlog.CorruptionError) as caught:
+            store.compact()
+    assert (caught.value.path, caught.value.offset) == (f"{data_dir}/segment-00001.log", 16)
+    assert caught.value.reason == (
+        "compaction did not copy the live record of key b'a'; no segment was removed"
+    )
+
+
+@pytest.mark.spec("ENG-19", "ENG-38", "ENG-40")
+def test_snapshots_and_compaction_of_a_closed_store_name_it(data_dir: str) -> None:
+    store = catlog.open(data_dir)
+    store.put(b"a", b"1")
+    snapshot = store.snapshot()
+    store.close()
+    closed = f"^{data_dir} is closed$"
+    with pytest.raises(catlog.StoreClosedError, match=closed):
+        store.snapshot()
+    with pytest.raises(catlog.StoreClosedError, match=closed):
+        store.compact()
+    with pytest.raises(catlog.StoreClosedError, match=closed):
+        snapshot[b"a"]

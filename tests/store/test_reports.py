@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from crc32c import crc32c
 
 import catlog
 from catlog.codec import (
@@ -113,6 +114,29 @@ def test_a_damaged_batch_member_where_the_index_points_is_reported(data_dir: str
     assert other.value.reason == (
         "index points at a batch member of another key or type (reading key b'b')"
     )
+
+
+@pytest.mark.spec("ENG-12", "ENG-22", "FMT-21", "REC-3")
+def test_a_short_or_malformed_record_where_the_index_points_is_reported(data_dir: str) -> None:
+    path = f"{data_dir}/{SEGMENT}"
+    body = encode_record(RecordType.PUT_EXPIRING, 0, b"k", b"v", 1)[4:]
+    body = body[:13] + (1).to_bytes(4, "little") + b"kv"  # value_len 1: no room for the expiry
+    expiring = crc32c(body).to_bytes(4, "little") + body
+    with catlog.open(data_dir) as store:
+        store.put(b"k", b"v")
+        with open(path, "r+b") as file:
+            file.seek(SEGMENT_HEADER_SIZE)
+            file.write(expiring)
+        with pytest.raises(catlog.CorruptionError) as malformed:
+            store.get(b"k")
+        os.truncate(path, SEGMENT_HEADER_SIZE + 3)
+        with pytest.raises(catlog.CorruptionError) as short:
+            store.get(b"k")
+    assert malformed.value.reason == (
+        "expiring put without its expiry: value_len=1 (reading key b'k')"
+    )
+    assert (short.value.path, short.value.offset) == (path, SEGMENT_HEADER_SIZE)
+    assert short.value.reason == "incomplete header: 3 bytes left (reading key b'k')"
 
 
 @pytest.mark.spec("FMT-9", "ENG-2", "ENG-3", "ENG-11")

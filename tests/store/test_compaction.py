@@ -245,14 +245,14 @@ def test_dead_bytes_are_estimated_from_overwrites_deletes_and_expiry(
         clock.advance(2)
         assert len(store) == 0
         assert store.stats().dead_bytes == 72 + 21 + 1 + 9
-        store.write_batch([("put", b"b", b"1")])
+        store.write_batch([("put", b"b", b"1"), ("put", b"c", b"1")])
         assert store.stats().dead_bytes == 103 + 21, "the batch's frame"
-        store.write_batch([("put", b"b", b"2")])
-        assert store.stats().dead_bytes == 124 + 21 + (21 + 1 + 1)
+        store.write_batch([("put", b"b", b"2"), ("put", b"c", b"22")])
+        assert store.stats().dead_bytes == 124 + 21 + 2 * (21 + 1 + 1)
     with catlog.open(data_dir, compact_threshold=0.9, clock=clock) as store:
-        assert store.stats().dead_bytes == os.path.getsize(f"{data_dir}/segment-00001.log") - 16 - (
-            21 + 1 + 1
-        )
+        live = (21 + 1 + 1) + (21 + 1 + 2)
+        size = os.path.getsize(f"{data_dir}/segment-00001.log")
+        assert store.stats().dead_bytes == size - 16 - live
 
 
 @pytest.mark.spec("ENG-25", "ENG-40", "ENG-19")
@@ -589,3 +589,58 @@ def test_snapshots_and_compaction_of_a_closed_store_name_it(data_dir: str) -> No
         store.compact()
     with pytest.raises(catlog.StoreClosedError, match=closed):
         snapshot[b"a"]
+
+
+@pytest.mark.spec("ENG-39")
+def test_outputs_join_the_segments_in_number_order_and_are_the_inputs_of_the_next_compaction(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with catlog.open(data_dir, fsync="never", segment_size=1024) as store:
+        for i in range(200):
+            store.put(b"k%02d" % (i % 40), b"v%d" % i)
+        store.compact()
+        *first_outputs, _ = segments(data_dir)
+        assert len(first_outputs) >= 2
+        for i in range(60):
+            store.put(b"k%02d" % (i % 40), b"w%d" % i)
+        assert store.stats().segments == len(segments(data_dir))
+        expected = dict(store.items())
+        removed: list[str] = []
+        remove = store._fs.remove
+
+        def recording_remove(path: str) -> None:
+            removed.append(os.path.basename(path))
+            remove(path)
+
+        monkeypatch.setattr(store._fs, "remove", recording_remove)
+        inputs = segments(data_dir)
+        store.compact()
+        gone = [n for n in map(parse_segment_name, removed) if n is not None]
+        assert gone == inputs, "every input removed, in ascending number order"
+        assert not set(first_outputs) & set(segments(data_dir))
+        assert dict(store.items()) == expected
+    with catlog.open(data_dir) as reopened:
+        assert dict(reopened.items()) == expected
+
+
+@pytest.mark.spec("ENG-41")
+def test_automatic_compaction_is_due_at_exactly_both_limits(data_dir: str) -> None:
+    """At least 4 segment sizes of dead bytes, and at least the threshold's share of the disk."""
+    with catlog.open(data_dir, fsync="never", segment_size=1024) as store:
+        for i in range(400):
+            store.put(b"k%d" % (i % 10), b"v%02d" % (i % 100))  # 26 bytes: every size is even
+    # nothing is written from here on, so no rotation starts a compaction
+    with catlog.open(data_dir, segment_size=1024, compact_threshold=0.5) as store:
+        disk = store._disk_bytes()
+        assert disk % 2 == 0
+        assert disk // 2 > 4 * 1024
+        store._dead = disk // 2
+        assert store._compaction_due()
+        store._dead = disk // 2 - 1
+        assert not store._compaction_due()
+    with catlog.open(data_dir, segment_size=1024, compact_threshold=0.1) as store:
+        assert 0.1 * store._disk_bytes() < 4 * 1024
+        store._dead = 4 * 1024
+        assert store._compaction_due()
+        store._dead = 4 * 1024 - 1
+        assert not store._compaction_due()

@@ -222,3 +222,37 @@ def test_an_expired_key_not_yet_forgotten_has_no_expiry_and_nothing_to_persist(
         assert [r.type for r in records(data_dir)] == [RecordType.PUT_EXPIRING]
     with pytest.raises(catlog.StoreClosedError, match=f"^{data_dir} is closed$"):
         store.expires_at(b"k")
+
+
+@pytest.mark.spec("ENG-33")
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"ttl": "5"}, catlog.InvalidTypeError, "ttl must be a number of seconds, not str"),
+        ({"ttl": 0}, ValueError, "ttl must be a positive number of seconds, not 0"),
+        ({"ttl": 2**53}, ValueError, f"ttl must be a positive number of seconds, not {2**53}"),
+        (
+            {"ttl": 2**53 + 2},
+            ValueError,
+            f"ttl must be a positive number of seconds, not {2**53 + 2}",
+        ),
+        ({"expires_at_ms": 1.5}, catlog.InvalidTypeError, "expiry times must be int, not float"),
+        ({"expires_at_ms": 0}, ValueError, "expiry time 0 ms is out of range 1 .. 2**63-1"),
+    ],
+)
+def test_a_refused_expiry_says_why(
+    store: catlog.Store, kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        store.put(b"k", b"v", **kwargs)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+@pytest.mark.spec("ENG-33", "ENG-34")
+def test_the_expiry_range_is_inclusive_at_both_ends(store: catlog.Store) -> None:
+    store.put(b"first", b"v", expires_at_ms=1)
+    store.put(b"last", b"v", expires_at_ms=(1 << 63) - 1)
+    store.put(b"long", b"v", ttl=2**53 - 1)
+    assert b"first" not in store, "expired long ago"
+    assert store.expires_at(b"last") == (1 << 63) - 1
+    assert store.expires_at(b"long") == START_MS + (2**53 - 1) * 1000

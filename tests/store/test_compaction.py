@@ -497,7 +497,7 @@ def test_compaction_stops_at_a_record_written_whole_since_open_that_breaks_the_f
         assert store[b"a"] == b"1"
 
 
-@pytest.mark.spec("ENG-39", "ENG-34", "ENG-26")
+@pytest.mark.spec("ENG-39", "ENG-34", "ENG-26", "ENG-41")
 def test_a_key_that_expires_while_compaction_copies_it_is_forgotten_at_install(
     data_dir: str, clock: ManualClock
 ) -> None:
@@ -507,6 +507,7 @@ def test_a_key_that_expires_while_compaction_copies_it_is_forgotten_at_install(
         store.compact(progress=lambda done, total: clock.advance(2))
         stats = store.stats()
         assert (stats.keys, stats.expiring_keys) == (1, 0)
+        assert stats.dead_bytes == 21 + 1 + 9, "its copy in the output is dead"
         assert dict(store.items()) == {b"p": b"v"}
 
 

@@ -18,7 +18,7 @@ import catlog
 from catlog import codec
 from catlog.clock import ManualClock
 from catlog.codec import RecordType
-from catlog.segment import parse_segment_name
+from catlog.segment import Segment, parse_segment_name
 from catlog.simfs import SimFileSystem
 
 START_MS = 1_700_000_000_000
@@ -241,14 +241,16 @@ def test_dead_bytes_are_estimated_from_overwrites_deletes_and_expiry(
         assert store.stats().dead_bytes == 21 + 1 + 5
         store.delete(b"k")
         assert store.stats().dead_bytes == 27 + (21 + 1 + 1) + (21 + 1)
+        store.put(b"t", b"u", ttl=1)
         store.put(b"t", b"v", ttl=1)
+        assert store.stats().dead_bytes == 72 + 21 + 1 + 9, "an expiring put overwritten"
         clock.advance(2)
         assert len(store) == 0
-        assert store.stats().dead_bytes == 72 + 21 + 1 + 9
+        assert store.stats().dead_bytes == 72 + 2 * (21 + 1 + 9)
         store.write_batch([("put", b"b", b"1"), ("put", b"c", b"1")])
-        assert store.stats().dead_bytes == 103 + 21, "the batch's frame"
+        assert store.stats().dead_bytes == 134 + 21, "the batch's frame"
         store.write_batch([("put", b"b", b"2"), ("put", b"c", b"22")])
-        assert store.stats().dead_bytes == 124 + 21 + 2 * (21 + 1 + 1)
+        assert store.stats().dead_bytes == 155 + 21 + 2 * (21 + 1 + 1)
     with catlog.open(data_dir, compact_threshold=0.9, clock=clock) as store:
         live = (21 + 1 + 1) + (21 + 1 + 2)
         size = os.path.getsize(f"{data_dir}/segment-00001.log")
@@ -645,3 +647,31 @@ def test_automatic_compaction_is_due_at_exactly_both_limits(data_dir: str) -> No
         assert store._compaction_due()
         store._dead = 4 * 1024 - 1
         assert not store._compaction_due()
+
+
+@pytest.mark.spec("ENG-39", "ENG-4", "ENG-21")
+def test_a_read_that_loses_the_race_with_compaction_reads_the_copy(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction may move a record and close its segment between a get's index lookup and its
+    read; the get then reads where the index points now, or returns the default if the key was
+    deleted meanwhile."""
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"moved", b"v")
+        store.put(b"deleted", b"w")
+        read = store._read
+        raced: list[bytes] = []
+
+        def racing_read(key: bytes, location: int, slots: list[Segment]) -> bytes:
+            if key not in raced:
+                raced.append(key)
+                if key == b"deleted":
+                    store.delete(key)
+                store.compact()
+                raise OSError("the segment was closed under the reader")
+            return read(key, location, slots)
+
+        monkeypatch.setattr(store, "_read", racing_read)
+        assert store.get(b"moved", b"default") == b"v"
+        assert store.get(b"deleted", b"default") == b"default"
+        assert raced == [b"moved", b"deleted"]

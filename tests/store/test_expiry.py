@@ -182,8 +182,17 @@ def test_bad_expiries_are_refused_and_write_nothing(
 @pytest.mark.spec("ENG-33", "FMT-21")
 def test_a_value_with_an_expiry_has_eight_bytes_less_room(store: catlog.Store) -> None:
     store.put(b"k", bytes(catlog.MAX_VALUE_SIZE - 8), ttl=5)
-    with pytest.raises(catlog.ValueTooLargeError, match="value with an expiry"):
+    limit = catlog.MAX_VALUE_SIZE - 8
+    with pytest.raises(
+        catlog.ValueTooLargeError,
+        match=f"^value with an expiry of {limit + 1} bytes exceeds the limit of {limit}$",
+    ):
         store.put(b"k", bytes(catlog.MAX_VALUE_SIZE - 7), ttl=5)
+    with pytest.raises(
+        catlog.ValueTooLargeError,
+        match=f"^value of {catlog.MAX_VALUE_SIZE + 1} bytes exceeds the limit of ",
+    ):
+        store.put(b"k", bytes(catlog.MAX_VALUE_SIZE + 1))
     store.put(b"j", bytes(catlog.MAX_VALUE_SIZE - 7))
     with pytest.raises(catlog.ValueTooLargeError):
         store.expire(b"j", 5)

@@ -1556,6 +1556,7 @@ class Store(MutableMapping[bytes, bytes]):
                     if expires and self._expired(key):
                         del index[key]  # expired since it was copied: forget it (ENG-34)
                         del expires[key]
+                        self._dead += RECORD_HEADER_SIZE + len(key) + (new & LARGE_VALUE)  # ENG-41
                     else:
                         index[key] = new
 

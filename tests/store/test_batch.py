@@ -7,6 +7,7 @@ refuses, and what readers see of it and of snapshots while writes go on.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ import pytest
 import catlog
 from catlog import codec
 from catlog.clock import ManualClock
-from catlog.codec import RecordType
+from catlog.codec import RECORD_HEADER_SIZE, RecordType
 
 START_MS = 1_700_000_000_000
 
@@ -137,6 +138,33 @@ def test_batches_are_limited_to_one_record_s_value_field(store: catlog.Store) ->
     assert len(store[b"a"]) == len(half) - 100
 
 
+@pytest.mark.spec("ENG-37", "FMT-22", "FMT-9")
+def test_a_batch_of_exactly_the_limit_is_written_and_one_byte_more_is_refused(
+    store: catlog.Store,
+) -> None:
+    value = bytes(catlog.MAX_VALUE_SIZE - RECORD_HEADER_SIZE - 1)  # one member, key b"k"
+    with pytest.raises(
+        catlog.BatchTooLargeError, match=f"^batch of more than {catlog.MAX_VALUE_SIZE} bytes"
+    ):
+        store.write_batch([("put", b"k", value + b"x")])
+    store.write_batch([("put", b"k", value)])
+    assert len(store[b"k"]) == len(value)
+
+
+@pytest.mark.spec("ENG-37", "ENG-33")
+def test_a_batch_put_with_a_ttl_has_eight_bytes_less_room_and_bad_operations_are_named(
+    store: catlog.Store,
+) -> None:
+    with pytest.raises(catlog.ValueTooLargeError):
+        store.write_batch([("put", b"k", bytes(catlog.MAX_VALUE_SIZE - 7), 5.0)])
+    expected = (
+        "a batch operation is ('put', key, value[, ttl]) or ('delete', key), not ('get', b'k')"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        store.write_batch([("put", b"a", b"1"), ("get", b"k")])
+    assert len(store) == 0
+
+
 @pytest.mark.spec("ENG-37")
 def test_an_empty_batch_writes_nothing(store: catlog.Store, data_dir: str) -> None:
     store.write_batch([])
@@ -215,3 +243,17 @@ def test_a_snapshot_of_a_closed_store_refuses_to_read(data_dir: str) -> None:
         snapshot.get(b"a")
     with pytest.raises(catlog.StoreClosedError):
         store.snapshot()
+
+
+@pytest.mark.spec("ENG-38", "ENG-40")
+def test_a_closed_snapshot_is_empty_and_names_a_missing_key(store: catlog.Store) -> None:
+    store.put(b"a", b"1")
+    snapshot = store.snapshot()
+    with pytest.raises(KeyError) as caught:
+        snapshot[b"missing"]
+    assert caught.value.args == (b"missing",)
+    snapshot.close()
+    assert len(snapshot) == 0
+    assert b"a" not in snapshot
+    assert snapshot.get(b"a") is None
+    assert store[b"a"] == b"1"

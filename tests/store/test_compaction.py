@@ -12,12 +12,13 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from crc32c import crc32c
 
 import catlog
 from catlog import codec
 from catlog.clock import ManualClock
 from catlog.codec import RecordType
-from catlog.segment import parse_segment_name
+from catlog.segment import Segment, parse_segment_name
 from catlog.simfs import SimFileSystem
 
 START_MS = 1_700_000_000_000
@@ -240,12 +241,20 @@ def test_dead_bytes_are_estimated_from_overwrites_deletes_and_expiry(
         assert store.stats().dead_bytes == 21 + 1 + 5
         store.delete(b"k")
         assert store.stats().dead_bytes == 27 + (21 + 1 + 1) + (21 + 1)
+        store.put(b"t", b"u", ttl=1)
         store.put(b"t", b"v", ttl=1)
+        assert store.stats().dead_bytes == 72 + 21 + 1 + 9, "an expiring put overwritten"
         clock.advance(2)
         assert len(store) == 0
-        assert store.stats().dead_bytes == 72 + 21 + 1 + 9
+        assert store.stats().dead_bytes == 72 + 2 * (21 + 1 + 9)
+        store.write_batch([("put", b"b", b"1"), ("put", b"c", b"1")])
+        assert store.stats().dead_bytes == 134 + 21, "the batch's frame"
+        store.write_batch([("put", b"b", b"2"), ("put", b"c", b"22")])
+        assert store.stats().dead_bytes == 155 + 21 + 2 * (21 + 1 + 1)
     with catlog.open(data_dir, compact_threshold=0.9, clock=clock) as store:
-        assert store.stats().dead_bytes == os.path.getsize(f"{data_dir}/segment-00001.log") - 16
+        live = (21 + 1 + 1) + (21 + 1 + 2)
+        size = os.path.getsize(f"{data_dir}/segment-00001.log")
+        assert store.stats().dead_bytes == size - 16 - live
 
 
 @pytest.mark.spec("ENG-25", "ENG-40", "ENG-19")
@@ -280,21 +289,21 @@ def test_no_input_is_removed_while_a_live_key_still_points_into_it(
 
 @pytest.mark.spec("ENG-40", "REC-10", "REC-18")
 @pytest.mark.parametrize(
-    ("operation", "nth"),
+    ("operation", "nth", "what"),
     [
-        ("append", 1),
-        ("append", 3),
-        ("sync", 2),
-        ("sync_dir", 2),
-        ("rename", 1),
-        ("open", 2),
-        ("remove", 1),
-        ("remove", 2),
-        ("sync_dir", 4),
+        ("append", 1, "creating a segment"),
+        ("append", 3, "writing a compaction output"),
+        ("sync", 2, "creating a segment"),
+        ("sync_dir", 2, "finishing a compaction output"),
+        ("rename", 1, "finishing a compaction output"),
+        ("open", 2, "creating a compaction output"),
+        ("remove", 1, "removing segment-00001.log after compaction"),
+        ("remove", 2, "removing segment-00002.log after compaction"),
+        ("sync_dir", 4, "removing segment-00001.log after compaction"),
     ],
 )
 def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
-    operation: str, nth: int
+    operation: str, nth: int, what: str
 ) -> None:
     fs = SimFileSystem()
     with catlog.open("/db", fs=fs, segment_size=256) as store:
@@ -305,6 +314,8 @@ def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
         with pytest.raises(catlog.StoreFailedError) as caught:
             store.compact()
         assert isinstance(caught.value.__cause__, OSError)
+        message = str(caught.value)
+        assert f": {what} failed ({caught.value.__cause__}); writes are refused" in message
         with pytest.raises(catlog.StoreFailedError):
             store.put(b"later", b"refused")
         assert dict(store.items()) == expected, "readers still see every value"
@@ -314,3 +325,353 @@ def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
         store.compact()
         assert dict(store.items()) == expected
     assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
+
+
+@pytest.mark.spec("ENG-40", "ENG-38")
+def test_the_inputs_stay_open_until_the_last_snapshot_is_closed(
+    store: catlog.Store, data_dir: str
+) -> None:
+    for i in range(200):
+        store.put(b"k%d" % (i % 20), b"v%d" % i)
+    first = store.snapshot()
+    second = store.snapshot()
+    expected = dict(second.items())
+    store.compact()
+    first.close()
+    assert store._retired, "the second snapshot still reads them"
+    assert dict(second.items()) == expected
+    second.close()
+    assert not store._retired
+
+
+@pytest.mark.spec("ENG-42", "ENG-26")
+def test_compact_in_background_starts_one_compaction_at_a_time(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compactor thread that has started but not yet taken the compaction lock counts too."""
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"k", b"v")
+        release = threading.Event()
+        monkeypatch.setattr(store, "_compact_in_background", release.wait)
+        assert store.stats().compacting is False
+        assert store.compact_in_background() is True
+        compactor = store._compactor
+        assert compactor is not None
+        assert (compactor.name, compactor.daemon) == (f"catlog-compact {data_dir}", True)
+        assert store.stats().compacting is True
+        assert store.compact_in_background() is False
+        assert store._compactor is compactor, "nothing else was started"
+        release.set()
+        compactor.join()
+        monkeypatch.undo()
+        assert store.stats().compacting is False
+        assert store.compact_in_background() is True
+        store._compactor.join()
+    with pytest.raises(catlog.StoreClosedError, match=f"^{data_dir} is closed$"):
+        store.compact_in_background()
+
+
+@pytest.mark.spec("ENG-42", "REC-10")
+def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fs = SimFileSystem()
+    with (
+        caplog.at_level(logging.INFO, logger="catlog"),
+        catlog.open("/db", fs=fs, segment_size=256) as store,
+    ):
+        for i in range(60):
+            store.put(b"k%d" % (i % 12), b"value %d" % i)
+        inputs = store.stats().segments
+        assert store.compact_in_background()
+        assert store._compactor is not None
+        store._compactor.join()
+        done = [r for r in caplog.records if "compacted" in r.getMessage()]
+        assert len(done) == 1
+        message = done[0].getMessage()
+        outputs = store.stats().segments - 1
+        assert message.startswith(f"/db: compacted {inputs} segments into {outputs}, reclaiming ")
+        assert message.endswith(" bytes in 0.0 s"), "the ManualClock does not move"
+        reclaimed = int(message.split("reclaiming ")[1].split()[0])
+        assert reclaimed > 1000
+        store.put(b"more", b"x")
+        fs.fail("rename", nth=1)
+        assert store.compact_in_background()
+        store._compactor.join()
+        failed = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert [r.getMessage() for r in failed] == ["/db: background compaction failed"]
+        assert failed[0].exc_info is not None
+        assert isinstance(failed[0].exc_info[1], catlog.StoreFailedError)
+        fs.heal()
+
+
+@pytest.mark.spec("ENG-39", "ENG-22", "REC-3")
+@pytest.mark.parametrize("ttl", [None, 100.0])
+def test_compaction_stops_at_a_record_damaged_since_open_and_says_where(
+    data_dir: str, ttl: float | None
+) -> None:
+    with catlog.open(data_dir) as store:
+        for key in (b"a", b"b", b"c"):
+            store.put(key, b"value", ttl=ttl)
+        path = f"{data_dir}/segment-00001.log"
+        rtype = RecordType.PUT if ttl is None else RecordType.PUT_EXPIRING
+        second = 16 + len(codec.encode_record(rtype, 0, b"a", b"value", 1))
+        with open(path, "r+b") as file:
+            file.seek(second + 25)
+            file.write(b"?")
+        with pytest.raises(catlog.CorruptionError) as caught:
+            store.compact()
+        assert (caught.value.path, caught.value.offset) == (path, second)
+        assert caught.value.reason == "crc mismatch"
+        assert 1 in segments(data_dir), "no input was removed"
+        assert store[b"a"] == b"value"
+
+
+@pytest.mark.spec("ENG-39", "ENG-37", "ENG-34")
+def test_a_live_member_after_a_dead_one_is_copied(data_dir: str, clock: ManualClock) -> None:
+    """Each member of a batch is judged alone: one that is a DELETE, overwritten, or expired
+    while the compaction ran does not stop the members after it from being copied."""
+    with catlog.open(data_dir, clock=clock, segment_size=1024) as store:
+        while store.stats().segments < 2:
+            store.put(b"filler", bytes(100))
+        store.write_batch(
+            [
+                ("delete", b"gone"),
+                ("put", b"overwritten", b"old"),
+                ("put", b"expiring", b"e", 1.0),
+                ("put", b"kept", b"k"),
+            ]
+        )
+        store.put(b"overwritten", b"new")
+        # the batch is in the second input; the clock passes its expiry once the first is read
+        store.compact(progress=lambda done, total: clock.advance(2))
+        *outputs, _ = segments(data_dir)
+        copied = {r.key for number in outputs for r in records(data_dir, number)}
+        assert copied == {b"overwritten", b"kept", b"filler"}
+        assert dict(store.items()) == {b"overwritten": b"new", b"kept": b"k", b"filler": bytes(100)}
+
+
+@pytest.mark.spec("ENG-41")
+def test_open_estimates_the_dead_bytes_around_the_live_records(
+    data_dir: str, clock: ManualClock
+) -> None:
+    with catlog.open(data_dir, fsync="never", clock=clock) as store:
+        store.put(b"k", b"12345")
+        store.put(b"k", b"1")
+        store.put(b"large", bytes(70_000))
+        store.put(b"j", b"abc", ttl=100)
+    with catlog.open(data_dir, compact_threshold=0.9, clock=clock) as store:
+        assert store.stats().dead_bytes == 21 + 1 + 5 + (70_000 - 65_535)
+
+
+def _with_valid_crc(rtype: int, key: bytes, value: bytes) -> bytes:
+    body = codec.BODY_HEADER.pack(rtype, 0, len(key), len(value)) + key + value
+    return codec.CRC_FIELD.pack(crc32c(body)) + body
+
+
+@pytest.mark.spec("ENG-39", "ENG-22", "REC-7", "FMT-7", "FMT-8")
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        (_with_valid_crc(9, b"kv", b""), "unknown record type: type=9"),
+        (_with_valid_crc(RecordType.DELETE, b"k", b"v"), "delete record with a value: value_len=1"),
+    ],
+)
+def test_compaction_stops_at_a_record_written_whole_since_open_that_breaks_the_format(
+    data_dir: str, written: bytes, reason: str
+) -> None:
+    """Written over the PUT of k (23 bytes, crc valid); replay would have refused it at open."""
+    path = f"{data_dir}/segment-00001.log"
+    with catlog.open(data_dir) as store:
+        store.put(b"a", b"1")
+        store.put(b"k", b"v")
+        offset = 16 + 23
+        with open(path, "r+b") as file:
+            file.seek(offset)
+            file.write(written)
+        with pytest.raises(catlog.CorruptionError) as caught:
+            store.compact()
+        assert (caught.value.path, caught.value.offset, caught.value.reason) == (
+            path,
+            offset,
+            reason,
+        )
+        assert store[b"a"] == b"1"
+
+
+@pytest.mark.spec("ENG-39", "ENG-34", "ENG-26", "ENG-41")
+def test_a_key_that_expires_while_compaction_copies_it_is_forgotten_at_install(
+    data_dir: str, clock: ManualClock
+) -> None:
+    with catlog.open(data_dir, clock=clock) as store:
+        store.put(b"t", b"v", ttl=1)
+        store.put(b"p", b"v")
+        store.compact(progress=lambda done, total: clock.advance(2))
+        stats = store.stats()
+        assert (stats.keys, stats.expiring_keys) == (1, 0)
+        assert stats.dead_bytes == 21 + 1 + 9, "its copy in the output is dead"
+        assert dict(store.items()) == {b"p": b"v"}
+
+
+@pytest.mark.spec("ENG-39", "ENG-40", "ENG-9")
+def test_outputs_fill_up_to_the_segment_size_and_are_numbered_one_after_another(
+    data_dir: str,
+) -> None:
+    """Eight live records of 126 bytes fill a 1024-byte output exactly; the ninth goes on."""
+    with catlog.open(data_dir, fsync="never", segment_size=1024) as store:
+        for i in range(9):
+            store.put(b"k%d" % i, bytes(102))
+            store.put(b"k%d" % i, bytes(103))
+        inputs = segments(data_dir)
+        report = store.compact()
+        *outputs, _ = segments(data_dir)
+        assert outputs == [inputs[-1] + 1, inputs[-1] + 2]
+        sizes = [os.path.getsize(f"{data_dir}/segment-{n:05d}.log") for n in outputs]
+        assert sizes == [1024, 16 + 126]
+        assert [len(records(data_dir, n)) for n in outputs] == [8, 1]
+        assert (report.segments_written, report.output_bytes) == (2, sum(sizes))
+        assert report.records_copied == 9
+
+
+@pytest.mark.spec("ENG-40", "ENG-41")
+def test_the_report_counts_progress_and_time_and_the_dead_bytes_left_are_those_written_meanwhile(
+    data_dir: str, clock: ManualClock
+) -> None:
+    """One input, one output: what the compaction reclaims is exactly the dead records of the
+    input, so the estimate left is what writes during the compaction made dead: the input's
+    record of a, then the first of a's two new records (23 bytes each)."""
+    calls: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        clock.advance(2)
+        opened.put(b"a", b"3")
+        opened.put(b"a", b"4")
+
+    with catlog.open(data_dir, fsync="never", clock=clock) as opened:
+        opened.put(b"a", b"1")
+        opened.put(b"a", b"2")
+        clock.advance(5)
+        report = opened.compact(progress)
+        assert calls == [(16 + 2 * 23, 16 + 2 * 23)]
+        assert report.seconds == 2.0
+        assert opened.stats().dead_bytes == 2 * 23
+        assert opened[b"a"] == b"4"
+        opened.put(b"a", b"5")
+        report = opened.compact()
+        assert opened.stats().dead_bytes == 0
+        assert report.input_bytes > report.output_bytes
+
+
+@pytest.mark.spec("ENG-39", "ENG-22")
+def test_a_live_record_left_in_an_input_is_reported_where_it_lies(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"a", b"1")
+        store.put(b"b", b"2")
+        monkeypatch.setattr(store, "_copy_live", lambda segment, data, outputs: None)
+        with pytest.raises(catlog.CorruptionError) as caught:
+            store.compact()
+    assert (caught.value.path, caught.value.offset) == (f"{data_dir}/segment-00001.log", 16)
+    assert caught.value.reason == (
+        "compaction did not copy the live record of key b'a'; no segment was removed"
+    )
+
+
+@pytest.mark.spec("ENG-19", "ENG-38", "ENG-40")
+def test_snapshots_and_compaction_of_a_closed_store_name_it(data_dir: str) -> None:
+    store = catlog.open(data_dir)
+    store.put(b"a", b"1")
+    snapshot = store.snapshot()
+    store.close()
+    closed = f"^{data_dir} is closed$"
+    with pytest.raises(catlog.StoreClosedError, match=closed):
+        store.snapshot()
+    with pytest.raises(catlog.StoreClosedError, match=closed):
+        store.compact()
+    with pytest.raises(catlog.StoreClosedError, match=closed):
+        snapshot[b"a"]
+
+
+@pytest.mark.spec("ENG-39")
+def test_outputs_join_the_segments_in_number_order_and_are_the_inputs_of_the_next_compaction(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with catlog.open(data_dir, fsync="never", segment_size=1024) as store:
+        for i in range(200):
+            store.put(b"k%02d" % (i % 40), b"v%d" % i)
+        store.compact()
+        *first_outputs, _ = segments(data_dir)
+        assert len(first_outputs) >= 2
+        for i in range(60):
+            store.put(b"k%02d" % (i % 40), b"w%d" % i)
+        assert store.stats().segments == len(segments(data_dir))
+        expected = dict(store.items())
+        removed: list[str] = []
+        remove = store._fs.remove
+
+        def recording_remove(path: str) -> None:
+            removed.append(os.path.basename(path))
+            remove(path)
+
+        monkeypatch.setattr(store._fs, "remove", recording_remove)
+        inputs = segments(data_dir)
+        store.compact()
+        gone = [n for n in map(parse_segment_name, removed) if n is not None]
+        assert gone == inputs, "every input removed, in ascending number order"
+        assert not set(first_outputs) & set(segments(data_dir))
+        assert dict(store.items()) == expected
+    with catlog.open(data_dir) as reopened:
+        assert dict(reopened.items()) == expected
+
+
+@pytest.mark.spec("ENG-41")
+def test_automatic_compaction_is_due_at_exactly_both_limits(data_dir: str) -> None:
+    """At least 4 segment sizes of dead bytes, and at least the threshold's share of the disk."""
+    with catlog.open(data_dir, fsync="never", segment_size=1024) as store:
+        for i in range(400):
+            store.put(b"k%d" % (i % 10), b"v%02d" % (i % 100))  # 26 bytes: every size is even
+    # nothing is written from here on, so no rotation starts a compaction
+    with catlog.open(data_dir, segment_size=1024, compact_threshold=0.5) as store:
+        disk = store._disk_bytes()
+        assert disk % 2 == 0
+        assert disk // 2 > 4 * 1024
+        store._dead = disk // 2
+        assert store._compaction_due()
+        store._dead = disk // 2 - 1
+        assert not store._compaction_due()
+    with catlog.open(data_dir, segment_size=1024, compact_threshold=0.1) as store:
+        assert 0.1 * store._disk_bytes() < 4 * 1024
+        store._dead = 4 * 1024
+        assert store._compaction_due()
+        store._dead = 4 * 1024 - 1
+        assert not store._compaction_due()
+
+
+@pytest.mark.spec("ENG-39", "ENG-4", "ENG-21")
+def test_a_read_that_loses_the_race_with_compaction_reads_the_copy(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction may move a record and close its segment between a get's index lookup and its
+    read; the get then reads where the index points now, or returns the default if the key was
+    deleted meanwhile."""
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"moved", b"v")
+        store.put(b"deleted", b"w")
+        read = store._read
+        raced: list[bytes] = []
+
+        def racing_read(key: bytes, location: int, slots: list[Segment]) -> bytes:
+            if key not in raced:
+                raced.append(key)
+                if key == b"deleted":
+                    store.delete(key)
+                store.compact()
+                raise OSError("the segment was closed under the reader")
+            return read(key, location, slots)
+
+        monkeypatch.setattr(store, "_read", racing_read)
+        assert store.get(b"moved", b"default") == b"v"
+        assert store.get(b"deleted", b"default") == b"default"
+        assert raced == [b"moved", b"deleted"]

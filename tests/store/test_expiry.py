@@ -115,10 +115,10 @@ def test_expire_rewrites_the_value_with_a_new_expiry(
     assert store.expires_at(b"k") == START_MS + 9000
     assert store[b"k"] == b"value"
     store.flush()
-    assert [r.type for r in records(data_dir)] == [
-        RecordType.PUT,
-        RecordType.PUT_EXPIRING,
-        RecordType.PUT_EXPIRING,
+    assert [(r.type, r.value, r.expires_at_ms) for r in records(data_dir)] == [
+        (RecordType.PUT, b"value", 0),
+        (RecordType.PUT_EXPIRING, b"value", START_MS + 5000),
+        (RecordType.PUT_EXPIRING, b"value", START_MS + 9000),
     ]
     clock.advance(9.001)
     assert store.expire(b"k", 5) is False, "an expired key has no value to give an expiry"
@@ -182,8 +182,17 @@ def test_bad_expiries_are_refused_and_write_nothing(
 @pytest.mark.spec("ENG-33", "FMT-21")
 def test_a_value_with_an_expiry_has_eight_bytes_less_room(store: catlog.Store) -> None:
     store.put(b"k", bytes(catlog.MAX_VALUE_SIZE - 8), ttl=5)
-    with pytest.raises(catlog.ValueTooLargeError, match="value with an expiry"):
+    limit = catlog.MAX_VALUE_SIZE - 8
+    with pytest.raises(
+        catlog.ValueTooLargeError,
+        match=f"^value with an expiry of {limit + 1} bytes exceeds the limit of {limit}$",
+    ):
         store.put(b"k", bytes(catlog.MAX_VALUE_SIZE - 7), ttl=5)
+    with pytest.raises(
+        catlog.ValueTooLargeError,
+        match=f"^value of {catlog.MAX_VALUE_SIZE + 1} bytes exceeds the limit of ",
+    ):
+        store.put(b"k", bytes(catlog.MAX_VALUE_SIZE + 1))
     store.put(b"j", bytes(catlog.MAX_VALUE_SIZE - 7))
     with pytest.raises(catlog.ValueTooLargeError):
         store.expire(b"j", 5)
@@ -202,3 +211,57 @@ def test_forgetting_expired_keys_keeps_the_heap_bounded(
     clock.advance(2000)
     assert len(store) == 0
     assert store._expiry_heap == [] or len(store._expiry_heap) <= 1024
+
+
+@pytest.mark.spec("ENG-34", "ENG-35", "ENG-36", "ENG-19")
+def test_an_expired_key_not_yet_forgotten_has_no_expiry_and_nothing_to_persist(
+    data_dir: str, clock: ManualClock
+) -> None:
+    """Nothing here lists or counts keys, so the expired key is still in the index: each call
+    must judge the expiry itself."""
+    with catlog.open(data_dir, fsync="never", clock=clock) as store:
+        store.put(b"k", b"v", ttl=1)
+        clock.advance(2)
+        with pytest.raises(KeyError) as caught:
+            store.expires_at(b"k")
+        assert caught.value.args == (b"k",)
+        assert store.persist(b"k") is False
+        assert store.delete(b"k") is False
+        store.flush()
+        assert [r.type for r in records(data_dir)] == [RecordType.PUT_EXPIRING]
+    with pytest.raises(catlog.StoreClosedError, match=f"^{data_dir} is closed$"):
+        store.expires_at(b"k")
+
+
+@pytest.mark.spec("ENG-33")
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"ttl": "5"}, catlog.InvalidTypeError, "ttl must be a number of seconds, not str"),
+        ({"ttl": 0}, ValueError, "ttl must be a positive number of seconds, not 0"),
+        ({"ttl": 2**53}, ValueError, f"ttl must be a positive number of seconds, not {2**53}"),
+        (
+            {"ttl": 2**53 + 2},
+            ValueError,
+            f"ttl must be a positive number of seconds, not {2**53 + 2}",
+        ),
+        ({"expires_at_ms": 1.5}, catlog.InvalidTypeError, "expiry times must be int, not float"),
+        ({"expires_at_ms": 0}, ValueError, "expiry time 0 ms is out of range 1 .. 2**63-1"),
+    ],
+)
+def test_a_refused_expiry_says_why(
+    store: catlog.Store, kwargs: dict[str, object], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        store.put(b"k", b"v", **kwargs)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+@pytest.mark.spec("ENG-33", "ENG-34")
+def test_the_expiry_range_is_inclusive_at_both_ends(store: catlog.Store) -> None:
+    store.put(b"first", b"v", expires_at_ms=1)
+    store.put(b"last", b"v", expires_at_ms=(1 << 63) - 1)
+    store.put(b"long", b"v", ttl=2**53 - 1)
+    assert b"first" not in store, "expired long ago"
+    assert store.expires_at(b"last") == (1 << 63) - 1
+    assert store.expires_at(b"long") == START_MS + (2**53 - 1) * 1000

@@ -16,9 +16,16 @@ import time
 from pathlib import Path
 
 import pytest
+from crc32c import crc32c
 
 import catlog
-from catlog.codec import RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, RecordType, encode_record
+from catlog.codec import (
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    RecordType,
+    encode_member,
+    encode_record,
+)
 from catlog.hint import hint_name
 from catlog.index import LARGE_VALUE
 from catlog.segment import segment_name
@@ -81,6 +88,55 @@ def test_a_valid_record_of_another_key_where_the_index_points_is_reported(data_d
     assert caught.value.reason == (
         "index points at a record of another key or type (PUT) (reading key b'a')"
     )
+
+
+@pytest.mark.spec("ENG-12", "ENG-22", "FMT-23")
+def test_a_damaged_batch_member_where_the_index_points_is_reported(data_dir: str) -> None:
+    """A member's crc is masked (FMT-23), so its damage is judged and named apart from a record's;
+    the first member here is 21 bytes, a header alone (empty key and value)."""
+    path = f"{data_dir}/{SEGMENT}"
+    first = SEGMENT_HEADER_SIZE + RECORD_HEADER_SIZE
+    second = first + RECORD_HEADER_SIZE
+    with catlog.open(data_dir) as store:
+        store.write_batch([("put", b"", b""), ("put", b"b", b"2")])
+        with open(path, "r+b") as file:
+            file.seek(first + 5)  # the member's timestamp
+            file.write(b"\xee")
+            file.seek(second)
+            file.write(encode_member(RecordType.PUT, 0, b"c", b"2"))
+        with pytest.raises(catlog.CorruptionError) as damaged:
+            store.get(b"")
+        with pytest.raises(catlog.CorruptionError) as other:
+            store.get(b"b")
+    assert (damaged.value.path, damaged.value.offset) == (path, first)
+    assert damaged.value.reason == "batch member crc mismatch (reading key b'')"
+    assert (other.value.path, other.value.offset) == (path, second)
+    assert other.value.reason == (
+        "index points at a batch member of another key or type (reading key b'b')"
+    )
+
+
+@pytest.mark.spec("ENG-12", "ENG-22", "FMT-21", "REC-3")
+def test_a_short_or_malformed_record_where_the_index_points_is_reported(data_dir: str) -> None:
+    path = f"{data_dir}/{SEGMENT}"
+    body = encode_record(RecordType.PUT_EXPIRING, 0, b"k", b"v", 1)[4:]
+    body = body[:13] + (1).to_bytes(4, "little") + b"kv"  # value_len 1: no room for the expiry
+    expiring = crc32c(body).to_bytes(4, "little") + body
+    with catlog.open(data_dir) as store:
+        store.put(b"k", b"v")
+        with open(path, "r+b") as file:
+            file.seek(SEGMENT_HEADER_SIZE)
+            file.write(expiring)
+        with pytest.raises(catlog.CorruptionError) as malformed:
+            store.get(b"k")
+        os.truncate(path, SEGMENT_HEADER_SIZE + 3)
+        with pytest.raises(catlog.CorruptionError) as short:
+            store.get(b"k")
+    assert malformed.value.reason == (
+        "expiring put without its expiry: value_len=1 (reading key b'k')"
+    )
+    assert (short.value.path, short.value.offset) == (path, SEGMENT_HEADER_SIZE)
+    assert short.value.reason == "incomplete header: 3 bytes left (reading key b'k')"
 
 
 @pytest.mark.spec("FMT-9", "ENG-2", "ENG-3", "ENG-11")

@@ -221,6 +221,7 @@ def test_a_batch_decodes_to_its_members_at_their_own_offsets() -> None:
     assert isinstance(record, Record)
     assert record.type is RecordType.BATCH
     assert (record.key, record.value, record.size) == (b"", b"", len(batch))
+    assert (record.offset, record.timestamp_ms) == (2, 9)
     at = 2 + RECORD_HEADER_SIZE
     assert [(m.type, m.key, m.value, m.expires_at_ms, m.offset) for m in record.members] == [
         (RecordType.PUT, b"a", b"1", 0, at),
@@ -385,3 +386,52 @@ def test_a_zero_run_is_skipped_only_up_to_the_first_header_with_a_nonzero_byte()
     for start in (0, 19, 39, 40):
         assert codec.find_next_record(data, start) == 40
     assert codec.find_next_record(data, 41) is None
+
+
+@pytest.mark.spec("TOOL-6", "FMT-21", "FMT-22", "FMT-23")
+def test_a_malformed_batch_or_expiring_put_says_what_is_wrong() -> None:
+    """The reasons `check` prints for the new record types; member offsets are absolute."""
+    at = 4 + RECORD_HEADER_SIZE  # the first member of a batch at offset 4
+    cases = [
+        (
+            _with_valid_crc(RecordType.PUT_EXPIRING, b"k", bytes(5)),
+            "expiring put without its expiry: value_len=5",
+        ),
+        (_batch_with_value(b""), "malformed batch: no members"),
+        (_batch_with_value(b"", b"k"), "malformed batch: key_len=1"),
+        (_batch_with_value(bytes(5)), f"malformed batch: member at {at} cut short"),
+        (
+            _batch_with_value(_member_with_valid_crc(0x81, bytes(MAX_KEY_SIZE + 1), b"")),
+            f"malformed batch: member at {at} runs past the batch",
+        ),
+        (
+            _batch_with_value(_member_with_valid_crc(0x83, b"a", b"1234567")),
+            f"malformed batch: member at {at}: expiring put without its expiry: value_len=7",
+        ),
+    ]
+    for data, reason in cases:
+        damage = decode_record(b"junk" + data, 4)
+        assert isinstance(damage, Damage)
+        assert (damage.offset, damage.reason) == (4, reason)
+
+
+@pytest.mark.spec("FMT-9", "FMT-23")
+def test_a_member_key_of_exactly_the_limit_is_believed() -> None:
+    key = bytes(range(256)) * (MAX_KEY_SIZE // 256)
+    batch = encode_batch(7, [encode_member(RecordType.PUT, 7, key, b"v")])
+    record = decode_record(batch, 0)
+    assert isinstance(record, Record)
+    assert [(m.key, m.value) for m in record.members] == [(key, b"v")]
+
+
+@pytest.mark.spec("FMT-21", "FMT-23")
+def test_an_expiring_put_or_member_without_an_expiry_given_never_expires() -> None:
+    """`encode_record` and `encode_member` write expiry 0 when none is passed."""
+    record = decode_record(encode_record(RecordType.PUT_EXPIRING, 7, b"k", b"v"), 0)
+    assert isinstance(record, Record)
+    assert record.expires_at_ms == 0
+    member = encode_member(RecordType.PUT_EXPIRING, 7, b"k", b"v")
+    assert member[RECORD_HEADER_SIZE + 1 : RECORD_HEADER_SIZE + 9] == bytes(8)
+    record = decode_record(encode_batch(7, [member]), 0)
+    assert isinstance(record, Record)
+    assert record.members[0].expires_at_ms == 0

@@ -149,7 +149,7 @@ def _with_valid_crc(rtype: int, key: bytes, value: bytes) -> bytes:
     return codec.CRC_FIELD.pack(crc32c(body)) + body
 
 
-@pytest.mark.spec("FMT-7", "FMT-8", "REC-7", "REC-3")
+@pytest.mark.spec("FMT-7", "FMT-8", "FMT-21", "REC-7", "REC-3")
 @pytest.mark.parametrize(
     ("rtype", "value", "kind"),
     [
@@ -157,6 +157,7 @@ def _with_valid_crc(rtype: int, key: bytes, value: bytes) -> bytes:
         (5, b"", DamageKind.UNKNOWN_TYPE),
         (5, b"v", DamageKind.UNKNOWN_TYPE),
         (RecordType.PUT_EXPIRING, b"v", DamageKind.BAD_EXPIRING),
+        (RecordType.PUT_EXPIRING, b"", DamageKind.BAD_EXPIRING),  # no value: still no DELETE
         (RecordType.BATCH, b"", DamageKind.BAD_BATCH),
         (RecordType.DELETE, b"v", DamageKind.BAD_DELETE),
     ],

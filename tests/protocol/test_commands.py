@@ -704,3 +704,29 @@ def test_bgrewriteaof_compacts_in_the_background_once_at_a_time(
     assert persistence["aof_rewrite_in_progress"] == "0"
     assert int(persistence["catlog_dead_bytes"]) < 50 * 24
     assert run(session, "GET", "k") == b"49"
+
+
+@pytest.mark.spec("PROTO-42", "ENG-34", "PROTO-38", "PROTO-39", "PROTO-41")
+def test_expired_keys_are_invisible_to_scan_keys_exists_mget_and_dbsize(
+    timed: Session, clock: ManualClock
+) -> None:
+    run(timed, "MSET", "stays", "1", "goes", "2")
+    run(timed, "PEXPIRE", "goes", "100")
+    reply = run(timed, "SCAN", "0", "COUNT", "1")  # the walk's snapshot lists both keys
+    clock.advance(0.2)
+    seen: list[Reply] = []
+    while True:
+        assert isinstance(reply, list)
+        cursor, page = reply
+        assert isinstance(cursor, bytes)
+        assert isinstance(page, list)
+        seen += page
+        if cursor == b"0":
+            break
+        reply = run(timed, "SCAN", cursor, "COUNT", "1")
+    assert seen == [b"stays"], "expired during the walk: left out when its turn came"
+    assert run(timed, "SCAN", "0") == [b"0", [b"stays"]]
+    assert run(timed, "KEYS", "*") == [b"stays"]
+    assert run(timed, "EXISTS", "stays", "goes") == 1
+    assert run(timed, "MGET", "stays", "goes") == [b"1", None]
+    assert run(timed, "DBSIZE") == 1

@@ -97,6 +97,8 @@ class ServerConfig:
     """Seconds a connection may stay silent before it is closed; 0 turns it off."""
     compact_threshold: float | None = DEFAULT_COMPACT_THRESHOLD
     """SRV-10: the dead share of the data that starts a compaction (ENG-41); None: never."""
+    hints: bool = True
+    """SRV-10: write each sealed segment's hint in the background (ENG-43)."""
 
 
 class Committer:
@@ -570,6 +572,7 @@ async def serve(config: ServerConfig, *, ready: Callable[[str, int], None] | Non
         fsync_interval_ms=config.fsync_interval_ms,
         segment_size=config.segment_size,
         compact_threshold=config.compact_threshold,
+        hints="background" if config.hints else False,
     )
     try:
         server = Server(config, store)
@@ -650,6 +653,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     parser.add_argument(
+        "--no-hints",
+        dest="hints",
+        action="store_false",
+        help="do not write hint files for sealed segments (restarts then scan every segment)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -670,6 +679,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         max_bulk_length=args.max_bulk_length,
         idle_timeout=args.idle_timeout,
         compact_threshold=args.compact_threshold,
+        hints=args.hints,
     )
 
 

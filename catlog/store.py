@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import posixpath
+import queue
 import threading
 import time
 import weakref
@@ -96,6 +97,8 @@ COMPACTING_SUFFIX: Final = ".compacting"
 """FMT-25: an output of a compaction is written under ``<segment>.compacting`` until durable."""
 
 FsyncPolicy = Literal["always", "interval", "never"]
+HintMode = bool | Literal["background"]
+"""ENG-30, ENG-43: no hints at rotation, hints in the rotating call, or in a background thread."""
 FSYNC_POLICIES: Final = get_args(FsyncPolicy)
 
 DEFAULT_SEGMENT_SIZE: Final = 64 * 1024 * 1024
@@ -183,7 +186,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     fsync: FsyncPolicy = "always",
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
-    hints: bool = False,
+    hints: HintMode = False,
     compact_threshold: float | None = None,
     fs: FileSystem | None = None,
     clock: Clock | None = None,
@@ -261,11 +264,13 @@ class Store(MutableMapping[bytes, bytes]):
         fsync: FsyncPolicy = "always",
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
-        hints: bool = False,
+        hints: HintMode = False,
         compact_threshold: float | None = None,
         fs: FileSystem | None = None,
         clock: Clock | None = None,
     ) -> None:
+        if hints not in (False, True, "background"):
+            raise ValueError(f"hints must be False, True or 'background', not {hints!r}")
         if compact_threshold is not None and not 0 < compact_threshold < 1:
             raise ValueError("compact_threshold must be between 0 and 1 (exclusive), or None")
         if fsync not in FSYNC_POLICIES:
@@ -303,6 +308,9 @@ class Store(MutableMapping[bytes, bytes]):
         """Removed by compaction but still open, for the snapshots that may read them."""
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self.compact_threshold: Final = compact_threshold
+        self._hint_queue: queue.Queue[Segment | None] = queue.Queue()
+        self._hinter: threading.Thread | None = None
+        self._hints_failed = False
         self._compaction = threading.Lock()
         self._compactor: threading.Thread | None = None
         self._dead = 0
@@ -484,6 +492,43 @@ class Store(MutableMapping[bytes, bytes]):
             self._write_hint_of(segment.number, segment.file.pread(segment.size(), 0))
         except OSError as exc:
             raise self._fail(f"writing the hint {hint_name(segment.number)}", exc) from exc
+
+    def _queue_hint(self, segment: Segment) -> None:
+        """ENG-43: hand a sealed segment to the background hint writer (started on first use)."""
+        if self._hinter is None:
+            self._hinter = threading.Thread(
+                target=self._hint_loop, name=f"catlog-hints {self.path}", daemon=True
+            )
+            self._hinter.start()
+        self._hint_queue.put(segment)
+
+    def _hint_loop(self) -> None:
+        while (segment := self._hint_queue.get()) is not None:
+            try:
+                if not self._hints_failed and segment in self._order:
+                    data = segment.file.pread(segment.size(), 0)
+                    self._write_hint_of(segment.number, data)
+                    self._fs.sync_dir(self.path)
+            except OSError as exc:
+                if segment in self._order:  # not just a segment compaction removed meanwhile
+                    self._hints_failed = True
+                    log.error(
+                        "%s: writing the hint of %s failed (%s); no more hints are written "
+                        "in the background until the store is reopened",
+                        self.path,
+                        segment_name(segment.number),
+                        exc,
+                    )
+            finally:
+                self._hint_queue.task_done()
+        self._hint_queue.task_done()
+
+    def _stop_hinter(self) -> None:
+        """ENG-43: write the hints still queued, then end the writer."""
+        if self._hinter is not None:
+            self._hint_queue.put(None)
+            self._hinter.join()
+            self._hinter = None
 
     def _write_hint_of(self, number: int, data: bytes) -> None:
         """ENG-30's steps for the segment ``number`` whose bytes are ``data``; raises OSError."""
@@ -1286,7 +1331,7 @@ class Store(MutableMapping[bytes, bytes]):
         old = self._active
         self._flush_and_sync()
         slot = self._new_slot()
-        if self.hints:
+        if self.hints is True:
             self._write_hint(old)
         try:
             new = ActiveSegment.create(self._fs, self.path, old.number + 1 + gap, slot)
@@ -1297,6 +1342,8 @@ class Store(MutableMapping[bytes, bytes]):
         self._order[-1] = sealed
         self._place(new)
         self._active = new
+        if self.hints == "background" and not gap and not self._hints_failed:
+            self._queue_hint(sealed)
         if not gap and self._compaction_due():
             self._start_compactor()
         return new
@@ -1420,6 +1467,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _compact(self, progress: Callable[[int, int], None] | None) -> CompactionReport:
         started = self._clock.monotonic()
+        self._hint_queue.join()  # ENG-43: no hint is written for an input once it is removed
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
@@ -1597,6 +1645,7 @@ class Store(MutableMapping[bytes, bytes]):
     def close(self) -> None:
         """ENG-18: sync everything, release the directory; a second close does nothing."""
         with self._compaction:  # ENG-40: a running compaction finishes first
+            self._stop_hinter()
             self._close()
 
     def _close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 import signal
@@ -112,3 +113,24 @@ def test_the_server_compacts_in_the_background_and_goes_on_answering(serve: Serv
     assert re.search(r"compacted \d+ segments into \d+, reclaiming \d+ bytes in [\d.]+ s", line)
     with catlog.open(server.data_dir) as store:
         assert dict(store.items()) == expected
+
+
+@pytest.mark.spec("SRV-10", "ENG-43")
+@pytest.mark.parametrize("hints", [True, False])
+def test_the_server_writes_hints_for_sealed_segments_unless_told_not_to(
+    serve: Serve, hints: bool
+) -> None:
+    flags = ["--fsync", "never", "--segment-size", "4096", "--compact-threshold", "0"]
+    server = serve(*flags, *([] if hints else ["--no-hints"]))
+    client = redis.Redis(host=server.host, port=server.port, protocol=2)
+    try:
+        for i in range(300):
+            client.set(f"k{i}", "v" * 50)
+    finally:
+        client.close()
+    assert server.stop() == 0
+    names = os.listdir(server.data_dir)
+    sealed = [n for n in names if n.endswith(".log")][:-1]
+    assert len(sealed) >= 3
+    hinted = [n for n in names if n.endswith(".hint")]
+    assert len(hinted) == (len(sealed) if hints else 0)

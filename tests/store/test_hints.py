@@ -273,3 +273,62 @@ def test_a_leftover_temporary_hint_does_not_prefix_the_new_one(data_dir: str) ->
     assert not Path(data_dir, hint_name(1) + ".tmp").exists()
     assert len(Path(data_dir, hint_name(1)).read_bytes()) > HINT_HEADER_SIZE
     assert contents(data_dir) == {b"a": b"x" * 40, b"b": b"y" * 40}
+
+
+@pytest.mark.spec("ENG-43", "ENG-32")
+def test_background_hints_are_written_off_the_rotating_call_and_opened_through(
+    data_dir: str,
+) -> None:
+    with catlog.open(data_dir, hints="background", segment_size=200, fsync="never") as store:
+        for i in range(60):
+            store.put(b"k%d" % (i % 7), b"value %d" % i)
+        model = dict(store.items())
+        sealed = store.stats().segments - 1
+    assert len(hints(data_dir)) == sealed, "close waits for the queued hints"
+    assert not [n for n in os.listdir(data_dir) if n.endswith(".tmp")]
+    before = snapshot(data_dir)
+    assert contents(data_dir) == model
+    assert snapshot(data_dir) == before
+
+
+@pytest.mark.spec("ENG-43")
+def test_a_compaction_waits_for_queued_hints_and_leaves_none_for_its_inputs(
+    data_dir: str,
+) -> None:
+    with catlog.open(data_dir, hints="background", segment_size=200, fsync="never") as store:
+        for i in range(80):
+            store.put(b"k%d" % (i % 5), b"value %d" % i)
+        store.compact()
+        for i in range(20):
+            store.put(b"j%d" % i, b"more %d" % i)
+        model = dict(store.items())
+        live = {int(n[8:-4]) for n in os.listdir(data_dir) if n.endswith(".log")}
+    orphans = [n for n in hints(data_dir) if int(n[8:-5]) not in live]
+    assert orphans == [], "no hint is left for a segment compaction removed"
+    assert contents(data_dir) == model
+
+
+@pytest.mark.spec("ENG-43", "REC-10")
+def test_a_failing_background_hint_is_logged_and_stops_hints_not_the_store(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fs = SimFileSystem()
+    with caplog.at_level(logging.ERROR, logger="catlog"):
+        with catlog.open("/db", hints="background", fs=fs, segment_size=100) as store:
+            fs.fail("rename", nth=1)
+            for i in range(6):
+                store.put(b"k%d" % i, b"x" * 40)  # rotates every put or two
+            store._hint_queue.join()
+            assert store._hints_failed
+            store.put(b"after", b"still writes")
+        assert any("no more hints" in r.getMessage() for r in caplog.records)
+    with catlog.open("/db", fs=fs) as store:
+        assert store[b"after"] == b"still writes"
+        assert len(store) == 7
+
+
+@pytest.mark.spec("ENG-25", "ENG-43")
+def test_an_unknown_hint_mode_is_refused(data_dir: str) -> None:
+    with pytest.raises(ValueError, match="hints must be"):
+        catlog.open(data_dir, hints="sometimes")  # type: ignore[arg-type]
+    assert not os.path.exists(data_dir)

@@ -1467,7 +1467,6 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _compact(self, progress: Callable[[int, int], None] | None) -> CompactionReport:
         started = self._clock.monotonic()
-        self._hint_queue.join()  # ENG-43: no hint is written for an input once it is removed
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
@@ -1480,6 +1479,9 @@ class Store(MutableMapping[bytes, bytes]):
             first = self._active.number + 1
             self._rotate(gap=gap)
             inputs = [self._slots[segment.slot] for segment in inputs]  # the sealed views
+        # ENG-43: hints queued for inputs are written now, none once an input is removed; no
+        # input can be queued after this point, since every later rotation seals a later segment.
+        self._hint_queue.join()
         outputs = _Outputs(self, first, first + gap)
         done = 0
         for segment in inputs:

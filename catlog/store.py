@@ -974,10 +974,14 @@ class Store(MutableMapping[bytes, bytes]):
 
     def delete(self, key: bytes) -> bool:
         """ENG-5: remove ``key``; returns whether it was there. A missing key writes nothing."""
-        existed, ticket = self.delete_nowait(key)
-        if existed:
+        return self._waited(self.delete_nowait(key))
+
+    def _waited(self, outcome: tuple[bool, int]) -> bool:
+        """Wait for a conditional write's ticket (ENG-14) if it wrote; pass on whether it did."""
+        wrote, ticket = outcome
+        if wrote:
             self.wait_durable(ticket)
-        return existed
+        return wrote
 
     def delete_nowait(self, key: bytes) -> tuple[bool, int]:
         """ENG-28: append a DELETE if ``key`` has a value; returns that, and the ticket to wait on.
@@ -1002,10 +1006,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def expire_at(self, key: bytes, expires_at_ms: int) -> bool:
         """ENG-35: make ``key`` expire at ``expires_at_ms``; False if it has no value."""
-        done, ticket = self.expire_at_nowait(key, expires_at_ms)
-        if done:
-            self.wait_durable(ticket)
-        return done
+        return self._waited(self.expire_at_nowait(key, expires_at_ms))
 
     def expire_at_nowait(self, key: bytes, expires_at_ms: int) -> tuple[bool, int]:
         """ENG-35: rewrite ``key``'s value with a new expiry; a time already past deletes it.
@@ -1031,10 +1032,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def persist(self, key: bytes) -> bool:
         """ENG-36: make ``key`` never expire; True if it had an expiry to remove."""
-        done, ticket = self.persist_nowait(key)
-        if done:
-            self.wait_durable(ticket)
-        return done
+        return self._waited(self.persist_nowait(key))
 
     def persist_nowait(self, key: bytes) -> tuple[bool, int]:
         """ENG-36: rewrite ``key``'s value as a plain PUT if it has an expiry."""

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 
 import catlog
-from catlog import codec
 from catlog.clock import ManualClock
 from catlog.codec import RECORD_HEADER_SIZE, RecordType
+from tests.store.segments import records
 
 START_MS = 1_700_000_000_000
 
@@ -26,13 +26,6 @@ def store(data_dir: str, request: pytest.FixtureRequest) -> Iterator[catlog.Stor
     clock = ManualClock(now_ms=START_MS)
     with catlog.open(data_dir, fsync=request.param, clock=clock) as opened:
         yield opened
-
-
-def records(data_dir: str) -> list[codec.Record]:
-    with open(f"{data_dir}/segment-00001.log", "rb") as segment:
-        found, damage = codec.iter_records(segment.read(), 16)
-    assert damage is None
-    return found
 
 
 @pytest.mark.spec("ENG-37", "FMT-22", "FMT-23")

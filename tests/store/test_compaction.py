@@ -20,6 +20,7 @@ from catlog.clock import ManualClock
 from catlog.codec import RecordType
 from catlog.segment import Segment, parse_segment_name
 from catlog.simfs import SimFileSystem
+from tests.store.segments import records
 
 START_MS = 1_700_000_000_000
 
@@ -34,13 +35,6 @@ def disk_bytes(directory: str) -> int:
         for name in os.listdir(directory)
         if parse_segment_name(name) is not None
     )
-
-
-def records(directory: str, number: int) -> list[codec.Record]:
-    with open(f"{directory}/segment-{number:05d}.log", "rb") as segment:
-        found, damage = codec.iter_records(segment.read(), 16)
-    assert damage is None
-    return found
 
 
 @pytest.fixture

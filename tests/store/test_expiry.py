@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 import catlog
-from catlog import codec
 from catlog.clock import ManualClock
 from catlog.codec import RecordType
+from tests.store.segments import records
 
 START_MS = 1_700_000_000_000
 
@@ -30,13 +30,6 @@ def store(
 ) -> Iterator[catlog.Store]:
     with catlog.open(data_dir, fsync=request.param, clock=clock) as opened:
         yield opened
-
-
-def records(data_dir: str) -> list[codec.Record]:
-    with open(f"{data_dir}/segment-00001.log", "rb") as segment:
-        found, damage = codec.iter_records(segment.read(), 16)
-    assert damage is None
-    return found
 
 
 @pytest.mark.spec("ENG-33", "FMT-21")

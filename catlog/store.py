@@ -627,29 +627,6 @@ class Store(MutableMapping[bytes, bytes]):
             return default
         if self._expires and self._expired(key):
             return default
-        # The common case inline (the server's GET benchmark showed the call): a PUT whose
-        # whole record is read in one slice from a sealed or flushed part of a segment.
-        offset = (location >> LEN_BITS) & OFFSET_MASK
-        value_len = location & LARGE_VALUE
-        active_slot, flushed, _ = self._active.pending
-        slot = location >> SLOT_SHIFT
-        if value_len != LARGE_VALUE and (slot != active_slot or offset < flushed):
-            key_end = RECORD_HEADER_SIZE + len(key)
-            try:
-                data = self._slots[slot].pread(key_end + value_len, offset)
-            except OSError:
-                data = b""
-            if (
-                len(data) == key_end + value_len
-                and data[4] == _PUT
-                and crc32c(memoryview(data)[4:]) == CRC_FIELD.unpack_from(data)[0]
-                and data[RECORD_HEADER_SIZE:key_end] == key
-            ):
-                return data[key_end:]
-        return self._get_slowly(key, location, default)
-
-    def _get_slowly(self, key: bytes, location: int, default: bytes | None) -> bytes | None:
-        """:meth:`get` for the other cases: buffered, large, other types, moved, or damaged."""
         try:
             return self._read(key, location, self._slots)
         except (OSError, CorruptionError):

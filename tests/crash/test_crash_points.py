@@ -199,15 +199,19 @@ def drive(
     fs.observer = lambda sim: run.images.append(sim.image())
     model = dict(run.states[0])
     clock = catlog.ManualClock(NOW_MS)
-    store = catlog.open(
-        DIRECTORY,
-        fs=fs,
-        fsync=policy,
-        segment_size=segment_size,
-        fsync_interval_ms=INTERVAL_MS,
-        clock=clock,
-        hints=hints,
-    )
+
+    def reopen() -> catlog.Store:
+        return catlog.open(
+            DIRECTORY,
+            fs=fs,
+            fsync=policy,
+            segment_size=segment_size,
+            fsync_interval_ms=INTERVAL_MS,
+            clock=clock,
+            hints=hints,
+        )
+
+    store = reopen()
     for step in steps:
         before = fs.operations
         written = len(run.states) - 1
@@ -247,15 +251,7 @@ def drive(
             store.compact()  # changes no value: no write of the model (REC-18)
         else:
             store.close()
-            store = catlog.open(
-                DIRECTORY,
-                fs=fs,
-                fsync=policy,
-                segment_size=segment_size,
-                fsync_interval_ms=INTERVAL_MS,
-                clock=clock,
-                hints=hints,
-            )
+            store = reopen()
         if wrote:
             run.states.append(dict(model))
         # An fsync of a segment during this step makes every earlier write durable: a rotation

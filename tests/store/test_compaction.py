@@ -665,8 +665,6 @@ def test_a_read_that_loses_the_race_with_compaction_reads_the_copy(
             return read(key, location, slots)
 
         monkeypatch.setattr(store, "_read", racing_read)
-        # Each key is still in the write buffer when it is read, so get takes the path through
-        # _read (a record in a sealed segment is read inline, ahead of it).
         assert store.get(b"moved", b"default") == b"v"
         store.put(b"deleted", b"w")
         assert store.get(b"deleted", b"default") == b"default"
@@ -678,7 +676,7 @@ def test_a_failing_read_that_no_compaction_explains_is_raised(data_dir: str) -> 
     """get retries only when the index moved; a read error of a record still indexed is real."""
     with catlog.open(data_dir, fsync="never", segment_size=100) as store:
         store.put(b"k", b"v" * 60)
-        store.put(b"next", b"w" * 60)  # rotates: k's segment is sealed and read inline
+        store.put(b"next", b"w" * 60)  # rotates: k's segment is sealed
         sealed = store._slots[0]
         sealed.file.close()
         with pytest.raises(OSError, match="Bad file descriptor"):

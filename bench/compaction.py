@@ -67,7 +67,7 @@ def space(root: str, keys_count: int) -> list[Outcome]:
     report = store.compact()
     catlog_seconds = time.perf_counter() - start
     catlog_after = _directory_bytes(catlog_dir, segments_only=True)
-    record_bytes = live + catlog.codec.RECORD_HEADER_SIZE * keys_count
+    record_bytes = live + catlog.codec.PACKED_SHORT_SIZE * keys_count
     store.close()
 
     semidbm_dir = os.path.join(root, "compact-semidbm")
@@ -86,7 +86,7 @@ def space(root: str, keys_count: int) -> list[Outcome]:
         "values; live bytes = keys + values of the last writes.",
         f"before compaction: catlog {catlog_before / live:.2f}x, semidbm "
         f"{semidbm_before / live:.2f}x the live bytes.",
-        f"catlog after / its live records (21-byte header each, FMT-4): "
+        f"catlog after / its live records (packed, FMT-27: an 8-byte header each): "
         f"{catlog_after / record_bytes:.3f}x; {report.records_copied:,} records copied, "
         f"{report.reclaimed_bytes:,} bytes reclaimed.",
     )

@@ -25,6 +25,12 @@ from typing import Final, TextIO
 from . import __version__, server
 from . import open as open_store
 from .codec import (
+    PACKED_LONG,
+    PACKED_LONG_BIT,
+    PACKED_LONG_SIZE,
+    PACKED_SHORT,
+    PACKED_SHORT_SIZE,
+    PACKED_VERSION,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER,
@@ -478,8 +484,9 @@ DUMP_PREAMBLE: Final = """\
 # Read it beside spec/format.md. A segment starts with a 16-byte header (FMT-2: magic, version,
 # crc); records follow back to back from offset 16 (FMT-11). Each record line shows the fields of
 # FMT-4: @offset, type (FMT-6), size, timestamp_ms (FMT-10, also as UTC), key_len, value_len,
-# crc (FMT-5: CRC-32C of everything after the crc field), key. Bytes that are not a valid record
-# are shown as one range; their lengths are never believed (REC-3)."""
+# crc (FMT-5: CRC-32C of everything after the crc field), key. A packed segment (version 2,
+# FMT-26) holds packed records (FMT-27), which have no timestamp. Bytes that are not a valid
+# record are shown as one range; their lengths are never believed (REC-3)."""
 
 
 def header_text(name: str, data: bytes) -> str:
@@ -500,9 +507,11 @@ def entry_text(entry: Entry, data: bytes, *, values: bool = False) -> str:
     if isinstance(entry, Record):
         crc = int.from_bytes(data[entry.offset : entry.offset + 4], "little")
         what = f"member {entry.type.name}" if entry.in_batch else entry.type.name
+        when = f"time={iso_utc(entry.timestamp_ms)} ms={entry.timestamp_ms}"
+        if entry.packed:
+            what, when = f"{what} packed", "time=- ms=-"  # TOOL-23: FMT-28, no timestamp
         line = (
-            f"@{entry.offset} {what} size={entry.size} "
-            f"time={iso_utc(entry.timestamp_ms)} ms={entry.timestamp_ms} "
+            f"@{entry.offset} {what} size={entry.size} {when} "
             f"key_len={len(entry.key)} value_len={entry.value_len} crc=0x{crc:08x} ok "
             f"key={show_bytes(entry.key, KEY_SHOWN)}"
         )
@@ -534,9 +543,17 @@ def _claimed_header(region: Region, data: bytes) -> str | None:
     """What a damaged record header says, for learners, marked as not believed (REC-3)."""
     if region.kind is RegionKind.UNSUPPORTED or region.start < SEGMENT_HEADER_SIZE:
         return None
-    if region.end - region.start < RECORD_HEADER_SIZE:
+    packed = decode_segment_header(data) == (HeaderStatus.OK, PACKED_VERSION)
+    head = RECORD_HEADER_SIZE
+    if packed:
+        head = PACKED_LONG_SIZE if data[region.start + 4] & PACKED_LONG_BIT else PACKED_SHORT_SIZE
+    if region.end - region.start < head:
         return None
-    crc, rtype, _ts, key_len, value_len = RECORD_HEADER.unpack_from(data, region.start)
+    if not packed:
+        crc, rtype, _ts, key_len, value_len = RECORD_HEADER.unpack_from(data, region.start)
+    else:
+        layout = PACKED_LONG if head == PACKED_LONG_SIZE else PACKED_SHORT
+        crc, rtype, key_len, value_len = layout.unpack_from(data, region.start)
     trust = "crc ok" if region.kind is RegionKind.FORMAT_VIOLATION else "not believed"
     fields = f"type={rtype} key_len={key_len} value_len={value_len} crc=0x{crc:08x}"
     return f"header says {fields} ({trust})"
@@ -568,8 +585,8 @@ def entry_json(name: str, entry: Entry, data: bytes, *, values: bool = False) ->
             "size": entry.size,
             "type": entry.type.name,
             "type_code": int(entry.type),
-            "timestamp_ms": entry.timestamp_ms,
-            "time": iso_utc(entry.timestamp_ms),
+            "timestamp_ms": None if entry.packed else entry.timestamp_ms,
+            "time": None if entry.packed else iso_utc(entry.timestamp_ms),
             "key_len": len(entry.key),
             "value_len": entry.value_len,
             "crc": f"0x{crc:08x}",
@@ -577,6 +594,8 @@ def entry_json(name: str, entry: Entry, data: bytes, *, values: bool = False) ->
             "key_hex": entry.key.hex(),
             "key_text": text_form(entry.key),
         }
+        if entry.packed:
+            obj["packed"] = True  # TOOL-23
         if entry.type is RecordType.PUT_EXPIRING:
             obj["expires_at_ms"] = entry.expires_at_ms
             obj["expires"] = iso_utc(entry.expires_at_ms)

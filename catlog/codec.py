@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from crc32c import crc32c
@@ -31,7 +31,12 @@ SEGMENT_MAGIC: Final = b"CATLOGSG"
 """FMT-2: the first eight bytes of every segment file."""
 
 FORMAT_VERSION: Final = 1
-"""FMT-2: the only segment format version this reader understands."""
+"""FMT-2: the version of a segment of records (section 2 of format.md), the kind appended to."""
+
+PACKED_VERSION: Final = 2
+"""FMT-26: the version of a packed segment, which only compaction writes."""
+
+SEGMENT_VERSIONS: Final = frozenset({FORMAT_VERSION, PACKED_VERSION})
 
 SEGMENT_HEADER: Final = struct.Struct("<8sII")
 SEGMENT_HEADER_SIZE: Final = SEGMENT_HEADER.size  # 16
@@ -59,6 +64,21 @@ EXPIRY_SIZE: Final = EXPIRY_FIELD.size  # 8
 MAX_EXPIRING_VALUE_SIZE: Final = MAX_VALUE_SIZE - EXPIRY_SIZE
 """FMT-21: the value of an expiring PUT shares the value field with its expiry."""
 
+PACKED_SHORT: Final = struct.Struct("<IBBH")
+"""FMT-27: a packed record's short header: crc32c, type, key_len u8, value_len u16."""
+PACKED_SHORT_SIZE: Final = PACKED_SHORT.size  # 8
+PACKED_LONG: Final = struct.Struct("<IBII")
+"""FMT-27: a packed record's long header: crc32c, type, key_len u32, value_len u32."""
+PACKED_LONG_SIZE: Final = PACKED_LONG.size  # 13
+PACKED_SHORT_MAX_KEY: Final = 255
+PACKED_SHORT_MAX_VALUE: Final = 65_534
+"""FMT-27: the short form holds exactly the records within both bounds."""
+PACKED_SHORT_TYPE: Final = 0x40
+PACKED_LONG_TYPE: Final = 0x50
+"""FMT-28: a packed type code is the record type's code plus one of these."""
+PACKED_LONG_BIT: Final = 0x10
+"""FMT-27: the bit of the type code that says a packed record has the long header."""
+
 MEMBER_FLAG: Final = 0x80
 """FMT-23: a member's type code is its record type's code with this bit set."""
 
@@ -80,6 +100,12 @@ MEMBER_TYPES: Final = frozenset(
     MEMBER_FLAG | t for t in (RecordType.PUT, RecordType.DELETE, RecordType.PUT_EXPIRING)
 )
 """FMT-23: the type codes a member may carry; a batch never holds a batch."""
+PACKED_TYPES: Final = frozenset(
+    form | t
+    for form in (PACKED_SHORT_TYPE, PACKED_LONG_TYPE)
+    for t in (RecordType.PUT, RecordType.DELETE, RecordType.PUT_EXPIRING)
+)
+"""FMT-28: the type codes a packed segment may hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +115,8 @@ class Record:
     ``value`` is the value the writer stored: for an expiring PUT, without the expiry in front of
     it, which is in ``expires_at_ms`` instead (0 for every other type). A batch has an empty key
     and value and its members in ``members``; a member's ``offset`` is where it lies in the same
-    data, and its ``type`` is the plain record type, its ``in_batch`` true.
+    data, and its ``type`` is the plain record type, its ``in_batch`` true. A packed record
+    (FMT-27) has ``packed`` true, its plain record type, and ``timestamp_ms`` 0: it has none.
     """
 
     type: RecordType
@@ -101,6 +128,7 @@ class Record:
     expires_at_ms: int = 0
     members: tuple[Record, ...] = ()
     in_batch: bool = False
+    packed: bool = False
 
     @property
     def value_len(self) -> int:
@@ -119,21 +147,33 @@ class DamageKind(enum.Enum):
     BAD_DELETE = "delete record with a value"
     BAD_EXPIRING = "expiring put without its expiry"
     BAD_BATCH = "malformed batch"
+    BAD_PACKED = "packed record in the wrong form"
 
 
 WRITTEN_WHOLE: Final = frozenset(
-    {DamageKind.UNKNOWN_TYPE, DamageKind.BAD_DELETE, DamageKind.BAD_EXPIRING, DamageKind.BAD_BATCH}
+    {
+        DamageKind.UNKNOWN_TYPE,
+        DamageKind.BAD_DELETE,
+        DamageKind.BAD_EXPIRING,
+        DamageKind.BAD_BATCH,
+        DamageKind.BAD_PACKED,
+    }
 )
 """REC-7: damage whose crc verified: the bytes were written whole, so no crash explains them."""
 
 
 @dataclass(frozen=True, slots=True)
 class Damage:
-    """The bytes at ``offset`` do not hold a valid record, for ``kind``."""
+    """The bytes at ``offset`` do not hold a valid record, for ``kind``.
+
+    For damage written whole (``kind`` in :data:`WRITTEN_WHOLE`), ``end`` is where the record
+    ends, which its verified crc vouches for; otherwise it is 0: nothing says where damage ends.
+    """
 
     offset: int
     kind: DamageKind
     detail: str = ""
+    end: int = field(default=0, compare=False)
 
     @property
     def reason(self) -> str:
@@ -165,7 +205,7 @@ def decode_segment_header(data: bytes | memoryview) -> tuple[HeaderStatus, int]:
         return HeaderStatus.CRC_MISMATCH, version
     if magic != SEGMENT_MAGIC:
         return HeaderStatus.BAD_MAGIC, version
-    if version != FORMAT_VERSION:
+    if version not in SEGMENT_VERSIONS:
         return HeaderStatus.UNSUPPORTED_VERSION, version
     return HeaderStatus.OK, version
 
@@ -205,13 +245,18 @@ def encode_batch(timestamp_ms: int, members: list[bytes]) -> bytes:
     return encode_record(RecordType.BATCH, timestamp_ms, b"", b"".join(members))
 
 
-def decode_record(data: bytes | memoryview, offset: int) -> Record | Damage:
+def decode_record(
+    data: bytes | memoryview, offset: int, *, packed: bool = False
+) -> Record | Damage:
     """Decode the record starting at ``offset`` in ``data``; ``data`` ends where the file ends.
 
     The length fields are range-checked before they are used to find the record's end, and the crc
     is checked before any other field is believed (REC-3), so a damaged header never makes the
-    decoder read from a wrong place or allocate a huge buffer.
+    decoder read from a wrong place or allocate a huge buffer. ``packed`` says the data is a
+    packed segment's (FMT-26), whose records have their own layout (FMT-27).
     """
+    if packed:
+        return _decode_packed(data, offset)
     end_of_data = len(data)
     if end_of_data - offset < RECORD_HEADER_SIZE:
         return Damage(offset, DamageKind.INCOMPLETE_HEADER, f"{end_of_data - offset} bytes left")
@@ -224,15 +269,63 @@ def decode_record(data: bytes | memoryview, offset: int) -> Record | Damage:
     if crc32c(data[offset + 4 : end]) != crc:
         return Damage(offset, DamageKind.CRC_MISMATCH)
     if rtype not in KNOWN_TYPES:
-        return Damage(offset, DamageKind.UNKNOWN_TYPE, f"type={rtype}")
+        return Damage(offset, DamageKind.UNKNOWN_TYPE, f"type={rtype}", end)
     if rtype == RecordType.BATCH:
         if klen:
-            return Damage(offset, DamageKind.BAD_BATCH, f"key_len={klen}")
+            return Damage(offset, DamageKind.BAD_BATCH, f"key_len={klen}", end)
         members = _decode_members(data, offset + RECORD_HEADER_SIZE, end, timestamp)
         if isinstance(members, str):
-            return Damage(offset, DamageKind.BAD_BATCH, members)
+            return Damage(offset, DamageKind.BAD_BATCH, members, end)
         return Record(RecordType.BATCH, timestamp, b"", b"", offset, end - offset, members=members)
     return _body(data, offset, rtype, timestamp, klen=klen, end=end, in_batch=False)
+
+
+def _decode_packed(data: bytes | memoryview, offset: int) -> Record | Damage:
+    """FMT-27, FMT-28: :func:`decode_record` for a packed segment's record."""
+    end_of_data = len(data)
+    left = end_of_data - offset
+    long_form = left > 4 and bool(data[offset + 4] & PACKED_LONG_BIT)
+    head = PACKED_LONG if long_form else PACKED_SHORT
+    if left < head.size:
+        return Damage(offset, DamageKind.INCOMPLETE_HEADER, f"{left} bytes left")
+    crc, rtype, klen, vlen = head.unpack_from(data, offset)
+    if klen > MAX_KEY_SIZE or vlen > MAX_VALUE_SIZE:
+        return Damage(offset, DamageKind.BAD_LENGTH, f"key_len={klen} value_len={vlen}")
+    end = offset + head.size + klen + vlen
+    if end > end_of_data:
+        return Damage(offset, DamageKind.INCOMPLETE_RECORD, f"needs {end - end_of_data} more bytes")
+    if crc32c(data[offset + 4 : end]) != crc:
+        return Damage(offset, DamageKind.CRC_MISMATCH)
+    if rtype not in PACKED_TYPES:
+        return Damage(offset, DamageKind.UNKNOWN_TYPE, f"type={rtype}", end)
+    if long_form == fits_short_form(klen, vlen):
+        form = "long" if long_form else "short"
+        detail = f"{form} form for key_len={klen} value_len={vlen}"
+        return Damage(offset, DamageKind.BAD_PACKED, detail, end)
+    return _body(data, offset, rtype & 0x0F, 0, klen=klen, end=end, in_batch=False, head=head.size)
+
+
+def fits_short_form(key_len: int, value_len: int) -> bool:
+    """FMT-27: whether a packed record of these lengths takes the short header."""
+    return key_len <= PACKED_SHORT_MAX_KEY and value_len <= PACKED_SHORT_MAX_VALUE
+
+
+def encode_packed(rtype: int, key: bytes, value_field: bytes) -> bytes:
+    """FMT-27, FMT-28: the packed record of ``rtype`` (a plain :class:`RecordType` code).
+
+    ``value_field`` is the value field as a record stores it: for an expiring PUT, the u64 expiry
+    and then the value (FMT-21), which is how compaction finds it in the record it copies.
+    """
+    if fits_short_form(len(key), len(value_field)):
+        body = _SHORT_BODY.pack(PACKED_SHORT_TYPE | rtype, len(key), len(value_field))
+    else:
+        body = _LONG_BODY.pack(PACKED_LONG_TYPE | rtype, len(key), len(value_field))
+    body += key + value_field
+    return CRC_FIELD.pack(crc32c(body)) + body
+
+
+_SHORT_BODY: Final = struct.Struct("<BBH")
+_LONG_BODY: Final = struct.Struct("<BII")
 
 
 def _body(
@@ -244,16 +337,17 @@ def _body(
     klen: int,
     end: int,
     in_batch: bool,
+    head: int = RECORD_HEADER_SIZE,
 ) -> Record | Damage:
     """The rest of a PUT, DELETE or expiring PUT whose crc verified: FMT-8 and FMT-21's checks."""
-    key_start = offset + RECORD_HEADER_SIZE
+    key_start = offset + head
     value_start = key_start + klen
     expires_at = 0
     if rtype == RecordType.DELETE and end > value_start:
-        return Damage(offset, DamageKind.BAD_DELETE, f"value_len={end - value_start}")
+        return Damage(offset, DamageKind.BAD_DELETE, f"value_len={end - value_start}", end)
     if rtype == RecordType.PUT_EXPIRING:
         if end - value_start < EXPIRY_SIZE:
-            return Damage(offset, DamageKind.BAD_EXPIRING, f"value_len={end - value_start}")
+            return Damage(offset, DamageKind.BAD_EXPIRING, f"value_len={end - value_start}", end)
         expires_at = EXPIRY_FIELD.unpack_from(data, value_start)[0]
         value_start += EXPIRY_SIZE
     return Record(
@@ -265,6 +359,7 @@ def _body(
         end - offset,
         expires_at,
         in_batch=in_batch,
+        packed=head != RECORD_HEADER_SIZE,
     )
 
 
@@ -297,7 +392,9 @@ def _decode_members(
     return tuple(members)
 
 
-def iter_records(data: bytes | memoryview, start: int) -> tuple[list[Record], Damage | None]:
+def iter_records(
+    data: bytes | memoryview, start: int, *, packed: bool = False
+) -> tuple[list[Record], Damage | None]:
     """Decode records from ``start`` until the data ends or damage is found.
 
     Returns the records and the first damage (``None`` when the data ends exactly on a record
@@ -307,7 +404,7 @@ def iter_records(data: bytes | memoryview, start: int) -> tuple[list[Record], Da
     records: list[Record] = []
     offset = start
     while offset < len(data):
-        result = decode_record(data, offset)
+        result = decode_record(data, offset, packed=packed)
         if isinstance(result, Damage):
             return records, result
         records.append(result)
@@ -315,7 +412,7 @@ def iter_records(data: bytes | memoryview, start: int) -> tuple[list[Record], Da
     return records, None
 
 
-def find_next_record(data: bytes | memoryview, start: int) -> int | None:
+def find_next_record(data: bytes | memoryview, start: int, *, packed: bool = False) -> int | None:
     """The first offset at or after ``start`` where a record's crc verifies, whatever its type.
 
     Used only to describe damage (REC-4, REC-6: whether anything written whole follows it), never
@@ -324,20 +421,36 @@ def find_next_record(data: bytes | memoryview, start: int) -> int | None:
     Runs of zero bytes, the commonest torn tail, are skipped in one search rather than tried at
     every offset, since a zero-filled header never verifies.
     """
-    last = len(data) - RECORD_HEADER_SIZE
+    head = PACKED_SHORT_SIZE if packed else RECORD_HEADER_SIZE
+    zeros = _ZERO_HEADER[:head]
+    last = len(data) - head
     offset = start
     while offset <= last:
-        if data[offset : offset + RECORD_HEADER_SIZE] == _ZERO_HEADER:
+        if data[offset : offset + head] == zeros:
             nonzero = _NONZERO.search(data, offset)
             if nonzero is None:
                 return None
-            offset = max(offset + 1, nonzero.start() - RECORD_HEADER_SIZE + 1)
+            offset = max(offset + 1, nonzero.start() - head + 1)
             continue
-        result = decode_record(data, offset)
+        result = decode_record(data, offset, packed=packed)
         if isinstance(result, Record) or result.kind in WRITTEN_WHOLE:
             return offset
         offset += 1
     return None
+
+
+def find_follower_of_header(data: bytes | memoryview) -> tuple[int | None, bool]:
+    """REC-5, REC-19: the first valid record after a damaged segment header, of either format.
+
+    A damaged header no longer says whether the segment is packed, so both layouts are searched
+    for; returns the offset of the first record found (``None`` if there is none) and whether it
+    is a packed record (FMT-27), in which case the segment is read as a packed one.
+    """
+    plain = find_next_record(data, SEGMENT_HEADER_SIZE)
+    packed = find_next_record(data, SEGMENT_HEADER_SIZE, packed=True)
+    if packed is not None and (plain is None or packed < plain):
+        return packed, True
+    return plain, False
 
 
 _ZERO_HEADER: Final = bytes(RECORD_HEADER_SIZE)

@@ -36,6 +36,8 @@ from crc32c import crc32c
 from .codec import (
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    PACKED_SHORT_SIZE,
+    PACKED_VERSION,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
@@ -52,7 +54,10 @@ HINT_MAGIC: Final = b"CATLOGHT"
 """FMT-16: the first eight bytes of every hint file."""
 
 HINT_VERSION: Final = 2
-"""FMT-16: the only hint format version this reader understands (FMT-18 says what others mean)."""
+"""FMT-16: the version of the hint of a version-1 segment (FMT-18 says what others mean)."""
+
+PACKED_HINT_VERSION: Final = 3
+"""FMT-16: the version of the hint of a packed segment (FMT-26); the layout is version 2's."""
 
 HINT_HEADER: Final = struct.Struct("<8sIIIIIQQ")
 """FMT-16: magic, version, put_count, expiring_count, delete_count, segment_crc, segment_number,
@@ -68,6 +73,7 @@ _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _BIG_ENDIAN: Final = sys.byteorder == "big"
 _SEGMENT_HEADER: Final = encode_segment_header()
+_PACKED_SEGMENT_HEADER: Final = encode_segment_header(PACKED_VERSION)
 
 
 def hint_name(number: int) -> str:
@@ -99,13 +105,16 @@ class Hint:
     """The last ``expiring_count`` PUT entries are expiring PUTs (FMT-21)."""
     expires_at: array[int] = field(default_factory=lambda: array("Q"))
     """One expiry per expiring PUT entry, in their order."""
+    packed: bool = False
+    """Whether the hint describes a packed segment (FMT-26): hint version 3 rather than 2."""
 
     def matches(self, number: int, data: bytes) -> bool:
         """FMT-19: whether this hint describes the segment ``number`` whose bytes are ``data``."""
+        header = _PACKED_SEGMENT_HEADER if self.packed else _SEGMENT_HEADER
         return (
             self.segment_number == number
             and self.segment_size == len(data)
-            and data[:SEGMENT_HEADER_SIZE] == _SEGMENT_HEADER
+            and data[:SEGMENT_HEADER_SIZE] == header
             and self.segment_crc == segment_crc(data)
         )
 
@@ -141,16 +150,62 @@ def build_hint(number: int, data: bytes) -> bytes | str:
     written for a segment that replay accepts whole, so trusting the hint later (while the
     segment's bytes still match its crc, FMT-19) accepts exactly what replay would. Otherwise it
     returns why not, like ``segment-00003.log@4096: crc mismatch``; no hint is written then.
+    A packed segment (FMT-26) gets a version-3 hint. Entries come in the order of each key's
+    first record in the segment: sorting them by their last record cost another 0.1 s, and the
+    order does not matter (FMT-17).
+    """
+    status, version = decode_segment_header(data)
+    if status is not HeaderStatus.OK:
+        return f"@0: {status.value}"
+    packed = version == PACKED_VERSION
+    last = _last_packed_records(data) if packed else _last_records(data)
+    if isinstance(last, str):
+        return last
+    put_keys: list[bytes] = []
+    put_offsets = array("I")
+    put_value_lens = array("I")
+    expiring: list[tuple[bytes, int, int, int]] = []
+    delete_keys: list[bytes] = []
+    for key, (rtype, offset, value_len, expires_at) in last.items():
+        if rtype == _PUT:
+            put_keys.append(key)
+            put_offsets.append(offset)
+            put_value_lens.append(value_len)
+        elif rtype == _DELETE:
+            delete_keys.append(key)
+        else:
+            expiring.append((key, offset, value_len, expires_at))
+    for key, offset, value_len, _ in expiring:
+        put_keys.append(key)
+        put_offsets.append(offset)
+        put_value_lens.append(value_len)
+    return encode_hint(
+        Hint(
+            number,
+            len(data),
+            segment_crc(data),
+            put_keys,
+            put_offsets,
+            put_value_lens,
+            delete_keys,
+            len(expiring),
+            array("Q", (entry[3] for entry in expiring)),
+            packed,
+        )
+    )
+
+
+_LastRecords = dict[bytes, tuple[int, int, int, int]]
+"""Each key's last record in a segment: ``(type, offset, value_len, expires_at_ms)``."""
+
+
+def _last_records(data: bytes) -> _LastRecords | str:
+    """The walk of :func:`build_hint` over a version-1 segment, or the damage that stops it.
 
     The loop is :func:`catlog.index.replay_segment`'s, collecting ``(type, offset, value_len)``
     per key instead of index entries; on a 64 MiB segment of 137-byte records it takes about half
-    a second, once per rotation (measured, see ENG-30's note). Entries come in the order of each
-    key's first record in the segment: sorting them by their last record cost another 0.1 s, and
-    the order does not matter (FMT-17).
+    a second, once per rotation (measured, see ENG-30's note).
     """
-    status = decode_segment_header(data)[0]
-    if status is not HeaderStatus.OK:
-        return f"@0: {status.value}"
     unpack = RECORD_HEADER.unpack_from
     last: dict[bytes, tuple[int, int, int, int]] = {}
     end_of_data = len(data)
@@ -186,37 +241,25 @@ def build_hint(number: int, data: bytes) -> bytes | str:
         damage = decode_record(data, pos)
         assert not isinstance(damage, Record), "build_hint rejected a record decode_record accepts"
         return f"@{damage.offset}: {damage.reason}"
-    put_keys: list[bytes] = []
-    put_offsets = array("I")
-    put_value_lens = array("I")
-    expiring: list[tuple[bytes, int, int, int]] = []
-    delete_keys: list[bytes] = []
-    for key, (rtype, offset, value_len, expires_at) in last.items():
-        if rtype == _PUT:
-            put_keys.append(key)
-            put_offsets.append(offset)
-            put_value_lens.append(value_len)
-        elif rtype == _DELETE:
-            delete_keys.append(key)
-        else:
-            expiring.append((key, offset, value_len, expires_at))
-    for key, offset, value_len, _ in expiring:
-        put_keys.append(key)
-        put_offsets.append(offset)
-        put_value_lens.append(value_len)
-    return encode_hint(
-        Hint(
-            number,
-            len(data),
-            segment_crc(data),
-            put_keys,
-            put_offsets,
-            put_value_lens,
-            delete_keys,
-            len(expiring),
-            array("Q", (entry[3] for entry in expiring)),
-        )
-    )
+    return last
+
+
+def _last_packed_records(data: bytes) -> _LastRecords | str:
+    """The walk of :func:`build_hint` over a packed segment (FMT-27), record by record.
+
+    Packed segments are written by compaction only, which already spends a second read of each
+    output on its hint (ENG-39); decoding each record into an object here, rather than a loop as
+    fast as :func:`catlog.index.replay_packed`'s, keeps one copy of FMT-27's checks in the codec.
+    """
+    last: _LastRecords = {}
+    pos = SEGMENT_HEADER_SIZE
+    while pos < len(data):
+        record = decode_record(data, pos, packed=True)
+        if not isinstance(record, Record):
+            return f"@{record.offset}: {record.reason}"
+        last[record.key] = (record.type, pos, record.value_len, record.expires_at_ms)
+        pos += record.size
+    return last
 
 
 def encode_hint(hint: Hint) -> bytes:
@@ -234,7 +277,7 @@ def encode_hint(hint: Hint) -> bytes:
             column.byteswap()
     head = HINT_HEADER.pack(
         HINT_MAGIC,
-        HINT_VERSION,
+        PACKED_HINT_VERSION if hint.packed else HINT_VERSION,
         len(hint.put_keys) - hint.expiring_count,
         hint.expiring_count,
         len(hint.delete_keys),
@@ -263,8 +306,9 @@ def decode_hint(data: bytes) -> Hint | HintProblem:
     )
     if magic != HINT_MAGIC:
         return HintProblem.BAD_MAGIC
-    if version != HINT_VERSION:
+    if version not in (HINT_VERSION, PACKED_HINT_VERSION):
         return HintProblem.UNKNOWN_VERSION
+    packed = version == PACKED_HINT_VERSION
     body_end = len(data) - HINT_CRC.size
     if crc32c(memoryview(data)[:body_end]) != HINT_CRC.unpack_from(data, body_end)[0]:
         return HintProblem.CRC_MISMATCH
@@ -293,7 +337,7 @@ def decode_hint(data: bytes) -> Hint | HintProblem:
         or max(key_lens, default=0) > MAX_KEY_SIZE
         or max(value_lens, default=0) > MAX_VALUE_SIZE
         or (offsets and min(offsets) < SEGMENT_HEADER_SIZE)
-        or (offsets and max(offsets) + RECORD_HEADER_SIZE > size)
+        or (offsets and max(offsets) + (PACKED_SHORT_SIZE if packed else RECORD_HEADER_SIZE) > size)
     ):
         return HintProblem.BAD_LAYOUT
     bounds = itertools.pairwise(itertools.accumulate(key_lens, initial=keys_start))
@@ -308,6 +352,7 @@ def decode_hint(data: bytes) -> Hint | HintProblem:
         keys[puts:],
         expiring,
         expires_at,
+        packed,
     )
 
 

@@ -21,6 +21,8 @@ loop of an open, so it inlines the validity checks of :func:`catlog.codec.decode
 two commonest types, PUT and DELETE, and hands every other record (an expiring PUT, a batch) to
 ``decode_record``, which also says why a record it rejects is damage. Its conditions must accept
 exactly what ``decode_record`` accepts; ``tests/unit/test_index.py`` checks that they agree.
+:func:`replay_packed` is its twin for the packed segments compaction writes (FMT-26), checked
+the same way in ``tests/unit/test_packed.py``.
 
 Expiry times (FMT-21) live beside the index, in a second dict from key to ``(expires_at_ms,
 location)``. Replay only ever adds to it; an entry counts only while the index still holds the
@@ -39,6 +41,9 @@ from crc32c import crc32c
 from .codec import (
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    PACKED_SHORT,
+    PACKED_SHORT_SIZE,
+    PACKED_SHORT_TYPE,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
     Damage,
@@ -145,8 +150,52 @@ def replay_segment(
             pos = end
     except struct.error:
         pass
-    if pos == end_of_data:
+    return _result(data, pos, packed=False)
+
+
+_PACKED_PUT: Final = PACKED_SHORT_TYPE | RecordType.PUT
+
+
+def replay_packed(
+    data: bytes, start: int, slot: int, index: dict[bytes, int], expiring: Expiring
+) -> ReplayResult:
+    """:func:`replay_segment` for a packed segment (FMT-26), whose records are FMT-27's.
+
+    The loop takes a short-form PUT, the common packed record, without decoding it into an
+    object: its lengths fit their limits by their widths (FMT-27), and ``vlen`` below 65,535
+    keeps a short value below ``LARGE_VALUE``. Every other record goes to ``decode_record``.
+    """
+    unpack = PACKED_SHORT.unpack_from
+    slot_bits = slot << SLOT_SHIFT
+    end_of_data = len(data)
+    pos = start
+    try:
+        while pos < end_of_data:
+            crc, rtype, klen, vlen = unpack(data, pos)
+            key_start = pos + PACKED_SHORT_SIZE
+            end = key_start + klen + vlen
+            if (
+                rtype == _PACKED_PUT
+                and vlen < LARGE_VALUE
+                and end <= end_of_data
+                and crc32c(data[pos + 4 : end]) == crc
+            ):
+                index[data[key_start : key_start + klen]] = slot_bits | (pos << LEN_BITS) | vlen
+                pos = end
+                continue
+            record = decode_record(data, pos, packed=True)
+            if not isinstance(record, Record):
+                break
+            apply_record(record, slot, index, expiring)
+            pos += record.size
+    except struct.error:
+        pass
+    return _result(data, pos, packed=True)
+
+
+def _result(data: bytes, pos: int, *, packed: bool) -> ReplayResult:
+    if pos == len(data):
         return ReplayResult(pos, None)
-    damage = decode_record(data, pos)
-    assert not isinstance(damage, Record), "replay_segment rejected a record decode_record accepts"
+    damage = decode_record(data, pos, packed=packed)
+    assert not isinstance(damage, Record), "replay rejected a record decode_record accepts"
     return ReplayResult(pos, damage)

@@ -27,7 +27,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .codec import SEGMENT_HEADER_SIZE, Record, encode_segment_header
+from .codec import (
+    FORMAT_VERSION,
+    PACKED_VERSION,
+    SEGMENT_HEADER_SIZE,
+    HeaderStatus,
+    Record,
+    decode_segment_header,
+    encode_segment_header,
+)
 from .fs import FileSystem, OsFileSystem
 from .scan import (
     REFUSED_KINDS,
@@ -185,7 +193,12 @@ def _repair_segment(
     if not dry_run:
         if any(q.file is not None for q in quarantined):
             fs.sync_dir(directory)  # the quarantine files' names are durable before the rename
-        chunks: list[memoryview | bytes] = [encode_segment_header()]
+        # TOOL-23: a packed segment keeps its version; a header lost to damage becomes version 1.
+        version = decode_segment_header(data)
+        packed = version == (HeaderStatus.OK, PACKED_VERSION)
+        chunks: list[memoryview | bytes] = [
+            encode_segment_header(PACKED_VERSION if packed else FORMAT_VERSION)
+        ]
         chunks.extend(view[start:end] for start, end in plan.kept)
         _write_new(fs, f"{directory}/{name}", chunks)
         fs.sync_dir(directory)

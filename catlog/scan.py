@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .codec import (
-    RECORD_HEADER,
-    RECORD_HEADER_SIZE,
+    PACKED_VERSION,
     SEGMENT_HEADER_SIZE,
     WRITTEN_WHOLE,
     HeaderStatus,
@@ -40,6 +39,7 @@ from .codec import (
     RecordType,
     decode_record,
     decode_segment_header,
+    find_follower_of_header,
     find_next_record,
 )
 from .errors import LockedError
@@ -131,26 +131,26 @@ def scan_segment(
             yield Region(0, 0, reason, RegionKind.CORRUPT)
         return
     offset = SEGMENT_HEADER_SIZE
+    packed = status is HeaderStatus.OK and version == PACKED_VERSION
     if status is not HeaderStatus.OK:
         follower = None
         if size > SEGMENT_HEADER_SIZE:
-            follower = find_next_record(data, SEGMENT_HEADER_SIZE)
+            follower, packed = find_follower_of_header(data)
         offset = size if follower is None else follower
         yield Region(0, offset, status.value, _damage_kind(newest, follower))
+    newest = newest and not packed  # REC-19, TOOL-23: no damage in a packed segment is torn
     while offset < size:
-        found = decode_record(data, offset)
+        found = decode_record(data, offset, packed=packed)
         if isinstance(found, Record):
             yield found
             offset += found.size
         elif found.kind in WRITTEN_WHOLE:
             # The crc verified, so the lengths are the writer's own (FMT-5), and they were checked
             # against FMT-9 and the end of the data before the crc was computed.
-            _crc, _type, _ts, key_len, value_len = RECORD_HEADER.unpack_from(data, offset)
-            end = offset + RECORD_HEADER_SIZE + key_len + value_len
-            yield Region(offset, end, found.reason, RegionKind.FORMAT_VIOLATION)
-            offset = end
+            yield Region(offset, found.end, found.reason, RegionKind.FORMAT_VIOLATION)
+            offset = found.end
         else:
-            follower = find_next_record(data, offset + 1)
+            follower = find_next_record(data, offset + 1, packed=packed)
             end = size if follower is None else follower
             yield Region(offset, end, found.reason, _damage_kind(newest, follower))
             offset = end

@@ -43,12 +43,14 @@ def parse_segment_name(name: str) -> int | None:
 class Segment:
     """A segment no longer written to: reads go straight to the file."""
 
-    __slots__ = ("file", "number", "pread", "slot")
+    __slots__ = ("file", "number", "packed", "pread", "slot")
 
-    def __init__(self, file: File, number: int, slot: int) -> None:
+    def __init__(self, file: File, number: int, slot: int, *, packed: bool = False) -> None:
         self.file = file
         self.number = number
         self.slot = slot
+        self.packed = packed
+        """Whether the segment is packed (FMT-26): its records have FMT-27's layout."""
         self.pread = file.pread
 
     def size(self) -> int:

@@ -35,12 +35,18 @@ from .clock import Clock, SystemClock
 from .codec import (
     BODY_HEADER,
     CRC_FIELD,
+    EXPIRY_FIELD,
     EXPIRY_SIZE,
     MAX_EXPIRING_VALUE_SIZE,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
     MEMBER_CRC_MASK,
     MEMBER_FLAG,
+    PACKED_LONG,
+    PACKED_LONG_BIT,
+    PACKED_SHORT,
+    PACKED_SHORT_TYPE,
+    PACKED_VERSION,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
@@ -48,6 +54,7 @@ from .codec import (
     decode_segment_header,
     encode_batch,
     encode_member,
+    encode_packed,
     encode_record,
     encode_segment_header,
     find_next_record,
@@ -76,6 +83,7 @@ from .index import (
     SLOT_SHIFT,
     Expiring,
     live_expiries,
+    replay_packed,
     replay_segment,
 )
 from .recovery import Action, Verdict, judge_damage, judge_header
@@ -119,6 +127,13 @@ _VALUE_AT: Final = {
 }
 """ENG-12: the record types a key's value may be read from, and where the value starts after the
 key in each (FMT-21: an expiring PUT's value field starts with its expiry)."""
+_PACKED_VALUE_AT: Final = {
+    PACKED_SHORT_TYPE | _PUT: 0,
+    PACKED_SHORT_TYPE | _PUT_EXPIRING: EXPIRY_SIZE,
+    PACKED_LONG_BIT | PACKED_SHORT_TYPE | _PUT: 0,
+    PACKED_LONG_BIT | PACKED_SHORT_TYPE | _PUT_EXPIRING: EXPIRY_SIZE,
+}
+"""ENG-12, FMT-28: :data:`_VALUE_AT` for the records of a packed segment."""
 
 BatchOp = tuple[str, bytes] | tuple[str, bytes, bytes] | tuple[str, bytes, bytes, float | None]
 """ENG-37: ``("put", key, value)``, ``("put", key, value, ttl_seconds)`` or ``("delete", key)``."""
@@ -442,26 +457,34 @@ class Store(MutableMapping[bytes, bytes]):
         names = set(self._fs.listdir(self.path)) if len(numbers) > 1 else set()
         for slot, number in enumerate(numbers[:-1]):
             file = self._fs.open(f"{self.path}/{segment_name(number)}")
-            self._slots.append(Segment(file, number, slot))
-            if hint_name(number) not in names or not self._apply_hint(file, number, slot):
-                self._replay(file, slot, newest=False)
+            segment = Segment(file, number, slot)
+            self._slots.append(segment)
+            packed = self._apply_hint(file, number, slot) if hint_name(number) in names else None
+            segment.packed = self._replay(file, slot, newest=False) if packed is None else packed
         number, slot = numbers[-1], len(numbers) - 1
         file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
-        self._slots.append(Segment(file, number, slot))
-        self._replay(file, slot, newest=True)
+        newest = Segment(file, number, slot)
+        self._slots.append(newest)
+        if self._replay(file, slot, newest=True):
+            # REC-19: never append to a packed segment; start the next one after it.
+            newest.packed = True
+            active = ActiveSegment.create(self._fs, self.path, number + 1, slot=slot + 1)
+            self._slots.append(active)
+            return active
         active = ActiveSegment(file, number, slot)
         self._slots[slot] = active
         return active
 
-    def _apply_hint(self, segment: File, number: int, slot: int) -> bool:
-        """ENG-32, REC-15: apply the segment's hint if it is valid and matches; else say so.
+    def _apply_hint(self, segment: File, number: int, slot: int) -> bool | None:
+        """ENG-32, REC-15: apply the segment's hint if it is valid and matches; else ``None``.
 
-        Never writes: a hint that does not serve is ignored with a warning (REC-13 holds).
+        Returns whether the hinted segment is packed (FMT-26). Never writes: a hint that does not
+        serve is ignored with a warning (REC-13 holds).
         """
         path = f"{self.path}/{hint_name(number)}"
         size = segment.size()
         if size > MAX_SEGMENT_SIZE:
-            return False  # replay reports it (FMT-12)
+            return None  # replay reports it (FMT-12)
         file = self._fs.open(path)
         try:
             hint = decode_hint(file.pread(file.size(), 0))
@@ -469,16 +492,16 @@ class Store(MutableMapping[bytes, bytes]):
             file.close()
         if isinstance(hint, HintProblem):
             log.warning("%s: %s; scanning %s instead", path, hint.value, segment_name(number))
-            return False
+            return None
         if not hint.matches(number, segment.pread(size, 0)):
             log.warning(
                 "%s: stale hint (it describes another state of %s); scanning the segment instead",
                 path,
                 segment_name(number),
             )
-            return False
+            return None
         apply_hint(hint, slot, self._index, self._expiring)
-        return True
+        return hint.packed
 
     def _write_hint(self, segment: Segment) -> None:
         """ENG-30, ENG-31: write the hint of a segment that just stopped being active.
@@ -548,8 +571,12 @@ class Store(MutableMapping[bytes, bytes]):
             file.close()
         self._fs.rename(temporary, path)
 
-    def _replay(self, file: File, slot: int, *, newest: bool) -> None:
-        """Apply one segment to the index, repairing a torn tail of the newest one."""
+    def _replay(self, file: File, slot: int, *, newest: bool) -> bool:
+        """Apply one segment to the index, repairing a torn tail of the newest one.
+
+        Returns whether the segment is packed (FMT-26); damage in a packed one is never a torn
+        tail (REC-19).
+        """
         size = file.size()
         if size > MAX_SEGMENT_SIZE:
             raise CorruptionError(
@@ -557,15 +584,18 @@ class Store(MutableMapping[bytes, bytes]):
             )
         data = file.pread(size, 0)
         status, version = decode_segment_header(data)
+        packed = status is codec.HeaderStatus.OK and version == PACKED_VERSION
+        newest = newest and not packed
         follower = None
         if status is not codec.HeaderStatus.OK and size > SEGMENT_HEADER_SIZE:
-            follower = find_next_record(data, SEGMENT_HEADER_SIZE)
+            follower = codec.find_follower_of_header(data)[0]
         verdict = judge_header(status, size=size, newest=newest, next_record=follower)
         if verdict.action is Action.ACCEPT:
-            result = replay_segment(data, SEGMENT_HEADER_SIZE, slot, self._index, self._expiring)
+            replay = replay_packed if packed else replay_segment
+            result = replay(data, SEGMENT_HEADER_SIZE, slot, self._index, self._expiring)
             if result.damage is None:
-                return
-            follower = find_next_record(data, result.damage.offset + 1)
+                return packed
+            follower = find_next_record(data, result.damage.offset + 1, packed=packed)
             verdict = judge_damage(result.damage, newest=newest, next_record=follower)
         if verdict.action is Action.UNSUPPORTED:
             raise UnsupportedFormatError(file.path, version)
@@ -573,6 +603,7 @@ class Store(MutableMapping[bytes, bytes]):
             raise CorruptionError(file.path, verdict.offset, verdict.reason)
         assert verdict.action is Action.TRUNCATE_TAIL, "judge_* returns one of four actions"
         self._cut_tail(file, data, verdict)
+        return False
 
     def _cut_tail(self, file: File, data: bytes, verdict: Verdict) -> None:
         """REC-4: copy the torn bytes aside, then truncate; a lost header is written anew."""
@@ -658,7 +689,34 @@ class Store(MutableMapping[bytes, bytes]):
             and data[RECORD_HEADER_SIZE:key_end] == key
         ):
             return data[key_end:]
+        if segment.packed:
+            return self._read_packed(segment, offset, data, key, value_len)
         return self._read_other(segment, offset, data, key)
+
+    def _read_packed(
+        self, segment: Segment, offset: int, data: bytes, key: bytes, value_len: int
+    ) -> bytes:
+        """ENG-12 in a packed segment (FMT-27): ``data`` holds the record and maybe more.
+
+        :meth:`_read` read as many bytes as a record of section 2 would take, 21 bytes of header;
+        a packed record's header is 8 or 13 bytes, so the record is all there unless damaged.
+        """
+        skip = _PACKED_VALUE_AT.get(data[4]) if len(data) > 4 else None
+        if skip is not None:
+            head = PACKED_LONG if data[4] & PACKED_LONG_BIT else PACKED_SHORT
+            key_end = head.size + len(key)
+            end = key_end + value_len
+            if len(data) >= end:
+                crc, _type, klen, vlen = head.unpack_from(data)
+                if (
+                    klen == len(key)
+                    and vlen == value_len
+                    and crc32c(memoryview(data)[4:end]) == crc
+                    and data[head.size : key_end] == key
+                    and value_len >= skip
+                ):
+                    return data[key_end + skip : end]
+        raise self._read_corruption(segment, offset, data, key)
 
     def _read_other(self, segment: Segment, offset: int, data: bytes, key: bytes) -> bytes:
         """ENG-12 for the record types other than PUT: an expiring PUT, a member of a batch."""
@@ -685,11 +743,12 @@ class Store(MutableMapping[bytes, bytes]):
         self, segment: Segment, pread: Callable[[int, int], bytes], offset: int
     ) -> int:
         """The value length of a large record, read from its header and checked (REC-3)."""
-        header = pread(RECORD_HEADER_SIZE, offset)
-        if len(header) < RECORD_HEADER_SIZE:
+        head = PACKED_LONG if segment.packed else RECORD_HEADER
+        header = pread(head.size, offset)
+        if len(header) < head.size:
             reason = f"record header cut short at {len(header)} bytes"
         else:
-            value_len: int = RECORD_HEADER.unpack(header)[4]
+            value_len: int = head.unpack(header)[-1]
             if LARGE_VALUE <= value_len <= MAX_VALUE_SIZE:
                 return value_len
             reason = f"length field out of range: value_len={value_len}"
@@ -702,7 +761,7 @@ class Store(MutableMapping[bytes, bytes]):
     ) -> CatlogError:
         if self._closed:
             return StoreClosedError(f"{self.path} is closed")
-        if len(data) >= RECORD_HEADER_SIZE and data[4] in codec.MEMBER_TYPES:
+        if not segment.packed and len(data) >= RECORD_HEADER_SIZE and data[4] in codec.MEMBER_TYPES:
             member_ok = (
                 crc32c(memoryview(data)[4:]) ^ MEMBER_CRC_MASK == CRC_FIELD.unpack_from(data)[0]
             )
@@ -712,7 +771,8 @@ class Store(MutableMapping[bytes, bytes]):
                 else "batch member crc mismatch"
             )
         else:
-            decoded = codec.decode_record(data, 0)
+            # A packed record is shorter than what _read read for it: decoding stops at its end.
+            decoded = codec.decode_record(data, 0, packed=segment.packed)
             if isinstance(decoded, codec.Damage):
                 reason = decoded.reason
             else:
@@ -1459,10 +1519,15 @@ class Store(MutableMapping[bytes, bytes]):
         self._hint_queue.join()
         outputs = _Outputs(self, first, first + gap)
         done = 0
+        counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
         for segment in inputs:
             self._check_writable()
             data = segment.pread(segment.size(), 0)
-            self._copy_live(segment, data, outputs)
+            if segment.packed:
+                counted += self._copy_packed(segment, data, outputs)
+            else:
+                self._copy_live(segment, data, outputs)
+                counted += len(data) - SEGMENT_HEADER_SIZE
             done += len(data)
             if progress is not None:
                 progress(done, total)
@@ -1471,7 +1536,7 @@ class Store(MutableMapping[bytes, bytes]):
         for segment in inputs:
             self._remove_segment(segment)
         with self._lock:
-            self._dead = max(0, self._dead - (total - outputs.bytes))
+            self._dead = max(0, self._dead - (counted - outputs.counted))
         return CompactionReport(
             input_bytes=total,
             output_bytes=outputs.bytes,
@@ -1482,7 +1547,7 @@ class Store(MutableMapping[bytes, bytes]):
         )
 
     def _copy_live(self, segment: Segment, data: bytes, outputs: _Outputs) -> None:
-        """ENG-39 step 2 for one input: copy each live record (or member) it holds.
+        """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
 
         Every record's crc is checked, as replay checks it, so that a walk through a segment
         damaged since it was opened stops with an error instead of losing its way. PUTs and
@@ -1519,7 +1584,8 @@ class Store(MutableMapping[bytes, bytes]):
                         key = data[key_start : key_start + klen]
                         location = slot_bits | (pos << LEN_BITS) | min(vlen, LARGE_VALUE)
                         if index.get(key) == location and not (expires and self._expired(key)):
-                            outputs.add(key, location, vlen, data[pos:end])
+                            value = data[key_start + klen : end]
+                            outputs.add(key, location, vlen, encode_packed(_PUT, key, value))
                     pos = end
                     continue
             pos = self._copy_other(segment, data, pos, outputs)
@@ -1539,14 +1605,45 @@ class Store(MutableMapping[bytes, bytes]):
                 continue
             if self._expires and self._expired(member.key):
                 continue
-            if member.in_batch:
-                copy = encode_record(
-                    member.type, member.timestamp_ms, member.key, member.value, member.expires_at_ms
-                )
-            else:
-                copy = data[member.offset : member.offset + member.size]
+            value = member.value
+            if member.type is RecordType.PUT_EXPIRING:
+                value = EXPIRY_FIELD.pack(member.expires_at_ms) + value
+            copy = encode_packed(member.type, member.key, value)
             outputs.add(member.key, location, value_len, copy)
         return pos + record.size
+
+    def _copy_packed(self, segment: Segment, data: bytes, outputs: _Outputs) -> int:
+        """:meth:`_copy_live` for a packed input (an earlier compaction's output).
+
+        Its live records are copied byte for byte: they are packed already. Each is checked by
+        :func:`catlog.codec.decode_record`, which costs more than :meth:`_copy_live`'s loop, but
+        only a compaction of data already compacted pays it. Returns the input's records counted
+        as ENG-41 counts them, with a 21-byte header each.
+        """
+        counted = 0
+        index = self._index
+        slot_bits = segment.slot << SLOT_SHIFT
+        pos = SEGMENT_HEADER_SIZE
+        clock = time.perf_counter
+        paused = clock()
+        while pos < len(data):
+            if clock() - paused >= _WORK_BETWEEN_PAUSES:
+                time.sleep(_PAUSE)
+                paused = clock()
+            record = codec.decode_record(data, pos, packed=True)
+            if isinstance(record, codec.Damage):
+                raise CorruptionError(segment.file.path, record.offset, record.reason)
+            end = pos + record.size
+            counted += RECORD_HEADER_SIZE + len(record.key) + record.value_len
+            if record.type is not RecordType.DELETE:
+                value_len = record.value_len
+                location = slot_bits | (pos << LEN_BITS) | min(value_len, LARGE_VALUE)
+                if index.get(record.key) == location and not (
+                    self._expires and self._expired(record.key)
+                ):
+                    outputs.add(record.key, location, value_len, data[pos:end])
+            pos = end
+        return counted
 
     def _check_nothing_left(self, inputs: list[Segment]) -> None:
         """ENG-39: before any input is removed, no live key may still point into one.
@@ -1772,6 +1869,8 @@ class _Outputs:
         self._moves: list[tuple[bytes, int, int]] = []
         self._slot = 0
         self.bytes = 0
+        self.counted = 0
+        """The records copied as ENG-41's estimate counts them: 21 header bytes each."""
         self.records = 0
         self.written = 0
 
@@ -1792,6 +1891,7 @@ class _Outputs:
             )
         )
         self.records += 1
+        self.counted += RECORD_HEADER_SIZE + len(key) + value_len
         if len(self._buffer) >= self.CHUNK:
             self._write()
 
@@ -1809,7 +1909,7 @@ class _Outputs:
             if store._fs.exists(path):
                 store._fs.remove(path)
             self._file = store._fs.open(path, writable=True, create=True)
-            self._file.append(encode_segment_header())
+            self._file.append(encode_segment_header(PACKED_VERSION))
         except OSError as exc:
             raise self._failed("creating", exc) from exc
         self._size = SEGMENT_HEADER_SIZE
@@ -1843,7 +1943,8 @@ class _Outputs:
             store._write_hint_of(self._number, data)
             store._fs.rename(file.path, f"{store.path}/{name}")
             store._fs.sync_dir(store.path)
-            segment = Segment(store._fs.open(f"{store.path}/{name}"), self._number, self._slot)
+            installed = store._fs.open(f"{store.path}/{name}")
+            segment = Segment(installed, self._number, self._slot, packed=True)
         except OSError as exc:
             raise self._failed("finishing", exc) from exc
         store._install(segment, self._moves)

@@ -265,14 +265,14 @@ def test_segment_of_an_unknown_version_is_refused_untouched(
     build(data_dir)
     path = Path(data_dir, segment(number))
     tail = path.read_bytes()[HEADER_SIZE:] if records else b""
-    path.write_bytes(segment_header(version=2) + tail)
+    path.write_bytes(segment_header(version=3) + tail)
     before = snapshot(data_dir)
     with pytest.raises(catlog.UnsupportedFormatError) as caught:
         catlog.open(data_dir)
     assert caught.value.path.endswith("/" + segment(number))
-    assert caught.value.version == 2
+    assert caught.value.version == 3
     assert segment(number) in str(caught.value)
-    assert "2" in str(caught.value)
+    assert "3" in str(caught.value)
     assert isinstance(caught.value, catlog.CatlogError)
     assert snapshot(data_dir) == before
 

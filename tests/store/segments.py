@@ -6,8 +6,22 @@ from catlog import codec
 
 
 def records(directory: str, number: int = 1) -> list[codec.Record]:
-    """Every record of ``segment-<number>.log`` in ``directory``, which must hold no damage."""
+    """Every record of ``segment-<number>.log`` in ``directory``, which must hold no damage.
+
+    A packed segment (FMT-26, a compaction's output) is decoded by its own layout (FMT-27).
+    """
     with open(f"{directory}/segment-{number:05d}.log", "rb") as segment:
-        found, damage = codec.iter_records(segment.read(), codec.SEGMENT_HEADER_SIZE)
+        data = segment.read()
+    status, version = codec.decode_segment_header(data)
+    assert status is codec.HeaderStatus.OK, status
+    packed = version == codec.PACKED_VERSION
+    found, damage = codec.iter_records(data, codec.SEGMENT_HEADER_SIZE, packed=packed)
     assert damage is None, damage
     return found
+
+
+def is_packed(directory: str, number: int) -> bool:
+    """FMT-26: whether ``segment-<number>.log`` has the packed segment's header."""
+    with open(f"{directory}/segment-{number:05d}.log", "rb") as segment:
+        header = segment.read(codec.SEGMENT_HEADER_SIZE)
+    return header == codec.encode_segment_header(codec.PACKED_VERSION)

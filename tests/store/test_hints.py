@@ -201,18 +201,24 @@ def test_a_hint_never_hides_damage_in_its_segment(data_dir: str) -> None:
         catlog.open(data_dir, hints=True)
 
 
-@pytest.mark.spec("REC-16", "REC-15")
-def test_a_hint_of_a_segment_whose_header_claims_a_newer_version_is_not_used(
-    data_dir: str,
+@pytest.mark.spec("REC-16", "REC-15", "REC-19")
+@pytest.mark.parametrize(
+    ("version", "error"), [(2, catlog.CorruptionError), (3, catlog.UnsupportedFormatError)]
+)
+def test_a_hint_of_a_segment_whose_header_claims_another_version_is_not_used(
+    data_dir: str, version: int, error: type[Exception]
 ) -> None:
-    """Changing the version and fixing the header crc leaves a whole-file CRC-32C unchanged."""
+    """Changing the version and fixing the header crc leaves a whole-file CRC-32C unchanged.
+
+    Version 2 is the packed format (FMT-26): had the hint been used, open would succeed; read as
+    packed records, the segment's records are damage (REC-19). Version 3 is unknown (FMT-3)."""
     fill(data_dir)
     path = Path(data_dir, "segment-00001.log")
     data = bytearray(path.read_bytes())
-    data[8] = 2
+    data[8] = version
     data[12:16] = CRC_FIELD.pack(crc32c(bytes(data[:12])))
     path.write_bytes(bytes(data))
-    with pytest.raises(catlog.UnsupportedFormatError):
+    with pytest.raises(error):
         catlog.open(data_dir, hints=True)
 
 

@@ -180,7 +180,7 @@ def test_bytes_a_newer_writer_may_have_written_make_repair_refuse_and_change_not
     flip(Path(data_dir, segment(1)), OFFSETS[2] + 25)  # repairable damage elsewhere
     Path(data_dir, segment(2) + ".repairing").write_bytes(b"left over")
     if odd == "version-2":
-        overwrite(Path(data_dir, segment(3)), 0, segment_header(version=2))
+        overwrite(Path(data_dir, segment(3)), 0, segment_header(version=3))
     else:
         record = (
             craft_record(7, b"new", b"x")

@@ -147,9 +147,9 @@ def test_an_empty_segment_is_valid_only_when_newest() -> None:
 
 @pytest.mark.spec("TOOL-4", "FMT-3")
 def test_an_unknown_version_makes_the_whole_segment_unreadable() -> None:
-    data = segment_header(version=2) + b"".join(RECORDS)
+    data = segment_header(version=3) + b"".join(RECORDS)
     assert list(scan(data, newest=True)) == [
-        Region(0, len(data), "unsupported segment format version 2", RegionKind.UNSUPPORTED)
+        Region(0, len(data), "unsupported segment format version 3", RegionKind.UNSUPPORTED)
     ]
 
 

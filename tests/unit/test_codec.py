@@ -142,14 +142,15 @@ def test_the_limits_are_the_documented_sizes() -> None:
     assert MAX_VALUE_SIZE == 67_108_864
 
 
-@pytest.mark.spec("FMT-2", "FMT-3")
+@pytest.mark.spec("FMT-2", "FMT-3", "FMT-26")
 def test_segment_header_statuses() -> None:
     good = encode_segment_header()
     assert decode_segment_header(good) == (HeaderStatus.OK, 1)
+    assert decode_segment_header(encode_segment_header(2)) == (HeaderStatus.OK, 2)  # FMT-26
     assert decode_segment_header(good[:-1])[0] is HeaderStatus.INCOMPLETE
     assert decode_segment_header(b"X" + good[1:])[0] is HeaderStatus.CRC_MISMATCH
-    future = encode_segment_header(version=2)
-    assert decode_segment_header(future) == (HeaderStatus.UNSUPPORTED_VERSION, 2)
+    future = encode_segment_header(version=3)
+    assert decode_segment_header(future) == (HeaderStatus.UNSUPPORTED_VERSION, 3)
     foreign = b"NOTCATLG" + (1).to_bytes(4, "little")
     foreign += codec.CRC_FIELD.pack(crc32c(foreign))
     assert decode_segment_header(foreign)[0] is HeaderStatus.BAD_MAGIC

@@ -73,7 +73,7 @@ from .errors import (
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
 from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
-from .hint import HintProblem, apply_hint, build_hint, decode_hint, hint_name
+from .hint import HintProblem, apply_hint, build_hint, decode_hint, hint_name, segment_crc_of
 from .index import (
     LARGE_VALUE,
     LEN_BITS,
@@ -493,7 +493,11 @@ class Store(MutableMapping[bytes, bytes]):
         if isinstance(hint, HintProblem):
             log.warning("%s: %s; scanning %s instead", path, hint.value, segment_name(number))
             return None
-        if not hint.matches(number, segment.pread(size, 0)):
+        header = segment.pread(SEGMENT_HEADER_SIZE, 0)
+        if not (
+            hint.names(number, size, header)
+            and hint.segment_crc == segment_crc_of(segment.pread, size)
+        ):
             log.warning(
                 "%s: stale hint (it describes another state of %s); scanning the segment instead",
                 path,

@@ -202,3 +202,24 @@ def test_an_index_entry_that_points_at_another_packed_record_is_reported(data_di
     assert caught.value.reason == "index points at a record of another key or type (PUT) " + (
         "(reading key b'b')"
     )
+
+
+@pytest.mark.spec("ENG-39", "REC-19", "ENG-22")
+def test_a_second_compaction_stops_at_damage_in_a_packed_input_and_names_it(
+    data_dir: str,
+) -> None:
+    with catlog.open(data_dir) as store:
+        store.put(b"a", b"1")
+        store.put(b"b", b"2")
+        store.compact()
+        packed = segments(data_dir)[0]
+        last = records(data_dir, packed)[-1]
+        path = f"{data_dir}/segment-{packed:05d}.log"
+        with open(path, "r+b") as file:
+            file.seek(last.offset + last.size - 1)
+            file.write(b"X")
+        with pytest.raises(catlog.CorruptionError) as caught:
+            store.compact()
+        assert (caught.value.path, caught.value.offset) == (path, last.offset)
+        assert os.path.exists(path), "nothing was removed"
+        assert store[b"a"] == b"1"

@@ -23,6 +23,8 @@ from catlog.hint import (
     encode_hint,
     hint_name,
     parse_hint_name,
+    segment_crc,
+    segment_crc_of,
 )
 from catlog.index import Expiring, replay_segment
 
@@ -247,3 +249,18 @@ def test_an_empty_segment_has_an_empty_hint() -> None:
     hint = decoded(hint_of(2, encode_segment_header()))
     assert hint.put_keys == hint.delete_keys == []
     assert hint.put_offsets == array("I")
+
+
+@pytest.mark.spec("FMT-19")
+@pytest.mark.parametrize("size", [16, 17, (1 << 20) + 15, (1 << 20) + 16, (1 << 20) + 17, 3 << 20])
+def test_the_segment_crc_read_a_chunk_at_a_time_is_the_crc_of_the_whole(size: int) -> None:
+    data = bytes(i * 7 % 251 for i in range(size))
+    reads: list[tuple[int, int]] = []
+
+    def pread(length: int, offset: int) -> bytes:
+        reads.append((length, offset))
+        return data[offset : offset + length]
+
+    assert segment_crc_of(pread, size) == segment_crc(data)
+    assert all(length <= 1 << 20 for length, _ in reads)
+    assert segment_crc_of(pread, size + 100) == segment_crc(data), "a short file ends the read"

@@ -24,7 +24,13 @@ from catlog.codec import (
     encode_segment_header,
     find_next_record,
 )
-from catlog.hint import Hint, HintProblem, apply_hint, build_hint, decode_hint
+from catlog.hint import (
+    Hint,
+    HintProblem,
+    apply_hint,
+    build_hint,
+    decode_hint,
+)
 from catlog.index import replay_packed, unpack_location
 
 WORKED_PACKED_PUT = bytes.fromhex("81b317e8 41 04 0300 6e616d65 426f62".replace(" ", ""))

@@ -264,3 +264,28 @@ def test_the_segment_crc_read_a_chunk_at_a_time_is_the_crc_of_the_whole(size: in
     assert segment_crc_of(pread, size) == segment_crc(data)
     assert all(length <= 1 << 20 for length, _ in reads)
     assert segment_crc_of(pread, size + 100) == segment_crc(data), "a short file ends the read"
+
+
+@pytest.mark.spec("FMT-16", "FMT-17", "ENG-32")
+@pytest.mark.parametrize("count", [1, 1023, 1024, 1025, 3000])
+@pytest.mark.parametrize("length", [2, 16, 40])
+def test_keys_of_one_length_are_read_back_in_order_across_runs(count: int, length: int) -> None:
+    """Keys of equal length take a faster split when decoded; the result must not differ."""
+    keys = [i.to_bytes(length, "big") for i in range(count)]
+    segment = encode_segment_header() + b"".join(
+        encode_record(1, NOW_MS, key, b"v") for key in keys
+    )
+    hint = decode_hint(build_hint(4, segment))  # type: ignore[arg-type]
+    assert isinstance(hint, Hint)
+    assert hint.put_keys == keys
+    mixed = decode_hint(build_hint(4, segment + encode_record(1, NOW_MS, b"odd" * 20, b"v")))  # type: ignore[arg-type]
+    assert isinstance(mixed, Hint)
+    assert mixed.put_keys == [*keys, b"odd" * 20]
+
+
+@pytest.mark.spec("FMT-16", "FMT-17")
+def test_the_empty_key_alone_in_a_hint_is_read_back() -> None:
+    segment = encode_segment_header() + encode_record(1, NOW_MS, b"", b"v")
+    hint = decode_hint(build_hint(4, segment))  # type: ignore[arg-type]
+    assert isinstance(hint, Hint)
+    assert hint.put_keys == [b""]

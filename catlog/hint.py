@@ -49,7 +49,7 @@ from .codec import (
     decode_segment_header,
     encode_segment_header,
 )
-from .index import LARGE_VALUE, LEN_BITS, SLOT_SHIFT, Expiring
+from .index import LARGE_VALUE, LEN_BITS, OFFSET_MASK, SLOT_SHIFT, Expiring
 
 HINT_MAGIC: Final = b"CATLOGHT"
 """FMT-16: the first eight bytes of every hint file."""
@@ -359,16 +359,18 @@ def decode_hint(data: bytes) -> Hint | HintProblem:
         columns.append(column)
         start += width * count
     key_lens, offsets, value_lens, expires_at = columns
-    longest = max(key_lens, default=0)
+    # Keys of one length (see _split_equal) are told by one comparison of bytes, which spares
+    # the passes over the column that sum() and max() make, element by element, otherwise.
+    first = key_lens[0] if key_lens else 0
+    equal = bool(key_lens) and key_lens.tobytes() == (array("I", [first]) * entries).tobytes()
+    longest = first if equal else max(key_lens, default=0)
     if (
-        sum(key_lens) != body_end - keys_start
+        (first * entries if equal else sum(key_lens)) != body_end - keys_start
         or longest > MAX_KEY_SIZE
         or max(value_lens, default=0) > MAX_VALUE_SIZE
-        or (offsets and min(offsets) < SEGMENT_HEADER_SIZE)
-        or (offsets and max(offsets) + (PACKED_SHORT_SIZE if packed else RECORD_HEADER_SIZE) > size)
     ):
         return HintProblem.BAD_LAYOUT
-    if key_lens and min(key_lens) == longest:
+    if equal:
         keys = _split_equal(data, keys_start, key_lens[0], len(key_lens))
     else:
         bounds = itertools.pairwise(itertools.accumulate(key_lens, initial=keys_start))
@@ -410,8 +412,17 @@ def _split_equal(data: bytes, start: int, length: int, count: int) -> list[bytes
     return keys
 
 
-def apply_hint(hint: Hint, slot: int, index: dict[bytes, int], expiring: Expiring) -> None:
+def apply_hint(
+    hint: Hint, slot: int, index: dict[bytes, int], expiring: Expiring
+) -> HintProblem | None:
     """ENG-32: change ``index`` as replaying the hinted segment in ``slot`` would.
+
+    Returns ``None``, or :attr:`HintProblem.BAD_LAYOUT` without changing anything if an offset is
+    out of FMT-18's range. That check is made here rather than in :func:`decode_hint` because
+    the offsets order the index entries made from them (the slot is the same for all, and an
+    offset outweighs any value length), so ``min`` and ``max`` over those entries find the
+    extreme offsets: about 5 ms each for 490,000 entries here, where over the offset column,
+    whose values are made into ints one by one, they took 10 to 14 ms.
 
     The DELETEs and the PUTs name disjoint keys (FMT-17), so their order does not matter, and the
     PUTs go in with one ``dict.update``. For a 64 MiB segment of 490,000 16-byte keys, decoding
@@ -419,13 +430,19 @@ def apply_hint(hint: Hint, slot: int, index: dict[bytes, int], expiring: Expirin
     what is left is inserting into the dict, which replay pays too. Expiring PUTs, the last
     ``expiring_count`` PUT entries, also note their expiry as replay does.
     """
-    for key in hint.delete_keys:
-        index.pop(key, None)
     base = slot << SLOT_SHIFT
     locations = [
         base | (offset << LEN_BITS) | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
         for offset, value_len in zip(hint.put_offsets, hint.put_value_lens, strict=True)
     ]
+    if locations:
+        head = PACKED_SHORT_SIZE if hint.packed else RECORD_HEADER_SIZE
+        first = (min(locations) >> LEN_BITS) & OFFSET_MASK
+        last = (max(locations) >> LEN_BITS) & OFFSET_MASK
+        if first < SEGMENT_HEADER_SIZE or last + head > hint.segment_size:
+            return HintProblem.BAD_LAYOUT
+    for key in hint.delete_keys:
+        index.pop(key, None)
     index.update(zip(hint.put_keys, locations, strict=True))
     if hint.expiring_count:
         first = len(hint.put_keys) - hint.expiring_count
@@ -433,3 +450,4 @@ def apply_hint(hint: Hint, slot: int, index: dict[bytes, int], expiring: Expirin
             hint.put_keys[first:], locations[first:], hint.expires_at, strict=True
         ):
             expiring[key] = (expires_at, location)
+    return None

@@ -504,7 +504,10 @@ class Store(MutableMapping[bytes, bytes]):
                 segment_name(number),
             )
             return None
-        apply_hint(hint, slot, self._index, self._expiring)
+        problem = apply_hint(hint, slot, self._index, self._expiring)
+        if problem is not None:
+            log.warning("%s: %s; scanning %s instead", path, problem.value, segment_name(number))
+            return None
         return hint.packed
 
     def _write_hint(self, segment: Segment) -> None:

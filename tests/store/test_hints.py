@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 import catlog
 from catlog.codec import CRC_FIELD
-from catlog.hint import HINT_HEADER_SIZE, HintProblem, hint_name
+from catlog.hint import HINT_HEADER_SIZE, Hint, HintProblem, decode_hint, encode_hint, hint_name
 from catlog.simfs import SimFileSystem
 
 
@@ -338,3 +339,22 @@ def test_an_unknown_hint_mode_is_refused(data_dir: str) -> None:
     with pytest.raises(ValueError, match="hints must be"):
         catlog.open(data_dir, hints="sometimes")  # type: ignore[arg-type]
     assert not os.path.exists(data_dir)
+
+
+@pytest.mark.spec("REC-15", "FMT-18", "REC-16")
+def test_a_hint_whose_offset_runs_past_its_segment_is_ignored_and_the_segment_scanned(
+    data_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The crc verifies (the hint was resealed), but an entry points past the segment's end."""
+    model = fill(data_dir)
+    path = Path(data_dir, hint_name(1))
+    hint = decode_hint(path.read_bytes())
+    assert isinstance(hint, Hint)
+    offsets = hint.put_offsets
+    offsets[0] = hint.segment_size
+    path.write_bytes(encode_hint(replace(hint, put_offsets=offsets)))
+    with caplog.at_level(logging.WARNING, logger="catlog"):
+        assert contents(data_dir) == model
+    assert f"{hint_name(1)}: hint counts or entries out of range; scanning segment-00001.log" in (
+        caplog.text
+    )

@@ -209,12 +209,19 @@ def test_counts_and_ranges_are_checked_even_when_the_crc_verifies() -> None:
     too_many = bytearray(body)
     too_many[12] = 9  # put_count 9: the columns would run past the keys
     assert decode_hint(reseal(bytes(too_many))) is HintProblem.BAD_LAYOUT
-    past_end = bytearray(body)
-    past_end[52:56] = struct.pack("<I", 60)  # offset 60 + 21 > segment_size 68
-    assert decode_hint(reseal(bytes(past_end))) is HintProblem.BAD_LAYOUT
-    in_header = bytearray(body)
-    in_header[52:56] = struct.pack("<I", 4)
-    assert decode_hint(reseal(bytes(in_header))) is HintProblem.BAD_LAYOUT
+    for offset in (60, 4):  # 60 + 21 > segment_size 68; 4 is in the segment header
+        out_of_range = bytearray(body)
+        out_of_range[52:56] = struct.pack("<I", offset)
+        hint = decode_hint(reseal(bytes(out_of_range)))
+        assert isinstance(hint, Hint), "offsets are checked where they are made into entries"
+        index = {b"name": 1, b"old": 2}
+        assert apply_hint(hint, 3, index, {}) is HintProblem.BAD_LAYOUT
+        assert index == {b"name": 1, b"old": 2}, "nothing applied"
+    at_the_end = bytearray(body)
+    at_the_end[52:56] = struct.pack("<I", 68 - 21)
+    hint = decode_hint(reseal(bytes(at_the_end)))
+    assert isinstance(hint, Hint)
+    assert apply_hint(hint, 3, {}, {}) is None
     long_value = bytearray(body)
     long_value[56:60] = struct.pack("<I", 64 * 1024 * 1024 + 1)
     assert decode_hint(reseal(bytes(long_value))) is HintProblem.BAD_LAYOUT

@@ -243,11 +243,15 @@ def test_a_version_3_hint_may_point_at_the_last_8_bytes_a_version_2_one_may_not(
     data = _packed_segment([(RecordType.PUT, b"", b"")])
     encoded = build_hint(1, data)
     assert isinstance(encoded, bytes)
-    assert isinstance(decode_hint(encoded), Hint)
+    hint = decode_hint(encoded)
+    assert isinstance(hint, Hint)
+    assert apply_hint(hint, 0, {}, {}) is None
     as_version_2 = bytearray(encoded)
     as_version_2[8] = 2
     as_version_2[-4:] = crc32c(bytes(as_version_2[:-4])).to_bytes(4, "little")
-    assert decode_hint(bytes(as_version_2)) is HintProblem.BAD_LAYOUT
+    hint = decode_hint(bytes(as_version_2))
+    assert isinstance(hint, Hint)
+    assert apply_hint(hint, 0, {}, {}) is HintProblem.BAD_LAYOUT
 
 
 @pytest.mark.spec("FMT-20", "REC-19")

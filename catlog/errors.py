@@ -22,6 +22,23 @@ class CorruptionError(CatlogError):
         super().__init__(f"{path}@{offset}: {reason}")
 
 
+class ReadError(CatlogError, OSError):
+    """Reading a record failed in the operating system (EIO, say): the disk, not the bytes.
+
+    Also an :class:`OSError`, which is what it wraps (its ``__cause__``), so handlers of either
+    catch it. The store goes on: a failed read refuses nothing else (ENG-22).
+    """
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+        super().__init__(f"{path}@{offset}: {reason}")
+
+    def __str__(self) -> str:
+        return f"{self.path}@{self.offset}: {self.reason}"
+
+
 class UnsupportedFormatError(CatlogError):
     """A segment written by a newer (or foreign) format version than this reader knows (FMT-3)."""
 

@@ -66,6 +66,7 @@ from .errors import (
     InvalidTypeError,
     KeyTooLargeError,
     LockedError,
+    ReadError,
     StoreClosedError,
     StoreFailedError,
     UnsupportedFormatError,
@@ -667,9 +668,11 @@ class Store(MutableMapping[bytes, bytes]):
             return default
         try:
             return self._read(key, location, self._slots)
-        except (OSError, CorruptionError):
+        except (OSError, CorruptionError) as exc:
             if self._index.get(key) == location:
-                raise
+                if isinstance(exc, CatlogError):
+                    raise
+                raise self._read_failed(location, self._slots, exc) from exc
         # ENG-39: compaction moved the record (and may have closed its old segment) between
         # the index lookup and the read; the index now points at the copy.
         return self.get(key, default)
@@ -699,6 +702,14 @@ class Store(MutableMapping[bytes, bytes]):
         if segment.packed:
             return self._read_packed(segment, offset, data, key, value_len)
         return self._read_other(segment, offset, data, key)
+
+    def _read_failed(self, location: int, slots: list[Segment], exc: OSError) -> CatlogError:
+        """ENG-22: the typed error for a read the operating system failed, naming the record."""
+        if self._closed:
+            return StoreClosedError(f"{self.path} is closed")
+        path = slots[location >> SLOT_SHIFT].file.path
+        offset = (location >> LEN_BITS) & OFFSET_MASK
+        return ReadError(path, offset, f"read failed: {exc.strerror or exc}")
 
     def _read_packed(
         self, segment: Segment, offset: int, data: bytes, key: bytes, value_len: int
@@ -1838,7 +1849,12 @@ class Snapshot:
         store = self._store
         if store.closed:
             raise StoreClosedError(f"{store.path} is closed")
-        return store._read(key, location, self._slots)
+        try:
+            return store._read(key, location, self._slots)
+        except OSError as exc:
+            if isinstance(exc, CatlogError):
+                raise
+            raise store._read_failed(location, self._slots, exc) from exc
 
     def __enter__(self) -> Snapshot:
         return self

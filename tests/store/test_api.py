@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import catlog
 from catlog import codec
 from catlog.segment import segment_name
+from catlog.simfs import SimFileSystem
 from tests.store.recording_fs import RecordingFileSystem
 
 
@@ -302,3 +304,38 @@ def test_buffered_writes_of_an_unclosed_store_survive_a_normal_exit(data_dir: st
     for path in paths:
         with catlog.open(path) as store:
             assert store[b"k"] == path.encode()
+
+
+@pytest.mark.spec("ENG-22", "ENG-12")
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_read_the_disk_fails_raises_a_read_error_naming_the_record_and_the_store_goes_on(
+    packed: bool,
+) -> None:
+    fs = SimFileSystem()
+    with catlog.open("/db", fs=fs) as store:
+        store.put(b"a", b"1")
+        store.put(b"b", b"2")
+        if packed:
+            store.compact()
+        number = 1 if not packed else 2
+        offset = 16 if not packed else 16 + 10
+        fs.fail("pread", error=errno.EIO)
+        with pytest.raises(catlog.ReadError) as caught:
+            store.get(b"b") if packed else store.get(b"a")
+        error = caught.value
+        assert isinstance(error, OSError)
+        assert isinstance(error, catlog.CatlogError)
+        assert (error.path, error.offset) == (f"/db/{segment_name(number)}", offset)
+        assert (
+            str(error)
+            == f"/db/{segment_name(number)}@{offset}: read failed: {os.strerror(errno.EIO)}"
+        )
+        assert isinstance(error.__cause__, OSError)
+        assert error.__cause__.errno == errno.EIO
+        assert (store[b"a"], store[b"b"]) == (b"1", b"2"), "the next reads are tried afresh"
+        store.put(b"c", b"3")
+        with store.snapshot() as snapshot:
+            fs.fail("pread", error=errno.EIO)
+            with pytest.raises(catlog.ReadError):
+                snapshot[b"c"]
+            assert snapshot[b"c"] == b"3"

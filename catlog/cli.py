@@ -50,6 +50,7 @@ from .scan import (
     RegionKind,
     Tally,
     file_size,
+    is_compaction_leftover,
     is_quarantine_name,
     is_scratch_name,
     list_segments,
@@ -369,6 +370,11 @@ def directory_notes(
             notes.append(f"note: {name}: quarantine file, {_count(size, 'byte')} (REC-12)")
         elif is_scratch_name(name):
             notes.append(f"note: {name}: left by an interrupted repair; catlog repair removes it")
+        elif is_compaction_leftover(name):
+            notes.append(
+                f"note: {name}: left by an interrupted compaction; opening the store removes it "
+                "(REC-18)"
+            )
     return notes
 
 

@@ -45,7 +45,7 @@ from .codec import (
 from .errors import LockedError
 from .fs import FileLock, FileSystem
 from .index import MAX_SEGMENT_SIZE
-from .segment import parse_segment_name, segment_name
+from .segment import COMPACTING_SUFFIX, parse_segment_name, segment_name
 
 LOCK_NAME: Final = "LOCK"
 """ENG-20: the file whose ``flock`` marks a directory as held (the store uses the same name)."""
@@ -193,6 +193,12 @@ class Tally:
 def is_quarantine_name(name: str) -> bool:
     """Whether ``name`` is a file where the engine (REC-4) or repair (TOOL-13) kept cut bytes."""
     return QUARANTINE_NAME.fullmatch(name) is not None
+
+
+def is_compaction_leftover(name: str) -> bool:
+    """Whether ``name`` is an output an interrupted compaction was writing (FMT-25, REC-18)."""
+    base = name.removesuffix(COMPACTING_SUFFIX)
+    return base != name and parse_segment_name(base) is not None
 
 
 def is_scratch_name(name: str) -> bool:

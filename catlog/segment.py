@@ -25,6 +25,9 @@ WRITE_BUFFER_SIZE: Final = 64 * 1024
 
 SEGMENT_NAME: Final = re.compile(r"segment-(\d{5,})\.log")
 
+COMPACTING_SUFFIX: Final = ".compacting"
+"""FMT-25: an output of a compaction is written under ``<segment>.compacting`` until durable."""
+
 
 def segment_name(number: int) -> str:
     """FMT-1: ``segment-00001.log``; the number is zero-padded to at least five digits."""

@@ -88,7 +88,13 @@ from .index import (
     replay_segment,
 )
 from .recovery import Action, Verdict, judge_damage, judge_header
-from .segment import ActiveSegment, Segment, parse_segment_name, segment_name
+from .segment import (
+    COMPACTING_SUFFIX,
+    ActiveSegment,
+    Segment,
+    parse_segment_name,
+    segment_name,
+)
 
 log = logging.getLogger("catlog")
 
@@ -102,8 +108,6 @@ such as a server's event loop, to take it; otherwise that thread waits for the i
 during compaction at 10 ms without the pauses, 1.4 ms with them; by construction they add at
 most a tenth to the copy's own time."""
 
-COMPACTING_SUFFIX: Final = ".compacting"
-"""FMT-25: an output of a compaction is written under ``<segment>.compacting`` until durable."""
 
 FsyncPolicy = Literal["always", "interval", "never"]
 HintMode = bool | Literal["background"]

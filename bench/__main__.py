@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--repeats", type=int, help="repetitions per timed workload (default 3)")
     parser.add_argument(
+        "--server-rounds",
+        type=int,
+        help="interleaved rounds of the server workload at -P 16 (default 9)",
+    )
+    parser.add_argument(
         "--tmp", help="directory for the stores (default: the system temp dir, /tmp)"
     )
     parser.add_argument(
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = replace(sizes, large_keys=args.keys)
     if args.repeats is not None:
         sizes = replace(sizes, repeats=args.repeats)
+    if args.server_rounds is not None:
+        sizes = replace(sizes, server_rounds=args.server_rounds)
     names = args.only or list(WORKLOADS)
     root = tempfile.mkdtemp(prefix="catlog-bench-", dir=args.tmp)
     machine: dict[str, object] = {
@@ -133,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\ncatlog {revision}, Python {platform.python_version()}, {machine['platform']},"
         f" {machine['cpus']} CPUs, stores on {machine['filesystem']};"
-        f" best of {sizes.repeats} runs{caveat}."
+        f" best of {sizes.repeats} runs"
+        f" (server: median of {sizes.server_rounds} rounds at -P 16){caveat}."
     )
     context: dict[str, object] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),

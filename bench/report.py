@@ -14,12 +14,15 @@ from pathlib import Path
 
 @dataclass(frozen=True, slots=True)
 class Figure:
-    """One contender's number: the best repetition, and all of them."""
+    """One contender's number (the best repetition, or the median of interleaved rounds) and
+    every repetition."""
 
     label: str
     value: float
     unit: str
     repetitions: tuple[float, ...] = ()
+    median: bool = False
+    """``value`` is the median of ``repetitions``; the table then shows their range beside it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +94,16 @@ def _number(value: float, unit: str) -> str:
 
 
 def _figure(figure: Figure) -> str:
-    return _number(figure.value, figure.unit)
+    text = _number(figure.value, figure.unit)
+    if figure.median and len(figure.repetitions) > 1:
+        low, high = min(figure.repetitions), max(figure.repetitions)
+        text += f" ({_bare(low, figure.unit)}-{_bare(high, figure.unit)})"
+    return text
+
+
+def _bare(value: float, unit: str) -> str:
+    """A number as :func:`_number` writes it, without its unit (for a range beside a figure)."""
+    return _number(value, unit).removesuffix(unit).strip()
 
 
 def markdown(outcomes: list[Outcome]) -> str:

@@ -14,11 +14,13 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Final
 
 from .report import Figure, Outcome, Target
 
@@ -70,15 +72,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def redis_benchmark(port: int, pipeline: int, requests: int) -> dict[str, float]:
-    """Requests per second for SET and GET, as redis-benchmark's CSV reports them."""
+def redis_benchmark(port: int, pipeline: int, requests: int, test: str) -> float:
+    """Requests per second of one test (``set`` or ``get``), from redis-benchmark's CSV."""
     done = subprocess.run(
         [
             "redis-benchmark",
             "-p",
             str(port),
             "-t",
-            "set,get",
+            test,
             "-n",
             str(requests),
             "-c",
@@ -96,13 +98,25 @@ def redis_benchmark(port: int, pipeline: int, requests: int) -> dict[str, float]
         timeout=600,
         check=True,
     )
-    rates: dict[str, float] = {}
-    for row in csv.DictReader(io.StringIO(done.stdout)):
-        rates[row["test"]] = float(row["rps"])
-    return rates
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert len(rows) == 1, f"redis-benchmark -t {test} reported {len(rows)} tests"
+    return float(rows[0]["rps"])
 
 
-def contenders(root: str) -> list[Contender]:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` and all its threads so far (Linux /proc).
+
+    Fields 14 and 15 of ``/proc/PID/stat`` (utime, stime), in clock ticks; the command name in
+    field 2 is in parentheses and may hold spaces, so the fields are counted after its ``)``.
+    """
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def contenders() -> list[Contender]:
+    """The servers compared; ``{port}`` and ``{root}`` (a fresh directory) are filled in per run."""
     python = sys.executable
     found = [
         Contender(
@@ -117,7 +131,7 @@ def contenders(root: str) -> list[Contender]:
                 "--fsync",
                 "never",
                 "--data-dir",
-                os.path.join(root, "catlog-never"),
+                "{root}",
                 "--log-level",
                 "warning",
             ),
@@ -135,7 +149,7 @@ def contenders(root: str) -> list[Contender]:
                 "--fsync",
                 "always",
                 "--data-dir",
-                os.path.join(root, "catlog-always"),
+                "{root}",
                 "--log-level",
                 "warning",
             ),
@@ -160,7 +174,7 @@ def contenders(root: str) -> list[Contender]:
                     "--appendfsync",
                     "always",
                     "--dir",
-                    root,
+                    "{root}",
                     "--appendfilename",
                     "bench.aof",
                 ),
@@ -172,50 +186,165 @@ def contenders(root: str) -> list[Contender]:
     return found
 
 
+TESTS: Final = ("SET", "GET")
+CEILING: Final = "minimal asyncio dict server (ceiling)"
+NEVER: Final = 'catlog fsync="never"'
+ALWAYS: Final = 'catlog fsync="always"'
+
+
+@dataclass(slots=True)
+class _Rounds:
+    """Every round's rate and server CPU time per request, by (contender, pipeline, test)."""
+
+    rates: dict[tuple[str, int, str], list[float]] = field(default_factory=dict)
+    cpu_us: dict[tuple[str, int, str], list[float]] = field(default_factory=dict)
+
+    def add(self, key: tuple[str, int, str], rate: float, cpu_us: float) -> None:
+        self.rates.setdefault(key, []).append(rate)
+        self.cpu_us.setdefault(key, []).append(cpu_us)
+
+    def figure(self, label: str, pipeline: int, test: str) -> Figure:
+        found = tuple(self.rates[(label, pipeline, test)])
+        return Figure(label, statistics.median(found), "req/s", found, median=True)
+
+    def round_ratios(self, label: str, peer: str, pipeline: int, test: str) -> list[float]:
+        """catlog's rate over the peer's, round by round (each pair measured minutes apart at
+        most, so a slow spell of the machine mostly cancels out)."""
+        mine, theirs = self.rates[(label, pipeline, test)], self.rates[(peer, pipeline, test)]
+        return [a / b for a, b in zip(mine, theirs, strict=True)]
+
+    def cpu(self, label: str, pipeline: int, test: str) -> float:
+        return statistics.median(self.cpu_us[(label, pipeline, test)])
+
+
+def _round(
+    everyone: list[Contender],
+    root: str,
+    *,
+    turn: int,
+    pipelines: Sequence[int],
+    requests: int,
+    found: _Rounds,
+) -> None:
+    """One round: every contender started on a fresh directory; then for each pipeline depth in
+    ``pipelines``, SET and then GET (which finds the keys the SETs wrote), each test run against
+    every server back to back, in an order rotated by ``turn``; each server's CPU time read
+    around its run.
+
+    The servers wait idle while the others are measured, so the runs whose ratio the table
+    shows are seconds apart, not the length of a round.
+    """
+    running: list[tuple[Contender, int, subprocess.Popen[str]]] = []
+    try:
+        for number, contender in enumerate(everyone):
+            directory = os.path.join(root, str(number))
+            os.makedirs(directory)
+            port = _free_port()
+            started = _start(replace(contender, command=_in(contender.command, directory)), port)
+            running.append((contender, port, started))
+        order = running[turn:] + running[:turn]
+        for pipeline in pipelines:
+            for test in TESTS:
+                for contender, port, process in order:
+                    cpu_before = cpu_seconds(process.pid)
+                    rate = redis_benchmark(port, pipeline, requests, test.lower())
+                    cpu = cpu_seconds(process.pid) - cpu_before
+                    found.add((contender.label, pipeline, test), rate, cpu / requests * 1e6)
+    finally:
+        for _contender, _port, process in running:
+            _stop(process)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _in(command: tuple[str, ...], root: str) -> tuple[str, ...]:
+    return tuple(part.replace("{root}", root) for part in command)
+
+
+UNJUDGED_EVERY: Final = 3
+"""The depths without a target run in every third round only, after the judged one: at -P 1 a
+test takes several seconds (the judged -P 16 ones about one), so this buys the judged rows three
+times the rounds for the same time. Running them after keeps the judged tests on fresh stores."""
+
+
 def server_workload(
-    root: str, requests: int = REQUESTS, pipelines: Sequence[int] = (1, 16)
+    root: str, requests: int = REQUESTS, pipelines: Sequence[int] = (16, 1), rounds: int = 9
 ) -> list[Outcome]:
-    """Run redis-benchmark against each contender, one at a time, and compare."""
+    """Run redis-benchmark against every contender in ``rounds`` interleaved rounds at the judged
+    depth (the first of ``pipelines``), and in every third of them at the others; compare the
+    medians.
+
+    Each round starts every contender afresh and runs each test against all of them back to back
+    (see :func:`_round`), in an order rotated by one each round so that no contender always
+    follows the same one. A slow spell of this shared machine then lands on one round of each
+    contender rather than on all of one contender's runs (which is what running each server
+    once, one after another, did: its rows swung by 20% or more).
+    """
     if shutil.which("redis-benchmark") is None:
         raise RuntimeError("redis-benchmark is missing: apt-get install redis-tools")
-    results: dict[tuple[str, int], dict[str, float]] = {}
-    for contender in contenders(root):
-        port = _free_port()
-        process = _start(contender, port)
-        try:
-            for pipeline in pipelines:
-                results[(contender.label, pipeline)] = redis_benchmark(port, pipeline, requests)
-        finally:
-            _stop(process)
-    outcomes = []
-    ceiling = "minimal asyncio dict server (ceiling)"
-    never = 'catlog fsync="never"'
-    always = 'catlog fsync="always"'
-    labels = [c.label for c in contenders(root)]
-    judged = max(pipelines)
-    for pipeline in pipelines:
-        for test in ("SET", "GET"):
-            figures = {
-                label: Figure(label, results[(label, pipeline)][test], "req/s") for label in labels
-            }
+    found = _Rounds()
+    everyone = contenders()
+    judged = pipelines[0]
+    for round_ in range(rounds):
+        directory = os.path.join(root, str(round_))
+        turn = round_ % len(everyone)
+        depths = pipelines if round_ % UNJUDGED_EVERY == 0 else pipelines[:1]
+        _round(everyone, directory, turn=turn, pipelines=depths, requests=requests, found=found)
+    labels = [c.label for c in everyone]
+    how = (
+        f"redis-benchmark -t set, then -t get, -n {requests} -r {KEYSPACE} -d {VALUE_SIZE}; "
+        f"medians of {rounds} interleaved rounds at -P {judged} and of every third of them at "
+        "the other depths (run after it), all servers restarted on fresh directories each round "
+        "and each test run on every server back to back; the lowest and highest round in "
+        "brackets. The machine (2 cores) was shared with other work, which the interleaving "
+        "spreads over every contender."
+    )
+    outcomes: list[Outcome] = []
+    for pipeline in sorted(pipelines):
+        for test in TESTS:
+            ratios = found.round_ratios(NEVER, CEILING, pipeline, test)
+            twins = found.round_ratios(ALWAYS, NEVER, pipeline, test)
+            cpu = ", ".join(f"{label} {found.cpu(label, pipeline, test):.1f}" for label in labels)
             outcomes.append(
                 Outcome(
                     f"server {test}, -c {CLIENTS} -P {pipeline}",
-                    figures[never],
-                    tuple(figure for label, figure in figures.items() if label != never),
-                    ceiling,
+                    found.figure(NEVER, pipeline, test),
+                    tuple(
+                        found.figure(label, pipeline, test) for label in labels if label != NEVER
+                    ),
+                    CEILING,
                     Target(0.8, at_least=True) if pipeline == judged else None,
-                    (f"redis-benchmark -t set,get -n {requests} -r {KEYSPACE} -d {VALUE_SIZE}.",),
+                    (
+                        *(() if outcomes else (how,)),
+                        f"ratio to the ceiling round by round: {_spread(ratios)}.",
+                        f"server CPU time per request (user + system, median), µs: {cpu}.",
+                        *(
+                            (
+                                'the noise, measured: catlog fsync="always" over fsync="never" '
+                                f"(the same GET code) round by round: {_spread(twins)}.",
+                            )
+                            if test == "GET"
+                            else ()
+                        ),
+                    ),
                 )
             )
+        ratios = found.round_ratios(ALWAYS, NEVER, pipeline, "SET")
         outcomes.append(
             Outcome(
                 f"server SET durable, -c {CLIENTS} -P {pipeline}",
-                Figure(always, results[(always, pipeline)]["SET"], "req/s"),
-                (Figure(never, results[(never, pipeline)]["SET"], "req/s"),),
-                never,
+                found.figure(ALWAYS, pipeline, "SET"),
+                (found.figure(NEVER, pipeline, "SET"),),
+                NEVER,
                 Target(0.5, at_least=True) if pipeline == judged else None,
-                ("group commit: writes of all connections share each fsync (SRV-5).",),
+                (
+                    "group commit: writes of all connections share each fsync (SRV-5).",
+                    f"ratio to fsync never round by round: {_spread(ratios)}.",
+                ),
             )
         )
     return outcomes
+
+
+def _spread(ratios: list[float]) -> str:
+    listed = ", ".join(f"{r:.2f}x" for r in ratios)
+    return f"{listed} (median {statistics.median(ratios):.2f}x)"

@@ -26,6 +26,9 @@ class Sizes:
     """Records written by the pure-Python floor."""
     repeats: int
     """Repetitions of each timed workload; the best one is reported."""
+    server_rounds: int
+    """Interleaved rounds of the server workload at -P 16 (at -P 1, every third of them); the
+    median of each contender is reported."""
 
 
 FULL: Final = Sizes(
@@ -34,6 +37,7 @@ FULL: Final = Sizes(
     durable_seconds=3.0,
     floor_records=200_000,
     repeats=3,
+    server_rounds=9,
 )
 
 QUICK: Final = Sizes(
@@ -42,4 +46,5 @@ QUICK: Final = Sizes(
     durable_seconds=0.5,
     floor_records=20_000,
     repeats=3,
+    server_rounds=3,
 )

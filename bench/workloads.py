@@ -514,7 +514,9 @@ def python_floor(run: Run) -> list[Outcome]:
 def server(run: Run) -> list[Outcome]:
     """redis-benchmark against catlog's server and its peers (see :mod:`bench.servers`)."""
     requests = 100_000 if run.sizes.fill_keys >= 100_000 else 10_000
-    return servers.server_workload(run.fresh_dir("servers"), requests=requests)
+    return servers.server_workload(
+        run.fresh_dir("servers"), requests=requests, rounds=run.sizes.server_rounds
+    )
 
 
 def compact_space(run: Run) -> list[Outcome]:

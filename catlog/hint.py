@@ -51,7 +51,7 @@ from .codec import (
     decode_segment_header,
     encode_segment_header,
 )
-from .index import LARGE_VALUE, LEN_BITS, OFFSET_MASK, SLOT_SHIFT, Expiring
+from .index import LARGE_VALUE, LEN_BITS, MAX_SEGMENT_SIZE, OFFSET_MASK, SLOT_SHIFT, Expiring
 
 HINT_MAGIC: Final = b"CATLOGHT"
 """FMT-16: the first eight bytes of every hint file."""
@@ -111,6 +111,8 @@ class Hint:
     """One expiry per expiring PUT entry, in their order."""
     packed: bool = False
     """Whether the hint describes a packed segment (FMT-26): hint version 3 rather than 2."""
+    longest_value: int | None = None
+    """The largest entry of ``put_value_lens``, as :func:`decode_hint` found it (else unknown)."""
 
     def matches(self, number: int, data: bytes) -> bool:
         """FMT-19: whether this hint describes the segment ``number`` whose bytes are ``data``."""
@@ -388,10 +390,11 @@ def decode_hint(data: bytes) -> Hint | HintProblem:
     first = key_lens[0] if key_lens else 0
     equal = bool(key_lens) and key_lens.tobytes() == (array("I", [first]) * entries).tobytes()
     longest = first if equal else max(key_lens, default=0)
+    longest_value = max(value_lens, default=0)
     if (
         (first * entries if equal else sum(key_lens)) != body_end - keys_start
         or longest > MAX_KEY_SIZE
-        or max(value_lens, default=0) > MAX_VALUE_SIZE
+        or longest_value > MAX_VALUE_SIZE
     ):
         return HintProblem.BAD_LAYOUT
     if equal:
@@ -410,6 +413,7 @@ def decode_hint(data: bytes) -> Hint | HintProblem:
         expiring,
         expires_at,
         packed,
+        longest_value,
     )
 
 
@@ -436,6 +440,62 @@ def _split_equal(data: bytes, start: int, length: int, count: int) -> list[bytes
     return keys
 
 
+_SLOT_LOW_BITS: Final = tuple(bytes((b | low << 6) & 0xFF for b in range(256)) for low in range(4))
+"""For each value of a slot's two low bits, the byte table that puts them above an offset's top
+six (see :func:`_locations`)."""
+_BELOW_64: Final = bytes(range(64))
+_BYTE_LAYOUT: Final = not _BIG_ENDIAN and array("I").itemsize == 4 and array("Q").itemsize == 8
+"""Whether :func:`_locations` may lay out bytes: little-endian, with 4- and 8-byte columns."""
+
+
+def _locations(hint: Hint, slot: int) -> list[int] | None:
+    """The index entries (see :mod:`catlog.index`) of the hint's PUT entries in ``slot``.
+
+    ``None`` if an offset is 2**30 or more, which no location can hold (FMT-12): its top bits
+    would land in the slot's.
+
+    A location is ``slot << 46 | offset << 16 | value_len`` (the length capped at 65,535). In
+    the common case, on a little-endian machine with every value shorter than that and every
+    offset below 2**30, each location's eight bytes are the value length's two low bytes, the
+    offset's four (its top byte with the slot's two low bits above its six), then the slot's
+    other twelve bits: the columns' bytes are laid into place with strided slices, in C, and
+    read back as u64s. For 490,000 entries that took 32 ms here against 54 ms for computing
+    each location in Python, which the other cases still do.
+    """
+    offsets = hint.put_offsets
+    value_lens = hint.put_value_lens
+    longest = hint.longest_value
+    if longest is None:
+        longest = max(value_lens, default=0)
+    count = len(offsets)
+    if not _BYTE_LAYOUT or not count:
+        if max(offsets, default=0) >= MAX_SEGMENT_SIZE:
+            return None
+        top_bytes = b""
+    else:
+        top_bytes = memoryview(offsets).cast("B")[3::4].tobytes()
+        if top_bytes.translate(None, _BELOW_64):
+            return None
+    if not _BYTE_LAYOUT or not count or longest >= LARGE_VALUE:
+        base = slot << SLOT_SHIFT
+        return [
+            base | (offset << LEN_BITS) | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
+            for offset, value_len in zip(offsets, value_lens, strict=True)
+        ]
+    lengths = memoryview(value_lens).cast("B")
+    places = memoryview(offsets).cast("B")
+    packed = bytearray(8 * count)
+    packed[0::8] = lengths[0::4]
+    packed[1::8] = lengths[1::4]
+    packed[2::8] = places[0::4]
+    packed[3::8] = places[1::4]
+    packed[4::8] = places[2::4]
+    packed[5::8] = top_bytes.translate(_SLOT_LOW_BITS[slot & 3])
+    packed[6::8] = bytes(((slot >> 2) & 0xFF,)) * count
+    packed[7::8] = bytes((slot >> 10,)) * count
+    return array("Q", packed).tolist()
+
+
 def apply_hint(
     hint: Hint, slot: int, index: dict[bytes, int], expiring: Expiring
 ) -> HintProblem | None:
@@ -454,11 +514,9 @@ def apply_hint(
     what is left is inserting into the dict, which replay pays too. Expiring PUTs, the last
     ``expiring_count`` PUT entries, also note their expiry as replay does.
     """
-    base = slot << SLOT_SHIFT
-    locations = [
-        base | (offset << LEN_BITS) | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
-        for offset, value_len in zip(hint.put_offsets, hint.put_value_lens, strict=True)
-    ]
+    locations = _locations(hint, slot)
+    if locations is None:
+        return HintProblem.BAD_LAYOUT
     if locations:
         head = PACKED_SHORT_SIZE if hint.packed else RECORD_HEADER_SIZE
         first = (min(locations) >> LEN_BITS) & OFFSET_MASK

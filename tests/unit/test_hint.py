@@ -26,7 +26,7 @@ from catlog.hint import (
     segment_crc,
     segment_crc_of,
 )
-from catlog.index import Expiring, replay_segment
+from catlog.index import Expiring, pack_location, replay_segment
 
 NOW_MS = 1_700_000_000_000
 
@@ -296,3 +296,40 @@ def test_the_empty_key_alone_in_a_hint_is_read_back() -> None:
     hint = decode_hint(build_hint(4, segment))  # type: ignore[arg-type]
     assert isinstance(hint, Hint)
     assert hint.put_keys == [b""]
+
+
+@pytest.mark.spec("ENG-32", "ENG-11", "FMT-18")
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(16, (1 << 30) - 21),
+            st.integers(0, 300) | st.sampled_from([65_534, 65_535, 65_536, 1 << 26]),
+        ),
+        max_size=40,
+    ),
+    st.sampled_from([0, 1, 2, 3, 4, 255, 1023, 1024, (1 << 14) - 1]),
+)
+def test_the_index_entries_of_a_hint_are_those_replay_would_make(
+    entries: list[tuple[int, int]], slot: int
+) -> None:
+    """apply_hint lays out the entries' bytes in C when it can; they must equal pack_location's."""
+    offsets = array("I", [offset for offset, _ in entries])
+    value_lens = array("I", [value_len for _, value_len in entries])
+    keys = [b"k%d" % i for i in range(len(entries))]
+    hint = Hint(1, 1 << 30, 0, keys, offsets, value_lens, [])
+    index: dict[bytes, int] = {}
+    assert apply_hint(hint, slot, index, {}) is None
+    assert index == {
+        key: pack_location(slot, offset, value_len)
+        for key, (offset, value_len) in zip(keys, entries, strict=True)
+    }
+
+
+@pytest.mark.spec("FMT-18", "FMT-12", "REC-16")
+@pytest.mark.parametrize("offset", [1 << 30, (1 << 30) + 16, (1 << 32) - 1])
+def test_an_offset_no_location_can_hold_makes_the_hint_unusable(offset: int) -> None:
+    """Its top bits would land among the slot's: the entry would point into another segment."""
+    hint = Hint(1, 1 << 30, 0, [b"a", b"b"], array("I", [16, offset]), array("I", [1, 1]), [])
+    index: dict[bytes, int] = {}
+    assert apply_hint(hint, 5, index, {}) is HintProblem.BAD_LAYOUT
+    assert index == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,10 +18,14 @@ class DurabilityWitness:
     """A FileSystem that knows, for each file, which bytes a *completed* fsync has covered.
 
     ``durable`` holds the bytes of each segment up to the size it had when its last completed
-    fsync began: exactly what the spec lets a writer rely on.
+    fsync began: exactly what the spec lets a writer rely on. Each fsync takes at least
+    ``fsync_seconds``, as a disk's does: on a file system in memory (tmpfs, where the mutation
+    session puts the tests' files) an fsync returns at once, and writers would seldom find one
+    running to share.
     """
 
     inner: FileSystem = field(default_factory=OsFileSystem)
+    fsync_seconds: float = 0.001
     written: dict[str, bytearray] = field(default_factory=dict)
     durable: dict[str, bytes] = field(default_factory=dict)
     syncs: int = 0
@@ -87,6 +92,7 @@ class WitnessFile:
         with self._fs.mutex:
             covered = bytes(self._fs.written[self.path])
         self._inner.sync()
+        time.sleep(self._fs.fsync_seconds)
         with self._fs.mutex:
             if len(covered) > len(self._fs.durable.get(self.path, b"")):
                 self._fs.durable[self.path] = covered

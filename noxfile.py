@@ -153,7 +153,8 @@ def mutation(session: nox.Session) -> None:
     ``MUTATION_FAIL_UNDER`` percent are killed. ``CATLOG_MUTATION_WORKERS`` sets mutmut's workers
     (default 2). The surviving mutants we accept, and why, are listed in tests/MUTANTS.md.
 
-    The tests' files go to memory (``TMPDIR`` in /dev/shm) where there is one: an fsync there
+    Each mutant's tests run fastest first (``CATLOG_MUTATION_STATS``, see tests/conftest.py), and
+    the tests' files go to memory (``TMPDIR`` in /dev/shm) where there is one: an fsync there
     returns at once, which halves the store's tests (most run with ``fsync="always"``). No test
     result depends on the disk: what durability means is checked on the simulated file systems.
     """
@@ -186,6 +187,7 @@ def mutation(session: nox.Session) -> None:
                 )
             config = (here / "pyproject.toml").read_text() + _mutmut_table(module)
             (work / "pyproject.toml").write_text(config)
+            env["CATLOG_MUTATION_STATS"] = str(work / "mutants" / "mutmut-stats.json")
             with session.chdir(work):
                 session.run(
                     "python",
@@ -232,6 +234,10 @@ also_copy = ["spec"]
 pytest_add_cli_args = ["-p", "no:cacheprovider"]
 # mutmut 3.8's call-graph tracking puts an unhashable Store (a mapping) into a set: off.
 track_dependencies = false
+# A mutant's tests time out after 5 times (2 s more than) their clean run, not mutmut's 15
+# times (1 s more): a deadlocked group commit then costs its worker half a minute, not 2.5.
+timeout_multiplier = 5.0
+timeout_constant = 2.0
 pytest_add_cli_args_test_selection = [{selection}]
 """
 

@@ -256,7 +256,9 @@ def test_dead_bytes_are_estimated_from_overwrites_deletes_and_expiry(
 @pytest.mark.spec("ENG-25", "ENG-40", "ENG-19")
 def test_bad_thresholds_and_closed_stores_are_refused(data_dir: str) -> None:
     for bad in (0, 1, -0.5, 2):
-        with pytest.raises(ValueError, match="compact_threshold"):
+        with pytest.raises(
+            ValueError, match=r"^compact_threshold must be between 0 and 1 \(exclusive\), or None$"
+        ):
             catlog.open(data_dir, compact_threshold=bad)
     store = catlog.open(data_dir)
     store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -251,6 +252,17 @@ def test_dead_bytes_are_estimated_from_overwrites_deletes_and_expiry(
         live = (21 + 1 + 1) + (21 + 1 + 2)
         size = os.path.getsize(f"{data_dir}/segment-00001.log")
         assert store.stats().dead_bytes == size - 16 - live
+
+
+@pytest.mark.spec("ENG-41")
+def test_the_estimate_at_open_leaves_out_every_segment_s_header(data_dir: str) -> None:
+    """Six segments of one live record each: no byte of them is dead."""
+    with catlog.open(data_dir, segment_size=100) as store:
+        for i in range(6):
+            store.put(b"k%d" % i, b"v" * 40)
+    with catlog.open(data_dir, compact_threshold=0.9) as store:
+        stats = store.stats()
+        assert (stats.segments, stats.keys, stats.dead_bytes) == (6, 6, 0)
 
 
 @pytest.mark.spec("ENG-25", "ENG-40", "ENG-19")
@@ -543,6 +555,27 @@ def test_segments_sealed_while_an_output_is_open_keep_their_own_place(data_dir: 
     assert calls == [(size, 2 * size), (2 * size, 2 * size)]
     with catlog.open(data_dir) as reopened:
         assert dict(reopened.items()) == expected
+
+
+@pytest.mark.spec("ENG-39")
+def test_the_copy_pauses_for_other_threads_without_changing_what_it_copies(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy loop looks at the clock every 32 records and sleeps once it has worked a
+    millisecond since its last pause. Here any time counts as that millisecond, so it pauses at
+    every look: 12 times in 400 records."""
+    monkeypatch.setattr(catlog.store, "_WORK_BETWEEN_PAUSES", 0.0)
+    with catlog.open(data_dir, fsync="never") as opened:  # one input segment
+        for i in range(200):
+            opened.put(b"k%03d" % i, b"old")
+        for i in range(200):
+            opened.put(b"k%03d" % i, b"new %d" % i)
+        pauses: list[float] = []
+        monkeypatch.setattr(time, "sleep", pauses.append)
+        opened.compact()
+        monkeypatch.undo()
+        assert dict(opened.items()) == {b"k%03d" % i: b"new %d" % i for i in range(200)}
+    assert pauses == [catlog.store._PAUSE] * (400 // catlog.store._CLOCK_CHECK_EVERY)
 
 
 @pytest.mark.spec("ENG-39", "ENG-40", "ENG-9")

@@ -10,6 +10,7 @@ in a mutant took minutes (mutants of ``apply_record`` timed out after 230 s doin
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,19 @@ settings.register_profile(
     phases=[Phase.explicit, Phase.reuse, Phase.generate],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``nox -s mutation``, run a mutant's tests fastest first.
+
+    mutmut stops at a mutant's first failing test, so a mutant most tests kill is killed sooner
+    when the quick ones go first. ``CATLOG_MUTATION_STATS`` names mutmut's record of each
+    test's duration in its clean run (absent in that run itself: then the order is kept).
+    """
+    stats = Path(os.environ.get("CATLOG_MUTATION_STATS", "") or os.devnull)
+    if stats.is_file():
+        durations: dict[str, float] = json.loads(stats.read_text())["duration_by_test"]
+        items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
 
 
 @pytest.fixture

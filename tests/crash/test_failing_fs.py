@@ -161,6 +161,25 @@ def test_failed_write_under_never_fails_the_flush_and_loses_only_unsynced_writes
     assert reopened(data_dir) == {b"acknowledged": b"synced"}
 
 
+@pytest.mark.spec("REC-10", "ENG-16")
+def test_a_failed_write_of_a_put_names_the_segment_and_what_failed(data_dir: str) -> None:
+    """A put whose record fills the 64 KiB write buffer is written at once, so the put itself
+    meets the failure."""
+    fs = FaultyFileSystem()
+    with open_never(data_dir, fs) as store:
+        fs.fail("append", error=errno.ENOSPC)
+        with pytest.raises(catlog.StoreFailedError) as caught:
+            store.put(b"big", bytes(1 << 16))
+        assert_refuses_writes(store)
+    cause = caught.value.__cause__
+    assert isinstance(cause, OSError)
+    assert cause.errno == errno.ENOSPC
+    assert str(caught.value) == (
+        f"{data_dir}/segment-00001.log: write failed ({cause}); writes are refused until the"
+        " store is reopened, and writes not yet synced may be lost"
+    )
+
+
 @pytest.mark.spec("REC-10", "REC-11")
 def test_failed_fsync_under_never_fails_sync(data_dir: str) -> None:
     fs = FaultyFileSystem()

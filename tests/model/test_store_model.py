@@ -11,6 +11,7 @@ failure shrinks to a short program of these rules that can be pasted into a test
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 
@@ -113,8 +114,11 @@ class StoreMatchesDict(RuleBasedStateMachine):
 
     @rule(key=keys, value=small_values, ttl_ms=st.integers(1, 5000))
     def put_with_ttl(self, key: bytes, value: bytes, ttl_ms: int) -> None:
-        self.db.put(key, value, ttl=ttl_ms / 1000)
-        self._set(key, value, self.clock.now_ms() + ttl_ms)
+        ttl = ttl_ms / 1000
+        self.db.put(key, value, ttl=ttl)
+        # ENG-33 rounds ttl * 1000 up, in floats: 2047 / 1000 * 1000 is 2047.0000000000002,
+        # so that ttl is 2048 ms.
+        self._set(key, value, self.clock.now_ms() + math.ceil(ttl * 1000))
 
     @rule(key=keys, ttl_ms=st.integers(-100, 5000))
     def expire(self, key: bytes, ttl_ms: int) -> None:

@@ -46,6 +46,16 @@ def test_interval_syncs_only_when_the_interval_has_passed_on_the_clock(data_dir:
         clock.advance(120.0)
         store.tick()
         assert len(fs.ops("sync")) == 1, "nothing new was written, so nothing to sync"
+        for write in (
+            lambda: store.delete(b"a"),
+            lambda: store.put(b"b", b"2", ttl=600),
+            lambda: store.write_batch([("put", b"c", b"3")]),
+        ):
+            fs.calls.clear()
+            write()
+            store.tick()
+            assert fs.calls == [("append", SEGMENT), ("sync", SEGMENT)]
+            clock.advance(60.0)
 
 
 @pytest.mark.spec("ENG-15")

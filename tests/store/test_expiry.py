@@ -75,10 +75,11 @@ def test_a_key_expires_once_the_clock_is_past_its_expiry(
 
 
 @pytest.mark.spec("ENG-34", "ENG-33")
+@pytest.mark.parametrize("policy", ["always", "never"])
 def test_a_plain_put_ends_an_expiry_and_expiry_survives_a_reopen(
-    data_dir: str, clock: ManualClock
+    data_dir: str, clock: ManualClock, policy: catlog.FsyncPolicy
 ) -> None:
-    with catlog.open(data_dir, clock=clock) as store:
+    with catlog.open(data_dir, clock=clock, fsync=policy) as store:
         store.put(b"a", b"1", ttl=10)
         store.put(b"b", b"2", ttl=10)
         store.put(b"b", b"3")
@@ -240,6 +241,11 @@ def test_an_expired_key_not_yet_forgotten_has_no_expiry_and_nothing_to_persist(
         ),
         ({"expires_at_ms": 1.5}, catlog.InvalidTypeError, "expiry times must be int, not float"),
         ({"expires_at_ms": 0}, ValueError, "expiry time 0 ms is out of range 1 .. 2**63-1"),
+        (
+            {"ttl": 5, "expires_at_ms": START_MS + 5000},
+            ValueError,
+            "give ttl or expires_at_ms, not both",
+        ),
     ],
 )
 def test_a_refused_expiry_says_why(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -17,10 +19,15 @@ class DurabilityWitness:
     """A FileSystem that knows, for each file, which bytes a *completed* fsync has covered.
 
     ``durable`` holds the bytes of each segment up to the size it had when its last completed
-    fsync began: exactly what the spec lets a writer rely on.
+    fsync began: exactly what the spec lets a writer rely on. Each fsync takes at least
+    ``fsync_seconds``, as a disk's does: on a file system in memory (tmpfs, where the mutation
+    session puts the tests' files) an fsync returns at once, and writers would seldom find one
+    running to share.
     """
 
     inner: FileSystem = field(default_factory=OsFileSystem)
+    fsync_seconds: float = 0.001
+    syncing: threading.Event = field(default_factory=threading.Event)
     written: dict[str, bytearray] = field(default_factory=dict)
     durable: dict[str, bytes] = field(default_factory=dict)
     syncs: int = 0
@@ -87,6 +94,8 @@ class WitnessFile:
         with self._fs.mutex:
             covered = bytes(self._fs.written[self.path])
         self._inner.sync()
+        self._fs.syncing.set()
+        time.sleep(self._fs.fsync_seconds)
         with self._fs.mutex:
             if len(covered) > len(self._fs.durable.get(self.path, b"")):
                 self._fs.durable[self.path] = covered
@@ -120,6 +129,62 @@ def test_no_put_returns_before_an_fsync_covers_it_and_writers_share_fsyncs(data_
         assert len(store) == threads * per_thread
     assert early == []
     assert fs.syncs < threads * per_thread, "group commit shares fsyncs between writers"
+
+
+@pytest.mark.spec("ENG-28", "ENG-29")
+def test_a_write_appended_during_a_commit_takes_effect_with_the_fsync_that_covers_it(
+    data_dir: str,
+) -> None:
+    """b is appended while the fsync of a's commit is under way, so that fsync does not cover
+    it: a takes effect when that commit ends, b only with the next."""
+    fs = DurabilityWitness(fsync_seconds=0.3)
+    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+        fs.syncing.clear()
+        leader = threading.Thread(target=store.put, args=(b"a", b"1"))
+        leader.start()
+        assert fs.syncing.wait(10)
+        ticket = store.put_nowait(b"b", b"2")
+        leader.join()
+        assert (store.get(b"a"), store.get(b"b")) == (b"1", None)
+        store.wait_durable(ticket)
+        assert store.get(b"b") == b"2"
+
+
+class SignalError(Exception):
+    """What the test's signal handler raises."""
+
+
+@pytest.mark.spec("ENG-29")
+def test_a_writer_whose_wait_is_interrupted_leaves_the_group_commit_going(data_dir: str) -> None:
+    """A signal handler's exception ends a writer's wait for the fsync another writer leads
+    (here while that fsync is under way): the interrupted writer must leave the queue of
+    waiters, or the lead would later be handed to it and no later write would ever commit."""
+    fs = DurabilityWitness(fsync_seconds=0.3)
+    store = catlog.open(data_dir, fs=fs, fsync="always")
+    fs.syncing.clear()
+    leader = threading.Thread(target=store.put, args=(b"a", b"1"))
+    leader.start()
+    assert fs.syncing.wait(10)
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise SignalError
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    alarm = threading.Timer(0.1, signal.pthread_kill, (threading.get_ident(), signal.SIGUSR1))
+    try:
+        alarm.start()
+        with pytest.raises(SignalError):
+            store.put(b"b", b"2")
+    finally:
+        alarm.join()
+        signal.signal(signal.SIGUSR1, previous)
+    leader.join()
+    later = threading.Thread(target=store.put, args=(b"c", b"3"), daemon=True)
+    later.start()
+    later.join(10)
+    assert not later.is_alive(), "a later write waits for ever"
+    assert (store[b"a"], store[b"c"]) == (b"1", b"3")
+    store.close()
 
 
 @pytest.mark.spec("ENG-28", "ENG-14")

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -282,7 +283,7 @@ def test_a_leftover_temporary_hint_does_not_prefix_the_new_one(data_dir: str) ->
     assert contents(data_dir) == {b"a": b"x" * 40, b"b": b"y" * 40}
 
 
-@pytest.mark.spec("ENG-43", "ENG-32")
+@pytest.mark.spec("ENG-43", "ENG-32", "ENG-18")
 def test_background_hints_are_written_off_the_rotating_call_and_opened_through(
     data_dir: str,
 ) -> None:
@@ -291,6 +292,9 @@ def test_background_hints_are_written_off_the_rotating_call_and_opened_through(
             store.put(b"k%d" % (i % 7), b"value %d" % i)
         model = dict(store.items())
         sealed = store.stats().segments - 1
+        writers = [t for t in threading.enumerate() if t.name == f"catlog-hints {data_dir}"]
+        assert [t.daemon for t in writers] == [True], "a store left open does not hold up exit"
+        store.close()  # and again as the block ends: a second close does nothing (ENG-18)
     assert len(hints(data_dir)) == sealed, "close waits for the queued hints"
     assert not [n for n in os.listdir(data_dir) if n.endswith(".tmp")]
     before = snapshot(data_dir)
@@ -328,7 +332,13 @@ def test_a_failing_background_hint_is_logged_and_stops_hints_not_the_store(
             store._hint_queue.join()
             assert store._hints_failed
             store.put(b"after", b"still writes")
-        assert any("no more hints" in r.getMessage() for r in caplog.records)
+            store._hint_queue.join()
+            assert [n for n in fs.listdir("/db") if n.endswith(".hint")] == []
+        failure = OSError(errno.EIO, os.strerror(errno.EIO), "/db/segment-00001.hint.tmp")
+        assert [r.getMessage() for r in caplog.records] == [
+            f"/db: writing the hint of segment-00001.log failed ({failure}); no more hints are"
+            " written in the background until the store is reopened"
+        ]
     with catlog.open("/db", fs=fs) as store:
         assert store[b"after"] == b"still writes"
         assert len(store) == 7

@@ -37,6 +37,18 @@ def test_segments_rotate_before_they_would_pass_the_size_limit(data_dir: str) ->
     ]
 
 
+@pytest.mark.spec("ENG-9", "FMT-21")
+def test_expiring_puts_also_fill_a_segment_exactly_before_it_rotates(data_dir: str) -> None:
+    record = RECORD_HEADER_SIZE + 2 + 8 + 20  # an expiring PUT's value field starts with 8 bytes
+    with catlog.open(data_dir, segment_size=SEGMENT_HEADER_SIZE + 3 * record) as store:
+        for i in range(4):
+            store.put(b"%02d" % i, b"v" * 20, ttl=60)
+    assert _segment_sizes(data_dir) == [
+        SEGMENT_HEADER_SIZE + 3 * record,
+        SEGMENT_HEADER_SIZE + record,
+    ]
+
+
 @pytest.mark.spec("ENG-9")
 def test_a_record_larger_than_a_segment_goes_alone_into_a_fresh_one(data_dir: str) -> None:
     with catlog.open(data_dir, segment_size=100) as store:

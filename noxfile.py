@@ -120,7 +120,13 @@ MUTATION_TESTS: dict[str, tuple[str, ...]] = {
         "tests/crash/test_corruption.py",
         "tests/fuzz",
     ),
-    "index": ("tests/unit/test_index.py", "tests/fuzz", "tests/model"),
+    "index": (
+        "tests/unit/test_index.py",
+        "tests/unit/test_packed.py",
+        "tests/unit/test_hint.py",
+        "tests/fuzz",
+        "tests/model",
+    ),
     "segment": (
         "tests/unit/test_segment_names.py",
         "tests/store",

@@ -121,12 +121,14 @@ def _with_valid_crc(rtype: int, key: bytes, value: bytes) -> bytes:
     return codec.CRC_FIELD.pack(crc32c(body)) + body
 
 
-@pytest.mark.spec("FMT-7", "FMT-6")
+@pytest.mark.spec("FMT-7", "FMT-6", "TOOL-4")
 @pytest.mark.parametrize("rtype", [0, 5, 129, 131, 255])
 def test_a_valid_record_of_a_reserved_type_is_reported_not_skipped(rtype: int) -> None:
-    result = decode_record(_with_valid_crc(rtype, b"k", b"v"), 0)
+    data = _with_valid_crc(rtype, b"k", b"v")
+    result = decode_record(b"xx" + data + b"more", 2)
     assert isinstance(result, Damage)
     assert result.kind is DamageKind.UNKNOWN_TYPE
+    assert result.end == 2 + len(data), "its crc vouches for where it ends (TOOL-4)"
 
 
 @pytest.mark.spec("FMT-8")
@@ -279,10 +281,12 @@ def _batch_with_value(value: bytes, key: bytes = b"") -> bytes:
     ],
 )
 def test_a_batch_that_breaks_the_format_is_corruption(value: bytes, key: bytes) -> None:
-    result = decode_record(_batch_with_value(value, key), 0)
+    batch = _batch_with_value(value, key)
+    result = decode_record(batch + b"more", 0)
     assert isinstance(result, Damage)
     assert result.kind is DamageKind.BAD_BATCH
     assert result.kind in codec.WRITTEN_WHOLE
+    assert result.end == len(batch), "its crc vouches for where it ends (TOOL-4)"
 
 
 @pytest.mark.spec("TOOL-6", "ENG-22")

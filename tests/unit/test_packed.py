@@ -11,6 +11,7 @@ from catlog import codec
 from catlog.codec import (
     EXPIRY_FIELD,
     MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
     PACKED_LONG,
     PACKED_SHORT,
     PACKED_VERSION,
@@ -112,6 +113,44 @@ def test_a_packed_record_in_the_wrong_form_is_a_format_violation(body: bytes, de
     assert damage.end == len(data)
 
 
+@pytest.mark.spec("FMT-27")
+@pytest.mark.parametrize(
+    ("key_len", "value_len", "short"),
+    [(255, 0, True), (256, 0, False), (0, 65_534, True), (0, 65_535, False), (255, 65_534, True)],
+)
+def test_the_short_form_holds_exactly_the_records_within_both_bounds(
+    key_len: int, value_len: int, short: bool
+) -> None:
+    record = encode_packed(RecordType.PUT, bytes(key_len), bytes(value_len))
+    assert record[4] == (0x41 if short else 0x51)
+    assert len(record) == (8 if short else 13) + key_len + value_len
+    decoded = decode_record(record, 0, packed=True)
+    assert isinstance(decoded, Record)
+    assert (len(decoded.key), len(decoded.value)) == (key_len, value_len)
+
+
+@pytest.mark.spec("FMT-9", "FMT-27", "REC-3")
+@pytest.mark.parametrize(("key_len", "value_len"), [(MAX_KEY_SIZE, 0), (0, MAX_VALUE_SIZE)])
+def test_packed_lengths_at_the_limits_are_believed(key_len: int, value_len: int) -> None:
+    record = encode_packed(RecordType.PUT, bytes(key_len), bytes(value_len))
+    decoded = decode_record(record, 0, packed=True)
+    assert isinstance(decoded, Record)
+    assert decoded.size == len(record)
+
+
+@pytest.mark.spec("REC-5", "REC-19")
+def test_the_first_record_after_a_damaged_header_says_which_format_the_segment_has() -> None:
+    damaged = b"\xff" * SEGMENT_HEADER_SIZE
+    packed = damaged + encode_packed(RecordType.PUT, b"k", b"v")
+    plain = damaged + codec.encode_record(RecordType.PUT, 1, b"k", b"v")
+    assert codec.find_follower_of_header(packed) == (SEGMENT_HEADER_SIZE, True)
+    assert codec.find_follower_of_header(plain) == (SEGMENT_HEADER_SIZE, False)
+    assert codec.find_follower_of_header(damaged + b"\0" * 40) == (None, False)
+    later_packed = damaged + b"junk" + encode_packed(RecordType.PUT, b"k", b"v")
+    assert codec.find_follower_of_header(plain + later_packed[16:]) == (SEGMENT_HEADER_SIZE, False)
+    assert codec.find_follower_of_header(later_packed) == (SEGMENT_HEADER_SIZE + 4, True)
+
+
 @pytest.mark.spec("FMT-28", "FMT-8", "FMT-21", "REC-7")
 @pytest.mark.parametrize(
     ("body", "kind"),
@@ -126,9 +165,10 @@ def test_a_whole_packed_record_that_breaks_the_format_says_where_it_ends(
     body: bytes, kind: DamageKind
 ) -> None:
     data = _whole(body) + b"more"
-    damage = decode_record(data, 0, packed=True)
+    damage = decode_record(b"x" + data, 1, packed=True)
     assert isinstance(damage, Damage)
-    assert (damage.kind, damage.end) == (kind, len(data) - 4)
+    assert (damage.offset, damage.kind, damage.end) == (1, kind, len(data) - 3)
+    assert damage.detail.startswith("type=" if kind is DamageKind.UNKNOWN_TYPE else "value_len=")
 
 
 @pytest.mark.spec("FMT-9", "REC-3", "FMT-27")
@@ -259,3 +299,13 @@ def test_no_hint_is_built_for_a_damaged_packed_segment() -> None:
     data = bytearray(_packed_segment([(RecordType.PUT, b"k", b"v"), (RecordType.PUT, b"j", b"w")]))
     data[-1] ^= 0xFF
     assert build_hint(1, bytes(data)) == f"@{SEGMENT_HEADER_SIZE + 10}: crc mismatch"
+
+
+@pytest.mark.spec("REC-4", "TOOL-3")
+def test_the_follower_search_tries_the_last_offset_a_header_fits_at() -> None:
+    """The smallest record of each layout, ending exactly where the data ends, is found."""
+    smallest_packed = encode_packed(RecordType.PUT, b"", b"")
+    smallest_plain = codec.encode_record(RecordType.PUT, 1, b"", b"")
+    assert (len(smallest_packed), len(smallest_plain)) == (8, 21)
+    assert find_next_record(b"\x01" + smallest_packed, 0, packed=True) == 1
+    assert find_next_record(b"\x01" + smallest_plain, 0) == 1

@@ -309,3 +309,17 @@ def test_the_follower_search_tries_the_last_offset_a_header_fits_at() -> None:
     assert (len(smallest_packed), len(smallest_plain)) == (8, 21)
     assert find_next_record(b"\x01" + smallest_packed, 0, packed=True) == 1
     assert find_next_record(b"\x01" + smallest_plain, 0) == 1
+
+
+@pytest.mark.spec("FMT-27", "REC-7", "ENG-13")
+def test_packed_replay_stops_at_a_short_form_record_too_long_for_it() -> None:
+    """A short header with value_len 65,535 verifies but breaks the form; replay's fast path
+    must not take it as a PUT."""
+    wrong = _whole(PACKED_SHORT.pack(0, 0x41, 1, 65_535)[4:] + b"k" + bytes(65_535))
+    data = PACKED_HEADER + encode_packed(RecordType.PUT, b"a", b"1") + wrong
+    index: dict[bytes, int] = {}
+    result = replay_packed(data, SEGMENT_HEADER_SIZE, 0, index, {})
+    assert result.end == SEGMENT_HEADER_SIZE + 10
+    assert result.damage is not None
+    assert result.damage.kind is DamageKind.BAD_PACKED
+    assert set(index) == {b"a"}

@@ -97,16 +97,18 @@ def test_a_second_compaction_copies_packed_records_byte_for_byte(data_dir: str) 
     clock = ManualClock(now_ms=START_MS)
     with catlog.open(data_dir, fsync="never", segment_size=4096, clock=clock) as store:
         for i in range(200):
-            store.put(b"k%03d" % (i % 80), b"v%d" % i, ttl=100 if i % 7 == 0 else None)
+            ttl = {0: 100.0, 1: 1000.0}.get(i % 7)
+            store.put(b"k%03d" % (i % 80), b"v%d" % i, ttl=ttl)
         store.compact()
         first = {n: records(data_dir, n) for n in segments(data_dir)[:-1]}
         copied = {r.key: r for found in first.values() for r in found}
         for i in range(0, 80, 3):
             del store[b"k%03d" % i]
-        clock.advance(150)  # the ttl puts expire: none may be copied (ENG-34)
+        clock.advance(150)  # the 100 s puts expire, none may be copied (ENG-34); 1000 s ones live
         expected = dict(store.items())
-        assert any(copied[key].expires_at_ms for key in copied)
-        assert all(not copied[key].expires_at_ms for key in expected)
+        expiring = {key for key in copied if copied[key].expires_at_ms}
+        assert expiring - set(expected), "some expired"
+        assert expiring & set(expected), "some still live"
         report = store.compact()
         assert report.records_copied == len(expected)
         assert report.reclaimed_bytes > 0
@@ -277,3 +279,23 @@ def test_a_compaction_of_several_packed_inputs_leaves_the_dead_bytes_written_mea
     # one the overwrite before it (21 + 3 + 41); the inputs held nothing else dead.
     assert len(calls) >= 3
     assert dead == (21 + 3 + 40) + (21 + 3 + 41) * (len(calls) - 1)
+
+
+@pytest.mark.spec("ENG-39", "ENG-34")
+def test_a_key_of_a_packed_input_that_expires_during_the_compaction_is_not_copied(
+    data_dir: str,
+) -> None:
+    """The key is still in the index when the compaction starts; it expires while the inputs
+    before its own are copied (the progress callback moves the clock)."""
+    clock = ManualClock(now_ms=START_MS)
+    with catlog.open(data_dir, fsync="never", segment_size=1024, clock=clock) as store:
+        for i in range(40):
+            store.put(b"k%02d" % i, bytes(40), ttl=10 if i in (38, 39) else None)
+        store.compact()
+        inputs = segments(data_dir)[:-1]
+        assert len(inputs) >= 2
+        assert {r.key for r in records(data_dir, inputs[-1])} >= {b"k38", b"k39"}
+        report = store.compact(progress=lambda done, total: clock.advance(20))
+        assert report.records_copied == 38
+        assert b"k38" not in store
+        assert len(store) == 38

@@ -1692,7 +1692,7 @@ class Store(MutableMapping[bytes, bytes]):
                 value_len = record.value_len
                 location = slot_bits | (pos << LEN_BITS) | min(value_len, LARGE_VALUE)
                 if index.get(record.key) == location and not (
-                    self._expires and self._expired(record.key)
+                    expires and self._expired(record.key)
                 ):
                     outputs.add(record.key, location, value_len, data[pos:end])
             pos = end

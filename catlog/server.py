@@ -50,7 +50,7 @@ from typing import Final, cast
 
 from . import commands
 from . import store as store_module
-from .errors import CatlogError
+from .errors import CatlogError, InvalidTypeError, KeyTooLargeError, ValueTooLargeError
 from .protocol import detect, line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
 from .protocol.resp import RespParser, RespProtocolError
@@ -317,12 +317,13 @@ class RespSession:
         read. A plain ``SET key value`` or ``GET key`` in the usual spellings goes straight to
         the store with its reply bytes made here: the benchmark showed the command layer's
         lookup, arity check, call and reply encoding costing a sixth of a pipelined SET beyond
-        its parse and append. Every other command, and every other spelling of these two, takes
-        the command layer; both ways give the same bytes (tests/server/test_fast_path.py).
+        its parse and append. Plain SETs in a row are gathered and appended as one group
+        (SRV-11) just before the next other command runs, or when the read's commands run out.
+        Every other command, and every other spelling of these two, takes the command layer;
+        both ways give the same bytes (tests/server/test_fast_path.py).
         """
         real = self._store.store
         tracks = real.fsync == "always"
-        put = real.put_nowait
         get = real.get
         session = self._session
         execute = session.execute
@@ -331,23 +332,24 @@ class RespSession:
         if held is not None:
             pending = itertools.chain([cast(list[bytes], held)], pending)  # only commands wait
         gathered = 0
+        group: list[tuple[bytes, bytes]] = []
+        """SRV-11: the run of plain SETs read and not appended yet."""
         while True:
             # A list iterator, so that commands left when the loop returns stay in it, in order.
             self._pending = pending
             for command in pending:
                 words = len(command)
                 if words == 3 and command[0] in _SET_NAMES:
-                    try:
-                        written = put(command[1], command[2])
-                    except CatlogError as exc:
-                        reply = replies.error_bytes(f"ERR {exc}")  # PROTO-54, as the layer does
-                    else:
-                        reply = _OK
-                        if tracks:
-                            ticket = written
-                elif ticket and not _only_writes(command):
+                    group.append((command[1], command[2]))
+                    continue
+                if group:
+                    written = self._append_group(group, out)
+                    if tracks and written:
+                        ticket = written
+                    group = []
+                if ticket and not _only_writes(command):
                     return ticket, command, False, False  # SRV-5: reads wait for own writes
-                elif words == 2 and command[0] in _GET_NAMES:
+                if words == 2 and command[0] in _GET_NAMES:
                     try:
                         value = get(command[1])
                     except CatlogError as exc:
@@ -369,6 +371,11 @@ class RespSession:
                 gathered += len(reply)
                 if gathered >= REPLY_BATCH:
                     return ticket, None, False, True
+            if group:
+                written = self._append_group(group, out)
+                if tracks and written:
+                    ticket = written
+                group = []
             event = self.reader.next_commands()
             if event is NEED_DATA:
                 return ticket, None, False, False
@@ -376,6 +383,33 @@ class RespSession:
                 out.append(event.reply)
                 return ticket, None, True, False
             pending = iter(event)
+
+    def _append_group(self, group: list[tuple[bytes, bytes]], out: list[bytes]) -> int:
+        """SRV-11: append a run of plain SETs and answer each; returns the last ticket, or 0 if
+        none was appended. A lone SET, and a group that one pair spoils, go one at a time, so
+        each SET meets its own error."""
+        store = self._store.store
+        if len(group) > 1:
+            try:
+                written = store.put_many_nowait(group)
+            except (InvalidTypeError, KeyTooLargeError, ValueTooLargeError):
+                pass
+            except CatlogError as exc:
+                out.append(replies.error_bytes(f"ERR {exc}") * len(group))  # PROTO-54
+                return 0
+            else:
+                out.append(_OK * len(group))
+                return written
+        written = 0
+        put = store.put_nowait
+        for key, value in group:
+            try:
+                written = put(key, value)
+            except CatlogError as exc:
+                out.append(replies.error_bytes(f"ERR {exc}"))  # PROTO-54, as the layer does
+            else:
+                out.append(_OK)
+        return written
 
     @staticmethod
     def error_reply(message: str) -> bytes:

@@ -971,6 +971,72 @@ class Store(MutableMapping[bytes, bytes]):
                     self._expires.pop(key, None)
             return self.last_ticket
 
+    def put_many_nowait(self, pairs: Iterable[tuple[bytes, bytes]]) -> int:
+        """ENG-44: append a PUT for each ``(key, value)`` pair, as :meth:`put_nowait` would;
+        returns the last ticket.
+
+        One clock reading, one encoding loop outside the lock, and one lock, one buffer append
+        and one index loop for the group: a sixteen-pair group cost about 1 us a pair where
+        sixteen ``put_nowait`` calls cost 2 us each (the server benchmark's pipelines, SRV-11).
+        """
+        now = self._now_ms()
+        pack = BODY_HEADER.pack
+        crc_field = CRC_FIELD.pack
+        keys: list[bytes] = []
+        records: list[bytes] = []
+        for given_key, given_value in pairs:
+            key = given_key
+            if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
+                key = _check_key(key)
+            value = given_value
+            if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
+                value = _check_value(value)
+            body = pack(_PUT, now, len(key), len(value)) + key + value
+            records.append(crc_field(crc32c(body)) + body)
+            keys.append(key)
+        if not records:
+            return self.last_ticket
+        data = b"".join(records)
+        with self._lock:
+            active = self._active
+            if self._refusal is not None or active.end + len(data) > self.segment_size:
+                # One at a time: _append refuses, or rotates where a record would not fit.
+                for key, record in zip(keys, records, strict=True):
+                    value_len = len(record) - RECORD_HEADER_SIZE - len(key)
+                    location = self._append(record) | min(value_len, LARGE_VALUE)
+                    self._effect(key, location, 0)
+                return self.last_ticket
+            try:
+                offset = active.append(data)
+            except OSError as exc:
+                raise self._fail("write", exc) from exc
+            ticket = self.last_ticket
+            self.last_ticket = ticket + len(records)
+            self._unsynced = True
+            base = active.slot << SLOT_SHIFT
+            pending = self._pending if self._sync_each_write else None
+            index = self._index
+            expires = self._expires
+            dead = 0
+            for key, record in zip(keys, records, strict=True):
+                size = len(record)
+                value_len = size - RECORD_HEADER_SIZE - len(key)
+                location = base | (offset << LEN_BITS)
+                location |= value_len if value_len < LARGE_VALUE else LARGE_VALUE
+                offset += size
+                if pending is not None:
+                    ticket += 1
+                    pending.append((ticket, key, location, 0))
+                    continue
+                old = index.get(key)
+                index[key] = location
+                if old is not None:
+                    dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+                if expires:
+                    expires.pop(key, None)
+            self._dead += dead
+            return self.last_ticket
+
     def _put_expiring(self, key: bytes, value: bytes, expires_at_ms: int) -> int:
         """ENG-33: append an expiring PUT (FMT-21); see :meth:`put_nowait`."""
         key = _check_key(key)
@@ -1014,6 +1080,9 @@ class Store(MutableMapping[bytes, bytes]):
         run: dict[bytes, int] = {}
         for _, key, location, expires_at in effects:
             if location is not None and not expires_at:
+                replaced = run.get(key)
+                if replaced is not None:  # ENG-41: a PUT overwritten within the run is dead too
+                    self._dead += RECORD_HEADER_SIZE + len(key) + (replaced & LARGE_VALUE)
                 run[key] = location
                 continue
             if run:

@@ -101,6 +101,12 @@ class StoreMatchesDict(RuleBasedStateMachine):
         self.db.put(key, second)
         self._set(key, second)
 
+    @rule(pairs=st.lists(st.tuples(keys, small_values), max_size=6))
+    def put_many(self, pairs: list[tuple[bytes, bytes]]) -> None:
+        self.db.wait_durable(self.db.put_many_nowait(pairs))  # ENG-44
+        for key, value in pairs:
+            self._set(key, value)
+
     @rule(key=keys)
     def delete(self, key: bytes) -> None:
         assert self.db.delete(key) == (key in self.model)

@@ -106,6 +106,60 @@ def test_a_refused_set_or_get_answers_the_engines_error_as_the_command_layer_doe
     assert fast[4].startswith(b"-ERR ")
 
 
+def pipelined_both_ways(path: str, reads: Sequence[Sequence[tuple[bytes, ...]]]) -> None:
+    """Each read's commands arrive at once through the shortcut (so plain SETs in a row go as
+    one group, SRV-11) and one by one through the command layer: the replies must agree."""
+    store = catlog.open(path, fsync="never")
+    session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+    fast = []
+    out: list[bytes] = []
+    for commands in reads:
+        if commands == [CLOSE]:
+            store.close()
+            continue
+        session.reader.receive_data(b"".join(encode_command(*words) for words in commands))
+        session.drive(out, 0, None)
+        fast.append(b"".join(out))
+        out.clear()
+    store.close()
+    shutil.rmtree(path)
+    flat = [words for commands in reads for words in commands]
+    slow = iter(through_the_command_layer(path, flat))
+    expected = [b"".join(next(slow) for _ in commands) for commands in reads if commands != [CLOSE]]
+    assert fast == expected
+
+
+@pytest.mark.spec("SRV-11", "ENG-44", "PROTO-34", "PROTO-54")
+def test_plain_sets_in_a_row_are_answered_as_each_alone(data_dir: str) -> None:
+    pipelined_both_ways(
+        data_dir,
+        [
+            [(b"SET", b"a", b"1"), (b"SET", b"b", b"2"), (b"SET", b"a", b"3"), (b"GET", b"a")],
+            [(b"SET", b"c", b"1"), (b"SET", BIG_KEY, b"v"), (b"SET", b"d", b"4")],
+            [(b"GET", b"c"), (b"GET", b"d"), (b"GET", BIG_KEY)],
+            [(b"SET", b"e", b"5"), (b"Set", b"f", b"6"), (b"SET", b"g", b"7"), (b"SET", b"h", b"")],
+            [(b"SET", b"i", b"9"), (b"DBSIZE",), (b"SET", b"j", b"0"), (b"SET", b"k")],
+            [CLOSE],
+            [(b"SET", b"a", b"1"), (b"SET", b"b", b"2"), (b"GET", b"a")],
+        ],
+    )
+
+
+@pytest.mark.spec("SRV-11", "SRV-5")
+def test_under_always_a_group_of_sets_is_answered_after_its_fsync(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="always") as store:
+        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        pipeline = [(b"SET", b"a", b"1"), (b"SET", b"b", b"2"), (b"SET", b"a", b"3")]
+        session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
+        out: list[bytes] = []
+        ticket, held, close, more = session.drive(out, 0, None)
+        assert (ticket, held, close, more) == (3, None, False, False)
+        assert out == [b"+OK\r\n" * 3]  # held by the connection until ticket 3 is durable
+        assert store.get(b"a") is None
+        store.wait_durable(ticket)
+        assert store.get(b"a") == b"3"
+
+
 def drive_to_the_end(session: RespSession, store: catlog.Store) -> tuple[list[bytes], int]:
     """Run what the session has read as the server does, waiting for durability when told to;
     returns the replies and how many times the loop stopped before the input ran out."""

@@ -205,7 +205,7 @@ def _close_open_stores() -> None:
 
 
 def open(  # the public name is catlog.open, like dbm.open and shelve.open
-    path: str,
+    path: str | os.PathLike[str],
     *,
     fsync: FsyncPolicy = "always",
     segment_size: int = DEFAULT_SEGMENT_SIZE,
@@ -283,7 +283,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def __init__(
         self,
-        path: str,
+        path: str | os.PathLike[str],
         *,
         fsync: FsyncPolicy = "always",
         segment_size: int = DEFAULT_SEGMENT_SIZE,
@@ -305,7 +305,11 @@ class Store(MutableMapping[bytes, bytes]):
             )
         if fsync_interval_ms <= 0:
             raise ValueError("fsync_interval_ms must be positive")
-        self.path = path.rstrip("/") or "/"
+        directory: object = os.fspath(path)  # a bytes path passes the type checker's view
+        if not isinstance(directory, str):
+            kind = type(directory).__name__
+            raise TypeError(f"path must be a str or an os.PathLike of str, not {kind}")
+        self.path = directory.rstrip("/") or "/"
         self.fsync: Final = fsync
         self.segment_size: Final = segment_size
         self.fsync_interval_ms: Final = fsync_interval_ms

@@ -67,6 +67,21 @@ def test_an_invalid_argument_is_named_with_what_is_allowed(
 
 
 @pytest.mark.spec("ENG-25")
+def test_a_pathlib_path_opens_the_same_store_and_other_types_are_refused(tmp_path: Path) -> None:
+    with catlog.open(tmp_path / "data") as store:
+        store.put(b"k", b"v")
+        assert store.path == str(tmp_path / "data")
+    with catlog.open(str(tmp_path / "data")) as store:
+        assert store.get(b"k") == b"v"
+    message = "path must be a str or an os.PathLike of str, not bytes"
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        catlog.open(os.fsencode(tmp_path / "other"))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        catlog.open(7)  # type: ignore[arg-type]
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.spec("ENG-25")
 def test_a_trailing_slash_a_relative_path_and_the_root_all_open(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -191,7 +191,7 @@ def drive(
     *,
     segment_size: int,
     start: dict[bytes, bytes] | None = None,
-    hints: bool = False,
+    hints: catlog.HintMode = False,
 ) -> Run:
     """Open a store on ``fs`` (its open is crash-tested too), run ``steps``, close it."""
     run = Run(states=[dict(start or {})])

@@ -8,10 +8,11 @@ index, tickets, expiries and dead-byte estimate. Small segments make groups cros
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import catlog
@@ -19,8 +20,10 @@ from catlog.clock import ManualClock
 from catlog.codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
 from catlog.index import LARGE_VALUE
 from tests.crash.faulty_fs import FaultyFileSystem
+from tests.store.test_group_commit import DurabilityWitness
 
-KEYS = st.binary(min_size=0, max_size=3)
+KEYS = st.one_of(st.sampled_from([b"", b"a", b"b", b"key"]), st.binary(max_size=3))
+"""Mostly a few keys, so that groups overwrite each other's keys and keys with expiries."""
 VALUES = st.one_of(
     st.binary(max_size=40),
     st.integers(LARGE_VALUE - 2, LARGE_VALUE + 2).map(lambda n: b"L" * n),
@@ -50,6 +53,15 @@ def written(store: catlog.Store) -> int:
 @pytest.mark.spec("ENG-44", "ENG-28")
 @pytest.mark.parametrize("fsync", ["never", "always"])
 @given(groups=GROUPS, expiring=st.sets(KEYS, max_size=3))
+@example(  # overwrites within and across groups, cleared expiries, a rotation, a large value
+    groups=[
+        [(b"a", b"1"), (b"a", b"2"), (b"b", b"")],
+        [(b"c", b""), (b"a", b"3"), (b"b", b"v")],
+        [(b"d", b"x" * 1500), (b"e", b"y" * 1500), (b"a", b"z" * 1500)],
+        [(b"b", b"L" * (LARGE_VALUE + 1))],
+    ],
+    expiring={b"a", b"z"},
+)
 def test_a_group_leaves_what_the_same_puts_one_by_one_leave(
     tmp_path_factory: pytest.TempPathFactory,
     fsync: str,
@@ -108,6 +120,13 @@ def test_one_bad_pair_raises_its_error_and_nothing_of_the_group_is_appended(
     assert store.get(b"a") is None
 
 
+@pytest.mark.spec("ENG-44", "ENG-4")
+def test_a_value_too_large_for_the_index_length_field_reads_back(store: catlog.Store) -> None:
+    large = bytes(range(256)) * 300  # 76,800 bytes; an index entry holds lengths up to 65,535
+    store.wait_durable(store.put_many_nowait([(b"small", b"s"), (b"large", large), (b"z", b"")]))
+    assert [store.get(k) for k in (b"small", b"large", b"z")] == [b"s", large, b""]
+
+
 @pytest.mark.spec("ENG-44", "ENG-2")
 def test_bytes_like_keys_and_values_are_copied(store: catlog.Store) -> None:
     key = bytearray(b"key")
@@ -144,7 +163,7 @@ def test_a_write_that_fails_while_appending_the_group_raises_and_the_store_refus
     with catlog.open(data_dir, fs=fs, fsync="never") as store:
         fs.fail("append")
         big = b"v" * 40_000  # two of these fill the 64 KiB write buffer: it is handed to the OS
-        with pytest.raises(catlog.StoreFailedError):
+        with pytest.raises(catlog.StoreFailedError, match=r": write failed \(\[Errno 5\] "):
             store.put_many_nowait([(b"a", big), (b"b", big)])
         assert store.get(b"a") is None
         with pytest.raises(catlog.StoreFailedError):
@@ -170,3 +189,34 @@ def test_a_put_overwritten_by_a_put_its_fsync_also_covers_is_counted_dead(data_d
         store.put_nowait(b"key", b"first")
         store.wait_durable(store.put_nowait(b"key", b"second"))
         assert store.stats().dead_bytes == 21 + len(b"key") + len(b"first")
+
+
+@pytest.mark.spec("ENG-44", "ENG-29", "ENG-14")
+def test_a_group_appended_during_a_commit_takes_effect_with_the_fsync_that_covers_it(
+    data_dir: str,
+) -> None:
+    """As for put_nowait: the group is appended while the fsync of a's commit is under way, so
+    that commit must not make it visible; only the next one does."""
+    fs = DurabilityWitness(fsync_seconds=0.3)
+    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+        fs.syncing.clear()
+        leader = threading.Thread(target=store.put, args=(b"a", b"1"))
+        leader.start()
+        assert fs.syncing.wait(10)
+        ticket = store.put_many_nowait([(b"b", b"2"), (b"c", b"3")])
+        leader.join()
+        assert [store.get(k) for k in (b"a", b"b", b"c")] == [b"1", None, None]
+        assert ticket == 3
+        store.wait_durable(ticket)
+        assert [store.get(k) for k in (b"a", b"b", b"c")] == [b"1", b"2", b"3"]
+
+
+@pytest.mark.spec("ENG-44", "ENG-15")
+def test_under_interval_a_group_is_synced_when_the_interval_has_passed(data_dir: str) -> None:
+    clock = ManualClock()
+    with catlog.open(data_dir, fsync="interval", clock=clock) as store:
+        store.put_many_nowait([(b"a", b"1"), (b"b", b"2")])
+        assert store.stats().unflushed_bytes > 0
+        clock.advance(store.fsync_interval_ms / 1000)
+        store.tick()
+        assert store.stats().unflushed_bytes == 0

@@ -263,3 +263,56 @@ def test_when_a_shared_fsync_fails_every_waiting_writer_is_told_and_none_hangs(
             worker.join(timeout=60)
         assert not any(worker.is_alive() for worker in workers), "a writer never woke"
     assert outcomes == ["refused"] * threads
+
+
+def sync_count_of_writers(data_dir: str, threads: int, puts: int, fsync_seconds: float) -> int:
+    """Let ``threads`` writers put ``puts`` each at once; return the fsyncs of the group
+    commits (the open's and the close's left out)."""
+    fs = DurabilityWitness(fsync_seconds=fsync_seconds)
+    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+        start = threading.Barrier(threads)
+
+        def write(worker: int) -> None:
+            start.wait()
+            for n in range(puts):
+                store.put(b"w%d-%d" % (worker, n), b"v")
+
+        writers = [threading.Thread(target=write, args=(i,)) for i in range(threads)]
+        before = fs.syncs
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(60)
+        return fs.syncs - before
+
+
+@pytest.mark.spec("ENG-45", "ENG-29")
+def test_a_leader_waits_for_the_writers_it_woke_so_one_fsync_covers_them_all(
+    data_dir: str,
+) -> None:
+    """Eight writers, 20 ms fsyncs: a leader that started at once would cover only the writers
+    that arrived during the fsync before, so the eight would take turns in two groups of about
+    four, some 20 fsyncs for their 10 puts each. Waiting for them to come back, each fsync
+    covers all eight: about 10. (Each waits for one 20 ms fsync: ample time to come back.)"""
+    syncs = sync_count_of_writers(data_dir, threads=8, puts=10, fsync_seconds=0.02)
+    assert syncs <= 14
+
+
+@pytest.mark.spec("ENG-45")
+def test_a_writer_that_does_not_come_back_delays_the_next_fsync_by_one_fsync_at_most(
+    data_dir: str,
+) -> None:
+    """a is covered by the first fsync and then stops writing; b, asleep during it, leads the
+    next and waits for a, but not past the length of that fsync (about 0.3 s here)."""
+    fs = DurabilityWitness(fsync_seconds=0.3)
+    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+        fs.syncing.clear()
+        first = threading.Thread(target=store.put, args=(b"a", b"1"))
+        first.start()
+        assert fs.syncing.wait(10)
+        began = time.monotonic()
+        store.put(b"b", b"2")  # sleeps through a's fsync, then leads its own
+        took = time.monotonic() - began
+        first.join()
+        assert store.get(b"b") == b"2"
+    assert took < 3.0, "b waited for a far longer than one fsync"

@@ -316,3 +316,36 @@ def test_a_writer_that_does_not_come_back_delays_the_next_fsync_by_one_fsync_at_
         first.join()
         assert store.get(b"b") == b"2"
     assert took < 3.0, "b waited for a far longer than one fsync"
+
+
+class CountingCondition(threading.Condition):
+    """A Condition that counts the waits with a timeout made on it: only ENG-45's wait has one."""
+
+    timed_waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if timeout is not None:
+            CountingCondition.timed_waits += 1
+        return super().wait(timeout)
+
+
+@pytest.mark.spec("ENG-45")
+def test_a_lone_writer_never_waits_for_others_to_come_back(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer a commit covered is the one that comes back: its next commit starts at once.
+    (Waiting would cost it one fsync per put, halving its rate, which only a benchmark shows;
+    so the test counts the waits instead.)"""
+    fs = DurabilityWitness(fsync_seconds=0.01)
+    with monkeypatch.context() as patch:
+        patch.setattr(threading, "Condition", CountingCondition)
+        store = catlog.open(data_dir, fs=fs, fsync="always")
+    CountingCondition.timed_waits = 0
+    with store:
+        for n in range(5):
+            store.put(b"k%d" % n, b"v")
+            store.wait_durable(store.put_many_nowait([(b"a", b"1"), (b"b", b"2")]))
+        store.sync()
+        store.put(b"last", b"v")
+    assert CountingCondition.timed_waits == 0
+    assert fs.syncs >= 11

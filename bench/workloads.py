@@ -20,6 +20,7 @@ from typing import Final
 from crc32c import crc32c
 
 from . import compaction, dataset, memory, peers, servers
+from . import server_loop as loop_module
 from .group_floor import MinimalGroupCommit, TextbookGroupCommit
 from .peers import Handle, Peer
 from .report import Figure, Outcome, Target
@@ -574,6 +575,12 @@ def server(run: Run) -> list[Outcome]:
     )
 
 
+def server_loop(run: Run) -> list[Outcome]:
+    """The servers' Python per request, fed reads directly (see :mod:`bench.server_loop`)."""
+    reads = 5_000 if run.sizes.fill_keys >= 100_000 else 500
+    return loop_module.server_loop(run.fresh_dir("server-loop"), reads, run.sizes.repeats)
+
+
 def compact_space(run: Run) -> list[Outcome]:
     """Bytes on disk after a compaction, against semidbm's (see :mod:`bench.compaction`)."""
     return compaction.space(run.fresh_dir("compact"), run.sizes.fill_keys // 2)
@@ -593,6 +600,7 @@ WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "memory": index_memory,
     "floor": python_floor,
     "server": server,
+    "loop": server_loop,
     "compact": compact_space,
     "latency": compact_latency,
 }

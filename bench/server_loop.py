@@ -1,0 +1,132 @@
+"""The server's own work per request, without sockets or redis-benchmark.
+
+On two cores, redis-benchmark competes with the server it measures, and rounds of the network
+workload swing by half either way. Here the same reads that ``redis-benchmark -P 16 -r 100000
+-d 100`` sends (16 commands each) are handed straight to each server's ``data_received``, whose
+replies go to a transport that drops them: catlog's :class:`catlog.server.Connection` on a store
+with fsync never, against the minimal asyncio server's protocol (:mod:`bench.minimal_server`).
+What is left is the Python each server runs per request, measured in the same run, interleaved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+
+from catlog.protocol.resp import encode_command
+from catlog.server import Connection, Server, ServerConfig
+from catlog.store import open as open_store
+
+from . import minimal_server
+from .report import Figure, Outcome
+from .timing import Sample, Timing, round_robin
+
+PIPELINE = 16
+KEY_SPACE = 100_000
+VALUE = b"x" * 100
+
+
+class _Sink(asyncio.Transport):
+    """A transport that accepts what it is given and sends nothing."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _reads(name: bytes, reads: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(reads):
+        commands = []
+        for _ in range(PIPELINE):
+            key = b"key:%012d" % rng.randrange(KEY_SPACE)
+            commands.append(
+                encode_command(name, key, VALUE) if name == b"SET" else encode_command(name, key)
+            )
+        out.append(b"".join(commands))
+    return out
+
+
+def _cpu(feed: Callable[[bytes], object], reads: list[bytes]) -> Sample:
+    start = time.process_time()
+    for data in reads:
+        feed(data)
+    return Sample(len(reads) * PIPELINE, time.process_time() - start)
+
+
+def server_loop(root: str, reads: int, repeats: int) -> list[Outcome]:
+    """SET then GET, each server fed the same reads; CPU time of the feeding loop only."""
+    sets = _reads(b"SET", reads, 1)
+    gets = _reads(b"GET", reads, 2)
+
+    def catlog_once() -> tuple[Sample, Sample]:
+        directory = tempfile.mkdtemp(dir=root)
+        store = open_store(directory, fsync="never")
+        server = Server(ServerConfig(data_dir=directory, fsync="never", idle_timeout=0), store)
+        connection = Connection(server)
+        connection.connection_made(_Sink())
+        timings = _cpu(connection.data_received, sets), _cpu(connection.data_received, gets)
+        store.close()
+        shutil.rmtree(directory)
+        return timings
+
+    def ceiling_once() -> tuple[Sample, Sample]:
+        minimal_server._data.clear()
+        protocol = minimal_server._Minimal()
+        protocol.connection_made(_Sink())
+        return _cpu(protocol.data_received, sets), _cpu(protocol.data_received, gets)
+
+    results: dict[str, list[tuple[Sample, Sample]]] = {"catlog": [], "ceiling": []}
+    runs = {"catlog": catlog_once, "ceiling": ceiling_once}
+    round_robin(repeats, {name: _wrap(once, results[name]) for name, once in runs.items()})
+    ceiling = "minimal asyncio dict server (ceiling)"
+    outcomes = []
+    for index, command in enumerate(("SET", "GET")):
+        mine = Timing(tuple(pair[index] for pair in results["catlog"]))
+        theirs = Timing(tuple(pair[index] for pair in results["ceiling"]))
+        catlog_figure = Figure("catlog", mine.rate, "req/s", tuple(s.rate for s in mine.samples))
+        ceiling_figure = Figure(
+            ceiling, theirs.rate, "req/s", tuple(s.rate for s in theirs.samples)
+        )
+        outcomes.append(
+            Outcome(
+                f"server loop, {command} x{PIPELINE} per read, no sockets",
+                catlog_figure,
+                (ceiling_figure,),
+                ceiling,
+                None,
+                (
+                    f"{reads:,} reads of {PIPELINE} pipelined {command}s (random keys out of "
+                    f"{KEY_SPACE:,}, 100-byte values) fed to data_received; CPU time per "
+                    f"request: catlog {1e6 / mine.rate:.2f} µs, the ceiling "
+                    f"{1e6 / theirs.rate:.2f} µs.",
+                ),
+            )
+        )
+    return outcomes
+
+
+def _wrap(
+    once: Callable[[], tuple[Sample, Sample]], into: list[tuple[Sample, Sample]]
+) -> Callable[[], Sample]:
+    """Adapt a run that times SET and GET to :func:`round_robin`, keeping both samples."""
+
+    def run() -> Sample:
+        pair = once()
+        into.append(pair)
+        return pair[0]
+
+    return run

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,16 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+_CLEAN_DURATION = pytest.StashKey[float]()
+
+MUTATION_HANG_FACTOR = 3.0
+MUTATION_HANG_GRACE_S = 5.0
+"""A mutant's test that runs longer than ``3 x`` its clean run ``+ 5 s`` is taken to hang."""
+
+MUTMUT_TIMEOUT_EXIT = 36
+"""The exit status mutmut 3 counts as a timeout (its ``status_by_exit_code``)."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under ``nox -s mutation``, run a mutant's tests fastest first.
 
@@ -56,6 +67,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if stats.is_file():
         durations: dict[str, float] = json.loads(stats.read_text())["duration_by_test"]
         items.sort(key=lambda item: durations.get(item.nodeid, 0.0))
+        for item in items:
+            item.stash[_CLEAN_DURATION] = durations.get(item.nodeid, 0.0)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Under ``nox -s mutation``, end a mutant's run as a timeout as soon as one test hangs.
+
+    mutmut's own limit is for the whole run: five times the clean run of all the mutated
+    function's tests, over a minute for the store's. A mutant that deadlocks the group commit
+    (most of the store's timeouts) would hold its worker that long; this watchdog ends it a few
+    seconds after the one test it hangs in was due, with the status mutmut counts as a timeout.
+    Outside mutation runs (no clean duration stashed) it does nothing.
+    """
+    clean = item.stash.get(_CLEAN_DURATION, None)
+    if clean is None:
+        return (yield)
+    limit = MUTATION_HANG_FACTOR * clean + MUTATION_HANG_GRACE_S
+    watchdog = threading.Timer(limit, os._exit, args=(MUTMUT_TIMEOUT_EXIT,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return (yield)
+    finally:
+        watchdog.cancel()
 
 
 @pytest.fixture

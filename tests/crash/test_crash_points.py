@@ -84,11 +84,14 @@ def _report(request: pytest.FixtureRequest) -> None:
 
 @dataclass(frozen=True)
 class Step:
-    kind: Literal["put", "ttl", "batch", "delete", "sync", "flush", "tick", "reopen", "compact"]
+    kind: Literal[
+        "put", "ttl", "batch", "group", "delete", "sync", "flush", "tick", "reopen", "compact"
+    ]
     key: bytes = b""
     value: bytes = b""
     ops: tuple[tuple[bytes, bytes | None], ...] = ()
-    """A batch's operations: ``(key, value)`` puts, ``(key, None)`` deletes (REC-17)."""
+    """A batch's operations: ``(key, value)`` puts, ``(key, None)`` deletes (REC-17); a group's
+    ``(key, value)`` puts (ENG-44)."""
 
 
 TTL_SECONDS: Final = 10**10
@@ -123,6 +126,35 @@ def workload(seed: int, steps: int) -> list[Step]:
         elif roll < 0.88:
             out.append(Step("flush"))
         elif roll < 0.93:
+            out.append(Step("tick"))
+        else:
+            out.append(Step("reopen"))
+    return out
+
+
+def group_workload(seed: int, steps: int) -> list[Step]:
+    """Mostly groups of puts (``put_many_nowait``, ENG-44) of up to five pairs, some empty, with
+    single puts, deletes, syncs, flushes, ticks and reopens between them."""
+    rng = random.Random(seed)
+    out: list[Step] = []
+    for _ in range(steps):
+        roll = rng.random()
+        key = rng.choice(KEYS)
+        if roll < 0.45:
+            pairs = tuple(
+                (rng.choice(KEYS), rng.randbytes(rng.randint(0, 24)))
+                for _ in range(rng.randint(0, 5))
+            )
+            out.append(Step("group", ops=pairs))
+        elif roll < 0.58:
+            out.append(Step("put", key, rng.randbytes(rng.randint(0, 24))))
+        elif roll < 0.72:
+            out.append(Step("delete", key))
+        elif roll < 0.8:
+            out.append(Step("sync"))
+        elif roll < 0.86:
+            out.append(Step("flush"))
+        elif roll < 0.92:
             out.append(Step("tick"))
         else:
             out.append(Step("reopen"))
@@ -165,6 +197,8 @@ class Run:
     an interval fsync)."""
     issued: list[tuple[int, int]] = field(default_factory=list)
     """``(k, n)``: write ``n`` was issued when ``k`` operations were done."""
+    inside_groups: set[int] = field(default_factory=set)
+    """Each ``n`` that ends a prefix inside a group of puts: after one of its puts but the last."""
 
     def bounds(self, k: int) -> tuple[int, int]:
         """The shortest and the longest prefix a crash after operation ``k`` may recover."""
@@ -233,6 +267,16 @@ def drive(
                     model[key] = value
             store.write_batch(batch)
             wrote = True
+        elif step.kind == "group":
+            # Each put of a group is a write of its own in REC-2's order (ENG-44: as that many
+            # put_nowait calls), so a crash may keep any prefix of the group.
+            pairs = [(key, value) for key, value in step.ops if value is not None]
+            run.issued.append((before, written + len(pairs)))
+            store.wait_durable(store.put_many_nowait(pairs))
+            for key, value in pairs:
+                model[key] = value
+                run.states.append(dict(model))
+            run.inside_groups.update(range(written + 1, written + len(pairs)))
         elif step.kind == "delete":
             existed = step.key in model
             if existed:
@@ -260,7 +304,8 @@ def drive(
             operation, path = fs.trace[done]
             if operation == "sync" and is_segment(path):
                 run.durable.append((done + 1, written))
-        if step.kind in ("sync", "reopen") or (wrote and policy == "always"):
+        acknowledged = wrote or step.kind == "group"
+        if step.kind in ("sync", "reopen") or (acknowledged and policy == "always"):
             run.durable.append((fs.operations, len(run.states) - 1))  # ENG-14, ENG-17, ENG-18
     store.close()
     run.durable.append((fs.operations, len(run.states) - 1))
@@ -283,6 +328,8 @@ class Explorer:
     segment_size: int
     outcomes: dict[tuple[tuple[str, bytes], ...], Outcome] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    recovered: set[int] = field(default_factory=set)
+    """Each ``n`` such that some crash state recovered the state after the first ``n`` writes."""
 
     def recover(self, crashed: SimFileSystem) -> Outcome:
         disk = tuple((p, b) for p, b in crashed.snapshot().items() if not p.endswith("/LOCK"))
@@ -313,9 +360,9 @@ class Explorer:
             for state in states(image):
                 TALLY["crash states checked"] += 1
                 outcome = self.recover(image.crash(state))
-                if isinstance(outcome, dict) and any(
-                    run.states[n] == outcome for n in range(low, high + 1)
-                ):
+                matches = [n for n in range(low, high + 1) if run.states[n] == outcome]
+                if matches:
+                    self.recovered.update(matches)
                     continue
                 last = run.trace[k - 1] if k else ("start", "")
                 self.failures.append(
@@ -451,6 +498,29 @@ def test_every_crash_point_recovers_a_prefix_holding_every_durable_write(
     explorer = Explorer(segment_size)
     explorer.check(run, lambda image: systematic(image, seed=seed))
     explorer.assert_clean()
+
+
+GROUP_SEEDS: Final = 40 if LONG else 3
+
+
+@pytest.mark.spec("ENG-44", "REC-1", "REC-2", "REC-8", "ENG-10", "ENG-14", "ENG-15", "ENG-16")
+@pytest.mark.parametrize("seed", range(GROUP_SEEDS))
+@pytest.mark.parametrize("policy", POLICIES)
+def test_a_crash_inside_a_group_of_puts_recovers_a_prefix_of_its_puts(
+    policy: Policy, seed: int
+) -> None:
+    """Groups of puts (ENG-44) crashed everywhere, including halfway through a group's bytes
+    and through a rotation a group causes: each put of a group is its own write in REC-2's
+    order, so some crash states must recover a prefix that ends inside a group."""
+    rng = random.Random(f"group:{policy}:{seed}")
+    segment_size = rng.choice([96, 128, 200])
+    steps = group_workload(seed * 6007 + len(policy), STEPS)
+    run = drive(fresh_fs(), policy, steps, segment_size=segment_size)
+    TALLY["crash points (operations)"] += len(run.images)
+    explorer = Explorer(segment_size)
+    explorer.check(run, lambda image: systematic(image, seed=seed))
+    explorer.assert_clean()
+    assert explorer.recovered & run.inside_groups, "no crash state cut a group of puts short"
 
 
 def prelude_torn_record() -> tuple[SimFileSystem, dict[bytes, bytes]]:

@@ -21,6 +21,7 @@ from catlog.commands import ScanCursors, ServerInfo, Session
 from catlog.protocol.replies import encode
 from catlog.protocol.resp import encode_command
 from catlog.server import RespSession, TicketingStore
+from tests.crash.faulty_fs import FaultyFileSystem
 
 CLOSE = (b"<close the store>",)
 """Not a command: closes the store, so the commands after it meet a store that refuses."""
@@ -143,6 +144,25 @@ def test_plain_sets_in_a_row_are_answered_as_each_alone(data_dir: str) -> None:
             [(b"SET", b"a", b"1"), (b"SET", b"b", b"2"), (b"GET", b"a")],
         ],
     )
+
+
+@pytest.mark.spec("SRV-11", "ENG-44", "PROTO-54", "REC-10")
+def test_a_group_whose_append_fails_answers_every_set_with_the_error_and_the_session_goes_on(
+    data_dir: str,
+) -> None:
+    fs = FaultyFileSystem()
+    with catlog.open(data_dir, fs=fs, fsync="never") as store:
+        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        big = b"v" * 40_000  # two of these fill the 64 KiB write buffer: it is handed to the OS
+        fs.fail("append")
+        pipeline = [(b"SET", b"a", big), (b"SET", b"b", big), (b"GET", b"a"), (b"SET", b"c", b"3")]
+        session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
+        out, _ = drive_to_the_end(session, store)
+    error = out[0][: len(out[0]) // 2]
+    assert out[0] == error * 2, "each SET of the group is told, none is acknowledged"
+    assert error.startswith(b"-ERR ")
+    assert b"segment-00001.log: write failed ([Errno 5] " in error
+    assert out[1:] == [b"$-1\r\n", error], "nothing of the group took effect; then REC-10"
 
 
 @pytest.mark.spec("SRV-11", "SRV-5")

@@ -159,7 +159,8 @@ def mutation(session: nox.Session) -> None:
     ``MUTATION_FAIL_UNDER`` percent are killed. ``CATLOG_MUTATION_WORKERS`` sets mutmut's workers
     (default 2). The surviving mutants we accept, and why, are listed in tests/MUTANTS.md.
 
-    Each mutant's tests run fastest first (``CATLOG_MUTATION_STATS``, see tests/conftest.py), and
+    Each mutant's tests run fastest first (``CATLOG_MUTATION_STATS``, see tests/conftest.py),
+    a test that overruns its clean duration (3 times, plus 5 s) ends the run as a timeout, and
     the tests' files go to memory (``TMPDIR`` in /dev/shm) where there is one: an fsync there
     returns at once, which halves the store's tests (most run with ``fsync="always"``). No test
     result depends on the disk: what durability means is checked on the simulated file systems.
@@ -243,8 +244,8 @@ also_copy = ["spec"]
 pytest_add_cli_args = ["-p", "no:cacheprovider"]
 # mutmut 3.8's call-graph tracking puts an unhashable Store (a mapping) into a set: off.
 track_dependencies = false
-# A mutant's tests time out after 5 times (2 s more than) their clean run, not mutmut's 15
-# times (1 s more): a deadlocked group commit then costs its worker half a minute, not 2.5.
+# A mutant's run times out after 5 times (2 s more than) its tests' clean run, not mutmut's 15
+# times (1 s more); tests/conftest.py's watchdog ends it sooner, in the one test that hangs.
 timeout_multiplier = 5.0
 timeout_constant = 2.0
 pytest_add_cli_args_test_selection = [{selection}]

@@ -500,7 +500,7 @@ def test_every_crash_point_recovers_a_prefix_holding_every_durable_write(
     explorer.assert_clean()
 
 
-GROUP_SEEDS: Final = 40 if LONG else 3
+GROUP_SEEDS: Final = 20 if LONG else 3
 
 
 @pytest.mark.spec("ENG-44", "REC-1", "REC-2", "REC-8", "ENG-10", "ENG-14", "ENG-15", "ENG-16")

@@ -353,7 +353,7 @@ class Store(MutableMapping[bytes, bytes]):
         Read it, never write it; the server reads it after each command to learn whether the
         command wrote, which costs less than wrapping every write."""
         self._durable = 0
-        """The highest ticket that is durable and has taken effect; read under _commit."""
+        """The highest ticket that is durable and has taken effect; read under _commit_mutex."""
         self._pending: list[tuple[int, bytes, int | None, int]] = []
         """Under always: (ticket, key, location or None for a delete, expiry or 0), not yet
         durable. The members of a batch share one ticket, so they take effect together."""
@@ -1388,7 +1388,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._wait_commit(left)
 
     def _end_term(self) -> None:
-        """Hand the lead to the oldest sleeper, or let it lapse if none sleeps (_commit held)."""
+        """Hand the lead to the oldest sleeper, or let it lapse if none sleeps (mutex held)."""
         if self._sleepers:
             _, baton = self._sleepers.pop(0)
             self._baton = baton

@@ -350,3 +350,41 @@ def test_a_lone_writer_never_waits_for_others_to_come_back(
         store.put(b"last", b"v")
     assert CountingCondition.timed_waits == 0
     assert fs.syncs >= 11
+
+
+@pytest.mark.spec("ENG-45", "ENG-18")
+def test_close_during_a_leaders_wait_for_a_writer_returns_when_the_term_ends(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() waits for a leader's term to end. Here it begins while the leader is in ENG-45's
+    wait for a writer that does not come back, so two threads wait on the commit state at once;
+    the end of the term must still wake close() (the store skips its notify when nobody waits,
+    so it must count both)."""
+    leader_waits = threading.Event()
+
+    class SignallingCondition(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            if timeout is not None:
+                leader_waits.set()
+            return super().wait(timeout)
+
+    fs = DurabilityWitness(fsync_seconds=0.3)
+    with monkeypatch.context() as patch:
+        patch.setattr(threading, "Condition", SignallingCondition)
+        store = catlog.open(data_dir, fs=fs, fsync="always")
+    fs.syncing.clear()
+    first = threading.Thread(target=store.put, args=(b"a", b"1"))
+    first.start()
+    assert fs.syncing.wait(10)
+    second = threading.Thread(target=store.put, args=(b"b", b"2"))  # leads next, waits for a
+    second.start()
+    assert leader_waits.wait(10)
+    closer = threading.Thread(target=store.close, daemon=True)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), "close() was never woken when the leader's term ended"
+    first.join(10)
+    second.join(10)
+    assert store.closed
+    with catlog.open(data_dir) as reopened:
+        assert dict(reopened.items()) == {b"a": b"1", b"b": b"2"}

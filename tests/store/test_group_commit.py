@@ -105,6 +105,16 @@ class WitnessFile:
         self._inner.close()
 
 
+def put_a_during_its_fsync(store: catlog.Store, fs: DurabilityWitness) -> threading.Thread:
+    """Start ``put(b"a", b"1")`` in a thread; return the thread once that put's fsync is under
+    way, so that whatever the caller appends next is not covered by it."""
+    fs.syncing.clear()
+    writer = threading.Thread(target=store.put, args=(b"a", b"1"))
+    writer.start()
+    assert fs.syncing.wait(10)
+    return writer
+
+
 @pytest.mark.spec("ENG-29", "ENG-14", "REC-8")
 def test_no_put_returns_before_an_fsync_covers_it_and_writers_share_fsyncs(data_dir: str) -> None:
     fs = DurabilityWitness()
@@ -139,10 +149,7 @@ def test_a_write_appended_during_a_commit_takes_effect_with_the_fsync_that_cover
     it: a takes effect when that commit ends, b only with the next."""
     fs = DurabilityWitness(fsync_seconds=0.3)
     with catlog.open(data_dir, fs=fs, fsync="always") as store:
-        fs.syncing.clear()
-        leader = threading.Thread(target=store.put, args=(b"a", b"1"))
-        leader.start()
-        assert fs.syncing.wait(10)
+        leader = put_a_during_its_fsync(store, fs)
         ticket = store.put_nowait(b"b", b"2")
         leader.join()
         assert (store.get(b"a"), store.get(b"b")) == (b"1", None)
@@ -161,10 +168,7 @@ def test_a_writer_whose_wait_is_interrupted_leaves_the_group_commit_going(data_d
     waiters, or the lead would later be handed to it and no later write would ever commit."""
     fs = DurabilityWitness(fsync_seconds=0.3)
     store = catlog.open(data_dir, fs=fs, fsync="always")
-    fs.syncing.clear()
-    leader = threading.Thread(target=store.put, args=(b"a", b"1"))
-    leader.start()
-    assert fs.syncing.wait(10)
+    leader = put_a_during_its_fsync(store, fs)
 
     def interrupt(signum: int, frame: object) -> None:
         raise SignalError
@@ -307,10 +311,7 @@ def test_a_writer_that_does_not_come_back_delays_the_next_fsync_by_one_fsync_at_
     next and waits for a, but not past the length of that fsync (about 0.3 s here)."""
     fs = DurabilityWitness(fsync_seconds=0.3)
     with catlog.open(data_dir, fs=fs, fsync="always") as store:
-        fs.syncing.clear()
-        first = threading.Thread(target=store.put, args=(b"a", b"1"))
-        first.start()
-        assert fs.syncing.wait(10)
+        first = put_a_during_its_fsync(store, fs)
         began = time.monotonic()
         store.put(b"b", b"2")  # sleeps through a's fsync, then leads its own
         took = time.monotonic() - began
@@ -372,10 +373,7 @@ def test_close_during_a_leaders_wait_for_a_writer_returns_when_the_term_ends(
     with monkeypatch.context() as patch:
         patch.setattr(threading, "Condition", SignallingCondition)
         store = catlog.open(data_dir, fs=fs, fsync="always")
-    fs.syncing.clear()
-    first = threading.Thread(target=store.put, args=(b"a", b"1"))
-    first.start()
-    assert fs.syncing.wait(10)
+    first = put_a_during_its_fsync(store, fs)
     second = threading.Thread(target=store.put, args=(b"b", b"2"))  # leads next, waits for a
     second.start()
     assert leader_waits.wait(10)

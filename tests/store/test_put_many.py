@@ -8,7 +8,6 @@ index, tickets, expiries and dead-byte estimate. Small segments make groups cros
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from catlog.clock import ManualClock
 from catlog.codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
 from catlog.index import LARGE_VALUE
 from tests.crash.faulty_fs import FaultyFileSystem
-from tests.store.test_group_commit import DurabilityWitness
+from tests.store.test_group_commit import DurabilityWitness, put_a_during_its_fsync
 
 KEYS = st.one_of(st.sampled_from([b"", b"a", b"b", b"key"]), st.binary(max_size=3))
 """Mostly a few keys, so that groups overwrite each other's keys and keys with expiries."""
@@ -199,10 +198,7 @@ def test_a_group_appended_during_a_commit_takes_effect_with_the_fsync_that_cover
     that commit must not make it visible; only the next one does."""
     fs = DurabilityWitness(fsync_seconds=0.3)
     with catlog.open(data_dir, fs=fs, fsync="always") as store:
-        fs.syncing.clear()
-        leader = threading.Thread(target=store.put, args=(b"a", b"1"))
-        leader.start()
-        assert fs.syncing.wait(10)
+        leader = put_a_during_its_fsync(store, fs)
         ticket = store.put_many_nowait([(b"b", b"2"), (b"c", b"3")])
         leader.join()
         assert [store.get(k) for k in (b"a", b"b", b"c")] == [b"1", None, None]

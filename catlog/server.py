@@ -493,8 +493,14 @@ class Connection(asyncio.Protocol):
         self._run()
 
     def eof_received(self) -> bool:
-        """PROTO-14: a client that half-closes still gets every reply before the server closes."""
+        """PROTO-14: a client that half-closes still gets every reply before the server closes.
+
+        SRV-12: one that closes before its first byte has chosen no protocol and is owed nothing,
+        so it is closed now; left to the idle timer, health checks would hold every slot.
+        """
         self._eof = True
+        if self._session is None:
+            return False  # asyncio closes the transport
         if isinstance(self._session, LineSession):
             self._session.reader.receive_data(b"")
         self._run()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
 
 from . import __version__
+from .batch import BatchOp
 from .clock import Clock, SystemClock
 from .errors import CatlogError
 from .protocol import line
@@ -34,7 +35,7 @@ from .protocol.replies import (
     SimpleString,
     Verbatim,
 )
-from .store import BatchOp, StoreStats
+from .store import StoreStats
 
 REDIS_VERSION: Final = "7.2.0"
 """The Redis version whose behaviour catlog follows; HELLO and INFO report it (PROTO-46)."""

@@ -50,11 +50,12 @@ from typing import Final, cast
 
 from . import commands
 from . import store as store_module
+from .batch import BatchOp
 from .errors import CatlogError, InvalidTypeError, KeyTooLargeError, ValueTooLargeError
 from .protocol import detect, line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
 from .protocol.resp import RespParser, RespProtocolError
-from .store import BatchOp, FsyncPolicy, Store
+from .store import FsyncPolicy, Store
 
 log = logging.getLogger("catlog.server")
 

@@ -33,6 +33,8 @@ from typing import Final, Literal, get_args
 from crc32c import crc32c
 
 from . import codec
+from .arguments import check_expiry, check_key, check_value, ttl_ms
+from .batch import Batch, BatchOp, encode_ops
 from .clock import Clock, SystemClock
 from .codec import (
     BODY_HEADER,
@@ -56,25 +58,20 @@ from .codec import (
     RecordType,
     decode_segment_header,
     encode_batch,
-    encode_member,
     encode_packed,
     encode_record,
     encode_segment_header,
     find_next_record,
 )
 from .errors import (
-    BatchTooLargeError,
     CatlogError,
     CorruptionError,
-    InvalidTypeError,
-    KeyTooLargeError,
     LockedError,
     OpenError,
     ReadError,
     StoreClosedError,
     StoreFailedError,
     UnsupportedFormatError,
-    ValueTooLargeError,
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
 from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
@@ -99,6 +96,7 @@ from .segment import (
     parse_segment_name,
     segment_name,
 )
+from .snapshot import Snapshot
 
 log = logging.getLogger("catlog")
 
@@ -146,9 +144,6 @@ _PACKED_VALUE_AT: Final = {
     PACKED_LONG_BIT | PACKED_SHORT_TYPE | _PUT_EXPIRING: EXPIRY_SIZE,
 }
 """ENG-12, FMT-28: :data:`_VALUE_AT` for the records of a packed segment."""
-
-BatchOp = tuple[str, bytes] | tuple[str, bytes, bytes] | tuple[str, bytes, bytes, float | None]
-"""ENG-37: ``("put", key, value)``, ``("put", key, value, ttl_seconds)`` or ``("delete", key)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,46 +234,6 @@ def _read_buffer(buffer: bytearray, flushed: int, size: int, offset: int) -> byt
     """Read a record that is still in the active segment's write buffer (see catlog.segment)."""
     start = offset - flushed
     return bytes(buffer[start : start + size])
-
-
-def _check_key(key: object) -> bytes:
-    """ENG-2, ENG-3: a key is bytes (bytes-like is copied), no longer than MAX_KEY_SIZE."""
-    if type(key) is not bytes:
-        if not isinstance(key, bytes | bytearray | memoryview):
-            raise InvalidTypeError(f"keys must be bytes, not {type(key).__name__}")
-        key = bytes(key)
-    if len(key) > MAX_KEY_SIZE:
-        raise KeyTooLargeError(f"key of {len(key)} bytes exceeds the limit of {MAX_KEY_SIZE}")
-    return key
-
-
-def _check_value(value: object, limit: int = MAX_VALUE_SIZE) -> bytes:
-    if type(value) is not bytes:
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise InvalidTypeError(f"values must be bytes, not {type(value).__name__}")
-        value = bytes(value)
-    if len(value) > limit:
-        what = "value" if limit == MAX_VALUE_SIZE else "value with an expiry"
-        raise ValueTooLargeError(f"{what} of {len(value)} bytes exceeds the limit of {limit}")
-    return value
-
-
-def _check_expiry(expires_at_ms: object) -> int:
-    """ENG-33: an absolute expiry is an int of milliseconds since the epoch, 1 .. 2**63-1."""
-    if type(expires_at_ms) is not int:
-        raise InvalidTypeError(f"expiry times must be int, not {type(expires_at_ms).__name__}")
-    if not 0 < expires_at_ms < 1 << 63:
-        raise ValueError(f"expiry time {expires_at_ms} ms is out of range 1 .. 2**63-1")
-    return expires_at_ms
-
-
-def _ttl_ms(ttl: object) -> int:
-    """ENG-33: a relative ttl in seconds (int or float, > 0) as whole milliseconds, rounded up."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise InvalidTypeError(f"ttl must be a number of seconds, not {type(ttl).__name__}")
-    if not 0 < ttl < 1 << 53:
-        raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
-    return -int(-ttl * 1000 // 1)
 
 
 class Store(MutableMapping[bytes, bytes]):
@@ -723,7 +678,7 @@ class Store(MutableMapping[bytes, bytes]):
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
         """ENG-4, ENG-11, ENG-12: the newest value of ``key``: one positional read, crc-checked."""
         if type(key) is not bytes:
-            key = _check_key(key)
+            key = check_key(key)
         location = self._index.get(key)
         if location is None:
             if self._closed:
@@ -933,7 +888,7 @@ class Store(MutableMapping[bytes, bytes]):
         Raises ``KeyError`` if the key has no value (so a missing key and a key without expiry,
         which Redis's TTL tells apart as -2 and -1, are told apart here too).
         """
-        key = _check_key(key)
+        key = check_key(key)
         if self._closed:
             raise StoreClosedError(f"{self.path} is closed")
         if key not in self._index or (self._expires and self._expired(key)):
@@ -976,9 +931,9 @@ class Store(MutableMapping[bytes, bytes]):
         if ttl is not None:
             if expires_at_ms is not None:
                 raise ValueError("give ttl or expires_at_ms, not both")
-            expires_at_ms = self._now_ms() + _ttl_ms(ttl)
+            expires_at_ms = self._now_ms() + ttl_ms(ttl)
         elif expires_at_ms is not None:
-            _check_expiry(expires_at_ms)
+            check_expiry(expires_at_ms)
         ticket = self.put_nowait(key, value, expires_at_ms=expires_at_ms or 0)
         if self._sync_each_write:
             self.wait_durable(ticket)
@@ -997,14 +952,14 @@ class Store(MutableMapping[bytes, bytes]):
         if expires_at_ms:
             return self._put_expiring(key, value, expires_at_ms)
         if type(key) is not bytes:
-            key = _check_key(key)
+            key = check_key(key)
         if type(value) is not bytes:
-            value = _check_value(value)
+            value = check_value(value)
         key_len = len(key)
         value_len = len(value)
         if key_len > MAX_KEY_SIZE or value_len > MAX_VALUE_SIZE:
-            _check_key(key)
-            _check_value(value)
+            check_key(key)
+            check_value(value)
         body = BODY_HEADER.pack(_PUT, self._now_ms(), key_len, value_len) + key + value
         record = CRC_FIELD.pack(crc32c(body)) + body
         with self._lock:
@@ -1049,10 +1004,10 @@ class Store(MutableMapping[bytes, bytes]):
         for given_key, given_value in pairs:
             key = given_key
             if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
-                key = _check_key(key)
+                key = check_key(key)
             value = given_value
             if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
-                value = _check_value(value)
+                value = check_value(value)
             body = pack(_PUT, now, len(key), len(value)) + key + value
             records.append(crc_field(crc32c(body)) + body)
             keys.append(key)
@@ -1104,9 +1059,9 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _put_expiring(self, key: bytes, value: bytes, expires_at_ms: int) -> int:
         """ENG-33: append an expiring PUT (FMT-21); see :meth:`put_nowait`."""
-        key = _check_key(key)
-        value = _check_value(value, MAX_EXPIRING_VALUE_SIZE)
-        expires_at_ms = _check_expiry(expires_at_ms)
+        key = check_key(key)
+        value = check_value(value, MAX_EXPIRING_VALUE_SIZE)
+        expires_at_ms = check_expiry(expires_at_ms)
         record = encode_record(_PUT_EXPIRING, self._now_ms(), key, value, expires_at_ms)
         with self._lock:
             location = self._append(record) | min(len(value) + EXPIRY_SIZE, LARGE_VALUE)
@@ -1191,7 +1146,7 @@ class Store(MutableMapping[bytes, bytes]):
         waiting for its fsync has not, so deleting its key concurrently is a no-op ordered before
         it (ENG-21). An expired key has no value (ENG-34).
         """
-        key = _check_key(key)
+        key = check_key(key)
         with self._lock:
             if key not in self._index or (self._expires and self._expired(key)):
                 if self._refusal is not None:
@@ -1203,7 +1158,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def expire(self, key: bytes, ttl: float) -> bool:
         """ENG-35: make ``key`` expire ``ttl`` seconds from now; False if it has no value."""
-        return self.expire_at(key, self._now_ms() + _ttl_ms(ttl))
+        return self.expire_at(key, self._now_ms() + ttl_ms(ttl))
 
     def expire_at(self, key: bytes, expires_at_ms: int) -> bool:
         """ENG-35: make ``key`` expire at ``expires_at_ms``; False if it has no value."""
@@ -1214,8 +1169,8 @@ class Store(MutableMapping[bytes, bytes]):
 
         Judged, like :meth:`delete_nowait`, on the writes that have taken effect.
         """
-        key = _check_key(key)
-        expires_at_ms = _check_expiry(expires_at_ms)
+        key = check_key(key)
+        expires_at_ms = check_expiry(expires_at_ms)
         with self._lock:
             value = self._live_value(key)
             if value is None:
@@ -1225,7 +1180,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._effect(key, None, 0)
                 return True, self.last_ticket
             if len(value) > MAX_EXPIRING_VALUE_SIZE:
-                _check_value(value, MAX_EXPIRING_VALUE_SIZE)
+                check_value(value, MAX_EXPIRING_VALUE_SIZE)
             record = encode_record(_PUT_EXPIRING, self._now_ms(), key, value, expires_at_ms)
             location = self._append(record) | min(len(value) + EXPIRY_SIZE, LARGE_VALUE)
             self._effect(key, location, expires_at_ms)
@@ -1237,7 +1192,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def persist_nowait(self, key: bytes) -> tuple[bool, int]:
         """ENG-36: rewrite ``key``'s value as a plain PUT if it has an expiry."""
-        key = _check_key(key)
+        key = check_key(key)
         with self._lock:
             if key not in self._expires:
                 if self._refusal is not None:
@@ -1280,37 +1235,7 @@ class Store(MutableMapping[bytes, bytes]):
     def write_batch_nowait(self, ops: Iterable[BatchOp]) -> int:
         """ENG-37: append one batch record (FMT-22) and return its ticket."""
         timestamp = self._now_ms()
-        members: list[bytes] = []
-        effects: list[tuple[bytes, int | None, int]] = []
-        size = 0
-        for op in ops:
-            kind, key, *rest = op
-            key = _check_key(key)
-            if kind == "delete" and not rest:
-                member = encode_member(_DELETE, timestamp, key)
-                effects.append((key, None, 0))
-            elif kind == "put" and len(rest) in (1, 2):
-                ttl = rest[1] if len(rest) == 2 else None
-                if ttl is None:
-                    value = _check_value(rest[0])
-                    member = encode_member(_PUT, timestamp, key, value)
-                    effects.append((key, len(value), 0))
-                else:
-                    value = _check_value(rest[0], MAX_EXPIRING_VALUE_SIZE)
-                    at = timestamp + _ttl_ms(ttl)
-                    member = encode_member(_PUT_EXPIRING, timestamp, key, value, at)
-                    effects.append((key, len(value) + EXPIRY_SIZE, at))
-            else:
-                raise ValueError(
-                    "a batch operation is ('put', key, value[, ttl]) or ('delete', key),"
-                    f" not {op!r:.80}"
-                )
-            members.append(member)
-            size += len(member)
-            if size > MAX_VALUE_SIZE:
-                raise BatchTooLargeError(
-                    f"batch of more than {MAX_VALUE_SIZE} bytes of records (FMT-22)"
-                )
+        members, effects = encode_ops(ops, timestamp)
         if not members:
             with self._lock:
                 if self._refusal is not None:
@@ -1939,8 +1864,18 @@ class Store(MutableMapping[bytes, bytes]):
             if self._refusal is not None:
                 raise self._refused()
 
-    def _snapshot_closed(self) -> None:
+    def _read_located(self, key: bytes, location: int, slots: list[Segment]) -> bytes:
+        """ENG-38: a snapshot's read at a location it holds, in the slots it copied."""
+        try:
+            return self._read(key, location, slots)
+        except OSError as exc:
+            if isinstance(exc, CatlogError):
+                raise
+            raise self._read_failed(location, slots, exc) from exc
+
+    def _snapshot_closed(self, snapshot: Snapshot) -> None:
         """ENG-40: close the segments compaction removed once no snapshot can read them."""
+        self._snapshots.discard(snapshot)
         with self._lock:
             if not len(self._snapshots) and self._retired and not self._closed:
                 for segment in self._retired:
@@ -2033,94 +1968,6 @@ class Store(MutableMapping[bytes, bytes]):
                 dead_bytes=self._dead,
                 compacting=self._compaction_running(),
             )
-
-
-class Snapshot:
-    """ENG-38: the store's keys and values as they were when :meth:`Store.snapshot` returned.
-
-    Taking one copies the index (a ``dict`` copy runs in C: about 20 ms per million keys here)
-    and nothing else: a snapshot reads its values from the segments when asked, at the locations
-    the copy holds. That is sound because records are never changed in place (ENG-9): a location
-    names the same bytes for as long as its segment exists. Expiry is judged once, when the
-    snapshot is taken; a key that expires later stays in it.
-    """
-
-    __slots__ = ("__weakref__", "_index", "_slots", "_store")
-
-    def __init__(self, store: Store, index: dict[bytes, int], slots: list[Segment]) -> None:
-        self._store = store
-        self._index = index
-        self._slots = slots
-
-    def _check_open(self) -> None:
-        """ENG-38, ENG-19: a snapshot answers only while its store is open."""
-        store = self._store
-        if store.closed:
-            raise StoreClosedError(f"{store.path} is closed")
-
-    def __len__(self) -> int:
-        self._check_open()
-        return len(self._index)
-
-    def __contains__(self, key: object) -> bool:
-        self._check_open()
-        return key in self._index
-
-    def __iter__(self) -> Iterator[bytes]:
-        self._check_open()
-        return self._keys(self._index)
-
-    def _keys(self, index: dict[bytes, int]) -> Iterator[bytes]:
-        for key in index:
-            self._check_open()
-            yield key
-
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
-        self._check_open()
-        location = self._index.get(key)
-        if location is None:
-            return default
-        return self._value(key, location)
-
-    def __getitem__(self, key: bytes) -> bytes:
-        self._check_open()
-        location = self._index.get(key)
-        if location is None:
-            raise KeyError(key)
-        return self._value(key, location)
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every key of the snapshot with its value, one positional read each."""
-        self._check_open()
-        return self._items(self._index)
-
-    def _items(self, index: dict[bytes, int]) -> Iterator[tuple[bytes, bytes]]:
-        for key, location in index.items():
-            yield key, self._value(key, location)
-
-    def _value(self, key: bytes, location: int) -> bytes:
-        store = self._store
-        self._check_open()
-        try:
-            return store._read(key, location, self._slots)
-        except OSError as exc:
-            if isinstance(exc, CatlogError):
-                raise
-            raise store._read_failed(location, self._slots, exc) from exc
-
-    def __enter__(self) -> Snapshot:
-        return self
-
-    def close(self) -> None:
-        """Let go of the view: the segments only it still reads can be closed (ENG-40)."""
-        self._index = {}
-        self._slots = []
-        store = self._store
-        store._snapshots.discard(self)
-        store._snapshot_closed()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class _Outputs:
@@ -2234,33 +2081,3 @@ class _Outputs:
             return self._store._fail(
                 f"{what} a compaction output", exc, fsync_failed=what == "finishing"
             )
-
-
-class Batch:
-    """ENG-37: operations gathered for :meth:`Store.write_batch`, written when the block ends.
-
-    An exception inside the ``with`` block discards the batch: nothing of it is written.
-    """
-
-    __slots__ = ("_ops", "_store")
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._ops: list[BatchOp] = []
-
-    def put(self, key: bytes, value: bytes, *, ttl: float | None = None) -> None:
-        self._ops.append(("put", key, value, ttl))
-
-    def delete(self, key: bytes) -> None:
-        self._ops.append(("delete", key))
-
-    def __len__(self) -> int:
-        return len(self._ops)
-
-    def __enter__(self) -> Batch:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        ops, self._ops = self._ops, []
-        if exc_type is None:
-            self._store.write_batch(ops)

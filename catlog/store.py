@@ -22,7 +22,6 @@ import logging
 import math
 import os
 import posixpath
-import queue
 import threading
 import time
 import weakref
@@ -74,8 +73,8 @@ from .errors import (
     UnsupportedFormatError,
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
-from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
-from .hint import HintProblem, apply_hint, build_hint, decode_hint, hint_name, segment_crc_of
+from .hint import HintProblem, apply_hint, decode_hint, hint_name, segment_crc_of
+from .hintwriter import HintWriter
 from .index import (
     LARGE_VALUE,
     LEN_BITS,
@@ -294,9 +293,7 @@ class Store(MutableMapping[bytes, bytes]):
         """Removed by compaction but still open, for the snapshots that may read them."""
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self.compact_threshold: Final = compact_threshold
-        self._hint_queue: queue.Queue[Segment | None] = queue.Queue()
-        self._hinter: threading.Thread | None = None
-        self._hints_failed = False
+        self._hints = HintWriter(self._fs, self.path, self._order.__contains__)
         self._compaction = threading.Lock()
         self._compactor: threading.Thread | None = None
         self._dead = 0
@@ -377,7 +374,7 @@ class Store(MutableMapping[bytes, bytes]):
             self._doing = f"removing compaction leftovers in {self.path}"
             self._remove_compaction_leftovers()
             self._active = self._recover()
-            self._order = list(self._slots)
+            self._order[:] = self._slots  # in place: the hint writer holds the list
             self._expires = live_expiries(self._index, self._expiring)
             self._expiring = {}
             self._expiry_heap = [(at, key) for key, at in self._expires.items()]
@@ -533,64 +530,9 @@ class Store(MutableMapping[bytes, bytes]):
         and the write that caused the rotation, not yet appended, is not acknowledged.
         """
         try:
-            self._write_hint_of(segment.number, segment.file.pread(segment.size(), 0))
+            self._hints.write(segment.number, segment.file.pread(segment.size(), 0))
         except OSError as exc:
             raise self._fail(f"writing the hint {hint_name(segment.number)}", exc) from exc
-
-    def _queue_hint(self, segment: Segment) -> None:
-        """ENG-43: hand a sealed segment to the background hint writer (started on first use)."""
-        if self._hinter is None:
-            self._hinter = threading.Thread(
-                target=self._hint_loop, name=f"catlog-hints {self.path}", daemon=True
-            )
-            self._hinter.start()
-        self._hint_queue.put(segment)
-
-    def _hint_loop(self) -> None:
-        while (segment := self._hint_queue.get()) is not None:
-            try:
-                if not self._hints_failed and segment in self._order:
-                    data = segment.file.pread(segment.size(), 0)
-                    self._write_hint_of(segment.number, data)
-                    self._fs.sync_dir(self.path)
-            except OSError as exc:
-                if segment in self._order:  # not just a segment compaction removed meanwhile
-                    self._hints_failed = True
-                    log.error(
-                        "%s: writing the hint of %s failed (%s); no more hints are written "
-                        "in the background until the store is reopened",
-                        self.path,
-                        segment_name(segment.number),
-                        exc,
-                    )
-            finally:
-                self._hint_queue.task_done()
-        self._hint_queue.task_done()
-
-    def _stop_hinter(self) -> None:
-        """ENG-43: write the hints still queued, then end the writer."""
-        if self._hinter is not None:
-            self._hint_queue.put(None)
-            self._hinter.join()
-            self._hinter = None
-
-    def _write_hint_of(self, number: int, data: bytes) -> None:
-        """ENG-30's steps for the segment ``number`` whose bytes are ``data``; raises OSError."""
-        path = f"{self.path}/{hint_name(number)}"
-        temporary = path + HINT_TEMPORARY_SUFFIX
-        hint = build_hint(number, data)
-        if isinstance(hint, str):
-            log.warning("%s: no hint written: %s", segment_name(number), hint)
-            return
-        if self._fs.exists(temporary):  # a leftover's bytes must not prefix ours
-            self._fs.remove(temporary)
-        file = self._fs.open(temporary, writable=True, create=True)
-        try:
-            file.append(hint)
-            file.sync()
-        finally:
-            file.close()
-        self._fs.rename(temporary, path)
 
     def _replay(self, file: File, slot: int, *, newest: bool) -> bool:
         """Apply one segment to the index, repairing a torn tail of the newest one.
@@ -1508,8 +1450,8 @@ class Store(MutableMapping[bytes, bytes]):
         self._order[-1] = sealed
         self._place(new)
         self._active = new
-        if self.hints == "background" and not gap and not self._hints_failed:
-            self._queue_hint(sealed)
+        if self.hints == "background" and not gap:
+            self._hints.queue(sealed)
         if not gap and self._compaction_due():
             self._start_compactor()
         return new
@@ -1649,7 +1591,7 @@ class Store(MutableMapping[bytes, bytes]):
             inputs = [self._slots[segment.slot] for segment in inputs]  # the sealed views
         # ENG-43: hints queued for inputs are written now, none once an input is removed; no
         # input can be queued after this point, since every later rotation seals a later segment.
-        self._hint_queue.join()
+        self._hints.join()
         outputs = _Outputs(self, first, first + gap)
         done = 0
         counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
@@ -1890,7 +1832,7 @@ class Store(MutableMapping[bytes, bytes]):
         writes the disk never received (REC-20).
         """
         with self._compaction:  # ENG-40: a running compaction finishes first
-            self._stop_hinter()
+            self._hints.stop()
             self._close()
 
     def _close(self) -> None:
@@ -2062,7 +2004,7 @@ class _Outputs:
                 data = reader.pread(self._size, 0)
             finally:
                 reader.close()
-            store._write_hint_of(self._number, data)
+            store._hints.write(self._number, data)
             store._fs.rename(file.path, f"{store.path}/{name}")
             store._fs.sync_dir(store.path)
             installed = store._fs.open(f"{store.path}/{name}")

@@ -330,10 +330,10 @@ def test_a_failing_background_hint_is_logged_and_stops_hints_not_the_store(
             fs.fail("rename", nth=1)
             for i in range(6):
                 store.put(b"k%d" % i, b"x" * 40)  # rotates every put or two
-            store._hint_queue.join()
-            assert store._hints_failed
+            store._hints.join()
+            assert store._hints.failed
             store.put(b"after", b"still writes")
-            store._hint_queue.join()
+            store._hints.join()
             assert [n for n in fs.listdir("/db") if n.endswith(".hint")] == []
         failure = OSError(errno.EIO, os.strerror(errno.EIO), "/db/segment-00001.hint.tmp")
         assert [r.getMessage() for r in caplog.records] == [

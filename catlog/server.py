@@ -181,6 +181,7 @@ class Committer:
     def retarget(self, store: Store) -> None:
         assert self.idle, "a ticket of the old store would be waited on in the new one"
         self._store = store
+        self._newest = 0  # the new store numbers its tickets from 1 again
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -14,13 +14,14 @@ reports, and the function that runs it. Errors use Redis 7's words (PROTO-29 .. 
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
 
 from . import __version__
 from .clock import Clock, SystemClock
-from .errors import CatlogError, StoreFailedError
+from .errors import CatlogError, StoreClosedError, StoreFailedError
 from .protocol import line
 from .protocol.pattern import glob_match
 from .protocol.replies import (
@@ -696,8 +697,13 @@ def _info_server(session: Session) -> list[str]:
 def _info_persistence(session: Session) -> list[str]:
     lines = ["loading:0", "aof_enabled:1", f"catlog_fsync:{session.server.fsync}"]
     store = session.store
+    stats = None
     if isinstance(store, StatsSource):
-        stats = store.stats()
+        # SRV-18: between closing a failed store and opening it again there are no counts,
+        # but the write status below is what an operator asks INFO for then.
+        with contextlib.suppress(StoreClosedError):
+            stats = store.stats()
+    if stats is not None:
         lines += [
             f"aof_rewrite_in_progress:{int(stats.compacting)}",
             f"catlog_segments:{stats.segments}",

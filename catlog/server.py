@@ -341,10 +341,9 @@ class Server:
             self._attempt_failed(now, f"opening {old.path} again: {exc}")
             return
         self._adopt(old, new)
+        attempts = f"{self._attempts} attempt{'s' if self._attempts > 1 else ''}"
         log.warning(
-            "[STORE REOPEN] %s reopened after %d attempts; writes accepted again",
-            old.path,
-            self._attempts,
+            "[STORE REOPEN] %s reopened after %s; writes accepted again", old.path, attempts
         )
         self._failure, self._lost, self._reopened_at = None, None, now
         self._delay = min(2 * self._delay, self._reopen.max_delay)

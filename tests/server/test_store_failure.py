@@ -276,6 +276,8 @@ def test_when_opening_again_fails_the_attempts_go_on_until_it_opens(
                 "the failed open",
             )
             between = await client.call(b"GET", b"a")
+            info = await client.call(b"INFO", b"persistence")
+            assert info_fields(info)["aof_last_write_status"] == "err", info
             await eventually(
                 lambda: bool(logged(caplog, logging.WARNING, "[STORE REOPEN] " + store.path)),
                 "the reopen",

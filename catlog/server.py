@@ -68,6 +68,7 @@ from .fs import FileSystem, OsFileSystem
 from .protocol import detect, line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
 from .protocol.resp import RespParser, RespProtocolError
+from .reopen import ReopenPolicy, Step, StoreWatch
 from .store import BatchOp, FsyncPolicy, Store
 
 log = logging.getLogger("catlog.server")
@@ -117,22 +118,6 @@ class ServerConfig:
 
 class StartError(CatlogError):
     """SRV-15: the server could not start; the message says which resource failed, and why."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReopenPolicy:
-    """SRV-16, SRV-18: how often the server looks at its store, and how it retries a reopen.
-
-    The defaults are the spec's; tests shrink the times so that a backoff takes a fraction of a
-    second.
-    """
-
-    check_every: float = 0.25
-    """Seconds between two looks at :attr:`~catlog.store.Store.failure` (SRV-16: within 1 s)."""
-    first_delay: float = 1.0
-    max_delay: float = 30.0
-    remind_every: float = 30.0
-    probe_bytes: int = 64 * 1024
 
 
 PROBE_NAME: Final = ".catlog-space-probe"
@@ -205,7 +190,7 @@ class Server:
         self.config = config
         self.store = store
         self._fs = fs
-        self._reopen = reopen if reopen is not None else ReopenPolicy()
+        self._watch = StoreWatch(reopen if reopen is not None else ReopenPolicy())
         self.committer = Committer(store)
         self.connections: set[Connection] = set()
         self.clients = 0
@@ -219,14 +204,7 @@ class Server:
         )
         self._listener: asyncio.Server | None = None
         self._stopped = asyncio.Event()
-        self._watch: asyncio.TimerHandle | None = None
-        self._failure: StoreFailedError | None = None
-        """SRV-16: the failure being handled; None while the store accepts writes."""
-        self._failed_at = self._reminded_at = 0.0
-        self._attempts = 0
-        self._delay = self._reopen.first_delay
-        self._next_attempt = 0.0
-        self._reopened_at: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._lost: CatlogError | OSError | None = None
         """SRV-18: the failed store was closed and opening it again failed with this."""
 
@@ -246,7 +224,7 @@ class Server:
         except OSError as exc:
             raise StartError(f"cannot listen on {host}:{port}: {exc}") from exc
         self.info = dataclasses.replace(self.info, tcp_port=self.address[1])
-        self._watch = loop.call_later(self._reopen.check_every, self._watch_store)
+        self._timer = loop.call_later(self._watch.policy.check_every, self._watch_store)
         return self.address
 
     async def wait_stopped(self) -> None:
@@ -257,9 +235,9 @@ class Server:
 
     async def shutdown(self) -> None:
         """SRV-4: stop accepting, let connections finish what they started, then close."""
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._listener is not None:
             self._listener.close()
         for connection in list(self.connections):
@@ -288,35 +266,31 @@ class Server:
     # ------------------------------------------------------------- a failed store (SRV-16..19)
 
     def _watch_store(self) -> None:
-        """SRV-16: the timer's step: notice a failure, remind of it, and try the reopen when due."""
-        policy = self._reopen
-        self._watch = asyncio.get_running_loop().call_later(policy.check_every, self._watch_store)
+        """SRV-16: the timer's step: one look at the store, and the steps the watch asks for."""
+        watch = self._watch
+        self._timer = asyncio.get_running_loop().call_later(
+            watch.policy.check_every, self._watch_store
+        )
         now = time.monotonic()
-        failure = self.store.failure
-        if failure is None:
-            reopened = self._reopened_at
-            if reopened is not None and now - reopened >= policy.max_delay:
-                self._delay, self._reopened_at = policy.first_delay, None
-            return
-        if self._failure is None:
-            self._failure, self._failed_at, self._reminded_at = failure, now, now
-            self._attempts = 0
-            self._next_attempt = now + self._delay
-            if failure.fsync_failed:
-                plan = "an fsync failed, so writes stay refused until the server is restarted"
+        steps = watch.look(now, self.store.failure, idle=self.committer.idle)
+        failure = watch.failure
+        for step in steps:
+            assert failure is not None, "steps are taken only about a failure"
+            if step is Step.REPORT:
+                if watch.reopens:
+                    plan = f"reopening it in {watch.delay:g} s"
+                else:
+                    plan = "an fsync failed, so writes stay refused until the server is restarted"
+                log.error("[STORE FAILED] %s; %s", failure, plan)
+            elif step is Step.REMIND:
+                refused = now - watch.failed_at
+                log.error("[STORE FAILED] writes refused for %d s: %s", refused, failure)
             else:
-                plan = f"reopening it in {self._delay:g} s"
-            log.error("[STORE FAILED] %s; %s", failure, plan)
-            return
-        if now - self._reminded_at >= policy.remind_every:
-            self._reminded_at = now
-            log.error("[STORE FAILED] writes refused for %d s: %s", now - self._failed_at, failure)
-        if not failure.fsync_failed and now >= self._next_attempt and self.committer.idle:
-            self._attempt_reopen(now)
+                self._attempt_reopen(now)
 
     def _attempt_reopen(self, now: float) -> None:
         """SRV-18: probe, close the failed store, open the directory again, swap."""
-        self._attempts += 1
+        watch = self._watch
         old = self.store
         try:
             self._probe(old.path)
@@ -341,21 +315,21 @@ class Server:
             self._attempt_failed(now, f"opening {old.path} again: {exc}")
             return
         self._adopt(old, new)
-        attempts = f"{self._attempts} attempt{'s' if self._attempts > 1 else ''}"
+        self._lost = None
+        attempts = f"{watch.attempts} attempt{'s' if watch.attempts > 1 else ''}"
+        watch.reopened(now)
         log.warning(
             "[STORE REOPEN] %s reopened after %s; writes accepted again", old.path, attempts
         )
-        self._failure, self._lost, self._reopened_at = None, None, now
-        self._delay = min(2 * self._delay, self._reopen.max_delay)
 
     def _attempt_failed(self, now: float, reason: str) -> None:
-        self._delay = min(2 * self._delay, self._reopen.max_delay)
-        self._next_attempt = now + self._delay
+        watch = self._watch
+        watch.attempt_failed(now)
         log.warning(
             "[STORE REOPEN] attempt %d failed: %s; next in %g s",
-            self._attempts,
+            watch.attempts,
             reason,
-            self._delay,
+            watch.delay,
         )
 
     def _probe(self, directory: str) -> None:
@@ -365,7 +339,7 @@ class Server:
         probe = fs.open(path, writable=True, create=True)
         try:
             try:
-                probe.append(bytes(self._reopen.probe_bytes))
+                probe.append(bytes(self._watch.policy.probe_bytes))
                 probe.sync()
             finally:
                 probe.close()

@@ -3,7 +3,7 @@
 The store runs on :class:`tests.crash.faulty_fs.FaultyFileSystem` in this process, so a test can
 fill the "disk" (``ENOSPC`` on every append), clear it again with ``heal()``, and watch what the
 server logs and answers meanwhile. The reopen's timings are shrunk with a
-:class:`~catlog.server.ReopenPolicy`, so a backoff takes tenths of a second.
+:class:`~catlog.reopen.ReopenPolicy`, so a backoff takes tenths of a second.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import pytest
 
 import catlog
 from catlog import server as server_module
-from catlog.server import ReopenPolicy, Server, ServerConfig
+from catlog.reopen import ReopenPolicy
+from catlog.server import Server, ServerConfig
 from tests.crash.faulty_fs import FaultyFileSystem
 
 FAST: Final = ReopenPolicy(check_every=0.02, first_delay=0.1, max_delay=0.4, remind_every=3600)

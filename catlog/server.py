@@ -121,7 +121,8 @@ class StartError(CatlogError):
 
 
 PROBE_NAME: Final = ".catlog-space-probe"
-"""SRV-18: the file a reopen attempt writes and removes first; recovery ignores it (FMT-13)."""
+"""SRV-18: the file a reopen attempt writes and removes first. Opening a store and the tools
+ignore it, like any file that is not a segment, a hint or a leftover they know."""
 
 
 class Committer:

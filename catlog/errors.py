@@ -57,7 +57,15 @@ class StoreClosedError(CatlogError):
 
 
 class StoreFailedError(CatlogError):
-    """A write or fsync failed; the store refuses writes until it is reopened (REC-10)."""
+    """A write or fsync failed; the store refuses writes until it is reopened (REC-10).
+
+    ``fsync_failed`` tells the two apart (ENG-47): after a failed fsync the page cache may hold
+    bytes the disk lost, so only an operator should reopen; after a failed write it is safe.
+    """
+
+    def __init__(self, message: str, *, fsync_failed: bool = False) -> None:
+        self.fsync_failed = fsync_failed
+        super().__init__(message)
 
 
 class KeyTooLargeError(CatlogError, ValueError):

@@ -345,6 +345,9 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-41: the estimate of dead bytes."""
         self._tail_repairs: list[TailRepair] = []
         self._refusal: CatlogError | None = None
+        """Why writes are refused: the failure (REC-10), or StoreClosedError once closed."""
+        self._failure: StoreFailedError | None = None
+        """ENG-47: the failure that made the store refuse writes; kept after close."""
         self._closed = True  # until the directory is locked and recovered
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
@@ -704,11 +707,14 @@ class Store(MutableMapping[bytes, bytes]):
         offset = (location >> LEN_BITS) & OFFSET_MASK
         value_len = location & LARGE_VALUE
         segment = slots[slot]
-        active_slot, flushed, buffer = self._active.pending
-        if slot == active_slot and offset >= flushed:
-            pread: Callable[[int, int], bytes] = functools.partial(_read_buffer, buffer, flushed)
-        else:
-            pread = segment.pread
+        active = self._active
+        pread: Callable[[int, int], bytes] = segment.pread
+        # ENG-48: the very segment that is active, not one with its slot: a snapshot's location
+        # may lie in a segment compaction removed, whose slot a newer segment holds now.
+        if segment is active:
+            _, flushed, buffer = active.pending
+            if offset >= flushed:
+                pread = functools.partial(_read_buffer, buffer, flushed)
         if value_len == LARGE_VALUE:
             value_len = self._large_value_len(segment, pread, offset)
         key_end = RECORD_HEADER_SIZE + len(key)
@@ -876,6 +882,8 @@ class Store(MutableMapping[bytes, bytes]):
 
     def now_ms(self) -> int:
         """The store's clock (ENG-24) in ms since the epoch: the time expiries are judged by."""
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")  # ENG-19
         return self._now_ms()
 
     def expires_at(self, key: bytes) -> int | None:
@@ -1008,7 +1016,10 @@ class Store(MutableMapping[bytes, bytes]):
             records.append(crc_field(crc32c(body)) + body)
             keys.append(key)
         if not records:
-            return self.last_ticket
+            with self._lock:
+                if self._refusal is not None:
+                    raise self._refused()  # ENG-19, ENG-44: refused even with nothing to append
+                return self.last_ticket
         data = b"".join(records)
         with self._lock:
             active = self._active
@@ -1221,6 +1232,8 @@ class Store(MutableMapping[bytes, bytes]):
 
     def batch(self) -> Batch:
         """ENG-37: ``with store.batch() as b: b.put(k, v); b.delete(k2)`` writes one batch."""
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")  # ENG-19
         return Batch(self)
 
     def write_batch_nowait(self, ops: Iterable[BatchOp]) -> int:
@@ -1327,6 +1340,8 @@ class Store(MutableMapping[bytes, bytes]):
         is appended, so this returns at once.
         """
         if not self._sync_each_write:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             return
         sleeper: threading.Lock | None = None
         with self._commit_mutex:
@@ -1334,6 +1349,8 @@ class Store(MutableMapping[bytes, bytes]):
                 self._away -= 1
                 if not self._away and self._commit_waiters:
                     self._commit.notify_all()  # a leader may be waiting for the last of them
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             if self._durable >= ticket:
                 return
             if self._refusal is not None:
@@ -1433,7 +1450,7 @@ class Store(MutableMapping[bytes, bytes]):
             file.sync()
         except OSError as exc:
             with self._lock:
-                raise self._fail("fsync", exc) from exc
+                raise self._fail("fsync", exc, fsync_failed=True) from exc
         with self._lock:
             self._last_fsync = time.monotonic() - began
             self._take_effect(target, leading=True)
@@ -1473,21 +1490,24 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _flush_and_sync(self) -> None:
         """ENG-17, REC-10: flush and fsync the active segment; a failure stops all writing."""
+        self._flush()
         try:
-            self._active.flush()
             self._active.file.sync()
         except OSError as exc:
-            raise self._fail("write or fsync", exc) from exc
+            raise self._fail("fsync", exc, fsync_failed=True) from exc
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
         self._take_effect(self.last_ticket)
 
-    def _fail(self, what: str, exc: OSError) -> StoreFailedError:
+    def _fail(self, what: str, exc: OSError, *, fsync_failed: bool = False) -> StoreFailedError:
+        """REC-10: refuse writes from now on; ``fsync_failed`` as ENG-47 defines it."""
         error = StoreFailedError(
             f"{self._active.file.path}: {what} failed ({exc}); writes are refused until the store"
-            " is reopened, and writes not yet synced may be lost"
+            " is reopened, and writes not yet synced may be lost",
+            fsync_failed=fsync_failed,
         )
         self._refusal = error
+        self._failure = error
         self._pending.clear()
         with self._commit_mutex:
             sleepers, self._sleepers = self._sleepers, []
@@ -1496,8 +1516,11 @@ class Store(MutableMapping[bytes, bytes]):
         return error
 
     def _refused(self) -> CatlogError:
+        """A fresh copy of the refusal, so each raise gets its own traceback."""
         refusal = self._refusal
         assert refusal is not None, "called only when the store refuses writes"
+        if isinstance(refusal, StoreFailedError):
+            return StoreFailedError(str(refusal), fsync_failed=refusal.fsync_failed)
         return type(refusal)(*refusal.args)
 
     def _rotate(self, gap: int = 0) -> ActiveSegment:
@@ -1613,6 +1636,8 @@ class Store(MutableMapping[bytes, bytes]):
         themselves instead of waiting for the thread.
         """
         with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             if self._refusal is not None or not self._unsynced:
                 return
             due = self._clock.monotonic() - self._last_sync >= self.fsync_interval_ms / 1000
@@ -1882,7 +1907,12 @@ class Store(MutableMapping[bytes, bytes]):
                 self._retired.clear()
 
     def close(self) -> None:
-        """ENG-18: sync everything, release the directory; a second close does nothing."""
+        """ENG-18, ENG-46: sync everything, release the directory; a second close does nothing.
+
+        Raises :class:`StoreFailedError` if the store had failed (REC-10), even in a background
+        thread: its buffered writes could not be made durable, so returning would acknowledge
+        writes the disk never received (REC-20).
+        """
         with self._compaction:  # ENG-40: a running compaction finishes first
             self._stop_hinter()
             self._close()
@@ -1901,12 +1931,19 @@ class Store(MutableMapping[bytes, bytes]):
                 if self._refusal is None and (self._unsynced or self._active.unflushed):
                     self._flush_and_sync()
             finally:
+                failure = self._failure
                 self._closed = True
                 _open_stores.pop(id(self), None)
                 self._refusal = StoreClosedError(f"{self.path} is closed")
                 self._index = {}
                 self._close_files()
                 self._dir_lock.release()
+            if failure is not None:
+                raise StoreFailedError(
+                    f"{self.path}: closed without making its buffered writes durable, because"
+                    f" the store had failed: {failure}",
+                    fsync_failed=failure.fsync_failed,
+                ) from failure
 
     def _close_files(self) -> None:
         for segment in [*self._slots, *self._retired]:
@@ -1915,7 +1952,10 @@ class Store(MutableMapping[bytes, bytes]):
     def __del__(self) -> None:
         """ENG-27: a store dropped without close() still releases its directory."""
         if not getattr(self, "_closed", True):
-            self.close()
+            try:
+                self.close()
+            except CatlogError:
+                log.exception("closing %s when it was dropped failed", self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -1930,6 +1970,11 @@ class Store(MutableMapping[bytes, bytes]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def failure(self) -> StoreFailedError | None:
+        """ENG-47: the failure that made the store refuse writes, or ``None``."""
+        return self._failure
 
     def stats(self) -> StoreStats:
         """A snapshot of counters for people and tests (ENG-26)."""
@@ -1966,22 +2011,38 @@ class Snapshot:
         self._index = index
         self._slots = slots
 
+    def _check_open(self) -> None:
+        """ENG-38, ENG-19: a snapshot answers only while its store is open."""
+        store = self._store
+        if store.closed:
+            raise StoreClosedError(f"{store.path} is closed")
+
     def __len__(self) -> int:
+        self._check_open()
         return len(self._index)
 
     def __contains__(self, key: object) -> bool:
+        self._check_open()
         return key in self._index
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(self._index)
+        self._check_open()
+        return self._keys(self._index)
+
+    def _keys(self, index: dict[bytes, int]) -> Iterator[bytes]:
+        for key in index:
+            self._check_open()
+            yield key
 
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
+        self._check_open()
         location = self._index.get(key)
         if location is None:
             return default
         return self._value(key, location)
 
     def __getitem__(self, key: bytes) -> bytes:
+        self._check_open()
         location = self._index.get(key)
         if location is None:
             raise KeyError(key)
@@ -1989,13 +2050,16 @@ class Snapshot:
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every key of the snapshot with its value, one positional read each."""
-        for key, location in self._index.items():
+        self._check_open()
+        return self._items(self._index)
+
+    def _items(self, index: dict[bytes, int]) -> Iterator[tuple[bytes, bytes]]:
+        for key, location in index.items():
             yield key, self._value(key, location)
 
     def _value(self, key: bytes, location: int) -> bytes:
         store = self._store
-        if store.closed:
-            raise StoreClosedError(f"{store.path} is closed")
+        self._check_open()
         try:
             return store._read(key, location, self._slots)
         except OSError as exc:
@@ -2124,8 +2188,11 @@ class _Outputs:
         self._moves = []
 
     def _failed(self, what: str, exc: OSError) -> StoreFailedError:
+        """ENG-47: an output's fsync counts as a failed fsync: a later compaction relies on it."""
         with self._store._lock:
-            return self._store._fail(f"{what} a compaction output", exc)
+            return self._store._fail(
+                f"{what} a compaction output", exc, fsync_failed=what == "finishing"
+            )
 
 
 class Batch:

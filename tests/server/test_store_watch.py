@@ -16,9 +16,7 @@ POLICY: Final = ReopenPolicy()
 
 
 def failure(*, fsync: bool) -> catlog.StoreFailedError:
-    error = catlog.StoreFailedError("segment-00001.log: write failed")
-    error.fsync_failed = fsync
-    return error
+    return catlog.StoreFailedError("segment-00001.log: write failed", fsync_failed=fsync)
 
 
 def reopen_times(watch: StoreWatch, error: catlog.StoreFailedError, until: float) -> list[float]:

@@ -172,6 +172,43 @@ def test_a_failure_of_the_background_flusher_is_logged_though_no_client_saw_it(
     assert info_fields(info)["aof_last_write_status"] == "err"
 
 
+@pytest.mark.spec("SRV-16", "SRV-18")
+def test_a_compaction_that_runs_out_of_space_is_logged_and_the_store_reopened(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failure is the compactor's, in its own thread: no client command fails."""
+    caplog.set_level(logging.INFO, logger="catlog")
+    fs = FaultyFileSystem()
+    store = catlog.open(str(tmp_path / "data"), fs=fs, segment_size=4096)
+
+    async def scenario() -> tuple[bytes, bytes, list[bytes]]:
+        async with running(store, fs) as server:
+            client = await Client.connect(server)
+            for i in range(200):  # 20 keys written 10 times: several segments, most bytes dead
+                assert await client.call(b"SET", b"k%d" % (i % 20), b"%d" % i) == b"+OK\r\n"
+            fs.fail("append", error=errno.ENOSPC)  # once: the compactor's first write
+            started = await client.call(b"BGREWRITEAOF")
+            await eventually(
+                lambda: bool(logged(caplog, logging.WARNING, "[STORE REOPEN] " + store.path)),
+                "the reopen after the compaction's failure",
+            )
+            written = await client.call(b"SET", b"after", b"1")
+            values = [await client.call(b"GET", b"k%d" % i) for i in range(20)]
+            client.close()
+            return started, written, values
+
+    started, written, values = asyncio.run(scenario())
+    assert started == b"+Background append only file rewriting started\r\n"
+    assert written == b"+OK\r\n"
+    assert values == [b"$3\r\n%d\r\n" % (180 + i) for i in range(20)]
+    [line] = logged(caplog, logging.ERROR, "[STORE FAILED]")
+    assert "No space left on device" in line
+    assert any(
+        r.name == "catlog" and "background compaction failed" in r.getMessage()
+        for r in caplog.records
+    ), "the compactor met the failure, in its thread"
+
+
 @pytest.mark.spec("SRV-16")
 def test_while_writes_stay_refused_a_reminder_is_logged_at_most_every_period(
     tmp_path: Path, caplog: pytest.LogCaptureFixture

@@ -177,7 +177,9 @@ class Server:
     """A running server: a listening socket, its connections, the store and the committer.
 
     ``store`` changes when a failed store is reopened (SRV-18); ``fs`` is the file system it
-    was opened with, for the reopen and the probe before it.
+    was opened with, for the reopen and the probe before it. Every field is read and written on
+    the event loop's thread only, which is what makes the swap atomic to the commands; the one
+    other thread, the committer's, is handed a store only while none is being swapped.
     """
 
     def __init__(

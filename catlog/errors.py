@@ -48,6 +48,22 @@ class UnsupportedFormatError(CatlogError):
         super().__init__(f"{path}: segment format version {version} is not supported")
 
 
+class OpenError(CatlogError, OSError):
+    """Opening a store failed in the operating system (ENG-49): the message says which step,
+    on which path, in words, so that a full disk or a misnamed directory reads as what it is.
+
+    Also an :class:`OSError` (its ``errno`` is the cause's), which is what it wraps.
+    """
+
+    def __init__(self, path: str, doing: str, cause: OSError) -> None:
+        self.path = path
+        self.doing = doing
+        super().__init__(cause.errno, f"cannot open {path}: {doing}: {cause}")
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
 class LockedError(CatlogError):
     """Another process (or another open Store in this one) holds the data directory (ENG-20)."""
 

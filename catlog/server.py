@@ -61,6 +61,7 @@ from .errors import (
     CatlogError,
     InvalidTypeError,
     KeyTooLargeError,
+    OpenError,
     StoreFailedError,
     ValueTooLargeError,
 )
@@ -678,8 +679,14 @@ class Connection(asyncio.Protocol):
         self._run()
 
     def eof_received(self) -> bool:
-        """PROTO-14: a client that half-closes still gets every reply before the server closes."""
+        """PROTO-14: a client that half-closes still gets every reply before the server closes.
+
+        SRV-12: one that closes before its first byte has chosen no protocol and is owed nothing,
+        so it is closed now; left to the idle timer, health checks would hold every slot.
+        """
         self._eof = True
+        if self._session is None:
+            return False  # asyncio closes the transport
         if isinstance(self._session, LineSession):
             self._session.reader.receive_data(b"")
         self._run()
@@ -806,17 +813,21 @@ async def serve(
             fs=fs,
         )
     except (CatlogError, OSError) as exc:
-        raise StartError(f"cannot open data directory {config.data_dir}: {exc}") from exc
+        reason = str(exc)
+        if isinstance(exc, OpenError):  # ENG-49 names the directory already: once is enough
+            reason = reason.removeprefix(f"cannot open {exc.path}: ")
+        raise StartError(f"cannot open data directory {config.data_dir}: {reason}") from exc
     server = Server(config, store, fs=fs, reopen=reopen)
     try:
+        loop = asyncio.get_running_loop()
+        # SRV-3, SRV-4: before [LISTENING], since a supervisor may signal the moment it reads it.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, server.request_stop)
         host, port = await server.start()
         print(f"[LISTENING] {host}:{port}", flush=True)
         if ready is not None:
             ready(host, port)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, server.request_stop)
         await server.wait_stopped()
         log.info("[SHUTDOWN] stopping: no new connections, finishing requests in flight")
         await server.shutdown()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
+import errno
 import functools
 import heapq
 import logging
@@ -67,6 +69,7 @@ from .errors import (
     InvalidTypeError,
     KeyTooLargeError,
     LockedError,
+    OpenError,
     ReadError,
     StoreClosedError,
     StoreFailedError,
@@ -379,10 +382,44 @@ class Store(MutableMapping[bytes, bytes]):
         self._last_fsync = 0.0
         """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
 
+        self._doing = f"creating the data directory {self.path}"
+        """ENG-49: the step of opening under way, named by the error if the OS fails it."""
+        try:
+            self._open_directory(compact_threshold)
+        except OSError as exc:
+            if isinstance(exc, CatlogError):
+                raise
+            raise self._open_failed(exc) from exc
+        self._stop_flusher = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if fsync != "always":
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name=f"catlog-flush {self.path}", daemon=True
+            )
+            self._flusher.start()
+        self._closed = False
+        _open_stores[id(self)] = self
+
+    def _open_failed(self, exc: OSError) -> OpenError:
+        """ENG-49: say which step of opening the OS failed, on which path, in words."""
+        doing = self._doing
+        if doing.startswith("creating the data directory"):
+            if isinstance(exc, FileExistsError):
+                doing = f"data directory {self.path} is a file, not a directory"
+            elif isinstance(exc, NotADirectoryError):
+                doing = f"a parent of the data directory {self.path} is a file, not a directory"
+        if exc.errno == errno.ENOSPC:
+            doing = f"no space left on device while {doing}"
+        return OpenError(self.path, doing, exc)
+
+    def _open_directory(self, compact_threshold: float | None) -> None:
+        """ENG-25, ENG-13: create and lock the directory, then recover what it holds."""
         created = self._missing_directories()
         self._fs.makedirs(self.path)
+        self._doing = f"locking {self.path}/{LOCK_NAME}"
         self._dir_lock = self._take_lock()
         try:
+            self._doing = f"removing compaction leftovers in {self.path}"
             self._remove_compaction_leftovers()
             self._active = self._recover()
             self._order = list(self._slots)
@@ -397,20 +434,12 @@ class Store(MutableMapping[bytes, bytes]):
                 self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
             # REC-9: every name relied on, the directories' own included, is durable from here.
             for directory in dict.fromkeys([self.path, *map(_parent, [self.path, *created])]):
+                self._doing = f"fsyncing the directory {directory}"
                 self._fs.sync_dir(directory)
         except BaseException:
             self._close_files()
             self._dir_lock.release()
             raise
-        self._stop_flusher = threading.Event()
-        self._flusher: threading.Thread | None = None
-        if fsync != "always":
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name=f"catlog-flush {self.path}", daemon=True
-            )
-            self._flusher.start()
-        self._closed = False
-        _open_stores[id(self)] = self
 
     # ----------------------------------------------------------------------------- opening
 
@@ -476,23 +505,27 @@ class Store(MutableMapping[bytes, bytes]):
         if len(numbers) > MAX_SLOTS:
             raise CatlogError(f"{self.path} holds {len(numbers)} segments; at most {MAX_SLOTS}")
         if not numbers:
+            self._doing = f"creating {self.path}/{segment_name(1)}"
             active = ActiveSegment.create(self._fs, self.path, 1, slot=0)
             self._slots.append(active)
             return active
         names = set(self._fs.listdir(self.path)) if len(numbers) > 1 else set()
         for slot, number in enumerate(numbers[:-1]):
+            self._doing = f"reading {self.path}/{segment_name(number)}"
             file = self._fs.open(f"{self.path}/{segment_name(number)}")
             segment = Segment(file, number, slot)
             self._slots.append(segment)
             packed = self._apply_hint(file, number, slot) if hint_name(number) in names else None
             segment.packed = self._replay(file, slot, newest=False) if packed is None else packed
         number, slot = numbers[-1], len(numbers) - 1
+        self._doing = f"reading {self.path}/{segment_name(number)}"
         file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
         newest = Segment(file, number, slot)
         self._slots.append(newest)
         if self._replay(file, slot, newest=True):
             # REC-19: never append to a packed segment; start the next one after it.
             newest.packed = True
+            self._doing = f"creating {self.path}/{segment_name(number + 1)}"
             active = ActiveSegment.create(self._fs, self.path, number + 1, slot=slot + 1)
             self._slots.append(active)
             return active
@@ -510,6 +543,7 @@ class Store(MutableMapping[bytes, bytes]):
         size = segment.size()
         if size > MAX_SEGMENT_SIZE:
             return None  # replay reports it (FMT-12)
+        self._doing = f"reading the hint {path}"
         file = self._fs.open(path)
         try:
             hint = decode_hint(file.pread(file.size(), 0))
@@ -643,6 +677,7 @@ class Store(MutableMapping[bytes, bytes]):
         torn = data[verdict.offset :]
         quarantine = None
         if torn:
+            self._doing = f"quarantining the torn tail of {file.path}"
             quarantine = self._quarantine(name, verdict.offset, torn)
             log.warning(
                 "%s@%d: torn tail of %d bytes cut off (%s); kept in %s",
@@ -652,6 +687,7 @@ class Store(MutableMapping[bytes, bytes]):
                 verdict.reason,
                 quarantine,
             )
+        self._doing = f"cutting the torn tail off {file.path}"
         file.truncate(verdict.offset)
         if verdict.offset == 0:
             file.append(encode_segment_header())
@@ -668,12 +704,17 @@ class Store(MutableMapping[bytes, bytes]):
         while name in existing:
             suffix += 1
             name = f"{segment}.torn-{offset}.{suffix}"
-        file = self._fs.open(f"{self.path}/{name}", writable=True, create=True)
+        path = f"{self.path}/{name}"
+        file = self._fs.open(path, writable=True, create=True)
         try:
             file.append(torn)
             file.sync()
-        finally:
+        except OSError:
             file.close()
+            with contextlib.suppress(OSError):  # ENG-49: leave no empty or partial copy
+                self._fs.remove(path)
+            raise
+        file.close()
         self._fs.sync_dir(self.path)
         return name
 

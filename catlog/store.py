@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
-import errno
 import functools
 import heapq
 import logging
 import os
-import posixpath
 import threading
 import time
 import weakref
@@ -47,30 +44,23 @@ from .codec import (
     PACKED_LONG_BIT,
     PACKED_SHORT,
     PACKED_SHORT_TYPE,
-    PACKED_VERSION,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
     RecordType,
-    decode_segment_header,
     encode_batch,
     encode_record,
-    encode_segment_header,
-    find_next_record,
 )
 from .compaction import Compaction, CompactionReport
 from .errors import (
     CatlogError,
     CorruptionError,
-    LockedError,
-    OpenError,
     ReadError,
     StoreClosedError,
     StoreFailedError,
-    UnsupportedFormatError,
 )
-from .fs import File, FileLock, FileSystem, OsFileSystem
-from .hint import HintProblem, apply_hint, decode_hint, hint_name, segment_crc_of
+from .fs import FileSystem, OsFileSystem
+from .hint import hint_name
 from .hintwriter import HintWriter
 from .index import (
     LARGE_VALUE,
@@ -79,17 +69,12 @@ from .index import (
     MAX_SLOTS,
     OFFSET_MASK,
     SLOT_SHIFT,
-    Expiring,
     live_expiries,
-    replay_packed,
-    replay_segment,
 )
-from .recovery import Action, Verdict, judge_damage, judge_header
+from .opening import TailRepair, open_directory
 from .segment import (
-    COMPACTING_SUFFIX,
     ActiveSegment,
     Segment,
-    parse_segment_name,
     segment_name,
 )
 from .snapshot import Snapshot
@@ -106,7 +91,6 @@ DEFAULT_SEGMENT_SIZE: Final = 64 * 1024 * 1024
 """ENG-9: a new segment is started once the active one would grow past this many bytes."""
 MIN_SEGMENT_SIZE: Final = 64
 DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
-LOCK_NAME: Final = "LOCK"
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _PUT_EXPIRING: Final = int(RecordType.PUT_EXPIRING)
@@ -130,17 +114,6 @@ _PACKED_VALUE_AT: Final = {
     PACKED_LONG_BIT | PACKED_SHORT_TYPE | _PUT_EXPIRING: EXPIRY_SIZE,
 }
 """ENG-12, FMT-28: :data:`_VALUE_AT` for the records of a packed segment."""
-
-
-@dataclass(frozen=True, slots=True)
-class TailRepair:
-    """A torn tail cut off at open (REC-4): where, how many bytes, why, and where they were kept."""
-
-    segment: str
-    offset: int
-    length: int
-    reason: str
-    quarantine: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +169,6 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     )
 
 
-def _parent(path: str) -> str:
-    return posixpath.dirname(path) or "."
-
-
 def _read_buffer(buffer: bytearray, flushed: int, size: int, offset: int) -> bytes:
     """Read a record that is still in the active segment's write buffer (see catlog.segment)."""
     start = offset - flushed
@@ -253,7 +222,6 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-33: the expiry of each indexed key whose newest record is an expiring PUT."""
         self._expiry_heap: list[tuple[int, bytes]] = []
         """``(expires_at_ms, key)`` for each expiry set, some stale; purging pops it in order."""
-        self._expiring: Expiring = {}
         self._slots: list[Segment] = []
         """Segments by slot, the number the index packs (catlog.index); a slot whose segment
         compaction removed keeps the old object until :meth:`_new_slot` hands it out again."""
@@ -268,7 +236,6 @@ class Store(MutableMapping[bytes, bytes]):
         self._compaction = Compaction()
         self._dead = 0
         """ENG-41: the estimate of dead bytes."""
-        self._tail_repairs: list[TailRepair] = []
         self._refusal: CatlogError | None = None
         """Why writes are refused: the failure (REC-10), or StoreClosedError once closed."""
         self._failure: StoreFailedError | None = None
@@ -304,14 +271,25 @@ class Store(MutableMapping[bytes, bytes]):
         self._last_fsync = 0.0
         """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
 
-        self._doing = f"creating the data directory {self.path}"
-        """ENG-49: the step of opening under way, named by the error if the OS fails it."""
+        opened = open_directory(self._fs, self.path)
+        self._dir_lock = opened.lock
+        self._slots = opened.slots
+        self._order[:] = opened.slots  # in place: the hint writer holds the list
+        self._active = opened.active
+        self._index = opened.index
+        self._tail_repairs = opened.tail_repairs
         try:
-            self._open_directory(compact_threshold)
-        except OSError as exc:
-            if isinstance(exc, CatlogError):
-                raise
-            raise self._open_failed(exc) from exc
+            self._expires = live_expiries(self._index, opened.expiring)
+            self._expiry_heap = [(at, key) for key, at in self._expires.items()]
+            heapq.heapify(self._expiry_heap)
+            if compact_threshold is not None:
+                self._purge_expired()
+                headers = SEGMENT_HEADER_SIZE * len(self._order)
+                self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
+        except BaseException:
+            self._close_files()
+            self._dir_lock.release()
+            raise
         self._stop_flusher = threading.Event()
         self._flusher: threading.Thread | None = None
         if fsync != "always":
@@ -321,91 +299,6 @@ class Store(MutableMapping[bytes, bytes]):
             self._flusher.start()
         self._closed = False
         _open_stores[id(self)] = self
-
-    def _open_failed(self, exc: OSError) -> OpenError:
-        """ENG-49: say which step of opening the OS failed, on which path, in words."""
-        doing = self._doing
-        if doing.startswith("creating the data directory"):
-            if isinstance(exc, FileExistsError):
-                doing = f"data directory {self.path} is a file, not a directory"
-            elif isinstance(exc, NotADirectoryError):
-                doing = f"a parent of the data directory {self.path} is a file, not a directory"
-        if exc.errno == errno.ENOSPC:
-            doing = f"no space left on device while {doing}"
-        return OpenError(self.path, doing, exc)
-
-    def _open_directory(self, compact_threshold: float | None) -> None:
-        """ENG-25, ENG-13: create and lock the directory, then recover what it holds."""
-        created = self._missing_directories()
-        self._fs.makedirs(self.path)
-        self._doing = f"locking {self.path}/{LOCK_NAME}"
-        self._dir_lock = self._take_lock()
-        try:
-            self._doing = f"removing compaction leftovers in {self.path}"
-            self._remove_compaction_leftovers()
-            self._active = self._recover()
-            self._order[:] = self._slots  # in place: the hint writer holds the list
-            self._expires = live_expiries(self._index, self._expiring)
-            self._expiring = {}
-            self._expiry_heap = [(at, key) for key, at in self._expires.items()]
-            heapq.heapify(self._expiry_heap)
-            if compact_threshold is not None:
-                self._purge_expired()
-                self._dead = 0
-                headers = SEGMENT_HEADER_SIZE * len(self._order)
-                self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
-            # REC-9: every name relied on, the directories' own included, is durable from here.
-            for directory in dict.fromkeys([self.path, *map(_parent, [self.path, *created])]):
-                self._doing = f"fsyncing the directory {directory}"
-                self._fs.sync_dir(directory)
-        except BaseException:
-            self._close_files()
-            self._dir_lock.release()
-            raise
-
-    # ----------------------------------------------------------------------------- opening
-
-    def _missing_directories(self) -> list[str]:
-        """The data directory and those of its ancestors that do not exist yet (ENG-25)."""
-        missing: list[str] = []
-        directory = self.path
-        while not self._fs.exists(directory):
-            missing.append(directory)
-            parent = _parent(directory)
-            if parent == directory:
-                break
-            directory = parent
-        return missing
-
-    def _take_lock(self) -> FileLock:
-        """ENG-20: one open store per directory, across processes and within one."""
-        lock_path = f"{self.path}/{LOCK_NAME}"
-        try:
-            return self._fs.lock(lock_path)
-        except BlockingIOError:
-            holder = ""
-            try:
-                file = self._fs.open(lock_path)
-                try:
-                    pid = file.pread(32, 0).decode("ascii", "replace").strip()
-                finally:
-                    file.close()
-                holder = f" (pid {pid})" if pid else ""
-            except OSError:
-                pass
-            raise LockedError(
-                f"{self.path} is already open in another store{holder}; close it first"
-            ) from None
-
-    def _remove_compaction_leftovers(self) -> None:
-        """REC-18: outputs of an interrupted compaction hold only copies; remove them first."""
-        leftovers = [n for n in self._fs.listdir(self.path) if n.endswith(COMPACTING_SUFFIX)]
-        for name in leftovers:
-            if parse_segment_name(name.removesuffix(COMPACTING_SUFFIX)) is not None:
-                log.warning("%s: removing %s, left by an interrupted compaction", self.path, name)
-                self._fs.remove(f"{self.path}/{name}")
-        if leftovers:
-            self._fs.sync_dir(self.path)
 
     def _live_bytes(self) -> int:
         """The bytes of the records the index points at (large values counted as ENG-41 says)."""
@@ -419,78 +312,6 @@ class Store(MutableMapping[bytes, bytes]):
     def _disk_bytes(self) -> int:
         return sum(segment.size() for segment in self._order)
 
-    def _recover(self) -> ActiveSegment:
-        """ENG-13, REC-3 .. REC-7: replay segments oldest first; make the newest writable."""
-        numbers = sorted(
-            n for n in map(parse_segment_name, self._fs.listdir(self.path)) if n is not None
-        )
-        if len(numbers) > MAX_SLOTS:
-            raise CatlogError(f"{self.path} holds {len(numbers)} segments; at most {MAX_SLOTS}")
-        if not numbers:
-            self._doing = f"creating {self.path}/{segment_name(1)}"
-            active = ActiveSegment.create(self._fs, self.path, 1, slot=0)
-            self._slots.append(active)
-            return active
-        names = set(self._fs.listdir(self.path)) if len(numbers) > 1 else set()
-        for slot, number in enumerate(numbers[:-1]):
-            self._doing = f"reading {self.path}/{segment_name(number)}"
-            file = self._fs.open(f"{self.path}/{segment_name(number)}")
-            segment = Segment(file, number, slot)
-            self._slots.append(segment)
-            packed = self._apply_hint(file, number, slot) if hint_name(number) in names else None
-            segment.packed = self._replay(file, slot, newest=False) if packed is None else packed
-        number, slot = numbers[-1], len(numbers) - 1
-        self._doing = f"reading {self.path}/{segment_name(number)}"
-        file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
-        newest = Segment(file, number, slot)
-        self._slots.append(newest)
-        if self._replay(file, slot, newest=True):
-            # REC-19: never append to a packed segment; start the next one after it.
-            newest.packed = True
-            self._doing = f"creating {self.path}/{segment_name(number + 1)}"
-            active = ActiveSegment.create(self._fs, self.path, number + 1, slot=slot + 1)
-            self._slots.append(active)
-            return active
-        active = ActiveSegment(file, number, slot)
-        self._slots[slot] = active
-        return active
-
-    def _apply_hint(self, segment: File, number: int, slot: int) -> bool | None:
-        """ENG-32, REC-15: apply the segment's hint if it is valid and matches; else ``None``.
-
-        Returns whether the hinted segment is packed (FMT-26). Never writes: a hint that does not
-        serve is ignored with a warning (REC-13 holds).
-        """
-        path = f"{self.path}/{hint_name(number)}"
-        size = segment.size()
-        if size > MAX_SEGMENT_SIZE:
-            return None  # replay reports it (FMT-12)
-        self._doing = f"reading the hint {path}"
-        file = self._fs.open(path)
-        try:
-            hint = decode_hint(file.pread(file.size(), 0))
-        finally:
-            file.close()
-        if isinstance(hint, HintProblem):
-            log.warning("%s: %s; scanning %s instead", path, hint.value, segment_name(number))
-            return None
-        header = segment.pread(SEGMENT_HEADER_SIZE, 0)
-        if not (
-            hint.names(number, size, header)
-            and hint.segment_crc == segment_crc_of(segment.pread, size)
-        ):
-            log.warning(
-                "%s: stale hint (it describes another state of %s); scanning the segment instead",
-                path,
-                segment_name(number),
-            )
-            return None
-        problem = apply_hint(hint, slot, self._index, self._expiring)
-        if problem is not None:
-            log.warning("%s: %s; scanning %s instead", path, problem.value, segment_name(number))
-            return None
-        return hint.packed
-
     def _write_hint(self, segment: Segment) -> None:
         """ENG-30, ENG-31: write the hint of a segment that just stopped being active.
 
@@ -503,87 +324,6 @@ class Store(MutableMapping[bytes, bytes]):
             self._hints.write(segment.number, segment.file.pread(segment.size(), 0))
         except OSError as exc:
             raise self._fail(f"writing the hint {hint_name(segment.number)}", exc) from exc
-
-    def _replay(self, file: File, slot: int, *, newest: bool) -> bool:
-        """Apply one segment to the index, repairing a torn tail of the newest one.
-
-        Returns whether the segment is packed (FMT-26); damage in a packed one is never a torn
-        tail (REC-19).
-        """
-        size = file.size()
-        if size > MAX_SEGMENT_SIZE:
-            raise CorruptionError(
-                file.path, MAX_SEGMENT_SIZE, "segment longer than the format allows"
-            )
-        data = file.pread(size, 0)
-        status, version = decode_segment_header(data)
-        packed = status is codec.HeaderStatus.OK and version == PACKED_VERSION
-        newest = newest and not packed
-        follower = None
-        if status is not codec.HeaderStatus.OK and size > SEGMENT_HEADER_SIZE:
-            follower = codec.find_follower_of_header(data)[0]
-        verdict = judge_header(status, size=size, newest=newest, next_record=follower)
-        if verdict.action is Action.ACCEPT:
-            replay = replay_packed if packed else replay_segment
-            result = replay(data, SEGMENT_HEADER_SIZE, slot, self._index, self._expiring)
-            if result.damage is None:
-                return packed
-            follower = find_next_record(data, result.damage.offset + 1, packed=packed)
-            verdict = judge_damage(result.damage, newest=newest, next_record=follower)
-        if verdict.action is Action.UNSUPPORTED:
-            raise UnsupportedFormatError(file.path, version)
-        if verdict.action is Action.CORRUPT:
-            raise CorruptionError(file.path, verdict.offset, verdict.reason)
-        assert verdict.action is Action.TRUNCATE_TAIL, "judge_* returns one of four actions"
-        self._cut_tail(file, data, verdict)
-        return False
-
-    def _cut_tail(self, file: File, data: bytes, verdict: Verdict) -> None:
-        """REC-4: copy the torn bytes aside, then truncate; a lost header is written anew."""
-        name = file.path.rsplit("/", 1)[-1]
-        torn = data[verdict.offset :]
-        quarantine = None
-        if torn:
-            self._doing = f"quarantining the torn tail of {file.path}"
-            quarantine = self._quarantine(name, verdict.offset, torn)
-            log.warning(
-                "%s@%d: torn tail of %d bytes cut off (%s); kept in %s",
-                name,
-                verdict.offset,
-                len(torn),
-                verdict.reason,
-                quarantine,
-            )
-        self._doing = f"cutting the torn tail off {file.path}"
-        file.truncate(verdict.offset)
-        if verdict.offset == 0:
-            file.append(encode_segment_header())
-        file.sync()
-        self._tail_repairs.append(
-            TailRepair(name, verdict.offset, len(torn), verdict.reason, quarantine)
-        )
-
-    def _quarantine(self, segment: str, offset: int, torn: bytes) -> str:
-        """REC-4: the cut bytes go to ``<segment>.torn-<offset>``, made durable before the cut."""
-        existing = set(self._fs.listdir(self.path))
-        name = f"{segment}.torn-{offset}"
-        suffix = 1
-        while name in existing:
-            suffix += 1
-            name = f"{segment}.torn-{offset}.{suffix}"
-        path = f"{self.path}/{name}"
-        file = self._fs.open(path, writable=True, create=True)
-        try:
-            file.append(torn)
-            file.sync()
-        except OSError:
-            file.close()
-            with contextlib.suppress(OSError):  # ENG-49: leave no empty or partial copy
-                self._fs.remove(path)
-            raise
-        file.close()
-        self._fs.sync_dir(self.path)
-        return name
 
     # ----------------------------------------------------------------------------- reading
 

@@ -135,16 +135,28 @@ class _Key:
         for i in range(len(self.writes) - 1, -1, -1):
             ends_after[i] = min(ends_after[i + 1], self.writes[i].end)
         self._ends_after = ends_after
-        self.deletes = [op for op in self.writes if op.value is None]
-        self.initial = Op(b"", None, -1, -1, "the initial absence")
+        initial = Op(b"", None, -1, -1, "the initial absence")
+        self._kinds = {
+            True: self._reach([op for op in self.writes if op.value is not None]),
+            False: self._reach([initial, *(op for op in self.writes if op.value is None)]),
+        }
+
+    def _reach(self, ops: list[Op]) -> tuple[list[int], list[int]]:
+        """The calls of ``ops`` in order, and the latest tick by which any of the ops called so
+        far had certainly been replaced."""
+        return [op.start for op in ops], list(itertools.accumulate(map(self.until, ops), max))
+
+    def may_be(self, present: bool, read: Op) -> bool:
+        """Whether the key may have had a value (``present``) or none at some instant of
+        ``read``: some write of that kind was called before the read returned and was not
+        certainly replaced before it was called."""
+        starts, reach = self._kinds[present]
+        called = bisect.bisect_left(starts, read.end)
+        return called > 0 and reach[called - 1] > read.start
 
     def until(self, write: Op) -> int:
         """The tick by which ``write``'s value had certainly been replaced (NEVER if not)."""
         return self._ends_after[bisect.bisect_right(self.starts, write.end)]
-
-    def possible(self, write: Op, read: Op) -> bool:
-        """Whether ``write``'s value may have been current at some instant of ``read``."""
-        return write.start < read.end and self.until(write) > read.start
 
     def around(self, read: Op, *seen: Op | None, count: int = 4) -> list[Op]:
         """The writes near ``read`` in time, for a report: ``count`` either side, and ``seen``."""
@@ -203,7 +215,7 @@ def _report(title: str, read: Op, writes: Iterable[Op]) -> str:
 
 def _check_read(key: _Key, read: Op) -> list[str]:
     if read.value is None:
-        if any(key.possible(op, read) for op in [key.initial, *key.deletes]):
+        if key.may_be(False, read):
             return []
         return [
             _report(
@@ -239,10 +251,7 @@ def _check_read(key: _Key, read: Op) -> list[str]:
 
 
 def _check_presence(key: _Key, op: Op, present: bool) -> list[str]:
-    candidates = (
-        [w for w in key.writes if w.value is not None] if present else [key.initial, *key.deletes]
-    )
-    if any(key.possible(write, op) for write in candidates):
+    if key.may_be(present, op):
         return []
     found = "a value" if present else "no value"
     return [

@@ -1,9 +1,9 @@
 """Threads against one store on disk, every read checked against the history (ENG-50, ENG-38).
 
 Writers put (some with a ttl), delete, write batches and ``put_many_nowait`` groups; readers
-``get`` and ask ``in``; a snapshot taker holds snapshots (and ``items()``) across many writes and
-compactions and reads them again and again; one thread calls ``compact()`` in a loop. Segments
-are a few hundred bytes, so rotation and slot reuse never stop. :mod:`tests.model.history`
+``get``, ask ``in`` and iterate; a snapshot taker holds snapshots (and ``items()``) across many
+writes and compactions and reads them again and again; one thread calls ``compact()`` in a loop.
+Segments are a few hundred bytes, so rotation and slot reuse never stop. :mod:`tests.model.history`
 checks the result. Every thread's choices come from a seed (fixed in the ``ci`` profile, random
 and printed in ``nightly``, which also runs 40 times longer); the threads' timing is not
 repeatable, so a seed narrows a failure down but need not replay it.
@@ -210,12 +210,18 @@ class Run:
             while self.writing.is_set():
                 key = rng.choice(EVERY_KEY)
                 start = history.tick()
-                if rng.random() < 0.8:
+                roll = rng.random()
+                if roll < 0.8:
                     value = store.get(key)
                     history.read(key, value, start, history.tick(), f"get by {who}")
-                else:
+                elif roll < 0.97:
                     present = key in store
                     history.found(key, present, start, history.tick(), f"'in' by {who}")
+                else:
+                    listed = set(store)  # ENG-7: the keys as of one instant of the call
+                    end = history.tick()
+                    for each in EVERY_KEY:
+                        history.found(each, each in listed, start, end, f"iteration by {who}")
                 _pause(rng)
 
         return read
@@ -240,6 +246,7 @@ class Run:
                 view = SnapshotView(start, history.tick(), f"snapshot #{taken}")
                 history.snapshots.append(view)
                 size = len(snapshot)
+                listed = set(snapshot)
                 rounds = rng.choice((1, 2, 5, 20, 60))
                 for _ in range(rounds):
                     for key in rng.sample(EVERY_KEY, 6):
@@ -249,10 +256,12 @@ class Run:
                             view.failures.append(f"reading {key!r} raised {exc!r}")
                             continue
                         history.snapshot_read(view, key, value)
-                        if (key in snapshot) != (value is not None):
-                            view.failures.append(f"'in' disagrees with get for {key!r}")
-                    if len(snapshot) != size:
-                        view.failures.append(f"len went from {size} to {len(snapshot)}")
+                        if not (key in snapshot) == (key in listed) == (value is not None):
+                            view.failures.append(f"'in', iteration and get disagree on {key!r}")
+                    if len(snapshot) != size or set(snapshot) != listed:
+                        view.failures.append(
+                            f"len or iteration changed (len {size} then {len(snapshot)})"
+                        )
                     _pause(rng, 0.005)
                     if not self.writing.is_set():
                         break
@@ -324,7 +333,7 @@ def run_checked(
     assert_linearizable(run, f"fsync={policy}, segment_size={segment_size}, {workload}")
 
 
-@pytest.mark.spec("ENG-50", "ENG-38", "ENG-21", "ENG-37", "ENG-39", "ENG-40", "ENG-44")
+@pytest.mark.spec("ENG-50", "ENG-38", "ENG-21", "ENG-7", "ENG-37", "ENG-39", "ENG-40", "ENG-44")
 @pytest.mark.parametrize(
     ("policy", "workload"),
     [

@@ -47,6 +47,8 @@ class KeyValueStore(Protocol):
 
     def get(self, key: bytes) -> bytes | None: ...
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]: ...
+
     def put(self, key: bytes, value: bytes, *, expires_at_ms: int = ...) -> object: ...
 
     def delete(self, key: bytes) -> bool: ...
@@ -379,9 +381,8 @@ def _exists(session: Session, args: list[bytes]) -> Reply:
 
 
 def _mget(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-39"""
-    get = session.store.get
-    return [get(key) for key in args[1:]]
+    """PROTO-39: one read of all the keys (ENG-52), so an MSET is seen whole or not at all."""
+    return list(session.store.get_many(args[1:]))
 
 
 def _mset(session: Session, args: list[bytes]) -> Reply:

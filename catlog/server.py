@@ -378,6 +378,7 @@ class TicketingStore:
         "compact_in_background",
         "expires_at",
         "get",
+        "get_many",
         "now_ms",
         "put",
         "stats",
@@ -391,6 +392,7 @@ class TicketingStore:
         """SRV-18: serve from ``store`` from now on (a failed store was reopened)."""
         self.store = store
         self.get = store.get
+        self.get_many = store.get_many
         self.put = store.put_nowait
         self.stats = store.stats
         self.expires_at = store.expires_at

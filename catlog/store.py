@@ -785,22 +785,25 @@ class Store(MutableMapping[bytes, bytes]):
         return self._waited(self.delete_nowait(key))
 
     def _waited(self, outcome: tuple[bool, int]) -> bool:
-        """Wait for a conditional write's ticket (ENG-14) if it wrote; pass on whether it did."""
+        """Wait for a conditional write's ticket (ENG-14); pass on whether it wrote.
+
+        One that wrote nothing waits too (ENG-51): it was judged on writes that may still wait
+        for their fsync, and its answer holds only once they have taken effect. With none
+        waiting, the ticket is durable already and this returns at once.
+        """
         wrote, ticket = outcome
-        if wrote:
-            self.wait_durable(ticket)
+        self.wait_durable(ticket)
         return wrote
 
     def delete_nowait(self, key: bytes) -> tuple[bool, int]:
         """ENG-28: append a DELETE if ``key`` has a value; returns that, and the ticket to wait on.
 
-        Whether the key has a value is judged on the writes that have taken effect: a PUT still
-        waiting for its fsync has not, so deleting its key concurrently is a no-op ordered before
-        it (ENG-21). An expired key has no value (ENG-34).
+        Whether the key has a value is judged on every write appended before it (ENG-51), a PUT
+        or DELETE still waiting for its fsync included. An expired key has no value (ENG-34).
         """
         key = check_key(key)
         with self._lock:
-            if key not in self._index or (self._expires and self._expired(key)):
+            if self._newest(key) is None:
                 if self._refusal is not None:
                     raise self._refused()
                 return False, self.last_ticket
@@ -846,7 +849,8 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-36: rewrite ``key``'s value as a plain PUT if it has an expiry."""
         key = check_key(key)
         with self._lock:
-            if key not in self._expires:
+            newest = self._newest(key)
+            if newest is None or not newest[1]:
                 if self._refusal is not None:
                     raise self._refused()
                 return False, self.last_ticket
@@ -859,13 +863,52 @@ class Store(MutableMapping[bytes, bytes]):
             return True, self.last_ticket
 
     def _live_value(self, key: bytes) -> bytes | None:
-        """The value of ``key`` as the writes that took effect leave it. Lock held."""
+        """ENG-51: the value of ``key`` as every write appended so far leaves it. Lock held."""
         if self._refusal is not None:
             raise self._refused()
+        newest = self._newest(key)
+        if newest is None:
+            return None
+        return self._read(key, newest[0], self._slots)
+
+    def _newest(self, key: bytes) -> tuple[int, int] | None:
+        """ENG-51: where ``key``'s value is, and its expiry or 0, as every write appended so far
+        leaves it (those still waiting for their fsync under "always" included); ``None`` if
+        that leaves no value. Lock held."""
+        for _, pending, location, expires_at in reversed(self._pending):
+            if pending == key:
+                if location is None or (expires_at and self._now_ms() > expires_at):
+                    return None
+                return location, expires_at
         location = self._index.get(key)
         if location is None or (self._expires and self._expired(key)):
             return None
-        return self._read(key, location, self._slots)
+        return location, self._expires.get(key, 0)
+
+    def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
+        """ENG-52: the value of each key (or ``None``), all as of one instant.
+
+        The lookups and reads hold the write lock, under which every write takes effect, so a
+        batch is seen whole or not at all; a plain ``get`` per key could see half of one.
+        """
+        checked = [key if type(key) is bytes else check_key(key) for key in keys]
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")
+            index = self._index
+            values: list[bytes | None] = []
+            for key in checked:
+                location = index.get(key)
+                if location is None or (self._expires and self._expired(key)):
+                    values.append(None)
+                    continue
+                try:
+                    values.append(self._read(key, location, self._slots))
+                except OSError as exc:
+                    if isinstance(exc, CatlogError):
+                        raise
+                    raise self._read_failed(location, self._slots, exc) from exc
+            return values
 
     def write_batch(self, ops: Iterable[BatchOp]) -> None:
         """ENG-37: apply every operation of ``ops`` in order, all or nothing, even across a crash.

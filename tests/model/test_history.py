@@ -361,15 +361,7 @@ def test_concurrent_reads_and_snapshots_are_linearizable_around_compaction_and_r
 @pytest.mark.parametrize(
     "policy",
     [
-        pytest.param(
-            "always",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 13 defect (found by this checker): under fsync=always, expire and"
-                " persist rewrite the value that has taken effect, after a put still waiting"
-                " for its fsync, so the older value comes back",
-            ),
-        ),
+        "always",
         "interval",
         "never",
     ],
@@ -407,11 +399,6 @@ class _HeldFile(RecordingFile):
 
 
 @pytest.mark.spec("ENG-50", "ENG-35", "ENG-36")
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 defect: under fsync=always, expire and persist rewrite the value that has"
-    " taken effect, after a put still waiting for its fsync, so the older value comes back",
-)
 @pytest.mark.parametrize("rewrite", ["persist", "expire"])
 def test_expire_or_persist_during_a_puts_fsync_does_not_bring_the_old_value_back(
     data_dir: str, rewrite: str

@@ -645,6 +645,9 @@ class DictStore:
     def get(self, key: bytes) -> bytes | None:
         return self.data.get(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        return [self.data.get(key) for key in keys]
+
     def put(self, key: bytes, value: bytes, *, expires_at_ms: int = 0) -> None:
         self.data[key] = value
 

@@ -24,12 +24,6 @@ from tests.model.test_history import NIGHTLY, SEED
 from tests.server.conftest import RunningServer, Serve
 
 SECONDS = 40 * 1.5 if NIGHTLY else 1.5
-MGET_ATOMIC_UNDER_ALWAYS = False
-"""Issue 13 defect found by this checker: under ``--fsync always`` an MGET can show half of a
-concurrent MSET (PROTO-40). The MGET runs in the event loop while the group commit's worker
-thread applies the MSET's effects, and the interpreter may switch threads between two of the
-MGET's lookups. Set this True once ``test_an_mget_shows_an_mset_whole[always]`` passes: the
-history test then checks MGETs of pairs under ``always`` too."""
 KEYS = [b"key%02d" % n for n in range(10)]
 PAIRS = [(b"pair%d-a" % n, b"pair%d-b" % n) for n in range(3)]
 EVERY_KEY = KEYS + [key for pair in PAIRS for key in pair]
@@ -49,7 +43,6 @@ class Clients:
         self.server = server
         self.seed = seed
         self.workload = workload
-        self.mget_whole = policy != "always" or MGET_ATOMIC_UNDER_ALWAYS
         self.history = History(pairs=list(PAIRS))
         self.writing = threading.Event()
         self.stop = threading.Event()
@@ -160,13 +153,9 @@ class Clients:
                     values = client.mget(keys)
                     end = history.tick()
                     view = SnapshotView(start, end, f"MGET #{taken} by {who}", instant=False)
-                    if self.mget_whole:
-                        history.snapshots.append(view)
+                    history.snapshots.append(view)  # ENG-52: an MGET reads at one instant
                     for key, value in zip(keys, values, strict=True):
-                        if self.mget_whole:
-                            history.snapshot_read(view, key, _value(value))
-                        else:
-                            history.read(key, _value(value), start, end, view.what)
+                        history.snapshot_read(view, key, _value(value))
                 time.sleep(rng.random() * 0.0005)
 
         return read
@@ -236,15 +225,7 @@ def test_clients_read_linearizably_while_the_server_compacts(serve: Serve, polic
 @pytest.mark.parametrize(
     "policy",
     [
-        pytest.param(
-            "always",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 13 defect (found by this checker): under --fsync always, EXPIRE"
-                " and PERSIST rewrite the value that has taken effect, after a SET still"
-                " waiting for its fsync, so the older value comes back",
-            ),
-        ),
+        "always",
         "interval",
         "never",
     ],
@@ -253,19 +234,11 @@ def test_expire_and_persist_racing_sets_are_linearizable(serve: Serve, policy: s
     run_clients(serve, policy, "rewrites")
 
 
-@pytest.mark.spec("PROTO-40", "PROTO-39", "ENG-50")
+@pytest.mark.spec("PROTO-40", "PROTO-39", "ENG-50", "ENG-52")
 @pytest.mark.parametrize(
     "policy",
     [
-        pytest.param(
-            "always",
-            marks=pytest.mark.xfail(
-                not MGET_ATOMIC_UNDER_ALWAYS,
-                strict=True,
-                reason="issue 13 defect (found by the history test): under --fsync always an"
-                " MGET can show half of a concurrent MSET",
-            ),
-        ),
+        "always",
         "interval",
         "never",
     ],

@@ -339,3 +339,24 @@ def test_a_read_the_disk_fails_raises_a_read_error_naming_the_record_and_the_sto
             with pytest.raises(catlog.ReadError):
                 snapshot[b"c"]
             assert snapshot[b"c"] == b"3"
+
+
+@pytest.mark.spec("ENG-52", "ENG-4", "ENG-34")
+def test_get_many_reads_each_key_or_none(data_dir: str) -> None:
+    clock = catlog.ManualClock(1_700_000_000_000)
+    with catlog.open(data_dir, clock=clock) as store:
+        store.put(b"a", b"1")
+        store.put(b"b", b"2", ttl=1)
+        store.write_batch([("put", b"c", b"3"), ("put", b"d", b"4")])
+        assert store.get_many([b"a", b"b", b"missing", b"c", b"a"]) == [
+            b"1",
+            b"2",
+            None,
+            b"3",
+            b"1",
+        ]
+        clock.advance(2)
+        assert store.get_many([b"b", b"d"]) == [None, b"4"]
+        assert store.get_many([]) == []
+        with pytest.raises(catlog.InvalidTypeError):
+            store.get_many(["a"])  # type: ignore[list-item]

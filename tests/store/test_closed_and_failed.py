@@ -26,6 +26,7 @@ NOW_MS = 1_700_000_000_000
 
 STORE_CALLS: dict[str, Callable[[catlog.Store], object]] = {
     "get": lambda s: s.get(b"k"),
+    "get_many": lambda s: s.get_many([b"k"]),
     "put": lambda s: s.put(b"k", b"v"),
     "put_nowait": lambda s: s.put_nowait(b"k", b"v"),
     "put_many_nowait": lambda s: s.put_many_nowait([]),

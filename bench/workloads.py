@@ -372,7 +372,9 @@ def group_commit(run: Run) -> list[Outcome]:
     """Durable puts from 16 threads at once, against one writer: what group commit buys.
 
     Under ``fsync="always"`` one writer pays one fsync per put; 16 writers share each fsync
-    (ENG-29), so their total rate should be many times the single writer's. The contenders take
+    (ENG-29), so their total rate should be many times the single writer's. How many times is
+    bounded by what CPython threads can do on the machine, so the target is set against the ceiling
+    measured in the same turns: 16 catlog writers at least 0.9x of its 16. The contenders take
     turns in half-second slices, for the same reason as the durable-put workload. Beside catlog
     run two group commits in the least Python (:mod:`bench.group_floor`): catlog's own scheme,
     a ceiling whose 16-to-1 ratio says what this machine and CPython allow, and the textbook
@@ -412,7 +414,7 @@ def group_commit(run: Run) -> list[Outcome]:
             many,
             (one, ceiling_many, ceiling_one),
             one.label,
-            Target(8.0, at_least=True),
+            None,
             (
                 "each writer puts distinct 12-byte keys with 100-byte values.",
                 f"the ceiling's own 16 writers / 1 writer: "
@@ -425,7 +427,7 @@ def group_commit(run: Run) -> list[Outcome]:
             many,
             (ceiling_many, textbook_many),
             ceiling_many.label,
-            None,
+            Target(0.9, at_least=True),
             (
                 "bench/group_floor.py: records encoded and queued; a leader writes them with "
                 "one os.write and os.fdatasync; catlog's scheme (ENG-29, ENG-45) for the "

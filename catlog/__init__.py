@@ -4,6 +4,7 @@ This module is the public API and nothing more (spec/engine.md). Everything a us
 re-exported here; ``tests/unit/test_api.py`` checks that ``__all__`` is exactly this surface.
 """
 
+from .batch import Batch, BatchOp
 from .clock import Clock, ManualClock, SystemClock
 from .codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
 from .errors import (
@@ -13,6 +14,7 @@ from .errors import (
     InvalidTypeError,
     KeyTooLargeError,
     LockedError,
+    OpenError,
     ReadError,
     StoreClosedError,
     StoreFailedError,
@@ -20,14 +22,12 @@ from .errors import (
     ValueTooLargeError,
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
+from .snapshot import Snapshot
 from .store import (
     DEFAULT_FSYNC_INTERVAL_MS,
     DEFAULT_SEGMENT_SIZE,
-    Batch,
-    BatchOp,
     FsyncPolicy,
     HintMode,
-    Snapshot,
     Store,
     StoreStats,
     TailRepair,
@@ -56,6 +56,7 @@ __all__ = [
     "KeyTooLargeError",
     "LockedError",
     "ManualClock",
+    "OpenError",
     "OsFileSystem",
     "ReadError",
     "Snapshot",

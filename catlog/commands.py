@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
 
 from . import __version__
+from .batch import BatchOp
 from .clock import Clock, SystemClock
 from .errors import CatlogError
 from .protocol import line
@@ -34,7 +35,7 @@ from .protocol.replies import (
     SimpleString,
     Verbatim,
 )
-from .store import BatchOp, StoreStats
+from .store import StoreStats
 
 REDIS_VERSION: Final = "7.2.0"
 """The Redis version whose behaviour catlog follows; HELLO and INFO report it (PROTO-46)."""
@@ -352,9 +353,14 @@ def _expiry_of(store: KeyValueStore, key: bytes) -> int | None:
 
 
 def _del(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-37"""
+    """PROTO-37, PROTO-60: each key once, however often it is named.
+
+    Redis finds a repeated key gone the second time. Asking the store again would not do: under
+    ``fsync="always"`` the server's delete is judged on the writes that have taken effect (ENG-21),
+    and the first delete of the key takes effect only after its fsync.
+    """
     delete = session.store.delete
-    return sum(1 for key in args[1:] if delete(key))
+    return sum(1 for key in dict.fromkeys(args[1:]) if delete(key))
 
 
 def _exists(session: Session, args: list[bytes]) -> Reply:

@@ -48,6 +48,22 @@ class UnsupportedFormatError(CatlogError):
         super().__init__(f"{path}: segment format version {version} is not supported")
 
 
+class OpenError(CatlogError, OSError):
+    """Opening a store failed in the operating system (ENG-49): the message says which step,
+    on which path, in words, so that a full disk or a misnamed directory reads as what it is.
+
+    Also an :class:`OSError` (its ``errno`` is the cause's), which is what it wraps.
+    """
+
+    def __init__(self, path: str, doing: str, cause: OSError) -> None:
+        self.path = path
+        self.doing = doing
+        super().__init__(cause.errno, f"cannot open {path}: {doing}: {cause}")
+
+    def __str__(self) -> str:
+        return str(self.args[1])
+
+
 class LockedError(CatlogError):
     """Another process (or another open Store in this one) holds the data directory (ENG-20)."""
 
@@ -57,7 +73,15 @@ class StoreClosedError(CatlogError):
 
 
 class StoreFailedError(CatlogError):
-    """A write or fsync failed; the store refuses writes until it is reopened (REC-10)."""
+    """A write or fsync failed; the store refuses writes until it is reopened (REC-10).
+
+    ``fsync_failed`` tells the two apart (ENG-47): after a failed fsync the page cache may hold
+    bytes the disk lost, so only an operator should reopen; after a failed write it is safe.
+    """
+
+    def __init__(self, message: str, *, fsync_failed: bool = False) -> None:
+        self.fsync_failed = fsync_failed
+        super().__init__(message)
 
 
 class KeyTooLargeError(CatlogError, ValueError):

@@ -37,6 +37,7 @@ from .codec import (
     encode_segment_header,
 )
 from .fs import FileSystem, OsFileSystem
+from .hint import hint_name
 from .scan import (
     REFUSED_KINDS,
     SCRATCH_SUFFIX,
@@ -48,6 +49,7 @@ from .scan import (
     read_file,
     scan_segment,
 )
+from .segment import parse_segment_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +202,20 @@ def _repair_segment(
             encode_segment_header(PACKED_VERSION if packed else FORMAT_VERSION)
         ]
         chunks.extend(view[start:end] for start, end in plan.kept)
+        _remove_hint(fs, directory, name)
         _write_new(fs, f"{directory}/{name}", chunks)
         fs.sync_dir(directory)
     return SegmentRepair(name, len(data), plan.new_size, plan.records, quarantined)
+
+
+def _remove_hint(fs: FileSystem, directory: str, name: str) -> None:
+    """TOOL-24: the hint of a segment about to be rewritten describes the old bytes; remove it
+    (durably, before the rename) so that no open meets a stale hint, and the next scans it."""
+    number = parse_segment_name(name)
+    hint = f"{directory}/{hint_name(number)}" if number is not None else None
+    if hint is not None and fs.exists(hint):
+        fs.remove(hint)
+        fs.sync_dir(directory)
 
 
 def _keep_aside(

@@ -50,11 +50,12 @@ from typing import Final, cast
 
 from . import commands
 from . import store as store_module
+from .batch import BatchOp
 from .errors import CatlogError, InvalidTypeError, KeyTooLargeError, ValueTooLargeError
 from .protocol import detect, line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
 from .protocol.resp import RespParser, RespProtocolError
-from .store import BatchOp, FsyncPolicy, Store
+from .store import FsyncPolicy, Store
 
 log = logging.getLogger("catlog.server")
 
@@ -493,8 +494,14 @@ class Connection(asyncio.Protocol):
         self._run()
 
     def eof_received(self) -> bool:
-        """PROTO-14: a client that half-closes still gets every reply before the server closes."""
+        """PROTO-14: a client that half-closes still gets every reply before the server closes.
+
+        SRV-12: one that closes before its first byte has chosen no protocol and is owed nothing,
+        so it is closed now; left to the idle timer, health checks would hold every slot.
+        """
         self._eof = True
+        if self._session is None:
+            return False  # asyncio closes the transport
         if isinstance(self._session, LineSession):
             self._session.reader.receive_data(b"")
         self._run()
@@ -610,14 +617,15 @@ async def serve(config: ServerConfig, *, ready: Callable[[str, int], None] | Non
     )
     try:
         server = Server(config, store)
+        loop = asyncio.get_running_loop()
+        # SRV-3, SRV-4: before [LISTENING], since a supervisor may signal the moment it reads it.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signum, server.request_stop)
         host, port = await server.start()
         print(f"[LISTENING] {host}:{port}", flush=True)
         if ready is not None:
             ready(host, port)
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(signum, server.request_stop)
         await server.wait_stopped()
         log.info("[SHUTDOWN] stopping: no new connections, finishing requests in flight")
         await server.shutdown()

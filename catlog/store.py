@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
+import errno
 import functools
 import heapq
 import logging
 import math
 import os
 import posixpath
-import queue
 import threading
 import time
 import weakref
@@ -31,6 +32,8 @@ from typing import Final, Literal, get_args
 from crc32c import crc32c
 
 from . import codec
+from .arguments import check_expiry, check_key, check_value, ttl_ms
+from .batch import Batch, BatchOp, encode_ops
 from .clock import Clock, SystemClock
 from .codec import (
     BODY_HEADER,
@@ -54,28 +57,24 @@ from .codec import (
     RecordType,
     decode_segment_header,
     encode_batch,
-    encode_member,
     encode_packed,
     encode_record,
     encode_segment_header,
     find_next_record,
 )
 from .errors import (
-    BatchTooLargeError,
     CatlogError,
     CorruptionError,
-    InvalidTypeError,
-    KeyTooLargeError,
     LockedError,
+    OpenError,
     ReadError,
     StoreClosedError,
     StoreFailedError,
     UnsupportedFormatError,
-    ValueTooLargeError,
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
-from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
-from .hint import HintProblem, apply_hint, build_hint, decode_hint, hint_name, segment_crc_of
+from .hint import HintProblem, apply_hint, decode_hint, hint_name, segment_crc_of
+from .hintwriter import HintWriter
 from .index import (
     LARGE_VALUE,
     LEN_BITS,
@@ -96,6 +95,7 @@ from .segment import (
     parse_segment_name,
     segment_name,
 )
+from .snapshot import Snapshot
 
 log = logging.getLogger("catlog")
 
@@ -143,9 +143,6 @@ _PACKED_VALUE_AT: Final = {
     PACKED_LONG_BIT | PACKED_SHORT_TYPE | _PUT_EXPIRING: EXPIRY_SIZE,
 }
 """ENG-12, FMT-28: :data:`_VALUE_AT` for the records of a packed segment."""
-
-BatchOp = tuple[str, bytes] | tuple[str, bytes, bytes] | tuple[str, bytes, bytes, float | None]
-"""ENG-37: ``("put", key, value)``, ``("put", key, value, ttl_seconds)`` or ``("delete", key)``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,46 +235,6 @@ def _read_buffer(buffer: bytearray, flushed: int, size: int, offset: int) -> byt
     return bytes(buffer[start : start + size])
 
 
-def _check_key(key: object) -> bytes:
-    """ENG-2, ENG-3: a key is bytes (bytes-like is copied), no longer than MAX_KEY_SIZE."""
-    if type(key) is not bytes:
-        if not isinstance(key, bytes | bytearray | memoryview):
-            raise InvalidTypeError(f"keys must be bytes, not {type(key).__name__}")
-        key = bytes(key)
-    if len(key) > MAX_KEY_SIZE:
-        raise KeyTooLargeError(f"key of {len(key)} bytes exceeds the limit of {MAX_KEY_SIZE}")
-    return key
-
-
-def _check_value(value: object, limit: int = MAX_VALUE_SIZE) -> bytes:
-    if type(value) is not bytes:
-        if not isinstance(value, bytes | bytearray | memoryview):
-            raise InvalidTypeError(f"values must be bytes, not {type(value).__name__}")
-        value = bytes(value)
-    if len(value) > limit:
-        what = "value" if limit == MAX_VALUE_SIZE else "value with an expiry"
-        raise ValueTooLargeError(f"{what} of {len(value)} bytes exceeds the limit of {limit}")
-    return value
-
-
-def _check_expiry(expires_at_ms: object) -> int:
-    """ENG-33: an absolute expiry is an int of milliseconds since the epoch, 1 .. 2**63-1."""
-    if type(expires_at_ms) is not int:
-        raise InvalidTypeError(f"expiry times must be int, not {type(expires_at_ms).__name__}")
-    if not 0 < expires_at_ms < 1 << 63:
-        raise ValueError(f"expiry time {expires_at_ms} ms is out of range 1 .. 2**63-1")
-    return expires_at_ms
-
-
-def _ttl_ms(ttl: object) -> int:
-    """ENG-33: a relative ttl in seconds (int or float, > 0) as whole milliseconds, rounded up."""
-    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
-        raise InvalidTypeError(f"ttl must be a number of seconds, not {type(ttl).__name__}")
-    if not 0 < ttl < 1 << 53:
-        raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
-    return -int(-ttl * 1000 // 1)
-
-
 class Store(MutableMapping[bytes, bytes]):
     """An open data directory. Use :func:`catlog.open` to make one."""
 
@@ -336,15 +293,16 @@ class Store(MutableMapping[bytes, bytes]):
         """Removed by compaction but still open, for the snapshots that may read them."""
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self.compact_threshold: Final = compact_threshold
-        self._hint_queue: queue.Queue[Segment | None] = queue.Queue()
-        self._hinter: threading.Thread | None = None
-        self._hints_failed = False
+        self._hints = HintWriter(self._fs, self.path, self._order.__contains__)
         self._compaction = threading.Lock()
         self._compactor: threading.Thread | None = None
         self._dead = 0
         """ENG-41: the estimate of dead bytes."""
         self._tail_repairs: list[TailRepair] = []
         self._refusal: CatlogError | None = None
+        """Why writes are refused: the failure (REC-10), or StoreClosedError once closed."""
+        self._failure: StoreFailedError | None = None
+        """ENG-47: the failure that made the store refuse writes; kept after close."""
         self._closed = True  # until the directory is locked and recovered
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
@@ -376,13 +334,47 @@ class Store(MutableMapping[bytes, bytes]):
         self._last_fsync = 0.0
         """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
 
+        self._doing = f"creating the data directory {self.path}"
+        """ENG-49: the step of opening under way, named by the error if the OS fails it."""
+        try:
+            self._open_directory(compact_threshold)
+        except OSError as exc:
+            if isinstance(exc, CatlogError):
+                raise
+            raise self._open_failed(exc) from exc
+        self._stop_flusher = threading.Event()
+        self._flusher: threading.Thread | None = None
+        if fsync != "always":
+            self._flusher = threading.Thread(
+                target=self._flush_loop, name=f"catlog-flush {self.path}", daemon=True
+            )
+            self._flusher.start()
+        self._closed = False
+        _open_stores[id(self)] = self
+
+    def _open_failed(self, exc: OSError) -> OpenError:
+        """ENG-49: say which step of opening the OS failed, on which path, in words."""
+        doing = self._doing
+        if doing.startswith("creating the data directory"):
+            if isinstance(exc, FileExistsError):
+                doing = f"data directory {self.path} is a file, not a directory"
+            elif isinstance(exc, NotADirectoryError):
+                doing = f"a parent of the data directory {self.path} is a file, not a directory"
+        if exc.errno == errno.ENOSPC:
+            doing = f"no space left on device while {doing}"
+        return OpenError(self.path, doing, exc)
+
+    def _open_directory(self, compact_threshold: float | None) -> None:
+        """ENG-25, ENG-13: create and lock the directory, then recover what it holds."""
         created = self._missing_directories()
         self._fs.makedirs(self.path)
+        self._doing = f"locking {self.path}/{LOCK_NAME}"
         self._dir_lock = self._take_lock()
         try:
+            self._doing = f"removing compaction leftovers in {self.path}"
             self._remove_compaction_leftovers()
             self._active = self._recover()
-            self._order = list(self._slots)
+            self._order[:] = self._slots  # in place: the hint writer holds the list
             self._expires = live_expiries(self._index, self._expiring)
             self._expiring = {}
             self._expiry_heap = [(at, key) for key, at in self._expires.items()]
@@ -394,20 +386,12 @@ class Store(MutableMapping[bytes, bytes]):
                 self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
             # REC-9: every name relied on, the directories' own included, is durable from here.
             for directory in dict.fromkeys([self.path, *map(_parent, [self.path, *created])]):
+                self._doing = f"fsyncing the directory {directory}"
                 self._fs.sync_dir(directory)
         except BaseException:
             self._close_files()
             self._dir_lock.release()
             raise
-        self._stop_flusher = threading.Event()
-        self._flusher: threading.Thread | None = None
-        if fsync != "always":
-            self._flusher = threading.Thread(
-                target=self._flush_loop, name=f"catlog-flush {self.path}", daemon=True
-            )
-            self._flusher.start()
-        self._closed = False
-        _open_stores[id(self)] = self
 
     # ----------------------------------------------------------------------------- opening
 
@@ -473,23 +457,27 @@ class Store(MutableMapping[bytes, bytes]):
         if len(numbers) > MAX_SLOTS:
             raise CatlogError(f"{self.path} holds {len(numbers)} segments; at most {MAX_SLOTS}")
         if not numbers:
+            self._doing = f"creating {self.path}/{segment_name(1)}"
             active = ActiveSegment.create(self._fs, self.path, 1, slot=0)
             self._slots.append(active)
             return active
         names = set(self._fs.listdir(self.path)) if len(numbers) > 1 else set()
         for slot, number in enumerate(numbers[:-1]):
+            self._doing = f"reading {self.path}/{segment_name(number)}"
             file = self._fs.open(f"{self.path}/{segment_name(number)}")
             segment = Segment(file, number, slot)
             self._slots.append(segment)
             packed = self._apply_hint(file, number, slot) if hint_name(number) in names else None
             segment.packed = self._replay(file, slot, newest=False) if packed is None else packed
         number, slot = numbers[-1], len(numbers) - 1
+        self._doing = f"reading {self.path}/{segment_name(number)}"
         file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
         newest = Segment(file, number, slot)
         self._slots.append(newest)
         if self._replay(file, slot, newest=True):
             # REC-19: never append to a packed segment; start the next one after it.
             newest.packed = True
+            self._doing = f"creating {self.path}/{segment_name(number + 1)}"
             active = ActiveSegment.create(self._fs, self.path, number + 1, slot=slot + 1)
             self._slots.append(active)
             return active
@@ -507,6 +495,7 @@ class Store(MutableMapping[bytes, bytes]):
         size = segment.size()
         if size > MAX_SEGMENT_SIZE:
             return None  # replay reports it (FMT-12)
+        self._doing = f"reading the hint {path}"
         file = self._fs.open(path)
         try:
             hint = decode_hint(file.pread(file.size(), 0))
@@ -541,64 +530,9 @@ class Store(MutableMapping[bytes, bytes]):
         and the write that caused the rotation, not yet appended, is not acknowledged.
         """
         try:
-            self._write_hint_of(segment.number, segment.file.pread(segment.size(), 0))
+            self._hints.write(segment.number, segment.file.pread(segment.size(), 0))
         except OSError as exc:
             raise self._fail(f"writing the hint {hint_name(segment.number)}", exc) from exc
-
-    def _queue_hint(self, segment: Segment) -> None:
-        """ENG-43: hand a sealed segment to the background hint writer (started on first use)."""
-        if self._hinter is None:
-            self._hinter = threading.Thread(
-                target=self._hint_loop, name=f"catlog-hints {self.path}", daemon=True
-            )
-            self._hinter.start()
-        self._hint_queue.put(segment)
-
-    def _hint_loop(self) -> None:
-        while (segment := self._hint_queue.get()) is not None:
-            try:
-                if not self._hints_failed and segment in self._order:
-                    data = segment.file.pread(segment.size(), 0)
-                    self._write_hint_of(segment.number, data)
-                    self._fs.sync_dir(self.path)
-            except OSError as exc:
-                if segment in self._order:  # not just a segment compaction removed meanwhile
-                    self._hints_failed = True
-                    log.error(
-                        "%s: writing the hint of %s failed (%s); no more hints are written "
-                        "in the background until the store is reopened",
-                        self.path,
-                        segment_name(segment.number),
-                        exc,
-                    )
-            finally:
-                self._hint_queue.task_done()
-        self._hint_queue.task_done()
-
-    def _stop_hinter(self) -> None:
-        """ENG-43: write the hints still queued, then end the writer."""
-        if self._hinter is not None:
-            self._hint_queue.put(None)
-            self._hinter.join()
-            self._hinter = None
-
-    def _write_hint_of(self, number: int, data: bytes) -> None:
-        """ENG-30's steps for the segment ``number`` whose bytes are ``data``; raises OSError."""
-        path = f"{self.path}/{hint_name(number)}"
-        temporary = path + HINT_TEMPORARY_SUFFIX
-        hint = build_hint(number, data)
-        if isinstance(hint, str):
-            log.warning("%s: no hint written: %s", segment_name(number), hint)
-            return
-        if self._fs.exists(temporary):  # a leftover's bytes must not prefix ours
-            self._fs.remove(temporary)
-        file = self._fs.open(temporary, writable=True, create=True)
-        try:
-            file.append(hint)
-            file.sync()
-        finally:
-            file.close()
-        self._fs.rename(temporary, path)
 
     def _replay(self, file: File, slot: int, *, newest: bool) -> bool:
         """Apply one segment to the index, repairing a torn tail of the newest one.
@@ -640,6 +574,7 @@ class Store(MutableMapping[bytes, bytes]):
         torn = data[verdict.offset :]
         quarantine = None
         if torn:
+            self._doing = f"quarantining the torn tail of {file.path}"
             quarantine = self._quarantine(name, verdict.offset, torn)
             log.warning(
                 "%s@%d: torn tail of %d bytes cut off (%s); kept in %s",
@@ -649,6 +584,7 @@ class Store(MutableMapping[bytes, bytes]):
                 verdict.reason,
                 quarantine,
             )
+        self._doing = f"cutting the torn tail off {file.path}"
         file.truncate(verdict.offset)
         if verdict.offset == 0:
             file.append(encode_segment_header())
@@ -665,12 +601,17 @@ class Store(MutableMapping[bytes, bytes]):
         while name in existing:
             suffix += 1
             name = f"{segment}.torn-{offset}.{suffix}"
-        file = self._fs.open(f"{self.path}/{name}", writable=True, create=True)
+        path = f"{self.path}/{name}"
+        file = self._fs.open(path, writable=True, create=True)
         try:
             file.append(torn)
             file.sync()
-        finally:
+        except OSError:
             file.close()
+            with contextlib.suppress(OSError):  # ENG-49: leave no empty or partial copy
+                self._fs.remove(path)
+            raise
+        file.close()
         self._fs.sync_dir(self.path)
         return name
 
@@ -679,7 +620,7 @@ class Store(MutableMapping[bytes, bytes]):
     def get(self, key: bytes, default: bytes | None = None) -> bytes | None:  # type: ignore[override]
         """ENG-4, ENG-11, ENG-12: the newest value of ``key``: one positional read, crc-checked."""
         if type(key) is not bytes:
-            key = _check_key(key)
+            key = check_key(key)
         location = self._index.get(key)
         if location is None:
             if self._closed:
@@ -704,11 +645,14 @@ class Store(MutableMapping[bytes, bytes]):
         offset = (location >> LEN_BITS) & OFFSET_MASK
         value_len = location & LARGE_VALUE
         segment = slots[slot]
-        active_slot, flushed, buffer = self._active.pending
-        if slot == active_slot and offset >= flushed:
-            pread: Callable[[int, int], bytes] = functools.partial(_read_buffer, buffer, flushed)
-        else:
-            pread = segment.pread
+        active = self._active
+        pread: Callable[[int, int], bytes] = segment.pread
+        # ENG-48: the very segment that is active, not one with its slot: a snapshot's location
+        # may lie in a segment compaction removed, whose slot a newer segment holds now.
+        if segment is active:
+            _, flushed, buffer = active.pending
+            if offset >= flushed:
+                pread = functools.partial(_read_buffer, buffer, flushed)
         if value_len == LARGE_VALUE:
             value_len = self._large_value_len(segment, pread, offset)
         key_end = RECORD_HEADER_SIZE + len(key)
@@ -876,6 +820,8 @@ class Store(MutableMapping[bytes, bytes]):
 
     def now_ms(self) -> int:
         """The store's clock (ENG-24) in ms since the epoch: the time expiries are judged by."""
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")  # ENG-19
         return self._now_ms()
 
     def expires_at(self, key: bytes) -> int | None:
@@ -884,7 +830,7 @@ class Store(MutableMapping[bytes, bytes]):
         Raises ``KeyError`` if the key has no value (so a missing key and a key without expiry,
         which Redis's TTL tells apart as -2 and -1, are told apart here too).
         """
-        key = _check_key(key)
+        key = check_key(key)
         if self._closed:
             raise StoreClosedError(f"{self.path} is closed")
         if key not in self._index or (self._expires and self._expired(key)):
@@ -927,9 +873,9 @@ class Store(MutableMapping[bytes, bytes]):
         if ttl is not None:
             if expires_at_ms is not None:
                 raise ValueError("give ttl or expires_at_ms, not both")
-            expires_at_ms = self._now_ms() + _ttl_ms(ttl)
+            expires_at_ms = self._now_ms() + ttl_ms(ttl)
         elif expires_at_ms is not None:
-            _check_expiry(expires_at_ms)
+            check_expiry(expires_at_ms)
         ticket = self.put_nowait(key, value, expires_at_ms=expires_at_ms or 0)
         if self._sync_each_write:
             self.wait_durable(ticket)
@@ -948,14 +894,14 @@ class Store(MutableMapping[bytes, bytes]):
         if expires_at_ms:
             return self._put_expiring(key, value, expires_at_ms)
         if type(key) is not bytes:
-            key = _check_key(key)
+            key = check_key(key)
         if type(value) is not bytes:
-            value = _check_value(value)
+            value = check_value(value)
         key_len = len(key)
         value_len = len(value)
         if key_len > MAX_KEY_SIZE or value_len > MAX_VALUE_SIZE:
-            _check_key(key)
-            _check_value(value)
+            check_key(key)
+            check_value(value)
         body = BODY_HEADER.pack(_PUT, self._now_ms(), key_len, value_len) + key + value
         record = CRC_FIELD.pack(crc32c(body)) + body
         with self._lock:
@@ -1000,15 +946,18 @@ class Store(MutableMapping[bytes, bytes]):
         for given_key, given_value in pairs:
             key = given_key
             if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
-                key = _check_key(key)
+                key = check_key(key)
             value = given_value
             if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
-                value = _check_value(value)
+                value = check_value(value)
             body = pack(_PUT, now, len(key), len(value)) + key + value
             records.append(crc_field(crc32c(body)) + body)
             keys.append(key)
         if not records:
-            return self.last_ticket
+            with self._lock:
+                if self._refusal is not None:
+                    raise self._refused()  # ENG-19, ENG-44: refused even with nothing to append
+                return self.last_ticket
         data = b"".join(records)
         with self._lock:
             active = self._active
@@ -1052,9 +1001,9 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _put_expiring(self, key: bytes, value: bytes, expires_at_ms: int) -> int:
         """ENG-33: append an expiring PUT (FMT-21); see :meth:`put_nowait`."""
-        key = _check_key(key)
-        value = _check_value(value, MAX_EXPIRING_VALUE_SIZE)
-        expires_at_ms = _check_expiry(expires_at_ms)
+        key = check_key(key)
+        value = check_value(value, MAX_EXPIRING_VALUE_SIZE)
+        expires_at_ms = check_expiry(expires_at_ms)
         record = encode_record(_PUT_EXPIRING, self._now_ms(), key, value, expires_at_ms)
         with self._lock:
             location = self._append(record) | min(len(value) + EXPIRY_SIZE, LARGE_VALUE)
@@ -1139,7 +1088,7 @@ class Store(MutableMapping[bytes, bytes]):
         waiting for its fsync has not, so deleting its key concurrently is a no-op ordered before
         it (ENG-21). An expired key has no value (ENG-34).
         """
-        key = _check_key(key)
+        key = check_key(key)
         with self._lock:
             if key not in self._index or (self._expires and self._expired(key)):
                 if self._refusal is not None:
@@ -1151,7 +1100,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def expire(self, key: bytes, ttl: float) -> bool:
         """ENG-35: make ``key`` expire ``ttl`` seconds from now; False if it has no value."""
-        return self.expire_at(key, self._now_ms() + _ttl_ms(ttl))
+        return self.expire_at(key, self._now_ms() + ttl_ms(ttl))
 
     def expire_at(self, key: bytes, expires_at_ms: int) -> bool:
         """ENG-35: make ``key`` expire at ``expires_at_ms``; False if it has no value."""
@@ -1162,8 +1111,8 @@ class Store(MutableMapping[bytes, bytes]):
 
         Judged, like :meth:`delete_nowait`, on the writes that have taken effect.
         """
-        key = _check_key(key)
-        expires_at_ms = _check_expiry(expires_at_ms)
+        key = check_key(key)
+        expires_at_ms = check_expiry(expires_at_ms)
         with self._lock:
             value = self._live_value(key)
             if value is None:
@@ -1173,7 +1122,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._effect(key, None, 0)
                 return True, self.last_ticket
             if len(value) > MAX_EXPIRING_VALUE_SIZE:
-                _check_value(value, MAX_EXPIRING_VALUE_SIZE)
+                check_value(value, MAX_EXPIRING_VALUE_SIZE)
             record = encode_record(_PUT_EXPIRING, self._now_ms(), key, value, expires_at_ms)
             location = self._append(record) | min(len(value) + EXPIRY_SIZE, LARGE_VALUE)
             self._effect(key, location, expires_at_ms)
@@ -1185,7 +1134,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def persist_nowait(self, key: bytes) -> tuple[bool, int]:
         """ENG-36: rewrite ``key``'s value as a plain PUT if it has an expiry."""
-        key = _check_key(key)
+        key = check_key(key)
         with self._lock:
             if key not in self._expires:
                 if self._refusal is not None:
@@ -1221,42 +1170,14 @@ class Store(MutableMapping[bytes, bytes]):
 
     def batch(self) -> Batch:
         """ENG-37: ``with store.batch() as b: b.put(k, v); b.delete(k2)`` writes one batch."""
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")  # ENG-19
         return Batch(self)
 
     def write_batch_nowait(self, ops: Iterable[BatchOp]) -> int:
         """ENG-37: append one batch record (FMT-22) and return its ticket."""
         timestamp = self._now_ms()
-        members: list[bytes] = []
-        effects: list[tuple[bytes, int | None, int]] = []
-        size = 0
-        for op in ops:
-            kind, key, *rest = op
-            key = _check_key(key)
-            if kind == "delete" and not rest:
-                member = encode_member(_DELETE, timestamp, key)
-                effects.append((key, None, 0))
-            elif kind == "put" and len(rest) in (1, 2):
-                ttl = rest[1] if len(rest) == 2 else None
-                if ttl is None:
-                    value = _check_value(rest[0])
-                    member = encode_member(_PUT, timestamp, key, value)
-                    effects.append((key, len(value), 0))
-                else:
-                    value = _check_value(rest[0], MAX_EXPIRING_VALUE_SIZE)
-                    at = timestamp + _ttl_ms(ttl)
-                    member = encode_member(_PUT_EXPIRING, timestamp, key, value, at)
-                    effects.append((key, len(value) + EXPIRY_SIZE, at))
-            else:
-                raise ValueError(
-                    "a batch operation is ('put', key, value[, ttl]) or ('delete', key),"
-                    f" not {op!r:.80}"
-                )
-            members.append(member)
-            size += len(member)
-            if size > MAX_VALUE_SIZE:
-                raise BatchTooLargeError(
-                    f"batch of more than {MAX_VALUE_SIZE} bytes of records (FMT-22)"
-                )
+        members, effects = encode_ops(ops, timestamp)
         if not members:
             with self._lock:
                 if self._refusal is not None:
@@ -1327,6 +1248,8 @@ class Store(MutableMapping[bytes, bytes]):
         is appended, so this returns at once.
         """
         if not self._sync_each_write:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             return
         sleeper: threading.Lock | None = None
         with self._commit_mutex:
@@ -1334,6 +1257,8 @@ class Store(MutableMapping[bytes, bytes]):
                 self._away -= 1
                 if not self._away and self._commit_waiters:
                     self._commit.notify_all()  # a leader may be waiting for the last of them
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             if self._durable >= ticket:
                 return
             if self._refusal is not None:
@@ -1433,7 +1358,7 @@ class Store(MutableMapping[bytes, bytes]):
             file.sync()
         except OSError as exc:
             with self._lock:
-                raise self._fail("fsync", exc) from exc
+                raise self._fail("fsync", exc, fsync_failed=True) from exc
         with self._lock:
             self._last_fsync = time.monotonic() - began
             self._take_effect(target, leading=True)
@@ -1473,21 +1398,24 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _flush_and_sync(self) -> None:
         """ENG-17, REC-10: flush and fsync the active segment; a failure stops all writing."""
+        self._flush()
         try:
-            self._active.flush()
             self._active.file.sync()
         except OSError as exc:
-            raise self._fail("write or fsync", exc) from exc
+            raise self._fail("fsync", exc, fsync_failed=True) from exc
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
         self._take_effect(self.last_ticket)
 
-    def _fail(self, what: str, exc: OSError) -> StoreFailedError:
+    def _fail(self, what: str, exc: OSError, *, fsync_failed: bool = False) -> StoreFailedError:
+        """REC-10: refuse writes from now on; ``fsync_failed`` as ENG-47 defines it."""
         error = StoreFailedError(
             f"{self._active.file.path}: {what} failed ({exc}); writes are refused until the store"
-            " is reopened, and writes not yet synced may be lost"
+            " is reopened, and writes not yet synced may be lost",
+            fsync_failed=fsync_failed,
         )
         self._refusal = error
+        self._failure = error
         self._pending.clear()
         with self._commit_mutex:
             sleepers, self._sleepers = self._sleepers, []
@@ -1496,8 +1424,11 @@ class Store(MutableMapping[bytes, bytes]):
         return error
 
     def _refused(self) -> CatlogError:
+        """A fresh copy of the refusal, so each raise gets its own traceback."""
         refusal = self._refusal
         assert refusal is not None, "called only when the store refuses writes"
+        if isinstance(refusal, StoreFailedError):
+            return StoreFailedError(str(refusal), fsync_failed=refusal.fsync_failed)
         return type(refusal)(*refusal.args)
 
     def _rotate(self, gap: int = 0) -> ActiveSegment:
@@ -1519,8 +1450,8 @@ class Store(MutableMapping[bytes, bytes]):
         self._order[-1] = sealed
         self._place(new)
         self._active = new
-        if self.hints == "background" and not gap and not self._hints_failed:
-            self._queue_hint(sealed)
+        if self.hints == "background" and not gap:
+            self._hints.queue(sealed)
         if not gap and self._compaction_due():
             self._start_compactor()
         return new
@@ -1613,6 +1544,8 @@ class Store(MutableMapping[bytes, bytes]):
         themselves instead of waiting for the thread.
         """
         with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             if self._refusal is not None or not self._unsynced:
                 return
             due = self._clock.monotonic() - self._last_sync >= self.fsync_interval_ms / 1000
@@ -1658,7 +1591,7 @@ class Store(MutableMapping[bytes, bytes]):
             inputs = [self._slots[segment.slot] for segment in inputs]  # the sealed views
         # ENG-43: hints queued for inputs are written now, none once an input is removed; no
         # input can be queued after this point, since every later rotation seals a later segment.
-        self._hint_queue.join()
+        self._hints.join()
         outputs = _Outputs(self, first, first + gap)
         done = 0
         counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
@@ -1873,8 +1806,18 @@ class Store(MutableMapping[bytes, bytes]):
             if self._refusal is not None:
                 raise self._refused()
 
-    def _snapshot_closed(self) -> None:
+    def _read_located(self, key: bytes, location: int, slots: list[Segment]) -> bytes:
+        """ENG-38: a snapshot's read at a location it holds, in the slots it copied."""
+        try:
+            return self._read(key, location, slots)
+        except OSError as exc:
+            if isinstance(exc, CatlogError):
+                raise
+            raise self._read_failed(location, slots, exc) from exc
+
+    def _snapshot_closed(self, snapshot: Snapshot) -> None:
         """ENG-40: close the segments compaction removed once no snapshot can read them."""
+        self._snapshots.discard(snapshot)
         with self._lock:
             if not len(self._snapshots) and self._retired and not self._closed:
                 for segment in self._retired:
@@ -1882,9 +1825,14 @@ class Store(MutableMapping[bytes, bytes]):
                 self._retired.clear()
 
     def close(self) -> None:
-        """ENG-18: sync everything, release the directory; a second close does nothing."""
+        """ENG-18, ENG-46: sync everything, release the directory; a second close does nothing.
+
+        Raises :class:`StoreFailedError` if the store had failed (REC-10), even in a background
+        thread: its buffered writes could not be made durable, so returning would acknowledge
+        writes the disk never received (REC-20).
+        """
         with self._compaction:  # ENG-40: a running compaction finishes first
-            self._stop_hinter()
+            self._hints.stop()
             self._close()
 
     def _close(self) -> None:
@@ -1901,12 +1849,19 @@ class Store(MutableMapping[bytes, bytes]):
                 if self._refusal is None and (self._unsynced or self._active.unflushed):
                     self._flush_and_sync()
             finally:
+                failure = self._failure
                 self._closed = True
                 _open_stores.pop(id(self), None)
                 self._refusal = StoreClosedError(f"{self.path} is closed")
                 self._index = {}
                 self._close_files()
                 self._dir_lock.release()
+            if failure is not None:
+                raise StoreFailedError(
+                    f"{self.path}: closed without making its buffered writes durable, because"
+                    f" the store had failed: {failure}",
+                    fsync_failed=failure.fsync_failed,
+                ) from failure
 
     def _close_files(self) -> None:
         for segment in [*self._slots, *self._retired]:
@@ -1915,7 +1870,10 @@ class Store(MutableMapping[bytes, bytes]):
     def __del__(self) -> None:
         """ENG-27: a store dropped without close() still releases its directory."""
         if not getattr(self, "_closed", True):
-            self.close()
+            try:
+                self.close()
+            except CatlogError:
+                log.exception("closing %s when it was dropped failed", self.path)
 
     def __enter__(self) -> Store:
         return self
@@ -1930,6 +1888,11 @@ class Store(MutableMapping[bytes, bytes]):
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def failure(self) -> StoreFailedError | None:
+        """ENG-47: the failure that made the store refuse writes, or ``None``."""
+        return self._failure
 
     def stats(self) -> StoreStats:
         """A snapshot of counters for people and tests (ENG-26)."""
@@ -1947,75 +1910,6 @@ class Store(MutableMapping[bytes, bytes]):
                 dead_bytes=self._dead,
                 compacting=self._compaction_running(),
             )
-
-
-class Snapshot:
-    """ENG-38: the store's keys and values as they were when :meth:`Store.snapshot` returned.
-
-    Taking one copies the index (a ``dict`` copy runs in C: about 20 ms per million keys here)
-    and nothing else: a snapshot reads its values from the segments when asked, at the locations
-    the copy holds. That is sound because records are never changed in place (ENG-9): a location
-    names the same bytes for as long as its segment exists. Expiry is judged once, when the
-    snapshot is taken; a key that expires later stays in it.
-    """
-
-    __slots__ = ("__weakref__", "_index", "_slots", "_store")
-
-    def __init__(self, store: Store, index: dict[bytes, int], slots: list[Segment]) -> None:
-        self._store = store
-        self._index = index
-        self._slots = slots
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._index
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._index)
-
-    def get(self, key: bytes, default: bytes | None = None) -> bytes | None:
-        location = self._index.get(key)
-        if location is None:
-            return default
-        return self._value(key, location)
-
-    def __getitem__(self, key: bytes) -> bytes:
-        location = self._index.get(key)
-        if location is None:
-            raise KeyError(key)
-        return self._value(key, location)
-
-    def items(self) -> Iterator[tuple[bytes, bytes]]:
-        """Every key of the snapshot with its value, one positional read each."""
-        for key, location in self._index.items():
-            yield key, self._value(key, location)
-
-    def _value(self, key: bytes, location: int) -> bytes:
-        store = self._store
-        if store.closed:
-            raise StoreClosedError(f"{store.path} is closed")
-        try:
-            return store._read(key, location, self._slots)
-        except OSError as exc:
-            if isinstance(exc, CatlogError):
-                raise
-            raise store._read_failed(location, self._slots, exc) from exc
-
-    def __enter__(self) -> Snapshot:
-        return self
-
-    def close(self) -> None:
-        """Let go of the view: the segments only it still reads can be closed (ENG-40)."""
-        self._index = {}
-        self._slots = []
-        store = self._store
-        store._snapshots.discard(self)
-        store._snapshot_closed()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 class _Outputs:
@@ -2110,7 +2004,7 @@ class _Outputs:
                 data = reader.pread(self._size, 0)
             finally:
                 reader.close()
-            store._write_hint_of(self._number, data)
+            store._hints.write(self._number, data)
             store._fs.rename(file.path, f"{store.path}/{name}")
             store._fs.sync_dir(store.path)
             installed = store._fs.open(f"{store.path}/{name}")
@@ -2124,35 +2018,8 @@ class _Outputs:
         self._moves = []
 
     def _failed(self, what: str, exc: OSError) -> StoreFailedError:
+        """ENG-47: an output's fsync counts as a failed fsync: a later compaction relies on it."""
         with self._store._lock:
-            return self._store._fail(f"{what} a compaction output", exc)
-
-
-class Batch:
-    """ENG-37: operations gathered for :meth:`Store.write_batch`, written when the block ends.
-
-    An exception inside the ``with`` block discards the batch: nothing of it is written.
-    """
-
-    __slots__ = ("_ops", "_store")
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._ops: list[BatchOp] = []
-
-    def put(self, key: bytes, value: bytes, *, ttl: float | None = None) -> None:
-        self._ops.append(("put", key, value, ttl))
-
-    def delete(self, key: bytes) -> None:
-        self._ops.append(("delete", key))
-
-    def __len__(self) -> int:
-        return len(self._ops)
-
-    def __enter__(self) -> Batch:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
-        ops, self._ops = self._ops, []
-        if exc_type is None:
-            self._store.write_batch(ops)
+            return self._store._fail(
+                f"{what} a compaction output", exc, fsync_failed=what == "finishing"
+            )

@@ -111,9 +111,7 @@ class ErrorReply:
 
 LineReply = Status | Value | ErrorReply
 
-UNSENDABLE_VALUE: Final = (
-    "the value contains CR or LF, which a line cannot carry; read it with RESP"
-)
+UNSENDABLE_VALUE: Final = "the value holds CR or LF, which a line cannot carry; read it with RESP"
 """PROTO-13: the error a GET answers instead of a value the line protocol cannot express."""
 
 

@@ -17,6 +17,7 @@ import pytest
 import catlog
 from catlog.simfs import Operation
 from tests.crash.faulty_fs import FaultyFileSystem
+from tests.failing_store import CLOSED_FAILED, failing
 
 NOW_MS = 1_700_000_000_000
 
@@ -56,7 +57,7 @@ def assert_refuses_writes(store: catlog.Store) -> None:
 @pytest.mark.parametrize("error", [errno.EIO, errno.ENOSPC], ids=["EIO", "ENOSPC"])
 def test_failed_fsync_fails_the_put_and_hides_its_write(data_dir: str, error: int) -> None:
     fs = FaultyFileSystem()
-    with open_store(data_dir, fs) as store:
+    with failing(open_store(data_dir, fs)) as store:
         store.put(b"acknowledged", b"durable")
         fs.fail("sync", error=error)
         with pytest.raises(catlog.StoreFailedError) as caught:
@@ -75,7 +76,7 @@ def test_failed_fsync_fails_the_put_and_hides_its_write(data_dir: str, error: in
 def test_failed_store_refuses_every_write_until_reopened(data_dir: str) -> None:
     """No retry: a second fsync after a failed one can succeed with the data gone."""
     fs = FaultyFileSystem()
-    with open_store(data_dir, fs) as store:
+    with failing(open_store(data_dir, fs)) as store:
         store.put(b"acknowledged", b"durable")
         fs.fail("sync")
         with pytest.raises(catlog.StoreFailedError):
@@ -91,16 +92,25 @@ def test_failed_store_refuses_every_write_until_reopened(data_dir: str) -> None:
         store.put(b"after reopen", b"accepted")
 
 
-@pytest.mark.spec("REC-10", "ENG-18")
-def test_close_after_a_failure_releases_the_directory(data_dir: str) -> None:
+@pytest.mark.spec("REC-10", "ENG-18", "ENG-46", "ENG-47")
+def test_close_after_a_failure_releases_the_directory_and_raises(data_dir: str) -> None:
     fs = FaultyFileSystem()
     store = open_store(data_dir, fs)
     store.put(b"acknowledged", b"durable")
+    healthy = store.failure
+    assert healthy is None
     fs.fail("sync", persistent=True)
-    with pytest.raises(catlog.StoreFailedError):
+    with pytest.raises(catlog.StoreFailedError) as failed:
         store.put(b"failed", b"x")
-    store.close()
+    assert failed.value.fsync_failed, "ENG-47: an fsync failed"
+    assert store.failure is not None
+    assert str(store.failure) == str(failed.value)
+    with pytest.raises(catlog.StoreFailedError, match=CLOSED_FAILED) as closing:
+        store.close()
+    assert closing.value.fsync_failed
     assert store.closed
+    assert store.failure is not None, "ENG-47: the failure outlives close()"
+    store.close()  # ENG-18: a second close does nothing
     with pytest.raises(catlog.StoreClosedError):
         store.put(b"k", b"v")
     assert reopened(data_dir)[b"acknowledged"] == b"durable"
@@ -111,7 +121,7 @@ def test_close_after_a_failure_releases_the_directory(data_dir: str) -> None:
 def test_reopen_after_a_failed_put_yields_a_prefix(data_dir: str, operation: Operation) -> None:
     fs = FaultyFileSystem()
     acknowledged = {b"k%d" % i: b"v%d" % i for i in range(5)}
-    with open_store(data_dir, fs) as store:
+    with failing(open_store(data_dir, fs)) as store:
         store.update(acknowledged)
         fs.fail(operation)
         with pytest.raises(catlog.StoreFailedError):
@@ -125,7 +135,7 @@ def test_reopen_after_a_failed_put_yields_a_prefix(data_dir: str, operation: Ope
 @pytest.mark.spec("REC-11", "REC-4", "REC-2")
 def test_short_write_leaves_a_torn_tail_that_reopen_cuts_off(data_dir: str) -> None:
     fs = FaultyFileSystem()
-    with open_store(data_dir, fs) as store:
+    with failing(open_store(data_dir, fs)) as store:
         store.put(b"acknowledged", b"durable")
         end = store.stats().disk_bytes
         fs.fail("append", error=errno.ENOSPC, partial=10)
@@ -145,7 +155,7 @@ def test_failed_write_under_never_fails_the_flush_and_loses_only_unsynced_writes
     data_dir: str,
 ) -> None:
     fs = FaultyFileSystem()
-    with open_never(data_dir, fs) as store:
+    with failing(open_never(data_dir, fs)) as store:
         store.put(b"acknowledged", b"synced")
         store.sync()
         appends = fs.calls["append"]
@@ -166,7 +176,7 @@ def test_a_failed_write_of_a_put_names_the_segment_and_what_failed(data_dir: str
     """A put whose record fills the 64 KiB write buffer is written at once, so the put itself
     meets the failure."""
     fs = FaultyFileSystem()
-    with open_never(data_dir, fs) as store:
+    with failing(open_never(data_dir, fs)) as store:
         fs.fail("append", error=errno.ENOSPC)
         with pytest.raises(catlog.StoreFailedError) as caught:
             store.put(b"big", bytes(1 << 16))
@@ -183,7 +193,7 @@ def test_a_failed_write_of_a_put_names_the_segment_and_what_failed(data_dir: str
 @pytest.mark.spec("REC-10", "REC-11")
 def test_failed_fsync_under_never_fails_sync(data_dir: str) -> None:
     fs = FaultyFileSystem()
-    with open_never(data_dir, fs) as store:
+    with failing(open_never(data_dir, fs)) as store:
         store.put(b"acknowledged", b"synced")
         store.sync()
         store.put(b"pending", b"handed to the OS")
@@ -206,7 +216,7 @@ def test_failure_while_starting_a_segment_fails_the_put(
 ) -> None:
     """Rotation writes a header and fsyncs file and directory; any of them may fail."""
     fs = FaultyFileSystem()
-    with open_store(data_dir, fs, segment_size=100) as store:
+    with failing(open_store(data_dir, fs, segment_size=100)) as store:
         store.put(b"first", b"fills most of segment one" * 2)
         fs.fail(operation, persistent=True)
         with pytest.raises(catlog.StoreFailedError) as caught:

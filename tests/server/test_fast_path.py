@@ -22,6 +22,7 @@ from catlog.protocol.replies import encode
 from catlog.protocol.resp import encode_command
 from catlog.server import RespSession, TicketingStore
 from tests.crash.faulty_fs import FaultyFileSystem
+from tests.failing_store import failing
 
 CLOSE = (b"<close the store>",)
 """Not a command: closes the store, so the commands after it meet a store that refuses."""
@@ -151,7 +152,7 @@ def test_a_group_whose_append_fails_answers_every_set_with_the_error_and_the_ses
     data_dir: str,
 ) -> None:
     fs = FaultyFileSystem()
-    with catlog.open(data_dir, fs=fs, fsync="never") as store:
+    with failing(catlog.open(data_dir, fs=fs, fsync="never")) as store:
         session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
         big = b"v" * 40_000  # two of these fill the 64 KiB write buffer: it is handed to the OS
         fs.fail("append")

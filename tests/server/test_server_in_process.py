@@ -201,8 +201,8 @@ def test_serve_announces_its_address_and_stops_cleanly_on_sigterm(
         signal.raise_signal(signal.SIGTERM)  # the handler serve() installed stops it
 
     def ready(host: str, port: int) -> None:
-        """Called on the loop before serve() installs its signal handlers, so it must not block;
-        the client cannot be answered, and so cannot raise SIGTERM, until they are in place."""
+        """Called on the loop, so it must not block; serve() has installed its signal handlers
+        by now (tests/server/test_signals.py), so the client's SIGTERM stops the server."""
         seen.append((host, port))
         threading.Thread(target=client, args=(host, port), daemon=True).start()
 

@@ -21,6 +21,7 @@ from catlog.clock import ManualClock
 from catlog.codec import RecordType
 from catlog.segment import Segment, parse_segment_name
 from catlog.simfs import SimFileSystem
+from tests.failing_store import CLOSED_FAILED, failing
 from tests.store.segments import records
 
 START_MS = 1_700_000_000_000
@@ -316,7 +317,7 @@ def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
     operation: str, nth: int, what: str
 ) -> None:
     fs = SimFileSystem()
-    with catlog.open("/db", fs=fs, segment_size=256) as store:
+    with failing(catlog.open("/db", fs=fs, segment_size=256)) as store:
         for i in range(60):
             store.put(b"k%d" % (i % 12), b"value %d" % i)
         expected = dict(store.items())
@@ -381,7 +382,7 @@ def test_compact_in_background_starts_one_compaction_at_a_time(
         store.compact_in_background()
 
 
-@pytest.mark.spec("ENG-42", "REC-10")
+@pytest.mark.spec("ENG-42", "REC-10", "ENG-46")
 def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -413,6 +414,8 @@ def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
         assert failed[0].exc_info is not None
         assert isinstance(failed[0].exc_info[1], catlog.StoreFailedError)
         fs.heal()
+        with pytest.raises(catlog.StoreFailedError, match=CLOSED_FAILED):
+            store.close()  # ENG-46: the background failure is not hidden at close
 
 
 @pytest.mark.spec("ENG-39", "ENG-22", "REC-3")

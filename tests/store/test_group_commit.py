@@ -12,6 +12,7 @@ import pytest
 import catlog
 from catlog.fs import File, FileLock, FileSystem, OsFileSystem
 from tests.crash.faulty_fs import FaultyFileSystem
+from tests.failing_store import failing
 
 
 @dataclass
@@ -228,7 +229,7 @@ def test_without_always_a_write_takes_effect_at_once(
 @pytest.mark.spec("ENG-28", "REC-10")
 def test_waiting_on_a_write_whose_fsync_failed_raises(data_dir: str) -> None:
     fs = FaultyFileSystem()
-    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+    with failing(catlog.open(data_dir, fs=fs, fsync="always")) as store:
         ticket = store.put_nowait(b"k", b"v")
         fs.fail("sync")
         with pytest.raises(catlog.StoreFailedError):
@@ -245,7 +246,7 @@ def test_when_a_shared_fsync_fails_every_waiting_writer_is_told_and_none_hangs(
     fs = FaultyFileSystem()
     threads = 16
     outcomes: list[str] = []
-    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+    with failing(catlog.open(data_dir, fs=fs, fsync="always")) as store:
         start = threading.Barrier(threads + 1)
 
         def write(worker: int) -> None:

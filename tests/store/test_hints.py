@@ -24,6 +24,7 @@ import catlog
 from catlog.codec import CRC_FIELD
 from catlog.hint import HINT_HEADER_SIZE, Hint, HintProblem, decode_hint, encode_hint, hint_name
 from catlog.simfs import SimFileSystem
+from tests.failing_store import failing
 
 
 def contents(directory: str) -> dict[bytes, bytes]:
@@ -251,7 +252,7 @@ def test_a_failing_hint_write_stops_the_store_like_a_failing_segment_write(
     operation: str,
 ) -> None:
     fs = SimFileSystem()
-    with catlog.open("/db", hints=True, fs=fs, segment_size=100) as store:
+    with failing(catlog.open("/db", hints=True, fs=fs, segment_size=100)) as store:
         store.put(b"a", b"x" * 40)
         store.sync()
         nth = {"append": 1, "sync": 2, "rename": 1, "pread": 1}[operation]
@@ -329,10 +330,10 @@ def test_a_failing_background_hint_is_logged_and_stops_hints_not_the_store(
             fs.fail("rename", nth=1)
             for i in range(6):
                 store.put(b"k%d" % i, b"x" * 40)  # rotates every put or two
-            store._hint_queue.join()
-            assert store._hints_failed
+            store._hints.join()
+            assert store._hints.failed
             store.put(b"after", b"still writes")
-            store._hint_queue.join()
+            store._hints.join()
             assert [n for n in fs.listdir("/db") if n.endswith(".hint")] == []
         failure = OSError(errno.EIO, os.strerror(errno.EIO), "/db/segment-00001.hint.tmp")
         assert [r.getMessage() for r in caplog.records] == [

@@ -19,6 +19,7 @@ from catlog.clock import ManualClock
 from catlog.codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
 from catlog.index import LARGE_VALUE
 from tests.crash.faulty_fs import FaultyFileSystem
+from tests.failing_store import failing
 from tests.store.test_group_commit import DurabilityWitness, put_a_during_its_fsync
 
 KEYS = st.one_of(st.sampled_from([b"", b"a", b"b", b"key"]), st.binary(max_size=3))
@@ -144,7 +145,7 @@ def test_a_store_that_refuses_writes_refuses_the_group_and_appends_nothing(
     data_dir: str,
 ) -> None:
     fs = FaultyFileSystem()
-    with catlog.open(data_dir, fs=fs, fsync="always") as store:
+    with failing(catlog.open(data_dir, fs=fs, fsync="always")) as store:
         ticket = store.put_nowait(b"k", b"v")
         fs.fail("sync")
         with pytest.raises(catlog.StoreFailedError):
@@ -159,7 +160,7 @@ def test_a_write_that_fails_while_appending_the_group_raises_and_the_store_refus
     data_dir: str,
 ) -> None:
     fs = FaultyFileSystem()
-    with catlog.open(data_dir, fs=fs, fsync="never") as store:
+    with failing(catlog.open(data_dir, fs=fs, fsync="never")) as store:
         fs.fail("append")
         big = b"v" * 40_000  # two of these fill the 64 KiB write buffer: it is handed to the OS
         with pytest.raises(catlog.StoreFailedError, match=r": write failed \(\[Errno 5\] "):

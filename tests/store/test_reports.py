@@ -30,6 +30,7 @@ from catlog.hint import hint_name
 from catlog.index import LARGE_VALUE
 from catlog.segment import segment_name
 from tests.crash.faulty_fs import FaultyFileSystem
+from tests.failing_store import CLOSED_FAILED, failing
 from tests.store.recording_fs import RecordingFileSystem
 
 SEGMENT = segment_name(1)
@@ -189,23 +190,30 @@ def _fail_sync_call(store: catlog.Store, fs: FaultyFileSystem) -> None:
     store.sync()
 
 
-@pytest.mark.spec("REC-10", "ENG-22")
+def _fail_flush_of_a_sync_call(store: catlog.Store, fs: FaultyFileSystem) -> None:
+    store.put_nowait(b"a", b"1")
+    fs.fail("append")
+    store.sync()
+
+
+@pytest.mark.spec("REC-10", "ENG-22", "ENG-47")
 @pytest.mark.parametrize(
-    ("make_it_fail", "what"),
+    ("make_it_fail", "what", "fsync_failed"),
     [
-        (_fail_fsync, "fsync"),
-        (_fail_write, "write"),
-        (_fail_write_of_a_full_buffer, "write"),
-        (_fail_sync_call, "write or fsync"),
-        (_fail_rotation, "creating a segment"),
+        (_fail_fsync, "fsync", True),
+        (_fail_write, "write", False),
+        (_fail_write_of_a_full_buffer, "write", False),
+        (_fail_sync_call, "fsync", True),
+        (_fail_flush_of_a_sync_call, "write", False),
+        (_fail_rotation, "creating a segment", False),
     ],
 )
 def test_a_failed_store_says_which_call_failed_and_why(
-    data_dir: str, make_it_fail: object, what: str
+    data_dir: str, make_it_fail: object, what: str, fsync_failed: bool
 ) -> None:
     assert callable(make_it_fail)
     fs = FaultyFileSystem()
-    with catlog.open(data_dir, fs=fs, segment_size=100) as store:
+    with failing(catlog.open(data_dir, fs=fs, segment_size=100)) as store:
         with pytest.raises(catlog.StoreFailedError) as caught:
             make_it_fail(store, fs)
         cause = caught.value.__cause__
@@ -213,16 +221,20 @@ def test_a_failed_store_says_which_call_failed_and_why(
         assert cause.errno == errno.EIO
         expected = f"{data_dir}/{SEGMENT}: {what} failed ({cause}); {REFUSED}"
         assert str(caught.value) == expected
+        assert caught.value.fsync_failed is fsync_failed
         fs.heal()
         with pytest.raises(catlog.StoreFailedError) as again:
             store.put(b"later", b"refused")
         assert str(again.value) == expected, "the refusal repeats the first failure"
+        assert again.value.fsync_failed is fsync_failed
+        assert store.failure is not None
+        assert store.failure.fsync_failed is fsync_failed
 
 
 @pytest.mark.spec("REC-10", "ENG-31", "ENG-22")
 def test_a_failed_hint_write_names_the_hint(data_dir: str) -> None:
     fs = FaultyFileSystem()
-    with catlog.open(data_dir, fs=fs, hints=True, segment_size=100) as store:
+    with failing(catlog.open(data_dir, fs=fs, hints=True, segment_size=100)) as store:
         store.put(b"a", b"x" * 60)
         fs.fail("rename")
         with pytest.raises(catlog.StoreFailedError) as caught:
@@ -294,7 +306,7 @@ def test_never_hands_the_buffer_over_on_every_due_tick_not_only_the_first(data_d
             assert store.stats().unflushed_bytes == 0
 
 
-@pytest.mark.spec("REC-10", "ENG-15")
+@pytest.mark.spec("REC-10", "ENG-15", "ENG-46")
 def test_a_failing_background_sync_is_logged_with_the_store_path(
     data_dir: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -306,7 +318,8 @@ def test_a_failing_background_sync_is_logged_with_the_store_path(
         deadline = time.monotonic() + 10
         while not caplog.records and time.monotonic() < deadline:
             time.sleep(0.005)
-        store.close()
+        with pytest.raises(catlog.StoreFailedError, match=CLOSED_FAILED):
+            store.close()  # ENG-46
     [record] = caplog.records
     assert record.getMessage() == f"{data_dir}: background flush failed"
     assert record.exc_info is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -436,3 +437,24 @@ def test_a_repair_stopped_at_any_step_is_finished_by_the_next_run_with_the_same_
             break
         step += 1
     assert step > 20, "every step of three segment repairs was interrupted once"
+
+
+@pytest.mark.spec("TOOL-24", "ENG-30", "REC-15")
+def test_repair_removes_the_hint_of_each_segment_it_rewrites(
+    data_dir: str, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hint left beside a rewritten segment describes bytes that are gone: every later open
+    would warn about it and scan anyway."""
+    with catlog.open(data_dir, hints=True, segment_size=128) as store:
+        for i in range(12):
+            store.put(b"key-%02d" % i, b"value %02d" % i)
+    hints = sorted(p.name for p in Path(data_dir).glob("*.hint"))
+    assert len(hints) >= 3, "every sealed segment got its hint"
+    flip(Path(data_dir, segment(1)), HEADER_SIZE + 25)  # inside the first record's key
+    status, out, _ = run(["repair", data_dir], capsys)
+    assert status == 0, out
+    assert sorted(p.name for p in Path(data_dir).glob("*.hint")) == hints[1:]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="catlog"), catlog.open(data_dir) as store:
+        assert len(store) == 11
+    assert [r.getMessage() for r in caplog.records] == [], "no stale hint, no warning"

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -299,6 +299,20 @@ class HeldView:
     done: bool = False
 
 
+def assert_refuses_when_closed(snapshot: catlog.Snapshot, key: bytes) -> None:
+    """ENG-38, ENG-19: every operation on a snapshot of a closed store raises."""
+    attempts: list[Callable[[], object]] = [
+        lambda: len(snapshot),
+        lambda: iter(snapshot),
+        lambda: key in snapshot,
+        lambda: snapshot.get(key),
+        lambda: next(snapshot.items(), None),
+    ]
+    for attempt in attempts:
+        with pytest.raises(catlog.StoreClosedError):
+            attempt()
+
+
 class HeldViewsMatchFrozenModels(StoreAgainstDict):
     """The store against a dict, with snapshots and iterators held open across steps (ENG-38)."""
 
@@ -449,9 +463,8 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
         """Closing the store ends the views on it: a snapshot refuses to read (ENG-19)."""
         self.db.close()
         for view in self.held:
-            if view.snapshot is not None and view.frozen:
-                with pytest.raises(catlog.StoreClosedError):
-                    view.snapshot.get(next(iter(view.frozen)))
+            if view.snapshot is not None:
+                assert_refuses_when_closed(view.snapshot, next(iter(view.frozen), b""))
         self.held.clear()
         self.store = self._open(policy, segment_size)
 
@@ -470,7 +483,7 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
         super().teardown()
 
 
-@pytest.mark.spec("ENG-7", "ENG-12", "ENG-38", "ENG-39", "ENG-40", "ENG-42")
+@pytest.mark.spec("ENG-7", "ENG-12", "ENG-19", "ENG-38", "ENG-39", "ENG-40", "ENG-42", "ENG-48")
 class TestHeldViewsMatchFrozenModels(HeldViewsMatchFrozenModels.TestCase):  # type: ignore[valid-type,misc]
     """Under the ``ci`` profile: 200 programs of up to 50 steps, every one holding a snapshot.
 
@@ -484,7 +497,7 @@ class TestHeldViewsMatchFrozenModels(HeldViewsMatchFrozenModels.TestCase):  # ty
     )
 
 
-@pytest.mark.spec("ENG-38", "ENG-39")
+@pytest.mark.spec("ENG-38", "ENG-48")
 def test_the_program_the_machine_found_a_snapshot_across_two_compactions() -> None:
     """The machine's shrunk counterexample, pasted: the second compaction's rotation reused the
     first one's freed slot, and the snapshot read its key from the new, empty active segment
@@ -501,7 +514,7 @@ def test_the_program_the_machine_found_a_snapshot_across_two_compactions() -> No
         state.teardown()
 
 
-@pytest.mark.spec("ENG-38", "ENG-39")
+@pytest.mark.spec("ENG-38", "ENG-48")
 @pytest.mark.parametrize("policy", ["always", "interval", "never"])
 def test_a_snapshot_never_reads_the_segment_that_took_over_its_slot(
     policy: catlog.FsyncPolicy, data_dir: str

@@ -47,11 +47,13 @@ LONG: Final = os.environ.get("CATLOG_CRASH_DEPTH", "ci") == "long"
 ROUNDS: Final = 6 if LONG else 2
 """How many times each workload's pattern repeats: the long run goes through more rotations."""
 Mode = tuple[int, bool]
-MODES: Final[list[Mode]] = (
-    [(errno.EIO, False), (errno.EIO, True), (errno.ENOSPC, False), (errno.ENOSPC, True)]
-    if LONG
-    else [(errno.EIO, False), (errno.ENOSPC, True)]
-)
+ALL_MODES: Final[list[Mode]] = [
+    (errno.EIO, False),
+    (errno.EIO, True),
+    (errno.ENOSPC, False),
+    (errno.ENOSPC, True),
+]
+MODES: Final[list[Mode]] = ALL_MODES if LONG else [(errno.EIO, False), (errno.ENOSPC, True)]
 WRITING: Final[list[Operation]] = ["append", "sync", "sync_dir", "open", "rename", "remove"]
 """The operations that change the disk (``open`` creates files), swept in each thread."""
 INTERVAL_MS: Final = 3_600_000
@@ -82,6 +84,7 @@ class Scenario:
     hints: catlog.HintMode
     segment_size: int
     steps: tuple[Step, ...]
+    modes: tuple[Mode, ...] = tuple(MODES)
 
 
 def puts(first: int, count: int) -> list[Step]:
@@ -90,12 +93,13 @@ def puts(first: int, count: int) -> list[Step]:
 
 
 def _flusher_steps() -> tuple[Step, ...]:
+    """Its calls are few (an append and maybe an fsync per tick): more rounds, every mode."""
     steps: list[Step] = []
-    for round_ in range(ROUNDS):
+    for round_ in range(2 * ROUNDS):
         base = 12 * round_
         steps += [*puts(base, 3), Step("tick"), *puts(base + 3, 3), Step("tick")]
         steps += [*puts(base + 6, 2), Step("sync"), *puts(base + 8, 4), Step("tick")]
-    return (*steps, *puts(12 * ROUNDS, 2))
+    return (*steps, *puts(24 * ROUNDS, 2))
 
 
 def _hint_steps() -> tuple[Step, ...]:
@@ -115,7 +119,7 @@ def _compactor_steps() -> tuple[Step, ...]:
     return tuple(steps)
 
 
-FLUSHER: Final = Scenario("flusher", "catlog-flush", False, 128, _flusher_steps())
+FLUSHER: Final = Scenario("flusher", "catlog-flush", False, 128, _flusher_steps(), tuple(ALL_MODES))
 HINTER: Final = Scenario("hint writer", "catlog-hints", "background", 96, _hint_steps())
 COMPACTOR: Final = Scenario("compactor", "catlog-compact", False, 96, _compactor_steps())
 
@@ -302,7 +306,7 @@ def sweep(scenario: Scenario, policy: Policy) -> Sweep:
     result = Sweep()
     for operation, count in counts.items():
         for nth in range(1, count + 1):
-            for error, persistent in MODES:
+            for error, persistent in scenario.modes:
                 with scratch_directory() as directory:
                     fs = FaultyFileSystem()
                     fs.fail(

@@ -22,6 +22,7 @@ from .errors import (
     ValueTooLargeError,
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
+from .opening import TailRepair
 from .snapshot import Snapshot
 from .store import (
     DEFAULT_FSYNC_INTERVAL_MS,
@@ -30,7 +31,6 @@ from .store import (
     HintMode,
     Store,
     StoreStats,
-    TailRepair,
     open,
 )
 

@@ -14,6 +14,7 @@ reports, and the function that runs it. Errors use Redis 7's words (PROTO-29 .. 
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
@@ -21,7 +22,7 @@ from typing import Final, Protocol, runtime_checkable
 from . import __version__
 from .batch import BatchOp
 from .clock import Clock, SystemClock
-from .errors import CatlogError
+from .errors import CatlogError, StoreClosedError, StoreFailedError
 from .protocol import line
 from .protocol.pattern import glob_match
 from .protocol.replies import (
@@ -74,6 +75,14 @@ class StatsSource(Protocol):
     """A store that can say how big it is on disk, for ``INFO persistence`` (PROTO-46)."""
 
     def stats(self) -> StoreStats: ...
+
+
+@runtime_checkable
+class FailureSource(Protocol):
+    """A store that can say why it refuses writes, for ``INFO persistence`` (PROTO-70)."""
+
+    @property
+    def failure(self) -> StoreFailedError | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -694,8 +703,13 @@ def _info_server(session: Session) -> list[str]:
 def _info_persistence(session: Session) -> list[str]:
     lines = ["loading:0", "aof_enabled:1", f"catlog_fsync:{session.server.fsync}"]
     store = session.store
+    stats = None
     if isinstance(store, StatsSource):
-        stats = store.stats()
+        # SRV-18: between closing a failed store and opening it again there are no counts,
+        # but the write status below is what an operator asks INFO for then.
+        with contextlib.suppress(StoreClosedError):
+            stats = store.stats()
+    if stats is not None:
         lines += [
             f"aof_rewrite_in_progress:{int(stats.compacting)}",
             f"catlog_segments:{stats.segments}",
@@ -703,7 +717,27 @@ def _info_persistence(session: Session) -> list[str]:
             f"catlog_unflushed_bytes:{stats.unflushed_bytes}",
             f"catlog_dead_bytes:{stats.dead_bytes}",
         ]
+    if isinstance(store, FailureSource):
+        lines += _write_status(store.failure)
     return lines
+
+
+def _write_status(failure: StoreFailedError | None) -> list[str]:
+    """PROTO-70: Redis's ``aof_last_write_status``, and catlog's word on the error and the way
+    back (SRV-18, SRV-19)."""
+    if failure is None:
+        return [
+            "aof_last_write_status:ok",
+            "catlog_last_write_error:",
+            "catlog_write_recovery:none",
+        ]
+    text = " ".join(str(failure).split())  # one INFO line, whatever the OS's message holds
+    recovery = "restart" if failure.fsync_failed else "automatic"
+    return [
+        "aof_last_write_status:err",
+        f"catlog_last_write_error:{text}",
+        f"catlog_write_recovery:{recovery}",
+    ]
 
 
 def _info_keyspace(session: Session) -> list[str]:

@@ -28,6 +28,11 @@ Memory stays bounded (SRV-7): the readers bound what they buffer; when a client 
 replies and the transport's buffer passes its high-water mark, the connection stops reading until
 the buffer drains, so a client that never reads cannot make the server hold more than one read's
 worth of replies.
+
+A store that fails (REC-10) is watched from a timer on the loop (SRV-16): the failure is logged
+once, then reminded of, and after a failed write the store is reopened with a backoff (SRV-18):
+probe the directory, close the failed store, open it again, and move every reference to the new
+one, all in one callback on the loop, so that every command runs wholly against one store.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import itertools
 import logging
 import os
 import platform
+import posixpath
 import signal
 import sys
 import time
@@ -51,10 +57,19 @@ from typing import Final, cast
 from . import commands
 from . import store as store_module
 from .batch import BatchOp
-from .errors import CatlogError, InvalidTypeError, KeyTooLargeError, ValueTooLargeError
+from .errors import (
+    CatlogError,
+    InvalidTypeError,
+    KeyTooLargeError,
+    OpenError,
+    StoreFailedError,
+    ValueTooLargeError,
+)
+from .fs import FileSystem, OsFileSystem
 from .protocol import detect, line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
 from .protocol.resp import RespParser, RespProtocolError
+from .reopen import ReopenPolicy, Step, StoreWatch
 from .store import FsyncPolicy, Store
 
 log = logging.getLogger("catlog.server")
@@ -102,6 +117,15 @@ class ServerConfig:
     """SRV-10: write each sealed segment's hint in the background (ENG-43)."""
 
 
+class StartError(CatlogError):
+    """SRV-15: the server could not start; the message says which resource failed, and why."""
+
+
+PROBE_NAME: Final = ".catlog-space-probe"
+"""SRV-18: the file a reopen attempt writes and removes first. Opening a store and the tools
+ignore it, like any file that is not a segment, a hint or a leftover they know."""
+
+
 class Committer:
     """Makes tickets durable for the event loop: one fsync at a time, shared by all waiters."""
 
@@ -136,17 +160,44 @@ class Committer:
         if self._waiters:
             self._start()
 
+    @property
+    def idle(self) -> bool:
+        """No fsync in flight and nobody waiting: the store may be swapped (SRV-18)."""
+        return not self._in_flight and not self._waiters
+
+    def retarget(self, store: Store) -> None:
+        assert self.idle, "a ticket of the old store would be waited on in the new one"
+        self._store = store
+        self._newest = 0  # the new store numbers its tickets from 1 again
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
 
 class Server:
-    """A running server: a listening socket, its connections, the store and the committer."""
+    """A running server: a listening socket, its connections, the store and the committer.
 
-    def __init__(self, config: ServerConfig, store: Store) -> None:
+    ``store`` changes when a failed store is reopened (SRV-18); ``fs`` is the file system it
+    was opened with, for the reopen and the probe before it. Every field is read and written on
+    the event loop's thread only, which is what makes the swap atomic to the commands; the one
+    other thread, the committer's, is handed a store only while none is being swapped.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        store: Store,
+        *,
+        fs: FileSystem | None = None,
+        reopen: ReopenPolicy | None = None,
+    ) -> None:
         self.config = config
         self.store = store
+        self._fs = fs
+        self._watch = StoreWatch(reopen if reopen is not None else ReopenPolicy())
         self.committer = Committer(store)
+        self.tickets = TicketingStore(store)
+        """The store as every connection's commands see it: one, so a reopen moves it once."""
         self.connections: set[Connection] = set()
         self.clients = 0
         self.scans = commands.ScanCursors()
@@ -159,6 +210,9 @@ class Server:
         )
         self._listener: asyncio.Server | None = None
         self._stopped = asyncio.Event()
+        self._timer: asyncio.TimerHandle | None = None
+        self._lost: CatlogError | OSError | None = None
+        """SRV-18: the failed store was closed and opening it again failed with this."""
 
     @property
     def address(self) -> tuple[str, int]:
@@ -168,10 +222,15 @@ class Server:
 
     async def start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            lambda: Connection(self), self.config.host, self.config.port, reuse_address=True
-        )
+        host, port = self.config.host, self.config.port
+        try:
+            self._listener = await loop.create_server(
+                lambda: Connection(self), host, port, reuse_address=True
+            )
+        except OSError as exc:
+            raise StartError(f"cannot listen on {host}:{port}: {exc}") from exc
         self.info = dataclasses.replace(self.info, tcp_port=self.address[1])
+        self._timer = loop.call_later(self._watch.policy.check_every, self._watch_store)
         return self.address
 
     async def wait_stopped(self) -> None:
@@ -182,6 +241,9 @@ class Server:
 
     async def shutdown(self) -> None:
         """SRV-4: stop accepting, let connections finish what they started, then close."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._listener is not None:
             self._listener.close()
         for connection in list(self.connections):
@@ -196,6 +258,105 @@ class Server:
             # Only now: from Python 3.12 on, wait_closed also waits for every connection.
             await self._listener.wait_closed()
         self.committer.close()
+
+    def close_store(self) -> CatlogError | OSError | None:
+        """SRV-17: close the store; returns why writes it acknowledged may not be durable."""
+        if self._lost is not None:
+            return self._lost
+        try:
+            self.store.close()
+        except (CatlogError, OSError) as exc:
+            return exc
+        return None
+
+    # ------------------------------------------------------------- a failed store (SRV-16..19)
+
+    def _watch_store(self) -> None:
+        """SRV-16: the timer's step: one look at the store, and the steps the watch asks for."""
+        watch = self._watch
+        self._timer = asyncio.get_running_loop().call_later(
+            watch.policy.check_every, self._watch_store
+        )
+        now = time.monotonic()
+        steps = watch.look(now, self.store.failure, idle=self.committer.idle)
+        failure = watch.failure
+        for step in steps:
+            assert failure is not None, "steps are taken only about a failure"
+            if step is Step.REPORT:
+                if watch.reopens:
+                    plan = f"reopening it in {watch.delay:g} s"
+                else:
+                    plan = "an fsync failed, so writes stay refused until the server is restarted"
+                log.error("[STORE FAILED] %s; %s", failure, plan)
+            elif step is Step.REMIND:
+                refused = now - watch.failed_at
+                log.error("[STORE FAILED] writes refused for %d s: %s", refused, failure)
+            else:
+                self._attempt_reopen(now)
+
+    def _attempt_reopen(self, now: float) -> None:
+        """SRV-18: probe, close the failed store, open the directory again, swap."""
+        watch = self._watch
+        old = self.store
+        try:
+            self._probe(old.path)
+        except OSError as exc:
+            self._attempt_failed(now, f"{old.path} cannot take writes yet ({exc})")
+            return
+        if not old.closed:
+            with contextlib.suppress(CatlogError, OSError):  # it refuses: that is why we are here
+                old.close()
+        try:
+            new = store_module.open(
+                old.path,
+                fsync=old.fsync,
+                fsync_interval_ms=old.fsync_interval_ms,
+                segment_size=old.segment_size,
+                compact_threshold=old.compact_threshold,
+                hints=old.hints,
+                fs=self._fs,
+            )
+        except (CatlogError, OSError) as exc:
+            self._lost = exc
+            self._attempt_failed(now, f"opening {old.path} again: {exc}")
+            return
+        self._adopt(old, new)
+        self._lost = None
+        attempts = f"{watch.attempts} attempt{'s' if watch.attempts > 1 else ''}"
+        watch.reopened(now)
+        log.warning(
+            "[STORE REOPEN] %s reopened after %s; writes accepted again", old.path, attempts
+        )
+
+    def _attempt_failed(self, now: float, reason: str) -> None:
+        watch = self._watch
+        watch.attempt_failed(now)
+        log.warning(
+            "[STORE REOPEN] attempt %d failed: %s; next in %g s",
+            watch.attempts,
+            reason,
+            watch.delay,
+        )
+
+    def _probe(self, directory: str) -> None:
+        """SRV-18: raise OSError unless the directory takes (and fsyncs) a little data again."""
+        fs = self._fs if self._fs is not None else OsFileSystem()
+        path = posixpath.join(directory, PROBE_NAME)
+        probe = fs.open(path, writable=True, create=True)
+        try:
+            try:
+                probe.append(bytes(self._watch.policy.probe_bytes))
+                probe.sync()
+            finally:
+                probe.close()
+        finally:
+            fs.remove(path)
+
+    def _adopt(self, old: Store, new: Store) -> None:
+        """SRV-18: every reference to the failed store moves to the new one, in one loop step."""
+        self.store = new
+        self.committer.retarget(new)
+        self.tickets.retarget(new)
 
 
 Request = line.LineRequest | line.LineError | list[bytes] | RespProtocolError
@@ -213,9 +374,21 @@ class TicketingStore:
     wrapper's frame on every SET.
     """
 
-    __slots__ = ("compact_in_background", "expires_at", "get", "now_ms", "put", "stats", "store")
+    __slots__ = (
+        "compact_in_background",
+        "expires_at",
+        "get",
+        "now_ms",
+        "put",
+        "stats",
+        "store",
+    )
 
     def __init__(self, store: Store) -> None:
+        self.retarget(store)
+
+    def retarget(self, store: Store) -> None:
+        """SRV-18: serve from ``store`` from now on (a failed store was reopened)."""
         self.store = store
         self.get = store.get
         self.put = store.put_nowait
@@ -223,6 +396,11 @@ class TicketingStore:
         self.expires_at = store.expires_at
         self.now_ms = store.now_ms
         self.compact_in_background = store.compact_in_background
+
+    @property
+    def failure(self) -> StoreFailedError | None:
+        """PROTO-70: why the store refuses writes, for INFO."""
+        return self.store.failure
 
     def delete(self, key: bytes) -> bool:
         return self.store.delete_nowait(key)[0]
@@ -435,7 +613,6 @@ class Connection(asyncio.Protocol):
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self._store = server.store
         self._transport: asyncio.Transport | None = None
         self._peer = "?"
         self._session: LineSession | RespSession | None = None
@@ -481,7 +658,7 @@ class Connection(asyncio.Protocol):
         session = self._session
         if session is None:
             server = self._server
-            store = TicketingStore(server.store)
+            store = server.tickets
             if detect(data) == "resp":
                 server.clients += 1
                 session = RespSession(
@@ -605,18 +782,35 @@ class Connection(asyncio.Protocol):
             self._transport.abort()
 
 
-async def serve(config: ServerConfig, *, ready: Callable[[str, int], None] | None = None) -> None:
-    """Open the store, listen, and run until SIGTERM or SIGINT; then shut down cleanly (SRV-4)."""
-    store = store_module.open(
-        config.data_dir,
-        fsync=config.fsync,
-        fsync_interval_ms=config.fsync_interval_ms,
-        segment_size=config.segment_size,
-        compact_threshold=config.compact_threshold,
-        hints="background" if config.hints else False,
-    )
+async def serve(
+    config: ServerConfig,
+    *,
+    ready: Callable[[str, int], None] | None = None,
+    fs: FileSystem | None = None,
+    reopen: ReopenPolicy | None = None,
+) -> int:
+    """Open the store, listen, and run until SIGTERM or SIGINT; then shut down (SRV-4).
+
+    Returns the exit status: 1 when the store could not be synced at the end (SRV-17). ``fs``
+    and ``reopen`` let tests run the server on a failing file system with a short backoff.
+    """
     try:
-        server = Server(config, store)
+        store = store_module.open(
+            config.data_dir,
+            fsync=config.fsync,
+            fsync_interval_ms=config.fsync_interval_ms,
+            segment_size=config.segment_size,
+            compact_threshold=config.compact_threshold,
+            hints="background" if config.hints else False,
+            fs=fs,
+        )
+    except (CatlogError, OSError) as exc:
+        reason = str(exc)
+        if isinstance(exc, OpenError):  # ENG-49 names the directory already: once is enough
+            reason = reason.removeprefix(f"cannot open {exc.path}: ")
+        raise StartError(f"cannot open data directory {config.data_dir}: {reason}") from exc
+    server = Server(config, store, fs=fs, reopen=reopen)
+    try:
         loop = asyncio.get_running_loop()
         # SRV-3, SRV-4: before [LISTENING], since a supervisor may signal the moment it reads it.
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -630,8 +824,16 @@ async def serve(config: ServerConfig, *, ready: Callable[[str, int], None] | Non
         log.info("[SHUTDOWN] stopping: no new connections, finishing requests in flight")
         await server.shutdown()
     finally:
-        store.close()
+        lost = server.close_store()
+    if lost is not None:
+        log.error(
+            "[SHUTDOWN] could not sync the data: %s; writes acknowledged since the last successful"
+            " sync may be lost",
+            lost,
+        )
+        return 1
     log.info("[SHUTDOWN] data synced and closed")
+    return 0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -728,11 +930,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
 def run(config: ServerConfig) -> int:
     """Blocking entry point for the CLI."""
     try:
-        asyncio.run(serve(config))
-    except OSError as exc:
-        print(f"catlog: cannot serve on {config.host}:{config.port}: {exc}", file=sys.stderr)
-        return 1
-    except CatlogError as exc:
+        return asyncio.run(serve(config))
+    except (CatlogError, OSError) as exc:  # SRV-15: a StartError says which resource failed
         print(f"catlog: {exc}", file=sys.stderr)
         return 1
-    return 0

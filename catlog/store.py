@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import atexit
 import collections
-import contextlib
-import errno
 import functools
 import heapq
 import logging
-import math
 import os
-import posixpath
 import threading
 import time
 import weakref
@@ -38,7 +34,6 @@ from .clock import Clock, SystemClock
 from .codec import (
     BODY_HEADER,
     CRC_FIELD,
-    EXPIRY_FIELD,
     EXPIRY_SIZE,
     MAX_EXPIRING_VALUE_SIZE,
     MAX_KEY_SIZE,
@@ -48,32 +43,24 @@ from .codec import (
     PACKED_LONG,
     PACKED_LONG_BIT,
     PACKED_SHORT,
-    PACKED_SHORT_SIZE,
     PACKED_SHORT_TYPE,
-    PACKED_VERSION,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
     RecordType,
-    decode_segment_header,
     encode_batch,
-    encode_packed,
     encode_record,
-    encode_segment_header,
-    find_next_record,
 )
+from .compaction import Compaction, CompactionReport
 from .errors import (
     CatlogError,
     CorruptionError,
-    LockedError,
-    OpenError,
     ReadError,
     StoreClosedError,
     StoreFailedError,
-    UnsupportedFormatError,
 )
-from .fs import File, FileLock, FileSystem, OsFileSystem
-from .hint import HintProblem, apply_hint, decode_hint, hint_name, segment_crc_of
+from .fs import FileSystem, OsFileSystem
+from .hint import hint_name
 from .hintwriter import HintWriter
 from .index import (
     LARGE_VALUE,
@@ -82,32 +69,17 @@ from .index import (
     MAX_SLOTS,
     OFFSET_MASK,
     SLOT_SHIFT,
-    Expiring,
     live_expiries,
-    replay_packed,
-    replay_segment,
 )
-from .recovery import Action, Verdict, judge_damage, judge_header
+from .opening import TailRepair, open_directory
 from .segment import (
-    COMPACTING_SUFFIX,
     ActiveSegment,
     Segment,
-    parse_segment_name,
     segment_name,
 )
 from .snapshot import Snapshot
 
 log = logging.getLogger("catlog")
-
-_CLOCK_CHECK_EVERY: Final = 32
-_WORK_BETWEEN_PAUSES: Final = 0.001
-_PAUSE: Final = 0.0001
-"""ENG-39: the copy loop sleeps this long after each millisecond of work (checked every
-``_CLOCK_CHECK_EVERY`` records). Sleeping releases the GIL long enough for a thread waiting for it,
-such as a server's event loop, to take it; otherwise that thread waits for the interpreter's
-5 ms switch interval at every turn. The latency benchmark (bench/README.md) measured a GET's p99
-during compaction at 10 ms without the pauses, 1.4 ms with them; by construction they add at
-most a tenth to the copy's own time."""
 
 
 FsyncPolicy = Literal["always", "interval", "never"]
@@ -119,7 +91,6 @@ DEFAULT_SEGMENT_SIZE: Final = 64 * 1024 * 1024
 """ENG-9: a new segment is started once the active one would grow past this many bytes."""
 MIN_SEGMENT_SIZE: Final = 64
 DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
-LOCK_NAME: Final = "LOCK"
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _PUT_EXPIRING: Final = int(RecordType.PUT_EXPIRING)
@@ -143,33 +114,6 @@ _PACKED_VALUE_AT: Final = {
     PACKED_LONG_BIT | PACKED_SHORT_TYPE | _PUT_EXPIRING: EXPIRY_SIZE,
 }
 """ENG-12, FMT-28: :data:`_VALUE_AT` for the records of a packed segment."""
-
-
-@dataclass(frozen=True, slots=True)
-class TailRepair:
-    """A torn tail cut off at open (REC-4): where, how many bytes, why, and where they were kept."""
-
-    segment: str
-    offset: int
-    length: int
-    reason: str
-    quarantine: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class CompactionReport:
-    """ENG-40: what one compaction did."""
-
-    input_bytes: int
-    output_bytes: int
-    records_copied: int
-    segments_removed: int
-    segments_written: int
-    seconds: float
-
-    @property
-    def reclaimed_bytes(self) -> int:
-        return self.input_bytes - self.output_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +169,6 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     )
 
 
-def _parent(path: str) -> str:
-    return posixpath.dirname(path) or "."
-
-
 def _read_buffer(buffer: bytearray, flushed: int, size: int, offset: int) -> bytes:
     """Read a record that is still in the active segment's write buffer (see catlog.segment)."""
     start = offset - flushed
@@ -282,7 +222,6 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-33: the expiry of each indexed key whose newest record is an expiring PUT."""
         self._expiry_heap: list[tuple[int, bytes]] = []
         """``(expires_at_ms, key)`` for each expiry set, some stale; purging pops it in order."""
-        self._expiring: Expiring = {}
         self._slots: list[Segment] = []
         """Segments by slot, the number the index packs (catlog.index); a slot whose segment
         compaction removed keeps the old object until :meth:`_new_slot` hands it out again."""
@@ -294,11 +233,9 @@ class Store(MutableMapping[bytes, bytes]):
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self.compact_threshold: Final = compact_threshold
         self._hints = HintWriter(self._fs, self.path, self._order.__contains__)
-        self._compaction = threading.Lock()
-        self._compactor: threading.Thread | None = None
+        self._compaction = Compaction()
         self._dead = 0
         """ENG-41: the estimate of dead bytes."""
-        self._tail_repairs: list[TailRepair] = []
         self._refusal: CatlogError | None = None
         """Why writes are refused: the failure (REC-10), or StoreClosedError once closed."""
         self._failure: StoreFailedError | None = None
@@ -334,14 +271,25 @@ class Store(MutableMapping[bytes, bytes]):
         self._last_fsync = 0.0
         """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
 
-        self._doing = f"creating the data directory {self.path}"
-        """ENG-49: the step of opening under way, named by the error if the OS fails it."""
+        opened = open_directory(self._fs, self.path)
+        self._dir_lock = opened.lock
+        self._slots = opened.slots
+        self._order[:] = opened.slots  # in place: the hint writer holds the list
+        self._active = opened.active
+        self._index = opened.index
+        self._tail_repairs = opened.tail_repairs
         try:
-            self._open_directory(compact_threshold)
-        except OSError as exc:
-            if isinstance(exc, CatlogError):
-                raise
-            raise self._open_failed(exc) from exc
+            self._expires = live_expiries(self._index, opened.expiring)
+            self._expiry_heap = [(at, key) for key, at in self._expires.items()]
+            heapq.heapify(self._expiry_heap)
+            if compact_threshold is not None:
+                self._purge_expired()
+                headers = SEGMENT_HEADER_SIZE * len(self._order)
+                self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
+        except BaseException:
+            self._close_files()
+            self._dir_lock.release()
+            raise
         self._stop_flusher = threading.Event()
         self._flusher: threading.Thread | None = None
         if fsync != "always":
@@ -351,91 +299,6 @@ class Store(MutableMapping[bytes, bytes]):
             self._flusher.start()
         self._closed = False
         _open_stores[id(self)] = self
-
-    def _open_failed(self, exc: OSError) -> OpenError:
-        """ENG-49: say which step of opening the OS failed, on which path, in words."""
-        doing = self._doing
-        if doing.startswith("creating the data directory"):
-            if isinstance(exc, FileExistsError):
-                doing = f"data directory {self.path} is a file, not a directory"
-            elif isinstance(exc, NotADirectoryError):
-                doing = f"a parent of the data directory {self.path} is a file, not a directory"
-        if exc.errno == errno.ENOSPC:
-            doing = f"no space left on device while {doing}"
-        return OpenError(self.path, doing, exc)
-
-    def _open_directory(self, compact_threshold: float | None) -> None:
-        """ENG-25, ENG-13: create and lock the directory, then recover what it holds."""
-        created = self._missing_directories()
-        self._fs.makedirs(self.path)
-        self._doing = f"locking {self.path}/{LOCK_NAME}"
-        self._dir_lock = self._take_lock()
-        try:
-            self._doing = f"removing compaction leftovers in {self.path}"
-            self._remove_compaction_leftovers()
-            self._active = self._recover()
-            self._order[:] = self._slots  # in place: the hint writer holds the list
-            self._expires = live_expiries(self._index, self._expiring)
-            self._expiring = {}
-            self._expiry_heap = [(at, key) for key, at in self._expires.items()]
-            heapq.heapify(self._expiry_heap)
-            if compact_threshold is not None:
-                self._purge_expired()
-                self._dead = 0
-                headers = SEGMENT_HEADER_SIZE * len(self._order)
-                self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
-            # REC-9: every name relied on, the directories' own included, is durable from here.
-            for directory in dict.fromkeys([self.path, *map(_parent, [self.path, *created])]):
-                self._doing = f"fsyncing the directory {directory}"
-                self._fs.sync_dir(directory)
-        except BaseException:
-            self._close_files()
-            self._dir_lock.release()
-            raise
-
-    # ----------------------------------------------------------------------------- opening
-
-    def _missing_directories(self) -> list[str]:
-        """The data directory and those of its ancestors that do not exist yet (ENG-25)."""
-        missing: list[str] = []
-        directory = self.path
-        while not self._fs.exists(directory):
-            missing.append(directory)
-            parent = _parent(directory)
-            if parent == directory:
-                break
-            directory = parent
-        return missing
-
-    def _take_lock(self) -> FileLock:
-        """ENG-20: one open store per directory, across processes and within one."""
-        lock_path = f"{self.path}/{LOCK_NAME}"
-        try:
-            return self._fs.lock(lock_path)
-        except BlockingIOError:
-            holder = ""
-            try:
-                file = self._fs.open(lock_path)
-                try:
-                    pid = file.pread(32, 0).decode("ascii", "replace").strip()
-                finally:
-                    file.close()
-                holder = f" (pid {pid})" if pid else ""
-            except OSError:
-                pass
-            raise LockedError(
-                f"{self.path} is already open in another store{holder}; close it first"
-            ) from None
-
-    def _remove_compaction_leftovers(self) -> None:
-        """REC-18: outputs of an interrupted compaction hold only copies; remove them first."""
-        leftovers = [n for n in self._fs.listdir(self.path) if n.endswith(COMPACTING_SUFFIX)]
-        for name in leftovers:
-            if parse_segment_name(name.removesuffix(COMPACTING_SUFFIX)) is not None:
-                log.warning("%s: removing %s, left by an interrupted compaction", self.path, name)
-                self._fs.remove(f"{self.path}/{name}")
-        if leftovers:
-            self._fs.sync_dir(self.path)
 
     def _live_bytes(self) -> int:
         """The bytes of the records the index points at (large values counted as ENG-41 says)."""
@@ -449,78 +312,6 @@ class Store(MutableMapping[bytes, bytes]):
     def _disk_bytes(self) -> int:
         return sum(segment.size() for segment in self._order)
 
-    def _recover(self) -> ActiveSegment:
-        """ENG-13, REC-3 .. REC-7: replay segments oldest first; make the newest writable."""
-        numbers = sorted(
-            n for n in map(parse_segment_name, self._fs.listdir(self.path)) if n is not None
-        )
-        if len(numbers) > MAX_SLOTS:
-            raise CatlogError(f"{self.path} holds {len(numbers)} segments; at most {MAX_SLOTS}")
-        if not numbers:
-            self._doing = f"creating {self.path}/{segment_name(1)}"
-            active = ActiveSegment.create(self._fs, self.path, 1, slot=0)
-            self._slots.append(active)
-            return active
-        names = set(self._fs.listdir(self.path)) if len(numbers) > 1 else set()
-        for slot, number in enumerate(numbers[:-1]):
-            self._doing = f"reading {self.path}/{segment_name(number)}"
-            file = self._fs.open(f"{self.path}/{segment_name(number)}")
-            segment = Segment(file, number, slot)
-            self._slots.append(segment)
-            packed = self._apply_hint(file, number, slot) if hint_name(number) in names else None
-            segment.packed = self._replay(file, slot, newest=False) if packed is None else packed
-        number, slot = numbers[-1], len(numbers) - 1
-        self._doing = f"reading {self.path}/{segment_name(number)}"
-        file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
-        newest = Segment(file, number, slot)
-        self._slots.append(newest)
-        if self._replay(file, slot, newest=True):
-            # REC-19: never append to a packed segment; start the next one after it.
-            newest.packed = True
-            self._doing = f"creating {self.path}/{segment_name(number + 1)}"
-            active = ActiveSegment.create(self._fs, self.path, number + 1, slot=slot + 1)
-            self._slots.append(active)
-            return active
-        active = ActiveSegment(file, number, slot)
-        self._slots[slot] = active
-        return active
-
-    def _apply_hint(self, segment: File, number: int, slot: int) -> bool | None:
-        """ENG-32, REC-15: apply the segment's hint if it is valid and matches; else ``None``.
-
-        Returns whether the hinted segment is packed (FMT-26). Never writes: a hint that does not
-        serve is ignored with a warning (REC-13 holds).
-        """
-        path = f"{self.path}/{hint_name(number)}"
-        size = segment.size()
-        if size > MAX_SEGMENT_SIZE:
-            return None  # replay reports it (FMT-12)
-        self._doing = f"reading the hint {path}"
-        file = self._fs.open(path)
-        try:
-            hint = decode_hint(file.pread(file.size(), 0))
-        finally:
-            file.close()
-        if isinstance(hint, HintProblem):
-            log.warning("%s: %s; scanning %s instead", path, hint.value, segment_name(number))
-            return None
-        header = segment.pread(SEGMENT_HEADER_SIZE, 0)
-        if not (
-            hint.names(number, size, header)
-            and hint.segment_crc == segment_crc_of(segment.pread, size)
-        ):
-            log.warning(
-                "%s: stale hint (it describes another state of %s); scanning the segment instead",
-                path,
-                segment_name(number),
-            )
-            return None
-        problem = apply_hint(hint, slot, self._index, self._expiring)
-        if problem is not None:
-            log.warning("%s: %s; scanning %s instead", path, problem.value, segment_name(number))
-            return None
-        return hint.packed
-
     def _write_hint(self, segment: Segment) -> None:
         """ENG-30, ENG-31: write the hint of a segment that just stopped being active.
 
@@ -533,87 +324,6 @@ class Store(MutableMapping[bytes, bytes]):
             self._hints.write(segment.number, segment.file.pread(segment.size(), 0))
         except OSError as exc:
             raise self._fail(f"writing the hint {hint_name(segment.number)}", exc) from exc
-
-    def _replay(self, file: File, slot: int, *, newest: bool) -> bool:
-        """Apply one segment to the index, repairing a torn tail of the newest one.
-
-        Returns whether the segment is packed (FMT-26); damage in a packed one is never a torn
-        tail (REC-19).
-        """
-        size = file.size()
-        if size > MAX_SEGMENT_SIZE:
-            raise CorruptionError(
-                file.path, MAX_SEGMENT_SIZE, "segment longer than the format allows"
-            )
-        data = file.pread(size, 0)
-        status, version = decode_segment_header(data)
-        packed = status is codec.HeaderStatus.OK and version == PACKED_VERSION
-        newest = newest and not packed
-        follower = None
-        if status is not codec.HeaderStatus.OK and size > SEGMENT_HEADER_SIZE:
-            follower = codec.find_follower_of_header(data)[0]
-        verdict = judge_header(status, size=size, newest=newest, next_record=follower)
-        if verdict.action is Action.ACCEPT:
-            replay = replay_packed if packed else replay_segment
-            result = replay(data, SEGMENT_HEADER_SIZE, slot, self._index, self._expiring)
-            if result.damage is None:
-                return packed
-            follower = find_next_record(data, result.damage.offset + 1, packed=packed)
-            verdict = judge_damage(result.damage, newest=newest, next_record=follower)
-        if verdict.action is Action.UNSUPPORTED:
-            raise UnsupportedFormatError(file.path, version)
-        if verdict.action is Action.CORRUPT:
-            raise CorruptionError(file.path, verdict.offset, verdict.reason)
-        assert verdict.action is Action.TRUNCATE_TAIL, "judge_* returns one of four actions"
-        self._cut_tail(file, data, verdict)
-        return False
-
-    def _cut_tail(self, file: File, data: bytes, verdict: Verdict) -> None:
-        """REC-4: copy the torn bytes aside, then truncate; a lost header is written anew."""
-        name = file.path.rsplit("/", 1)[-1]
-        torn = data[verdict.offset :]
-        quarantine = None
-        if torn:
-            self._doing = f"quarantining the torn tail of {file.path}"
-            quarantine = self._quarantine(name, verdict.offset, torn)
-            log.warning(
-                "%s@%d: torn tail of %d bytes cut off (%s); kept in %s",
-                name,
-                verdict.offset,
-                len(torn),
-                verdict.reason,
-                quarantine,
-            )
-        self._doing = f"cutting the torn tail off {file.path}"
-        file.truncate(verdict.offset)
-        if verdict.offset == 0:
-            file.append(encode_segment_header())
-        file.sync()
-        self._tail_repairs.append(
-            TailRepair(name, verdict.offset, len(torn), verdict.reason, quarantine)
-        )
-
-    def _quarantine(self, segment: str, offset: int, torn: bytes) -> str:
-        """REC-4: the cut bytes go to ``<segment>.torn-<offset>``, made durable before the cut."""
-        existing = set(self._fs.listdir(self.path))
-        name = f"{segment}.torn-{offset}"
-        suffix = 1
-        while name in existing:
-            suffix += 1
-            name = f"{segment}.torn-{offset}.{suffix}"
-        path = f"{self.path}/{name}"
-        file = self._fs.open(path, writable=True, create=True)
-        try:
-            file.append(torn)
-            file.sync()
-        except OSError:
-            file.close()
-            with contextlib.suppress(OSError):  # ENG-49: leave no empty or partial copy
-                self._fs.remove(path)
-            raise
-        file.close()
-        self._fs.sync_dir(self.path)
-        return name
 
     # ----------------------------------------------------------------------------- reading
 
@@ -1452,8 +1162,8 @@ class Store(MutableMapping[bytes, bytes]):
         self._active = new
         if self.hints == "background" and not gap:
             self._hints.queue(sealed)
-        if not gap and self._compaction_due():
-            self._start_compactor()
+        if not gap and self._compaction.due(self):
+            self._compaction.start(self)
         return new
 
     def _new_slot(self) -> int:
@@ -1476,50 +1186,22 @@ class Store(MutableMapping[bytes, bytes]):
             position -= 1
         self._order.insert(position, segment)
 
-    def _compaction_due(self) -> bool:
-        """ENG-41: whether the dead bytes call for a compaction now. Lock held."""
-        threshold = self.compact_threshold
-        if threshold is None or self._compaction_running():
-            return False
-        dead = self._dead
-        return dead >= 4 * self.segment_size and dead >= threshold * self._disk_bytes()
-
-    def _compaction_running(self) -> bool:
-        compactor = self._compactor
-        return self._compaction.locked() or (compactor is not None and compactor.is_alive())
-
     def compact_in_background(self) -> bool:
         """ENG-42: start a compaction in a background thread; False if one is running already."""
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
-            if self._compaction_running():
+            if self._compaction.running():
                 return False
-            self._start_compactor()
+            self._compaction.start(self)
             return True
 
-    def _start_compactor(self) -> None:
-        self._compactor = threading.Thread(
-            target=self._compact_in_background, name=f"catlog-compact {self.path}", daemon=True
-        )
-        self._compactor.start()
+    def compact(self, progress: Callable[[int, int], None] | None = None) -> CompactionReport:
+        """ENG-39, ENG-40: copy the live records of every sealed segment, then remove them.
 
-    def _compact_in_background(self) -> None:
-        try:
-            report = self.compact()
-        except StoreClosedError:
-            return
-        except CatlogError:
-            log.exception("%s: background compaction failed", self.path)
-            return
-        log.info(
-            "%s: compacted %d segments into %d, reclaiming %d bytes in %.1f s",
-            self.path,
-            report.segments_removed,
-            report.segments_written,
-            report.reclaimed_bytes,
-            report.seconds,
-        )
+        ``progress(done, total)`` is called with input bytes read so far, for a progress bar.
+        """
+        return self._compaction.run(self, progress)
 
     # ----------------------------------------------------------------------------- durability
 
@@ -1567,245 +1249,6 @@ class Store(MutableMapping[bytes, bytes]):
 
     # ----------------------------------------------------------------------------- compaction
 
-    def compact(self, progress: Callable[[int, int], None] | None = None) -> CompactionReport:
-        """ENG-39, ENG-40: copy the live records of every sealed segment, then remove them.
-
-        ``progress(done, total)`` is called with input bytes read so far, for a progress bar.
-        """
-        with self._compaction:
-            return self._compact(progress)
-
-    def _compact(self, progress: Callable[[int, int], None] | None) -> CompactionReport:
-        started = self._clock.monotonic()
-        with self._lock:
-            if self._closed:
-                raise StoreClosedError(f"{self.path} is closed")
-            if self._refusal is not None:
-                raise self._refused()
-            self._purge_expired()
-            inputs = list(self._order)
-            total = sum(segment.size() for segment in inputs)
-            gap = 2 * math.ceil(total / self.segment_size) + 1
-            first = self._active.number + 1
-            self._rotate(gap=gap)
-            inputs = [self._slots[segment.slot] for segment in inputs]  # the sealed views
-        # ENG-43: hints queued for inputs are written now, none once an input is removed; no
-        # input can be queued after this point, since every later rotation seals a later segment.
-        self._hints.join()
-        outputs = _Outputs(self, first, first + gap)
-        done = 0
-        counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
-        for segment in inputs:
-            self._check_writable()
-            data = segment.pread(segment.size(), 0)
-            if segment.packed:
-                counted += self._copy_packed(segment, data, outputs)
-            else:
-                self._copy_live(segment, data, outputs)
-                counted += len(data) - SEGMENT_HEADER_SIZE
-            done += len(data)
-            if progress is not None:
-                progress(done, total)
-        outputs.finish()
-        self._check_nothing_left(inputs)
-        for segment in inputs:
-            self._remove_segment(segment)
-        with self._lock:
-            self._dead = max(0, self._dead - (counted - outputs.counted))
-        return CompactionReport(
-            input_bytes=total,
-            output_bytes=outputs.bytes,
-            records_copied=outputs.records,
-            segments_removed=len(inputs),
-            segments_written=outputs.written,
-            seconds=self._clock.monotonic() - started,
-        )
-
-    def _copy_live(self, segment: Segment, data: bytes, outputs: _Outputs) -> None:
-        """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
-
-        Every record's crc is checked, as replay checks it, so that a walk through a segment
-        damaged since it was opened stops with an error instead of losing its way. PUTs and
-        DELETEs are judged in this loop without decoding them into objects (the benchmark's
-        compaction of a million records took half the time); every other record goes through
-        :func:`catlog.codec.decode_record`.
-        """
-        index = self._index
-        expires = self._expires
-        slot_bits = segment.slot << SLOT_SHIFT
-        unpack = RECORD_HEADER.unpack_from
-        end_of_data = len(data)
-        pos = SEGMENT_HEADER_SIZE
-        count = 0
-        clock = time.perf_counter
-        paused = clock()
-        while pos < end_of_data:
-            count += 1
-            if not count % _CLOCK_CHECK_EVERY and clock() - paused >= _WORK_BETWEEN_PAUSES:
-                time.sleep(_PAUSE)
-                paused = clock()
-            if end_of_data - pos >= RECORD_HEADER_SIZE:
-                crc, rtype, _ts, klen, vlen = unpack(data, pos)
-                key_start = pos + RECORD_HEADER_SIZE
-                end = key_start + klen + vlen
-                if (
-                    (rtype == _PUT or (rtype == _DELETE and not vlen))
-                    and klen <= MAX_KEY_SIZE
-                    and vlen <= MAX_VALUE_SIZE
-                    and end <= end_of_data
-                    and crc32c(data[pos + 4 : end]) == crc
-                ):
-                    if rtype == _PUT:
-                        key = data[key_start : key_start + klen]
-                        location = slot_bits | (pos << LEN_BITS) | min(vlen, LARGE_VALUE)
-                        if index.get(key) == location and not (expires and self._expired(key)):
-                            value = data[key_start + klen : end]
-                            outputs.add(key, location, vlen, encode_packed(_PUT, key, value))
-                    pos = end
-                    continue
-            pos = self._copy_other(segment, data, pos, outputs)
-
-    def _copy_other(self, segment: Segment, data: bytes, pos: int, outputs: _Outputs) -> int:
-        """:meth:`_copy_live` for an expiring PUT or a batch; returns where the next record is."""
-        record = codec.decode_record(data, pos)
-        if isinstance(record, codec.Damage):
-            raise CorruptionError(segment.file.path, record.offset, record.reason)
-        slot_bits = segment.slot << SLOT_SHIFT
-        for member in record.members or (record,):
-            if member.type is RecordType.DELETE:
-                continue
-            value_len = member.value_len
-            location = slot_bits | (member.offset << LEN_BITS) | min(value_len, LARGE_VALUE)
-            if self._index.get(member.key) != location:
-                continue
-            if self._expires and self._expired(member.key):
-                continue
-            value = member.value
-            if member.type is RecordType.PUT_EXPIRING:
-                value = EXPIRY_FIELD.pack(member.expires_at_ms) + value
-            copy = encode_packed(member.type, member.key, value)
-            outputs.add(member.key, location, value_len, copy)
-        return pos + record.size
-
-    def _copy_packed(self, segment: Segment, data: bytes, outputs: _Outputs) -> int:
-        """:meth:`_copy_live` for a packed input (an earlier compaction's output).
-
-        Its live records are copied byte for byte: they are packed already. Once a store has
-        compacted, most of what each later compaction reads is packed, so the common record, a
-        short-form PUT, is judged in the loop as :func:`catlog.index.replay_packed` judges it;
-        every other record goes through :func:`catlog.codec.decode_record`. Returns the input's
-        records counted as ENG-41 counts them, with a 21-byte header each.
-        """
-        counted = 0
-        index = self._index
-        expires = self._expires
-        slot_bits = segment.slot << SLOT_SHIFT
-        unpack = PACKED_SHORT.unpack_from
-        end_of_data = len(data)
-        pos = SEGMENT_HEADER_SIZE
-        count = 0
-        clock = time.perf_counter
-        paused = clock()
-        while pos < end_of_data:
-            count += 1
-            if not count % _CLOCK_CHECK_EVERY and clock() - paused >= _WORK_BETWEEN_PAUSES:
-                time.sleep(_PAUSE)
-                paused = clock()
-            if end_of_data - pos >= PACKED_SHORT_SIZE:
-                crc, rtype, klen, vlen = unpack(data, pos)
-                key_start = pos + PACKED_SHORT_SIZE
-                end = key_start + klen + vlen
-                if (
-                    rtype == _PACKED_PUT
-                    and vlen < LARGE_VALUE
-                    and end <= end_of_data
-                    and crc32c(data[pos + 4 : end]) == crc
-                ):
-                    counted += RECORD_HEADER_SIZE + klen + vlen
-                    key = data[key_start : key_start + klen]
-                    location = slot_bits | (pos << LEN_BITS) | vlen
-                    if index.get(key) == location and not (expires and self._expired(key)):
-                        outputs.add(key, location, vlen, data[pos:end])
-                    pos = end
-                    continue
-            record = codec.decode_record(data, pos, packed=True)
-            if isinstance(record, codec.Damage):
-                raise CorruptionError(segment.file.path, record.offset, record.reason)
-            end = pos + record.size
-            counted += RECORD_HEADER_SIZE + len(record.key) + record.value_len
-            if record.type is not RecordType.DELETE:
-                value_len = record.value_len
-                location = slot_bits | (pos << LEN_BITS) | min(value_len, LARGE_VALUE)
-                if index.get(record.key) == location and not (
-                    expires and self._expired(record.key)
-                ):
-                    outputs.add(record.key, location, value_len, data[pos:end])
-            pos = end
-        return counted
-
-    def _check_nothing_left(self, inputs: list[Segment]) -> None:
-        """ENG-39: before any input is removed, no live key may still point into one.
-
-        Copying judged every record of every input, so this holds unless something outside the
-        rules changed them meanwhile; it is checked anyway, on a copy of the index's locations
-        taken under the lock (a C-speed copy), because the next step deletes data.
-        """
-        slots = {segment.slot for segment in inputs}
-        with self._lock:
-            locations = list(self._index.items())
-            expired = {key for key in self._expires if self._expired(key)}
-        for key, location in locations:
-            if location >> SLOT_SHIFT in slots and key not in expired:
-                segment = self._slots[location >> SLOT_SHIFT]
-                offset = (location >> LEN_BITS) & OFFSET_MASK
-                raise CorruptionError(
-                    segment.file.path,
-                    offset,
-                    f"compaction did not copy the live record of key {key!r:.60}; "
-                    "no segment was removed",
-                )
-
-    def _install(self, segment: Segment, moves: list[tuple[bytes, int, int]]) -> None:
-        """ENG-39 step 2, lock held: a durable output joins the store; its entries move to it."""
-        with self._lock:
-            self._place(segment)
-            index = self._index
-            expires = self._expires
-            for key, old, new in moves:
-                if index.get(key) == old:
-                    if expires and self._expired(key):
-                        del index[key]  # expired since it was copied: forget it (ENG-34)
-                        del expires[key]
-                        self._dead += RECORD_HEADER_SIZE + len(key) + (new & LARGE_VALUE)  # ENG-41
-                    else:
-                        index[key] = new
-
-    def _remove_segment(self, segment: Segment) -> None:
-        """ENG-39 step 3: remove one input, durably, before the next (see the clause's note)."""
-        name = segment_name(segment.number)
-        try:
-            self._fs.remove(f"{self.path}/{name}")
-            hint = f"{self.path}/{hint_name(segment.number)}"
-            if self._fs.exists(hint):
-                self._fs.remove(hint)
-            self._fs.sync_dir(self.path)
-        except OSError as exc:
-            with self._lock:
-                raise self._fail(f"removing {name} after compaction", exc) from exc
-        with self._lock:
-            self._order.remove(segment)
-            self._free_slots.append(segment.slot)
-            if len(self._snapshots):
-                self._retired.append(segment)
-            else:
-                segment.file.close()
-
-    def _check_writable(self) -> None:
-        """Stop a compaction once the store refuses writes (REC-10) or is closing."""
-        with self._lock:
-            if self._refusal is not None:
-                raise self._refused()
-
     def _read_located(self, key: bytes, location: int, slots: list[Segment]) -> bytes:
         """ENG-38: a snapshot's read at a location it holds, in the slots it copied."""
         try:
@@ -1831,7 +1274,7 @@ class Store(MutableMapping[bytes, bytes]):
         thread: its buffered writes could not be made durable, so returning would acknowledge
         writes the disk never received (REC-20).
         """
-        with self._compaction:  # ENG-40: a running compaction finishes first
+        with self._compaction.lock:  # ENG-40: a running compaction finishes first
             self._hints.stop()
             self._close()
 
@@ -1908,118 +1351,5 @@ class Store(MutableMapping[bytes, bytes]):
                 tail_repairs=tuple(self._tail_repairs),
                 expiring_keys=len(self._expires),
                 dead_bytes=self._dead,
-                compacting=self._compaction_running(),
-            )
-
-
-class _Outputs:
-    """ENG-39 step 2: the output segments of one compaction, written one after another.
-
-    Records are gathered in a buffer and appended in chunks; an output is finished (fsynced,
-    hinted, renamed into place, the directory fsynced, then installed) when the next record
-    would take it past ``segment_size``, as the active segment would be rotated (ENG-9).
-    """
-
-    CHUNK: Final = 1 << 20
-
-    def __init__(self, store: Store, first: int, end: int) -> None:
-        self._store = store
-        self._next = first
-        self._end = end
-        self._file: File | None = None
-        self._number = 0
-        self._size = 0
-        self._buffer = bytearray()
-        self._moves: list[tuple[bytes, int, int]] = []
-        self._slot = 0
-        self.bytes = 0
-        self.counted = 0
-        """The records copied as ENG-41's estimate counts them: 21 header bytes each."""
-        self.records = 0
-        self.written = 0
-
-    def add(self, key: bytes, old: int, value_len: int, record: bytes) -> None:
-        store = self._store
-        if self._file is not None and self._size + len(record) > store.segment_size:
-            self.finish()
-        if self._file is None:
-            self._start()
-        offset = self._size
-        self._buffer += record
-        self._size += len(record)
-        self._moves.append(
-            (
-                key,
-                old,
-                (self._slot << SLOT_SHIFT) | (offset << LEN_BITS) | min(value_len, LARGE_VALUE),
-            )
-        )
-        self.records += 1
-        self.counted += RECORD_HEADER_SIZE + len(key) + value_len
-        if len(self._buffer) >= self.CHUNK:
-            self._write()
-
-    def _start(self) -> None:
-        store = self._store
-        assert self._next < self._end, "ENG-39: the gap bounds the number of outputs"
-        self._number = self._next
-        self._next += 1
-        path = f"{store.path}/{segment_name(self._number)}{COMPACTING_SUFFIX}"
-        with store._lock:
-            self._slot = store._new_slot()
-            if self._slot == len(store._slots):
-                store._slots.append(store._slots[store._active.slot])  # held until installed
-        try:
-            if store._fs.exists(path):
-                store._fs.remove(path)
-            self._file = store._fs.open(path, writable=True, create=True)
-            self._file.append(encode_segment_header(PACKED_VERSION))
-        except OSError as exc:
-            raise self._failed("creating", exc) from exc
-        self._size = SEGMENT_HEADER_SIZE
-        self._moves = []
-
-    def _write(self) -> None:
-        assert self._file is not None
-        try:
-            self._file.append(self._buffer)
-        except OSError as exc:
-            raise self._failed("writing", exc) from exc
-        self._buffer = bytearray()
-
-    def finish(self) -> None:
-        """Make the current output durable, put it in place and move the index to it."""
-        file = self._file
-        if file is None:
-            return
-        store = self._store
-        store._check_writable()
-        self._write()
-        name = segment_name(self._number)
-        try:
-            file.sync()
-            file.close()
-            reader = store._fs.open(file.path)  # ENG-39: every output gets its hint
-            try:
-                data = reader.pread(self._size, 0)
-            finally:
-                reader.close()
-            store._hints.write(self._number, data)
-            store._fs.rename(file.path, f"{store.path}/{name}")
-            store._fs.sync_dir(store.path)
-            installed = store._fs.open(f"{store.path}/{name}")
-            segment = Segment(installed, self._number, self._slot, packed=True)
-        except OSError as exc:
-            raise self._failed("finishing", exc) from exc
-        store._install(segment, self._moves)
-        self.bytes += self._size
-        self.written += 1
-        self._file = None
-        self._moves = []
-
-    def _failed(self, what: str, exc: OSError) -> StoreFailedError:
-        """ENG-47: an output's fsync counts as a failed fsync: a later compaction relies on it."""
-        with self._store._lock:
-            return self._store._fail(
-                f"{what} a compaction output", exc, fsync_failed=what == "finishing"
+                compacting=self._compaction.running(),
             )

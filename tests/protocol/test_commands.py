@@ -687,7 +687,7 @@ def test_bgrewriteaof_compacts_in_the_background_once_at_a_time(
 ) -> None:
     for i in range(50):
         run(session, "SET", "k", str(i))
-    with db._compaction:  # a compaction is running, as far as anyone can tell
+    with db._compaction.lock:  # a compaction is running, as far as anyone can tell
         assert db.stats().compacting
         persistence = parse_info(run(session, "INFO", "persistence"))["Persistence"]
         assert persistence["aof_rewrite_in_progress"] == "1"
@@ -697,7 +697,7 @@ def test_bgrewriteaof_compacts_in_the_background_once_at_a_time(
     assert run(session, "BGREWRITEAOF") == SimpleString(
         b"Background append only file rewriting started"
     )
-    compactor = db._compactor
+    compactor = db._compaction.thread
     assert compactor is not None
     compactor.join(timeout=30)
     persistence = parse_info(run(session, "INFO", "persistence"))["Persistence"]

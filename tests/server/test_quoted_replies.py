@@ -207,7 +207,9 @@ def test_every_quoted_reply_has_a_probe() -> None:
 
 
 @pytest.mark.spec("PROTO-61", "PROTO-13", "PROTO-18", "PROTO-31", "SRV-8")
-@pytest.mark.parametrize("quoted", list(QUOTED))
+@pytest.mark.parametrize(
+    "quoted", [text for text in QUOTED if not isinstance(PROBES.get(text), str)]
+)
 def test_the_server_sends_each_quoted_reply(
     quoted: str,
     servers: dict[tuple[str, ...], RunningServer],
@@ -216,8 +218,7 @@ def test_the_server_sends_each_quoted_reply(
     probe = PROBES.get(quoted)
     if probe is None:
         pytest.fail(f"no probe for {quoted!r}, quoted in {QUOTED[quoted]}")
-    if isinstance(probe, str):
-        pytest.skip(probe)
+    assert not isinstance(probe, str), "texts quoted for contrast are not parametrized"
     if probe.flags not in servers:
         directory = tmp_path_factory.mktemp("data")
         servers[probe.flags] = start_server(str(directory), "--idle-timeout", "0", *probe.flags)

@@ -219,16 +219,35 @@ def test_serve_announces_its_address_and_stops_cleanly_on_sigterm(
         assert store.get(b"k") == b"v"
 
 
-def test_run_exits_one_when_the_port_is_taken(
+@pytest.mark.spec("SRV-15")
+def test_run_exits_one_when_the_port_is_taken_and_says_it_cannot_listen(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    data_dir = str(tmp_path / "data")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = ServerConfig(port=port, data_dir=str(tmp_path / "data"))
-        assert server_module.run(config) == 1
-    assert f"catlog: cannot serve on 127.0.0.1:{port}: " in capsys.readouterr().err
+        assert server_module.run(ServerConfig(port=port, data_dir=data_dir)) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"catlog: cannot listen on 127.0.0.1:{port}: "), captured.err
+    assert "[LISTENING]" not in captured.out
+    with catlog.open(data_dir):  # the store it opened first was closed again
+        pass
+
+
+@pytest.mark.spec("SRV-15")
+def test_run_exits_one_when_the_data_directory_is_a_file_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.write_bytes(b"not a directory")
+    assert server_module.run(ServerConfig(port=0, data_dir=str(data_dir))) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"catlog: cannot open data directory {data_dir}: ")
+    assert "is a file, not a directory" in captured.err  # the engine's words (ENG-49), once
+    assert captured.err.count("cannot open") == 1, captured.err
+    assert "[LISTENING]" not in captured.out
 
 
 @pytest.mark.spec("ENG-20")

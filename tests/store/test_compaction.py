@@ -16,6 +16,7 @@ import pytest
 from crc32c import crc32c
 
 import catlog
+import catlog.compaction
 from catlog import codec
 from catlog.clock import ManualClock
 from catlog.codec import RecordType
@@ -217,7 +218,7 @@ def test_compaction_starts_by_itself_when_dead_bytes_cross_the_threshold(data_di
     with catlog.open(data_dir, fsync="never", segment_size=1024, compact_threshold=0.5) as store:
         for i in range(2000):
             store.put(b"k%d" % (i % 10), bytes(50))
-            compactor = store._compactor
+            compactor = store._compaction.thread
             if compactor is not None:
                 compactor.join()
                 break
@@ -289,7 +290,7 @@ def test_no_input_is_removed_while_a_live_key_still_points_into_it(
             store.put(b"k%d" % (i % 30), b"v%d" % i)
         expected = dict(store.items())
         before = segments(data_dir)
-        monkeypatch.setattr(store, "_copy_live", lambda segment, data, outputs: None)
+        monkeypatch.setattr(catlog.compaction, "copy_live", lambda *_: None)
         with pytest.raises(catlog.CorruptionError, match="did not copy the live record"):
             store.compact()
         assert set(before) <= set(segments(data_dir)), "no input was removed"
@@ -363,21 +364,21 @@ def test_compact_in_background_starts_one_compaction_at_a_time(
     with catlog.open(data_dir, fsync="never") as store:
         store.put(b"k", b"v")
         release = threading.Event()
-        monkeypatch.setattr(store, "_compact_in_background", release.wait)
+        monkeypatch.setattr(store._compaction, "_background", lambda _store: release.wait())
         assert store.stats().compacting is False
         assert store.compact_in_background() is True
-        compactor = store._compactor
+        compactor = store._compaction.thread
         assert compactor is not None
         assert (compactor.name, compactor.daemon) == (f"catlog-compact {data_dir}", True)
         assert store.stats().compacting is True
         assert store.compact_in_background() is False
-        assert store._compactor is compactor, "nothing else was started"
+        assert store._compaction.thread is compactor, "nothing else was started"
         release.set()
         compactor.join()
         monkeypatch.undo()
         assert store.stats().compacting is False
         assert store.compact_in_background() is True
-        store._compactor.join()
+        store._compaction.thread.join()
     with pytest.raises(catlog.StoreClosedError, match=f"^{data_dir} is closed$"):
         store.compact_in_background()
 
@@ -395,8 +396,8 @@ def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
             store.put(b"k%d" % (i % 12), b"value %d" % i)
         inputs = store.stats().segments
         assert store.compact_in_background()
-        assert store._compactor is not None
-        store._compactor.join()
+        assert store._compaction.thread is not None
+        store._compaction.thread.join()
         done = [r for r in caplog.records if "compacted" in r.getMessage()]
         assert len(done) == 1
         message = done[0].getMessage()
@@ -408,7 +409,7 @@ def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
         store.put(b"more", b"x")
         fs.fail("rename", nth=1)
         assert store.compact_in_background()
-        store._compactor.join()
+        store._compaction.thread.join()
         failed = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert [r.getMessage() for r in failed] == ["/db: background compaction failed"]
         assert failed[0].exc_info is not None
@@ -567,7 +568,7 @@ def test_the_copy_pauses_for_other_threads_without_changing_what_it_copies(
     """The copy loop looks at the clock every 32 records and sleeps once it has worked a
     millisecond since its last pause. Here any time counts as that millisecond, so it pauses at
     every look: 12 times in 400 records."""
-    monkeypatch.setattr(catlog.store, "_WORK_BETWEEN_PAUSES", 0.0)
+    monkeypatch.setattr(catlog.compaction, "_WORK_BETWEEN_PAUSES", 0.0)
     with catlog.open(data_dir, fsync="never") as opened:  # one input segment
         for i in range(200):
             opened.put(b"k%03d" % i, b"old")
@@ -578,7 +579,7 @@ def test_the_copy_pauses_for_other_threads_without_changing_what_it_copies(
         opened.compact()
         monkeypatch.undo()
         assert dict(opened.items()) == {b"k%03d" % i: b"new %d" % i for i in range(200)}
-    assert pauses == [catlog.store._PAUSE] * (400 // catlog.store._CLOCK_CHECK_EVERY)
+    assert pauses == [catlog.compaction._PAUSE] * (400 // catlog.compaction._CLOCK_CHECK_EVERY)
 
 
 @pytest.mark.spec("ENG-39", "ENG-40", "ENG-9")
@@ -639,7 +640,7 @@ def test_a_live_record_left_in_an_input_is_reported_where_it_lies(
     with catlog.open(data_dir, fsync="never") as store:
         store.put(b"a", b"1")
         store.put(b"b", b"2")
-        monkeypatch.setattr(store, "_copy_live", lambda segment, data, outputs: None)
+        monkeypatch.setattr(catlog.compaction, "copy_live", lambda *_: None)
         with pytest.raises(catlog.CorruptionError) as caught:
             store.compact()
     assert (caught.value.path, caught.value.offset) == (f"{data_dir}/segment-00001.log", 16)
@@ -707,15 +708,15 @@ def test_automatic_compaction_is_due_at_exactly_both_limits(data_dir: str) -> No
         assert disk % 2 == 0
         assert disk // 2 > 4 * 1024
         store._dead = disk // 2
-        assert store._compaction_due()
+        assert store._compaction.due(store)
         store._dead = disk // 2 - 1
-        assert not store._compaction_due()
+        assert not store._compaction.due(store)
     with catlog.open(data_dir, segment_size=1024, compact_threshold=0.1) as store:
         assert 0.1 * store._disk_bytes() < 4 * 1024
         store._dead = 4 * 1024
-        assert store._compaction_due()
+        assert store._compaction.due(store)
         store._dead = 4 * 1024 - 1
-        assert not store._compaction_due()
+        assert not store._compaction.due(store)
 
 
 @pytest.mark.spec("ENG-39", "ENG-4", "ENG-21")

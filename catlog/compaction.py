@@ -1,0 +1,490 @@
+"""Compaction: copy the live records of the sealed segments into new ones, then remove the old.
+
+ENG-39 is the procedure, ENG-40 its report and its failures, ENG-41 the dead-byte estimate that
+starts one, ENG-42 the background thread. In three steps:
+
+1. under the store's lock, rotate past a gap of segment numbers reserved for the outputs, so
+   that every input is sealed and every later write lands after the outputs in number order;
+2. walk each input, copying each record the index still points at (and that has not expired)
+   into the next output (:class:`Outputs`); each finished output is fsynced, hinted, renamed
+   into place, and only then do the index entries move to it (``install``);
+3. once nothing live points into an input, remove the inputs one by one, oldest first, each
+   removal durable before the next.
+
+The copy loops are written out for the two segment versions (FMT-4, FMT-27): the common record
+of each is judged inline, without decoding it into an object, and everything else goes through
+:func:`catlog.codec.decode_record` (the compaction benchmark, bench/README.md, needs the loops).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from crc32c import crc32c
+
+from . import codec
+from .codec import (
+    EXPIRY_FIELD,
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    PACKED_SHORT,
+    PACKED_SHORT_SIZE,
+    PACKED_SHORT_TYPE,
+    PACKED_VERSION,
+    RECORD_HEADER,
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    RecordType,
+    encode_packed,
+    encode_segment_header,
+)
+from .errors import CatlogError, CorruptionError, StoreClosedError, StoreFailedError
+from .fs import File
+from .hint import hint_name
+from .index import LARGE_VALUE, LEN_BITS, OFFSET_MASK, SLOT_SHIFT
+from .segment import COMPACTING_SUFFIX, Segment, segment_name
+
+if TYPE_CHECKING:
+    from .store import Store
+
+log = logging.getLogger("catlog")
+
+_PUT: Final = int(RecordType.PUT)
+_DELETE: Final = int(RecordType.DELETE)
+_PACKED_PUT: Final = PACKED_SHORT_TYPE | _PUT
+
+_CLOCK_CHECK_EVERY: Final = 32
+_WORK_BETWEEN_PAUSES: Final = 0.001
+_PAUSE: Final = 0.0001
+"""ENG-39: the copy loop sleeps this long after each millisecond of work (checked every
+``_CLOCK_CHECK_EVERY`` records). Sleeping releases the GIL long enough for a thread waiting for it,
+such as a server's event loop, to take it; otherwise that thread waits for the interpreter's
+5 ms switch interval at every turn. The latency benchmark (bench/README.md) needs them; by
+construction they add at most a tenth to the copy's own time."""
+
+
+@dataclass(frozen=True, slots=True)
+class CompactionReport:
+    """ENG-40: what one compaction did."""
+
+    input_bytes: int
+    output_bytes: int
+    records_copied: int
+    segments_removed: int
+    segments_written: int
+    seconds: float
+
+    @property
+    def reclaimed_bytes(self) -> int:
+        return self.input_bytes - self.output_bytes
+
+
+class Compaction:
+    """One store's compactions: at most one runs at a time (ENG-40), maybe in a thread (ENG-42).
+
+    Holds no reference to the store, which is passed to each call: a store dropped without
+    ``close()`` must still be collected at once (ENG-27).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        """ENG-40: held for the whole of a compaction; ``close()`` takes it to wait for one."""
+        self.thread: threading.Thread | None = None
+        """ENG-42: the background compaction last started."""
+
+    def run(self, store: Store, progress: Callable[[int, int], None] | None) -> CompactionReport:
+        """ENG-39, ENG-40: one compaction of ``store``; a second waits for the first."""
+        with self.lock:
+            return self._run(store, progress)
+
+    def _run(self, store: Store, progress: Callable[[int, int], None] | None) -> CompactionReport:
+        started = store._clock.monotonic()
+        with store._lock:
+            if store._closed:
+                raise StoreClosedError(f"{store.path} is closed")
+            if store._refusal is not None:
+                raise store._refused()
+            store._purge_expired()
+            inputs = list(store._order)
+            total = sum(segment.size() for segment in inputs)
+            gap = 2 * math.ceil(total / store.segment_size) + 1
+            first = store._active.number + 1
+            store._rotate(gap=gap)
+            inputs = [store._slots[segment.slot] for segment in inputs]  # the sealed views
+        # ENG-43: hints queued for inputs are written now, none once an input is removed; no
+        # input can be queued after this point, since every later rotation seals a later segment.
+        store._hints.join()
+        outputs = Outputs(store, first, first + gap)
+        done = 0
+        counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
+        for segment in inputs:
+            check_writable(store)
+            data = segment.pread(segment.size(), 0)
+            if segment.packed:
+                counted += copy_packed(store, segment, data, outputs)
+            else:
+                copy_live(store, segment, data, outputs)
+                counted += len(data) - SEGMENT_HEADER_SIZE
+            done += len(data)
+            if progress is not None:
+                progress(done, total)
+        outputs.finish()
+        check_nothing_left(store, inputs)
+        for segment in inputs:
+            remove_segment(store, segment)
+        with store._lock:
+            store._dead = max(0, store._dead - (counted - outputs.counted))
+        return CompactionReport(
+            input_bytes=total,
+            output_bytes=outputs.bytes,
+            records_copied=outputs.records,
+            segments_removed=len(inputs),
+            segments_written=outputs.written,
+            seconds=store._clock.monotonic() - started,
+        )
+
+    def due(self, store: Store) -> bool:
+        """ENG-41: whether the dead bytes call for a compaction now. Lock held."""
+        threshold = store.compact_threshold
+        if threshold is None or self.running():
+            return False
+        dead = store._dead
+        return dead >= 4 * store.segment_size and dead >= threshold * store._disk_bytes()
+
+    def running(self) -> bool:
+        """ENG-42: whether a compaction runs, in the caller's thread or the background one."""
+        compactor = self.thread
+        return self.lock.locked() or (compactor is not None and compactor.is_alive())
+
+    def start(self, store: Store) -> None:
+        """ENG-41, ENG-42: compact ``store`` in a background thread (the store's lock held)."""
+        self.thread = threading.Thread(
+            target=self._background, args=(store,), name=f"catlog-compact {store.path}", daemon=True
+        )
+        self.thread.start()
+
+    def _background(self, store: Store) -> None:
+        try:
+            report = store.compact()
+        except StoreClosedError:
+            return
+        except CatlogError:
+            log.exception("%s: background compaction failed", store.path)
+            return
+        log.info(
+            "%s: compacted %d segments into %d, reclaiming %d bytes in %.1f s",
+            store.path,
+            report.segments_removed,
+            report.segments_written,
+            report.reclaimed_bytes,
+            report.seconds,
+        )
+
+
+def copy_live(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> None:
+    """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
+
+    Every record's crc is checked, as replay checks it, so that a walk through a segment
+    damaged since it was opened stops with an error instead of losing its way. PUTs and
+    DELETEs are judged in this loop without decoding them into objects (the benchmark's
+    compaction of a million records took half the time); every other record goes through
+    :func:`catlog.codec.decode_record`.
+    """
+    index = store._index
+    expires = store._expires
+    slot_bits = segment.slot << SLOT_SHIFT
+    unpack = RECORD_HEADER.unpack_from
+    end_of_data = len(data)
+    pos = SEGMENT_HEADER_SIZE
+    count = 0
+    clock = time.perf_counter
+    paused = clock()
+    while pos < end_of_data:
+        count += 1
+        if not count % _CLOCK_CHECK_EVERY and clock() - paused >= _WORK_BETWEEN_PAUSES:
+            time.sleep(_PAUSE)
+            paused = clock()
+        if end_of_data - pos >= RECORD_HEADER_SIZE:
+            crc, rtype, _ts, klen, vlen = unpack(data, pos)
+            key_start = pos + RECORD_HEADER_SIZE
+            end = key_start + klen + vlen
+            if (
+                (rtype == _PUT or (rtype == _DELETE and not vlen))
+                and klen <= MAX_KEY_SIZE
+                and vlen <= MAX_VALUE_SIZE
+                and end <= end_of_data
+                and crc32c(data[pos + 4 : end]) == crc
+            ):
+                if rtype == _PUT:
+                    key = data[key_start : key_start + klen]
+                    location = slot_bits | (pos << LEN_BITS) | min(vlen, LARGE_VALUE)
+                    if index.get(key) == location and not (expires and store._expired(key)):
+                        value = data[key_start + klen : end]
+                        outputs.add(key, location, vlen, encode_packed(_PUT, key, value))
+                pos = end
+                continue
+        pos = copy_other(store, segment, data, pos, outputs)
+
+
+def copy_other(store: Store, segment: Segment, data: bytes, pos: int, outputs: Outputs) -> int:
+    """:func:`copy_live` for an expiring PUT or a batch; returns where the next record is."""
+    record = codec.decode_record(data, pos)
+    if isinstance(record, codec.Damage):
+        raise CorruptionError(segment.file.path, record.offset, record.reason)
+    slot_bits = segment.slot << SLOT_SHIFT
+    for member in record.members or (record,):
+        if member.type is RecordType.DELETE:
+            continue
+        value_len = member.value_len
+        location = slot_bits | (member.offset << LEN_BITS) | min(value_len, LARGE_VALUE)
+        if store._index.get(member.key) != location:
+            continue
+        if store._expires and store._expired(member.key):
+            continue
+        value = member.value
+        if member.type is RecordType.PUT_EXPIRING:
+            value = EXPIRY_FIELD.pack(member.expires_at_ms) + value
+        copy = encode_packed(member.type, member.key, value)
+        outputs.add(member.key, location, value_len, copy)
+    return pos + record.size
+
+
+def copy_packed(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> int:
+    """:func:`copy_live` for a packed input (an earlier compaction's output).
+
+    Its live records are copied byte for byte: they are packed already. Once a store has
+    compacted, most of what each later compaction reads is packed, so the common record, a
+    short-form PUT, is judged in the loop as :func:`catlog.index.replay_packed` judges it;
+    every other record goes through :func:`catlog.codec.decode_record`. Returns the input's
+    records counted as ENG-41 counts them, with a 21-byte header each.
+    """
+    counted = 0
+    index = store._index
+    expires = store._expires
+    slot_bits = segment.slot << SLOT_SHIFT
+    unpack = PACKED_SHORT.unpack_from
+    end_of_data = len(data)
+    pos = SEGMENT_HEADER_SIZE
+    count = 0
+    clock = time.perf_counter
+    paused = clock()
+    while pos < end_of_data:
+        count += 1
+        if not count % _CLOCK_CHECK_EVERY and clock() - paused >= _WORK_BETWEEN_PAUSES:
+            time.sleep(_PAUSE)
+            paused = clock()
+        if end_of_data - pos >= PACKED_SHORT_SIZE:
+            crc, rtype, klen, vlen = unpack(data, pos)
+            key_start = pos + PACKED_SHORT_SIZE
+            end = key_start + klen + vlen
+            if (
+                rtype == _PACKED_PUT
+                and vlen < LARGE_VALUE
+                and end <= end_of_data
+                and crc32c(data[pos + 4 : end]) == crc
+            ):
+                counted += RECORD_HEADER_SIZE + klen + vlen
+                key = data[key_start : key_start + klen]
+                location = slot_bits | (pos << LEN_BITS) | vlen
+                if index.get(key) == location and not (expires and store._expired(key)):
+                    outputs.add(key, location, vlen, data[pos:end])
+                pos = end
+                continue
+        record = codec.decode_record(data, pos, packed=True)
+        if isinstance(record, codec.Damage):
+            raise CorruptionError(segment.file.path, record.offset, record.reason)
+        end = pos + record.size
+        counted += RECORD_HEADER_SIZE + len(record.key) + record.value_len
+        if record.type is not RecordType.DELETE:
+            value_len = record.value_len
+            location = slot_bits | (pos << LEN_BITS) | min(value_len, LARGE_VALUE)
+            if index.get(record.key) == location and not (expires and store._expired(record.key)):
+                outputs.add(record.key, location, value_len, data[pos:end])
+        pos = end
+    return counted
+
+
+def check_nothing_left(store: Store, inputs: list[Segment]) -> None:
+    """ENG-39: before any input is removed, no live key may still point into one.
+
+    Copying judged every record of every input, so this holds unless something outside the
+    rules changed them meanwhile; it is checked anyway, on a copy of the index's locations
+    taken under the lock (a C-speed copy), because the next step deletes data.
+    """
+    slots = {segment.slot for segment in inputs}
+    with store._lock:
+        locations = list(store._index.items())
+        expired = {key for key in store._expires if store._expired(key)}
+    for key, location in locations:
+        if location >> SLOT_SHIFT in slots and key not in expired:
+            segment = store._slots[location >> SLOT_SHIFT]
+            offset = (location >> LEN_BITS) & OFFSET_MASK
+            raise CorruptionError(
+                segment.file.path,
+                offset,
+                f"compaction did not copy the live record of key {key!r:.60}; "
+                "no segment was removed",
+            )
+
+
+def install(store: Store, segment: Segment, moves: list[tuple[bytes, int, int]]) -> None:
+    """ENG-39 step 2, lock held: a durable output joins the store; its entries move to it."""
+    with store._lock:
+        store._place(segment)
+        index = store._index
+        expires = store._expires
+        for key, old, new in moves:
+            if index.get(key) == old:
+                if expires and store._expired(key):
+                    del index[key]  # expired since it was copied: forget it (ENG-34)
+                    del expires[key]
+                    store._dead += RECORD_HEADER_SIZE + len(key) + (new & LARGE_VALUE)  # ENG-41
+                else:
+                    index[key] = new
+
+
+def remove_segment(store: Store, segment: Segment) -> None:
+    """ENG-39 step 3: remove one input, durably, before the next (see the clause's note)."""
+    name = segment_name(segment.number)
+    try:
+        store._fs.remove(f"{store.path}/{name}")
+        hint = f"{store.path}/{hint_name(segment.number)}"
+        if store._fs.exists(hint):
+            store._fs.remove(hint)
+        store._fs.sync_dir(store.path)
+    except OSError as exc:
+        with store._lock:
+            raise store._fail(f"removing {name} after compaction", exc) from exc
+    with store._lock:
+        store._order.remove(segment)
+        store._free_slots.append(segment.slot)
+        if len(store._snapshots):
+            store._retired.append(segment)
+        else:
+            segment.file.close()
+
+
+def check_writable(store: Store) -> None:
+    """Stop a compaction once the store refuses writes (REC-10) or is closing."""
+    with store._lock:
+        if store._refusal is not None:
+            raise store._refused()
+
+
+class Outputs:
+    """ENG-39 step 2: the output segments of one compaction, written one after another.
+
+    Records are gathered in a buffer and appended in chunks; an output is finished (fsynced,
+    hinted, renamed into place, the directory fsynced, then installed) when the next record
+    would take it past ``segment_size``, as the active segment would be rotated (ENG-9).
+    """
+
+    CHUNK: Final = 1 << 20
+
+    def __init__(self, store: Store, first: int, end: int) -> None:
+        self._store = store
+        self._next = first
+        self._end = end
+        self._file: File | None = None
+        self._number = 0
+        self._size = 0
+        self._buffer = bytearray()
+        self._moves: list[tuple[bytes, int, int]] = []
+        self._slot = 0
+        self.bytes = 0
+        self.counted = 0
+        """The records copied as ENG-41's estimate counts them: 21 header bytes each."""
+        self.records = 0
+        self.written = 0
+
+    def add(self, key: bytes, old: int, value_len: int, record: bytes) -> None:
+        store = self._store
+        if self._file is not None and self._size + len(record) > store.segment_size:
+            self.finish()
+        if self._file is None:
+            self._start()
+        offset = self._size
+        self._buffer += record
+        self._size += len(record)
+        self._moves.append(
+            (
+                key,
+                old,
+                (self._slot << SLOT_SHIFT) | (offset << LEN_BITS) | min(value_len, LARGE_VALUE),
+            )
+        )
+        self.records += 1
+        self.counted += RECORD_HEADER_SIZE + len(key) + value_len
+        if len(self._buffer) >= self.CHUNK:
+            self._write()
+
+    def _start(self) -> None:
+        store = self._store
+        assert self._next < self._end, "ENG-39: the gap bounds the number of outputs"
+        self._number = self._next
+        self._next += 1
+        path = f"{store.path}/{segment_name(self._number)}{COMPACTING_SUFFIX}"
+        with store._lock:
+            self._slot = store._new_slot()
+            if self._slot == len(store._slots):
+                store._slots.append(store._slots[store._active.slot])  # held until installed
+        try:
+            if store._fs.exists(path):
+                store._fs.remove(path)
+            self._file = store._fs.open(path, writable=True, create=True)
+            self._file.append(encode_segment_header(PACKED_VERSION))
+        except OSError as exc:
+            raise self._failed("creating", exc) from exc
+        self._size = SEGMENT_HEADER_SIZE
+        self._moves = []
+
+    def _write(self) -> None:
+        assert self._file is not None
+        try:
+            self._file.append(self._buffer)
+        except OSError as exc:
+            raise self._failed("writing", exc) from exc
+        self._buffer = bytearray()
+
+    def finish(self) -> None:
+        """Make the current output durable, put it in place and move the index to it."""
+        file = self._file
+        if file is None:
+            return
+        store = self._store
+        check_writable(store)
+        self._write()
+        name = segment_name(self._number)
+        try:
+            file.sync()
+            file.close()
+            reader = store._fs.open(file.path)  # ENG-39: every output gets its hint
+            try:
+                data = reader.pread(self._size, 0)
+            finally:
+                reader.close()
+            store._hints.write(self._number, data)
+            store._fs.rename(file.path, f"{store.path}/{name}")
+            store._fs.sync_dir(store.path)
+            installed = store._fs.open(f"{store.path}/{name}")
+            segment = Segment(installed, self._number, self._slot, packed=True)
+        except OSError as exc:
+            raise self._failed("finishing", exc) from exc
+        install(store, segment, self._moves)
+        self.bytes += self._size
+        self.written += 1
+        self._file = None
+        self._moves = []
+
+    def _failed(self, what: str, exc: OSError) -> StoreFailedError:
+        """ENG-47: an output's fsync counts as a failed fsync: a later compaction relies on it."""
+        with self._store._lock:
+            return self._store._fail(
+                f"{what} a compaction output", exc, fsync_failed=what == "finishing"
+            )

@@ -11,6 +11,11 @@ without going through here would be missing from :attr:`FaultyFileSystem.calls`.
 the engine is given a directory that does not exist on disk, so a file operation that bypassed
 the wrapper would not merely go uncounted, it would fail.
 
+A fault can be limited to the calls made from one kind of thread (the store names its threads
+``catlog-flush``, ``catlog-hints`` and ``catlog-compact``) or to paths matching a pattern, so that
+the Nth write of the background flusher fails while the foreground goes on unharmed;
+:attr:`FaultyFileSystem.calls_by_thread` counts calls per kind of thread to enumerate them.
+
 It does not simulate a crash (dropping unsynced bytes); that is the crash file system's job.
 """
 
@@ -18,6 +23,8 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,7 +38,15 @@ class _Fault:
     error: int
     persistent: bool
     partial: int
+    thread: str | None = None
+    path: re.Pattern[str] | None = None
     fired: bool = False
+
+    def applies(self, thread: str, path: str) -> bool:
+        """Whether a call from ``thread`` on ``path`` is one this fault counts."""
+        return (self.thread is None or thread.startswith(self.thread)) and (
+            self.path is None or self.path.search(path) is not None
+        )
 
 
 @dataclass(slots=True)
@@ -42,6 +57,9 @@ class FaultyFileSystem:
     mount: tuple[str, str] | None = None
     """``(virtual, real)``: paths under ``virtual`` are served from the directory ``real``."""
     calls: Counter[str] = field(default_factory=Counter)
+    calls_by_thread: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Calls per ``(kind of thread, operation)``; the kind is the thread name's first word
+    (``MainThread``, ``catlog-flush``, ``catlog-hints``, ``catlog-compact``)."""
     trace: list[tuple[str, str]] = field(default_factory=list)
     """Every call in order, as ``(operation, path)``, for tests of what happens before what."""
     largest_read: int = 0
@@ -50,6 +68,8 @@ class FaultyFileSystem:
     """A ``pread`` asking for more raises ``MemoryError``, as it would on a smaller machine
     (``os.pread`` allocates the whole buffer before it reads)."""
     _faults: dict[str, _Fault] = field(default_factory=dict)
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+    """The store calls from several threads; counting and firing are one step under it."""
 
     def fail(
         self,
@@ -59,15 +79,25 @@ class FaultyFileSystem:
         error: int = errno.EIO,
         persistent: bool = False,
         partial: int = 0,
+        thread: str | None = None,
+        path: str | None = None,
     ) -> None:
         """Make the ``nth`` call of ``operation`` from now on raise ``OSError(error)``.
 
         With ``persistent`` every later call fails too, as a dead disk would. For ``append``,
         ``partial`` bytes of the data are written before the error, as a short write that ran
-        out of space leaves them.
+        out of space leaves them. With ``thread``, only calls from threads whose name starts
+        with it are counted and failed; with ``path``, only calls on paths where the regular
+        expression matches (``re.search``).
         """
         assert nth >= 1, "the first call is call 1"
-        self._faults[operation] = _Fault(nth, error, persistent, partial)
+        pattern = None if path is None else re.compile(path)
+        self._faults[operation] = _Fault(nth, error, persistent, partial, thread, pattern)
+
+    def fired(self) -> bool:
+        """Whether any armed fault has fired."""
+        with self._mutex:
+            return any(fault.fired for fault in self._faults.values())
 
     def heal(self) -> None:
         """Disarm every fault."""
@@ -75,18 +105,21 @@ class FaultyFileSystem:
 
     def check(self, operation: Operation, path: str) -> _Fault | None:
         """Count one call of ``operation`` and return the fault it must raise, if any."""
-        self.calls[operation] += 1
-        self.trace.append((operation, path))
-        fault = self._faults.get(operation)
-        if fault is None:
-            return None
-        if fault.fired:
-            return fault if fault.persistent else None
-        fault.countdown -= 1
-        if fault.countdown > 0:
-            return None
-        fault.fired = True
-        return fault
+        thread = threading.current_thread().name
+        with self._mutex:
+            self.calls[operation] += 1
+            self.calls_by_thread[thread.split(" ", 1)[0], operation] += 1
+            self.trace.append((operation, path))
+            fault = self._faults.get(operation)
+            if fault is None or not fault.applies(thread, path):
+                return None
+            if fault.fired:
+                return fault if fault.persistent else None
+            fault.countdown -= 1
+            if fault.countdown > 0:
+                return None
+            fault.fired = True
+            return fault
 
     def maybe_fail(self, operation: Operation, path: str) -> None:
         fault = self.check(operation, path)

@@ -463,6 +463,9 @@ class Outputs:
         name = segment_name(self._number)
         try:
             file.sync()
+        except OSError as exc:
+            raise self._failed("fsyncing", exc, fsync_failed=True) from exc
+        try:
             file.close()
             reader = store._fs.open(file.path)  # ENG-39: every output gets its hint
             try:
@@ -471,20 +474,25 @@ class Outputs:
                 reader.close()
             store._hints.write(self._number, data)
             store._fs.rename(file.path, f"{store.path}/{name}")
-            store._fs.sync_dir(store.path)
-            installed = store._fs.open(f"{store.path}/{name}")
-            segment = Segment(installed, self._number, self._slot, packed=True)
         except OSError as exc:
             raise self._failed("finishing", exc) from exc
+        try:
+            store._fs.sync_dir(store.path)
+        except OSError as exc:
+            raise self._failed("fsyncing the directory of", exc, fsync_failed=True) from exc
+        try:
+            installed = store._fs.open(f"{store.path}/{name}")
+        except OSError as exc:
+            raise self._failed("finishing", exc) from exc
+        segment = Segment(installed, self._number, self._slot, packed=True)
         install(store, segment, self._moves)
         self.bytes += self._size
         self.written += 1
         self._file = None
         self._moves = []
 
-    def _failed(self, what: str, exc: OSError) -> StoreFailedError:
-        """ENG-47: an output's fsync counts as a failed fsync: a later compaction relies on it."""
+    def _failed(self, what: str, exc: OSError, *, fsync_failed: bool = False) -> StoreFailedError:
+        """ENG-47: the fsync of an output, or of the directory that names it, counts as a failed
+        fsync (a later compaction relies on both); a failed write, open or rename does not."""
         with self._store._lock:
-            return self._store._fail(
-                f"{what} a compaction output", exc, fsync_failed=what == "finishing"
-            )
+            return self._store._fail(f"{what} a compaction output", exc, fsync_failed=fsync_failed)

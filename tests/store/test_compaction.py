@@ -306,7 +306,7 @@ def test_no_input_is_removed_while_a_live_key_still_points_into_it(
         ("append", 1, "creating a segment"),
         ("append", 3, "writing a compaction output"),
         ("sync", 2, "creating a segment"),
-        ("sync_dir", 2, "finishing a compaction output"),
+        ("sync_dir", 2, "fsyncing the directory of a compaction output"),
         ("rename", 1, "finishing a compaction output"),
         ("open", 2, "creating a compaction output"),
         ("remove", 1, "removing segment-00001.log after compaction"),

@@ -1,6 +1,6 @@
 """Packed segments in a store: compaction writes them, reads and reopening read them back.
 
-Cites spec/format.md section 2b (FMT-26 .. FMT-28), ENG-39's packed outputs and REC-19. The
+Cites spec/format.md section 5 (FMT-26 .. FMT-28), ENG-39's packed outputs and REC-19. The
 codec and replay of packed records on their own are in tests/unit/test_packed.py.
 """
 

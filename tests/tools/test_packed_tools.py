@@ -1,7 +1,7 @@
 """The tools on packed segments (TOOL-23): dump shows them, check and repair judge their damage.
 
 The packed records are crafted here with the tests' own ``struct`` and ``crc32c`` from
-spec/format.md section 2b, as tests/tools/layout.py crafts records, so that a mistake in the
+spec/format.md section 5, as tests/tools/layout.py crafts records, so that a mistake in the
 codec cannot cancel out a mistake in a test.
 """
 

@@ -1,4 +1,4 @@
-"""Packed segments and their records (spec/format.md section 2b): codec, replay and hint."""
+"""Packed segments and their records (spec/format.md section 5): codec, replay and hint."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ class SegmentPlan:
     records: int
     packed: bool = False
     """Whether the segment is read as a packed one (FMT-26): its header says so or, when the header
-    is damaged, its first valid record after it is a packed record (REC-19)."""
+    is damaged, its first valid record after it is a packed record (REC-22)."""
 
     @property
     def needs_rewrite(self) -> bool:
@@ -201,7 +201,7 @@ def _repair_segment(
         if any(q.file is not None for q in quarantined):
             fs.sync_dir(directory)  # the quarantine files' names are durable before the rename
         # TOOL-14, TOOL-23: the new header has the version the kept records are read in, so a
-        # packed segment stays packed even when damage took its header (REC-19).
+        # packed segment stays packed even when damage took its header (REC-22).
         packed = plan.packed or decode_segment_header(data) == (HeaderStatus.OK, PACKED_VERSION)
         chunks: list[memoryview | bytes] = [
             encode_segment_header(PACKED_VERSION if packed else FORMAT_VERSION)

@@ -135,7 +135,7 @@ def _compacted(data_dir: str) -> tuple[dict[bytes, bytes], int, int]:
     return expected, packed, active
 
 
-@pytest.mark.spec("REC-19", "FMT-26")
+@pytest.mark.spec("REC-21", "REC-19", "FMT-26")
 def test_a_newest_packed_segment_is_never_appended_to(data_dir: str) -> None:
     expected, packed, active = _compacted(data_dir)
     os.remove(f"{data_dir}/segment-{active:05d}.log")  # by hand: it held no record

@@ -120,7 +120,7 @@ def test_repair_keeps_a_packed_segment_packed(
     assert status == 0, out
 
 
-@pytest.mark.spec("TOOL-14", "TOOL-23", "TOOL-16", "REC-19")
+@pytest.mark.spec("TOOL-14", "TOOL-23", "TOOL-16", "REC-22")
 def test_repair_of_a_packed_segment_whose_header_is_damaged_writes_a_version_2_header(
     data_dir: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,7 +12,7 @@ import catlog
 from catlog.simfs import SimFileSystem
 
 NOW_MS = 1_700_000_000_000
-Step = Callable[[catlog.Store], None]
+Step = Callable[[catlog.Store], object]
 Check = Callable[[catlog.Store], bool]
 
 ALWAYS: dict[str, tuple[Step, Check]] = {

@@ -440,7 +440,7 @@ def find_next_record(data: bytes | memoryview, start: int, *, packed: bool = Fal
 
 
 def find_follower_of_header(data: bytes | memoryview) -> tuple[int | None, bool]:
-    """REC-5, REC-19: the first valid record after a damaged segment header, of either format.
+    """REC-5, REC-22: the first valid record after a damaged segment header, of either format.
 
     A damaged header no longer says whether the segment is packed, so both layouts are searched
     for; returns the offset of the first record found (``None`` if there is none) and whether it

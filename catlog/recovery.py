@@ -1,8 +1,9 @@
 """The recovery decision: given what a scan of a segment found, accept, cut a torn tail, or refuse.
 
-This module is pure (spec/recovery.md, REC-4 .. REC-7): it takes the scan's findings and returns a
-:class:`Verdict`; the store carries the verdict out (quarantine, truncate, raise). Keeping the
-decision apart from the I/O lets the tests walk every branch of it without a file.
+This module is pure (spec/recovery.md, REC-4 .. REC-7, REC-19): it takes the scan's findings and
+returns a :class:`Verdict`; the store carries the verdict out (quarantine, truncate, raise).
+Keeping the decision apart from the I/O lets the tests walk every branch of it without a file;
+spec/recovery.md's decision table is checked against these functions row by row.
 
 The rule in one paragraph: only the newest segment can have been cut short by a crash, because a
 segment is fsynced before the next one is created (ENG-10). So damage in an older segment is
@@ -53,9 +54,15 @@ def judge_header(
     return Verdict(Action.CORRUPT, 0, _with_follower(status.value, next_record))
 
 
-def judge_damage(damage: Damage, *, newest: bool, next_record: int | None) -> Verdict:
-    """REC-4, REC-6, REC-7: what to do when replay of a segment stopped at ``damage``."""
-    if newest and next_record is None and damage.kind not in WRITTEN_WHOLE:
+def judge_damage(
+    damage: Damage, *, newest: bool, next_record: int | None, packed: bool = False
+) -> Verdict:
+    """REC-4, REC-6, REC-7, REC-19: what to do when replay of a segment stopped at ``damage``.
+
+    ``packed`` says the segment is a packed one (FMT-26), fsynced whole before it was named, so
+    that no crash explains damage in it.
+    """
+    if newest and not packed and next_record is None and damage.kind not in WRITTEN_WHOLE:
         return Verdict(Action.TRUNCATE_TAIL, damage.offset, damage.reason)
     return Verdict(Action.CORRUPT, damage.offset, _with_follower(damage.reason, next_record))
 

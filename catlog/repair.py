@@ -60,6 +60,9 @@ class SegmentPlan:
     kept: tuple[tuple[int, int], ...]
     """Byte ranges ``(start, end)`` of valid records, adjacent records merged into one range."""
     records: int
+    packed: bool = False
+    """Whether the segment is read as a packed one (FMT-26): its header says so or, when the header
+    is damaged, its first valid record after it is a packed record (REC-22)."""
 
     @property
     def needs_rewrite(self) -> bool:
@@ -75,9 +78,11 @@ def plan_segment(data: bytes | memoryview, *, newest: bool) -> SegmentPlan:
     regions: list[Region] = []
     kept: list[tuple[int, int]] = []
     records = 0
+    packed = False
     for entry in scan_segment(data, newest=newest):
         if isinstance(entry, Record):
             records += 1
+            packed = entry.packed
             end = entry.offset + entry.size
             if kept and kept[-1][1] == entry.offset:
                 kept[-1] = (kept[-1][0], end)
@@ -85,7 +90,7 @@ def plan_segment(data: bytes | memoryview, *, newest: bool) -> SegmentPlan:
                 kept.append((entry.offset, end))
         else:
             regions.append(entry)
-    return SegmentPlan(tuple(regions), tuple(kept), records)
+    return SegmentPlan(tuple(regions), tuple(kept), records, packed)
 
 
 def quarantine_base(segment: str, region: Region) -> str:
@@ -195,9 +200,9 @@ def _repair_segment(
     if not dry_run:
         if any(q.file is not None for q in quarantined):
             fs.sync_dir(directory)  # the quarantine files' names are durable before the rename
-        # TOOL-23: a packed segment keeps its version; a header lost to damage becomes version 1.
-        version = decode_segment_header(data)
-        packed = version == (HeaderStatus.OK, PACKED_VERSION)
+        # TOOL-14, TOOL-23: the new header has the version the kept records are read in, so a
+        # packed segment stays packed even when damage took its header (REC-22).
+        packed = plan.packed or decode_segment_header(data) == (HeaderStatus.OK, PACKED_VERSION)
         chunks: list[memoryview | bytes] = [
             encode_segment_header(PACKED_VERSION if packed else FORMAT_VERSION)
         ]

@@ -175,6 +175,28 @@ def _read_buffer(buffer: bytearray, flushed: int, size: int, offset: int) -> byt
     return bytes(buffer[start : start + size])
 
 
+def _flush_in_background(
+    ref: weakref.ReferenceType[Store], stop: threading.Event, interval: float
+) -> None:
+    """ENG-15, ENG-16: the flusher thread's loop, one :meth:`Store.tick` per interval.
+
+    It holds the store only during a tick, so that a store dropped without ``close()`` is still
+    collected, and closed, at once (ENG-27); a bound method as the thread's target would keep
+    it alive until the interpreter exits.
+    """
+    while not stop.wait(interval):
+        store = ref()
+        if store is None:
+            return
+        try:
+            store.tick()
+        except StoreClosedError:
+            return
+        except CatlogError:
+            log.exception("%s: background flush failed", store.path)
+        del store
+
+
 class Store(MutableMapping[bytes, bytes]):
     """An open data directory. Use :func:`catlog.open` to make one."""
 
@@ -190,7 +212,7 @@ class Store(MutableMapping[bytes, bytes]):
         fs: FileSystem | None = None,
         clock: Clock | None = None,
     ) -> None:
-        if hints not in (False, True, "background"):
+        if not (hints is False or hints is True or hints == "background"):  # ENG-25: not 1
             raise ValueError(f"hints must be False, True or 'background', not {hints!r}")
         if compact_threshold is not None and not 0 < compact_threshold < 1:
             raise ValueError("compact_threshold must be between 0 and 1 (exclusive), or None")
@@ -294,7 +316,10 @@ class Store(MutableMapping[bytes, bytes]):
         self._flusher: threading.Thread | None = None
         if fsync != "always":
             self._flusher = threading.Thread(
-                target=self._flush_loop, name=f"catlog-flush {self.path}", daemon=True
+                target=_flush_in_background,
+                args=(weakref.ref(self), self._stop_flusher, fsync_interval_ms / 1000),
+                name=f"catlog-flush {self.path}",
+                daemon=True,
             )
             self._flusher.start()
         self._closed = False
@@ -1280,14 +1305,6 @@ class Store(MutableMapping[bytes, bytes]):
                 self._flush()
                 self._last_sync = self._clock.monotonic()
 
-    def _flush_loop(self) -> None:
-        interval = self.fsync_interval_ms / 1000
-        while not self._stop_flusher.wait(interval):
-            try:
-                self.tick()
-            except CatlogError:
-                log.exception("%s: background flush failed", self.path)
-
     # ----------------------------------------------------------------------------- closing
 
     # ----------------------------------------------------------------------------- compaction
@@ -1324,7 +1341,8 @@ class Store(MutableMapping[bytes, bytes]):
     def _close(self) -> None:
         if self._flusher is not None:
             self._stop_flusher.set()
-            self._flusher.join()
+            if self._flusher is not threading.current_thread():  # dropped in its own tick
+                self._flusher.join()
         with self._commit_mutex:
             while self._committing:
                 self._wait_commit(None)

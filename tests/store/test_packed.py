@@ -1,6 +1,6 @@
 """Packed segments in a store: compaction writes them, reads and reopening read them back.
 
-Cites spec/format.md section 2b (FMT-26 .. FMT-28), ENG-39's packed outputs and REC-19. The
+Cites spec/format.md section 5 (FMT-26 .. FMT-28), ENG-39's packed outputs and REC-19. The
 codec and replay of packed records on their own are in tests/unit/test_packed.py.
 """
 
@@ -135,7 +135,7 @@ def _compacted(data_dir: str) -> tuple[dict[bytes, bytes], int, int]:
     return expected, packed, active
 
 
-@pytest.mark.spec("REC-19", "FMT-26")
+@pytest.mark.spec("REC-21", "REC-19", "FMT-26")
 def test_a_newest_packed_segment_is_never_appended_to(data_dir: str) -> None:
     expected, packed, active = _compacted(data_dir)
     os.remove(f"{data_dir}/segment-{active:05d}.log")  # by hand: it held no record

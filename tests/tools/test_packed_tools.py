@@ -1,7 +1,7 @@
 """The tools on packed segments (TOOL-23): dump shows them, check and repair judge their damage.
 
 The packed records are crafted here with the tests' own ``struct`` and ``crc32c`` from
-spec/format.md section 2b, as tests/tools/layout.py crafts records, so that a mistake in the
+spec/format.md section 5, as tests/tools/layout.py crafts records, so that a mistake in the
 codec cannot cancel out a mistake in a test.
 """
 
@@ -118,3 +118,19 @@ def test_repair_keeps_a_packed_segment_packed(
         assert dict(store.items()) == {b"a": b"first", b"c": b"third"}
     status, out, _ = run(["check", data_dir], capsys)
     assert status == 0, out
+
+
+@pytest.mark.spec("TOOL-14", "TOOL-23", "TOOL-16", "REC-22")
+def test_repair_of_a_packed_segment_whose_header_is_damaged_writes_a_version_2_header(
+    data_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The records after the damaged header are packed, so the new header must say so."""
+    path = layout(data_dir)
+    flip(path, 9)  # the version field: the header's crc no longer verifies
+    status, out, _ = run(["repair", data_dir], capsys)
+    assert status == 0, out
+    assert path.read_bytes() == segment_header(2) + b"".join(RECORDS)
+    status, out, _ = run(["check", data_dir], capsys)
+    assert status == 0, out
+    with catlog.open(data_dir) as store:
+        assert store[b"b"] == b"second"

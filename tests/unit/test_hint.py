@@ -1,6 +1,6 @@
 """The hint codec without a file: exact bytes, round trips, and every kind of unusable hint.
 
-Cites spec/format.md section 4 (FMT-15 .. FMT-20) and ENG-32 (a hint gives the index replay gives).
+Cites spec/format.md section 6 (FMT-15 .. FMT-20) and ENG-32 (a hint gives the index replay gives).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ EXAMPLE_HINT = bytes.fromhex(
     "0300000000000000 4400000000000000 04000000 03000000 10000000 03000000"
     "6e616d65 6f6c64 81290777".replace(" ", "")
 )
-"""The worked example of spec/format.md section 4, byte for byte."""
+"""The worked example of spec/format.md section 6, byte for byte."""
 
 
 def example_segment() -> bytes:

@@ -1,4 +1,4 @@
-"""Packed segments and their records (spec/format.md section 2b): codec, replay and hint."""
+"""Packed segments and their records (spec/format.md section 5): codec, replay and hint."""
 
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def test_packed_lengths_at_the_limits_are_believed(key_len: int, value_len: int)
     assert decoded.size == len(record)
 
 
-@pytest.mark.spec("REC-5", "REC-19")
+@pytest.mark.spec("REC-5", "REC-22")
 def test_the_first_record_after_a_damaged_header_says_which_format_the_segment_has() -> None:
     damaged = b"\xff" * SEGMENT_HEADER_SIZE
     packed = damaged + encode_packed(RecordType.PUT, b"k", b"v")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import pytest
 
-from catlog.codec import Damage, DamageKind, HeaderStatus
-from catlog.recovery import Action, Verdict, judge_damage, judge_header
+from catlog.codec import WRITTEN_WHOLE, Damage, DamageKind, HeaderStatus
+from catlog.recovery import ACCEPT, Action, Verdict, judge_damage, judge_header
 
 TORN_KINDS = [
     DamageKind.INCOMPLETE_HEADER,
@@ -99,3 +102,94 @@ def test_each_verdict_carries_the_offset_and_reason_the_store_reports() -> None:
     assert judge_header(future, size=16, newest=True, next_record=None) == Verdict(
         Action.UNSUPPORTED, 0, "unsupported segment format version"
     )
+
+
+RECOVERY = Path(__file__).resolve().parents[2] / "spec" / "recovery.md"
+COLUMNS = ("newest", "packed", "header", "damage", "after", "verdict", "clause")
+
+
+def decision_table() -> list[dict[str, str]]:
+    """The rows of recovery.md's decision table, as the spec prints them."""
+    text = RECOVERY.read_text().split("### The decision table", 1)[1]
+    rows = []
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == len(COLUMNS) and cells[0] in ("yes", "no", "-"):
+            rows.append(dict(zip(COLUMNS, cells, strict=True)))
+    return rows
+
+
+def cases() -> list[dict[str, str]]:
+    """Every combination of the table's inputs that a segment can present."""
+    found = []
+    for newest, packed, header in itertools.product(
+        ("yes", "no"), ("yes", "no"), ("valid", "unknown version", "empty", "damaged")
+    ):
+        damages = ("none", "torn", "whole") if header == "valid" else ("n/a",)
+        for damage in damages:
+            nothing_after = header == "empty" or damage == "none" or header == "unknown version"
+            for after in ("n/a",) if nothing_after else ("yes", "no"):
+                found.append(
+                    {"newest": newest, "packed": packed, "header": header}
+                    | {"damage": damage, "after": after}
+                )
+    return found
+
+
+def verdicts(case: dict[str, str]) -> list[Verdict]:
+    """What recovery.py's judges say of ``case``, once per status or damage kind it covers."""
+    newest, packed = case["newest"] == "yes", case["packed"] == "yes"
+    follower = 180 if case["after"] == "yes" else None
+    if case["header"] == "empty":
+        return [judge_header(HeaderStatus.INCOMPLETE, size=0, newest=newest, next_record=None)]
+    if case["header"] == "damaged":
+        statuses = [(HeaderStatus.INCOMPLETE, 9), (HeaderStatus.CRC_MISMATCH, 300)]
+        statuses.append((HeaderStatus.BAD_MAGIC, 300))
+        return [
+            judge_header(status, size=size, newest=newest, next_record=follower)
+            for status, size in statuses
+        ]
+    if case["header"] == "unknown version":
+        status = HeaderStatus.UNSUPPORTED_VERSION
+        return [judge_header(status, size=300, newest=newest, next_record=None)]
+    assert judge_header(HeaderStatus.OK, size=300, newest=newest, next_record=None) == ACCEPT
+    if case["damage"] == "none":
+        return [ACCEPT]
+    kinds = TORN_KINDS if case["damage"] == "torn" else sorted(WRITTEN_WHOLE, key=str)
+    return [
+        judge_damage(Damage(100, kind), newest=newest, next_record=follower, packed=packed)
+        for kind in kinds
+    ]
+
+
+VERDICT_WORDS = {
+    "accept": Action.ACCEPT,
+    "refuse": Action.UNSUPPORTED,
+    "torn tail": Action.TRUNCATE_TAIL,
+    "corrupt": Action.CORRUPT,
+}
+
+
+@pytest.mark.spec("REC-4", "REC-5", "REC-6", "REC-7", "REC-19", "REC-22", "REC-23", "FMT-3")
+def test_the_decision_table_of_recovery_md_is_what_the_judges_decide_row_by_row() -> None:
+    rows = decision_table()
+    assert len(rows) >= 10, "the table was found"
+    used: set[int] = set()
+    for case in cases():
+        matching = [
+            i
+            for i, row in enumerate(rows)
+            if all(row[c] in ("-", case[c]) for c in ("newest", "packed", "header", "damage"))
+            and row["after"] in ("-", case["after"])
+        ]
+        assert len(matching) == 1, f"{case} falls in rows {matching}: exactly one must decide it"
+        row = rows[matching[0]]
+        used.add(matching[0])
+        (word,) = [w for w in VERDICT_WORDS if row["verdict"].startswith(w)]
+        for verdict in verdicts(case):
+            assert verdict.action is VERDICT_WORDS[word], (case, row, verdict)
+            if "at 0" in row["verdict"] or "of 0 bytes" in row["verdict"]:
+                assert verdict.offset == 0, (case, verdict)
+            if "at the damage" in row["verdict"]:
+                assert verdict.offset == 100, (case, verdict)
+    assert used == set(range(len(rows))), "every row decides some case"

@@ -708,7 +708,7 @@ def map_of(directory: str, *, fs: FileSystem, now_ms: int) -> DirectoryMap:
             scan_segment(data, newest=newest),
             newest=newest,
             hint=judge_hint(number, data, hint, newest=newest),
-            header_line=header_text(name, data),
+            header_lines=header_text(name, data).splitlines(),
             describe=dump_lines,
         )
     return mapper.finish()

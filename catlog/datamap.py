@@ -170,7 +170,7 @@ class DirectoryMapper:
         *,
         newest: bool,
         hint: HintState,
-        header_line: str,
+        header_lines: list[str],
         describe: Describe,
     ) -> None:
         """One segment: its bytes, what the scan found in them, and how dump prints each entry."""
@@ -178,7 +178,7 @@ class DirectoryMapper:
         seg = SegmentMap(name=name, size=len(data), newest=newest, hint=hint, packed=packed)
         slot = len(self._segments)
         self._segments.append(seg)
-        self._list(seg, [header_line])
+        self._list(seg, header_lines)
         covered = 0
         for entry in entries:
             self._list(seg, describe(entry, data))

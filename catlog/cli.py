@@ -46,6 +46,7 @@ from .datamap import DirectoryMap, DirectoryMapper, judge_hint, render_html
 from .errors import CatlogError, LockedError
 from .fs import FileLock, FileSystem, OsFileSystem
 from .hint import hint_name
+from .index import MAX_SLOTS
 from .repair import RepairReport, repair_directory
 from .scan import (
     REFUSED_KINDS,
@@ -693,6 +694,10 @@ def draw_map(directory: str, html_path: str, *, fs: FileSystem, now_ms: int) -> 
 def map_of(directory: str, *, fs: FileSystem, now_ms: int) -> DirectoryMap:
     """TOOL-31, TOOL-32: read and scan every segment and hint of ``directory``; change nothing."""
     names = _segments_of(fs, directory)
+    if len(names) > MAX_SLOTS:  # the store's own limit (ENG-13): its index cannot name more
+        raise UsageError(
+            f"{directory} holds {len(names)} segments; a store opens at most {MAX_SLOTS}"
+        )
     present = set(fs.listdir(directory))
     mapper = DirectoryMapper(directory, now_ms=now_ms)
     for name in names:

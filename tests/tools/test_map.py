@@ -343,3 +343,18 @@ def test_map_of_no_data_directory_or_to_an_unwritable_file_is_a_usage_error(
     with pytest.raises(SystemExit) as raised:
         main(["map", data_dir])  # --html is required
     assert raised.value.code == 2
+
+
+@pytest.mark.spec("TOOL-30")
+def test_a_directory_of_more_segments_than_a_store_opens_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fs = SimFileSystem()
+    fs.makedirs("/d")
+    for number in range(1, 16_386):
+        fs.open(f"/d/{segment(number)}", writable=True, create=True).close()
+    assert main(["map", "/d", "--html", "/m.html"], fs=fs) == 2
+    assert capsys.readouterr().err == (
+        "catlog map: /d holds 16385 segments; a store opens at most 16384\n"
+    )
+    assert not fs.exists("/m.html")

@@ -7,11 +7,13 @@ in a real browser is tests/tools/test_map_browser.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import re
 import shutil
+from array import array
 from pathlib import Path
 
 import pytest
@@ -26,9 +28,11 @@ from catlog.datamap import (
     Figures,
     HintState,
     SegmentMap,
+    judge_hint,
     render_html,
     script_json,
 )
+from catlog.hint import Hint, decode_hint, encode_hint
 from catlog.simfs import SimFileSystem
 from tests.tools.layout import KEYS, NOW_MS, build, put, run, segment, snapshot
 
@@ -299,6 +303,24 @@ def test_each_hint_is_judged_as_open_judges_it(
     assert f"stale hint (it describes another state of {segment(2)})" in warned
     assert "bad hint magic" in warned
     assert len(caplog.records) == 2
+
+
+@pytest.mark.spec("TOOL-31", "FMT-18")
+def test_a_matching_hint_whose_offset_is_out_of_range_is_unusable(
+    data_dir: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    build(data_dir, hints=True)
+    hint_path = Path(data_dir, "segment-00001.hint")
+    hint = decode_hint(hint_path.read_bytes())
+    assert isinstance(hint, Hint)
+    offsets = array("I", hint.put_offsets)
+    offsets[0] = 4  # inside the segment header: FMT-18 forbids it
+    hint_path.write_bytes(encode_hint(dataclasses.replace(hint, put_offsets=offsets)))
+    data = Path(data_dir, segment(1)).read_bytes()
+    assert judge_hint(1, data, hint_path.read_bytes(), newest=False) is HintState.UNUSABLE
+    with caplog.at_level(logging.WARNING, logger="catlog"):
+        catlog.open(data_dir).close()
+    assert "hint counts or entries out of range" in caplog.text
 
 
 # --------------------------------------------------------------------------------- the command

@@ -700,8 +700,10 @@ def map_of(directory: str, *, fs: FileSystem, now_ms: int) -> DirectoryMap:
         )
     present = set(fs.listdir(directory))
     mapper = DirectoryMapper(directory, now_ms=now_ms)
+    sizes: list[int] = []
     for name in names:
         data = read_file(fs, f"{directory}/{name}")
+        sizes.append(len(data))
         number = parse_segment_name(name)
         assert number is not None, "list_segments returns segment names only"
         newest = name == names[-1]
@@ -716,7 +718,7 @@ def map_of(directory: str, *, fs: FileSystem, now_ms: int) -> DirectoryMap:
             header_lines=header_text(name, data).splitlines(),
             describe=dump_lines,
         )
-    return mapper.finish()
+    return mapper.finish(directory_notes(fs, directory, names, sizes))
 
 
 def dump_lines(entry: Entry, data: bytes) -> list[str]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import html
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -138,6 +138,8 @@ class DirectoryMap:
     now_ms: int
     listed_lines: int
     listed_lines_total: int
+    notes: tuple[str, ...] = ()
+    """TOOL-31: check's notes on the directory's other files (TOOL-7), as check prints them."""
 
 
 class DirectoryMapper:
@@ -216,7 +218,7 @@ class DirectoryMapper:
         self._budget -= len(shown)
         seg.unlisted += len(lines) - len(shown)
 
-    def finish(self) -> DirectoryMap:
+    def finish(self, notes: Sequence[str] = ()) -> DirectoryMap:
         """TOOL-32: the figures ``catlog stats`` would print once open has recovered the bytes."""
         segments = tuple(self._segments)
         opens = not any(seg.refused for seg in segments)
@@ -250,6 +252,7 @@ class DirectoryMapper:
             now_ms=self._now_ms,
             listed_lines=self._listed_lines,
             listed_lines_total=self._listed_lines_total,
+            notes=tuple(notes),
         )
 
 
@@ -265,6 +268,7 @@ def page_data(dmap: DirectoryMap) -> dict[str, object]:
         "now_ms": dmap.now_ms,
         "listed_lines": dmap.listed_lines,
         "listed_lines_total": dmap.listed_lines_total,
+        "notes": list(dmap.notes),
         "figures": {
             "keys": f.keys,
             "segments": f.segments,
@@ -333,6 +337,7 @@ directory</caption><tbody></tbody></table>
 <p class="legend"><span class="k header"></span> segment header <span class="k live"></span> live \
 records <span class="k dead"></span> dead records (compaction drops them) <span class="k torn">\
 </span> torn tail (open cuts it) <span class="k damaged"></span> damaged (open refuses)</p>
+<ul id="notes"></ul>
 <p id="caps"></p>
 <div id="segments"></div>
 <noscript><p>This page draws the map with its own inline script; allow scripts for this file to \
@@ -419,6 +424,8 @@ _SCRIPT: Final = r"""
     tr.appendChild(td);
     body.appendChild(tr);
   });
+  var notes = document.getElementById("notes");
+  data.notes.forEach(function (note) { notes.appendChild(el("li", "", note)); });
   document.getElementById("caps").textContent =
     "Click a segment to list its records as catlog dump prints them (at most " +
     data.listed_lines + " lines per segment and " + data.listed_lines_total +

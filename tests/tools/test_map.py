@@ -271,6 +271,21 @@ def test_a_packed_newest_segment_counts_the_segment_open_starts_after_it(data_di
     assert (dmap.figures.segments, dmap.figures.disk_bytes) == (stats.segments, stats.disk_bytes)
 
 
+@pytest.mark.spec("TOOL-31", "TOOL-7")
+def test_the_page_gives_checks_notes_on_the_other_files(data_dir: str) -> None:
+    build(data_dir)
+    with Path(data_dir, segment(3)).open("ab") as file:
+        file.write(b"torn")
+    catlog.open(data_dir).close()  # cuts the tail and keeps it in segment-00003.log.torn-102
+    Path(data_dir, segment(4)).write_bytes(b"")
+    dmap = map_of(data_dir, fs=catlog.OsFileSystem(), now_ms=NOW_MS)
+    assert dmap.notes == (
+        f"note: {segment(4)}: empty newest segment; open writes its header (REC-5)",
+        f"note: {segment(3)}.torn-102: quarantine file, 4 bytes (REC-12)",
+    )
+    assert page_data(render_html(dmap))["notes"] == list(dmap.notes)
+
+
 # --------------------------------------------------------------------------------- hints
 
 

@@ -45,10 +45,12 @@ from .codec import (
 from .datamap import DirectoryMap, DirectoryMapper, judge_hint, render_html
 from .errors import CatlogError, LockedError
 from .fs import FileLock, FileSystem, OsFileSystem
-from .hint import hint_name
+from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
+from .hint import hint_name, parse_hint_name
 from .index import MAX_SLOTS
 from .repair import RepairReport, repair_directory
 from .scan import (
+    LOCK_NAME,
     REFUSED_KINDS,
     Entry,
     Region,
@@ -678,6 +680,10 @@ def draw_map(directory: str, html_path: str, *, fs: FileSystem, now_ms: int) -> 
     ``now_ms`` is the time expiries are judged by for the dead-bytes estimate (TOOL-32).
     """
     directory = directory.rstrip("/") or "/"
+    if is_catlog_name(html_path.rpartition("/")[2]):
+        raise UsageError(
+            f"{html_path} has the name of a data directory's file; the map will not overwrite it"
+        )
     dmap = map_of(directory, fs=fs, now_ms=now_ms)
     page = render_html(dmap).encode("ascii")
     file = fs.open(html_path, writable=True, create=True)
@@ -689,6 +695,18 @@ def draw_map(directory: str, html_path: str, *, fs: FileSystem, now_ms: int) -> 
     segments = _count(len(dmap.segments), "segment")
     print(f"{html_path}: map of {directory}, {segments}, {_count(len(page), 'byte')}")
     return EXIT_OK
+
+
+def is_catlog_name(name: str) -> bool:
+    """TOOL-30: whether a store or a tool names a file of a data directory so."""
+    return (
+        name == LOCK_NAME
+        or parse_segment_name(name) is not None
+        or parse_hint_name(name.removesuffix(HINT_TEMPORARY_SUFFIX)) is not None
+        or is_quarantine_name(name)
+        or is_compaction_leftover(name)
+        or is_scratch_name(name)
+    )
 
 
 def map_of(directory: str, *, fs: FileSystem, now_ms: int) -> DirectoryMap:

@@ -377,6 +377,15 @@ def test_map_of_no_data_directory_or_to_an_unwritable_file_is_a_usage_error(
     assert (status, out) == (2, "")
     assert err.startswith("catlog map: ")
     assert "m.html" in err
+    for name in (segment(1), "segment-00001.hint", "LOCK", f"{segment(1)}.torn-16"):
+        before = snapshot(data_dir)
+        status, out, err = run(["map", data_dir, "--html", f"{data_dir}/{name}"], capsys)
+        assert (status, out) == (2, "")
+        assert err == (
+            f"catlog map: {data_dir}/{name} has the name of a data directory's file; "
+            "the map will not overwrite it\n"
+        )
+        assert snapshot(data_dir) == before
     with pytest.raises(SystemExit) as raised:
         main(["map", data_dir])  # --html is required
     assert raised.value.code == 2

@@ -2,13 +2,14 @@
 
 Subcommands: ``serve`` runs the server (spec/server.md), and is what catlog does when no
 subcommand is given, so ``python -m catlog`` starts a server as the original design's binary did;
-``stats`` opens a store and prints its counters; ``check``, ``dump`` and ``repair`` are the
-data-directory tools of spec/tools.md (TOOL-1 .. TOOL-21), in the manner of ``fsck`` and
+``stats`` opens a store and prints its counters; ``check``, ``dump``, ``repair``, ``compact`` and
+``map`` are the data-directory tools of spec/tools.md, in the manner of ``fsck`` and
 ``redis-check-aof``.
 
 This module is the tools' edge: arguments, exit codes, and the words and JSON they print. What the
-bytes of a segment hold is decided in :mod:`catlog.scan`, and what repair does in
-:mod:`catlog.repair`; the rendering functions here are pure, so tests read them without files.
+bytes of a segment hold is decided in :mod:`catlog.scan`, what repair does in :mod:`catlog.repair`
+and what the map draws in :mod:`catlog.datamap`; the rendering functions here are pure, so tests
+read them without files.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Final, TextIO
 
 from . import __version__, server
 from . import open as open_store
+from .clock import SystemClock
 from .codec import (
     PACKED_LONG,
     PACKED_LONG_BIT,
@@ -40,10 +42,15 @@ from .codec import (
     RecordType,
     decode_segment_header,
 )
+from .datamap import DirectoryMap, DirectoryMapper, judge_hint, render_html
 from .errors import CatlogError, LockedError
 from .fs import FileLock, FileSystem, OsFileSystem
+from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
+from .hint import hint_name, parse_hint_name
+from .index import MAX_SLOTS
 from .repair import RepairReport, repair_directory
 from .scan import (
+    LOCK_NAME,
     REFUSED_KINDS,
     Entry,
     Region,
@@ -151,10 +158,21 @@ def _parser() -> argparse.ArgumentParser:
         "or I/O error.",
     )
     compact.add_argument("data_dir", metavar="DIR")
+
+    draw = commands.add_parser(
+        "map",
+        help="draw a data directory as one self-contained HTML page",
+        description="Write one HTML page (no server, nothing loaded from elsewhere) drawing each "
+        "segment of DIR as a bar of live, dead and damaged bytes, with its hint's state and, on "
+        "click, its records as dump prints them. Like dump, it takes no lock and changes no "
+        "file of DIR. Exit status: 0 written, 2 usage or I/O error.",
+    )
+    draw.add_argument("data_dir", metavar="DIR")
+    draw.add_argument("--html", required=True, metavar="FILE", help="the page to write")
     return parser
 
 
-SUBCOMMANDS: Final = frozenset({"serve", "stats", "check", "dump", "repair", "compact"})
+SUBCOMMANDS: Final = frozenset({"serve", "stats", "check", "dump", "repair", "compact", "map"})
 
 
 class _ServerLogFormat(logging.Formatter):
@@ -201,6 +219,8 @@ def main(argv: Sequence[str] | None = None, *, fs: FileSystem | None = None) -> 
             return check(args.data_dir, fs=fs, lock=not args.no_lock)
         if args.command == "dump":
             return dump(args.path, fs=fs, as_json=args.json, values=args.values, limit=args.limit)
+        if args.command == "map":
+            return draw_map(args.data_dir, args.html, fs=fs, now_ms=SystemClock().now_ms())
         assert args.command == "repair", "argparse admits only the subcommands defined above"
         return repair(args.data_dir, fs=fs, dry_run=args.dry_run)
     except BrokenPipeError:  # ``catlog dump DIR | head``: the reader has seen enough
@@ -649,6 +669,80 @@ def iso_utc(timestamp_ms: int) -> str:
     except OverflowError:
         return "out-of-range"
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --------------------------------------------------------------------------------- map
+
+
+def draw_map(directory: str, html_path: str, *, fs: FileSystem, now_ms: int) -> int:
+    """TOOL-30: draw ``directory`` into the page ``html_path``; no lock, no change to the data.
+
+    ``now_ms`` is the time expiries are judged by for the dead-bytes estimate (TOOL-32).
+    """
+    directory = directory.rstrip("/") or "/"
+    if is_catlog_name(html_path.rpartition("/")[2]):
+        raise UsageError(
+            f"{html_path} has the name of a data directory's file; the map will not overwrite it"
+        )
+    dmap = map_of(directory, fs=fs, now_ms=now_ms)
+    page = render_html(dmap).encode("ascii")
+    file = fs.open(html_path, writable=True, create=True)
+    try:
+        file.truncate(0)
+        file.append(page)
+    finally:
+        file.close()
+    segments = _count(len(dmap.segments), "segment")
+    print(f"{html_path}: map of {directory}, {segments}, {_count(len(page), 'byte')}")
+    return EXIT_OK
+
+
+def is_catlog_name(name: str) -> bool:
+    """TOOL-30: whether a store or a tool names a file of a data directory so."""
+    return (
+        name == LOCK_NAME
+        or parse_segment_name(name) is not None
+        or parse_hint_name(name.removesuffix(HINT_TEMPORARY_SUFFIX)) is not None
+        or is_quarantine_name(name)
+        or is_compaction_leftover(name)
+        or is_scratch_name(name)
+    )
+
+
+def map_of(directory: str, *, fs: FileSystem, now_ms: int) -> DirectoryMap:
+    """TOOL-31, TOOL-32: read and scan every segment and hint of ``directory``; change nothing."""
+    names = _segments_of(fs, directory)
+    if len(names) > MAX_SLOTS:  # the store's own limit (ENG-13): its index cannot name more
+        raise UsageError(
+            f"{directory} holds {len(names)} segments; a store opens at most {MAX_SLOTS}"
+        )
+    present = set(fs.listdir(directory))
+    mapper = DirectoryMapper(directory, now_ms=now_ms)
+    sizes: list[int] = []
+    for name in names:
+        data = read_file(fs, f"{directory}/{name}")
+        sizes.append(len(data))
+        number = parse_segment_name(name)
+        assert number is not None, "list_segments returns segment names only"
+        newest = name == names[-1]
+        hint_path = f"{directory}/{hint_name(number)}"
+        hint = read_file(fs, hint_path) if hint_name(number) in present else None
+        mapper.add(
+            name,
+            data,
+            scan_segment(data, newest=newest),
+            newest=newest,
+            hint=judge_hint(number, data, hint, newest=newest),
+            header_lines=header_text(name, data).splitlines(),
+            describe=dump_lines,
+        )
+    return mapper.finish(directory_notes(fs, directory, names, sizes))
+
+
+def dump_lines(entry: Entry, data: bytes) -> list[str]:
+    """TOOL-10: an entry's lines as ``catlog dump`` prints them, a batch's members indented."""
+    members = entry.members if isinstance(entry, Record) else ()
+    return [entry_text(entry, data)] + ["  " + entry_text(m, data) for m in members]
 
 
 # --------------------------------------------------------------------------------- repair

@@ -380,12 +380,16 @@ class TicketingStore:
         "get",
         "get_many",
         "now_ms",
+        "owed",
         "put",
         "stats",
         "store",
     )
 
     def __init__(self, store: Store) -> None:
+        self.owed = 0
+        """ENG-51: the ticket a conditional write that wrote nothing was judged on; its reply
+        waits for it, as a write's does. Set and cleared within one command, on the loop."""
         self.retarget(store)
 
     def retarget(self, store: Store) -> None:
@@ -405,16 +409,23 @@ class TicketingStore:
         return self.store.failure
 
     def delete(self, key: bytes) -> bool:
-        return self.store.delete_nowait(key)[0]
+        return self._judged(self.store.delete_nowait(key))
 
     def write_batch(self, ops: list[BatchOp]) -> int:
         return self.store.write_batch_nowait(ops)
 
     def expire_at(self, key: bytes, expires_at_ms: int) -> bool:
-        return self.store.expire_at_nowait(key, expires_at_ms)[0]
+        return self._judged(self.store.expire_at_nowait(key, expires_at_ms))
 
     def persist(self, key: bytes) -> bool:
-        return self.store.persist_nowait(key)[0]
+        return self._judged(self.store.persist_nowait(key))
+
+    def _judged(self, outcome: tuple[bool, int]) -> bool:
+        """ENG-51: one that wrote nothing owes a wait for the writes it was judged on."""
+        wrote, ticket = outcome
+        if not wrote:
+            self.owed = ticket
+        return wrote
 
     def __len__(self) -> int:
         return len(self.store)
@@ -465,8 +476,9 @@ class LineSession:
             reply = line.encode_reply(commands.execute_line(store, request))
             out.append(reply)
             gathered += len(reply)
-            if tracks and real.last_ticket != before:
-                ticket = real.last_ticket
+            if tracks and (real.last_ticket != before or store.owed):
+                ticket = max(ticket, real.last_ticket, store.owed)
+                store.owed = 0
         return ticket, None, False, True
 
     @staticmethod
@@ -503,7 +515,8 @@ class RespSession:
         Every other command, and every other spelling of these two, takes the command layer;
         both ways give the same bytes (tests/server/test_fast_path.py).
         """
-        real = self._store.store
+        tickets = self._store
+        real = tickets.store
         tracks = real.fsync == "always"
         get = real.get
         session = self._session
@@ -543,8 +556,9 @@ class RespSession:
                 else:
                     before = real.last_ticket
                     reply = encode(execute(command), session.protocol)
-                    if tracks and real.last_ticket != before:
-                        ticket = real.last_ticket
+                    if tracks and (real.last_ticket != before or tickets.owed):
+                        ticket = max(ticket, real.last_ticket, tickets.owed)  # ENG-51
+                        tickets.owed = 0
                     if session.closing:
                         out.append(reply)
                         return ticket, None, True, False

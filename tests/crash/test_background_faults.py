@@ -19,7 +19,8 @@ failed background hint changes nothing a user can see (ENG-43, REC-15).
 The end-to-end check of issue 13's reproduction runs on a real full file system: an 8 MiB tmpfs
 (root only; skipped where mounting is refused).
 
-``CATLOG_CRASH_DEPTH=long`` runs longer workloads with both error kinds each way.
+``CATLOG_CRASH_DEPTH=long`` (``nox -s crash``) and the ``nightly`` profile run longer workloads
+with both error kinds each way.
 """
 
 from __future__ import annotations
@@ -43,7 +44,11 @@ import catlog
 from catlog.simfs import Operation
 from tests.crash.faulty_fs import FaultyFileSystem
 
-LONG: Final = os.environ.get("CATLOG_CRASH_DEPTH", "ci") == "long"
+LONG: Final = (
+    os.environ.get("CATLOG_CRASH_DEPTH", "ci") == "long"
+    or os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+)
+"""The long sweep runs in ``nox -s crash`` and in ``nox -s nightly``."""
 ROUNDS: Final = 6 if LONG else 2
 """How many times each workload's pattern repeats: the long run goes through more rotations."""
 Mode = tuple[int, bool]

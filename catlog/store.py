@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import functools
 import heapq
 import logging
 import os
@@ -27,7 +26,6 @@ from typing import Final, Literal, get_args
 
 from crc32c import crc32c
 
-from . import codec
 from .arguments import check_expiry, check_key, check_value, ttl_ms
 from .batch import Batch, BatchOp, encode_ops
 from .clock import Clock, SystemClock
@@ -38,13 +36,6 @@ from .codec import (
     MAX_EXPIRING_VALUE_SIZE,
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
-    MEMBER_CRC_MASK,
-    MEMBER_FLAG,
-    PACKED_LONG,
-    PACKED_LONG_BIT,
-    PACKED_SHORT,
-    PACKED_SHORT_TYPE,
-    RECORD_HEADER,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
     RecordType,
@@ -55,7 +46,6 @@ from .compaction import Compaction, CompactionReport
 from .errors import (
     CatlogError,
     CorruptionError,
-    ReadError,
     StoreClosedError,
     StoreFailedError,
 )
@@ -67,11 +57,11 @@ from .index import (
     LEN_BITS,
     MAX_SEGMENT_SIZE,
     MAX_SLOTS,
-    OFFSET_MASK,
     SLOT_SHIFT,
     live_expiries,
 )
 from .opening import TailRepair, open_directory
+from .reading import read_failed, read_value
 from .segment import (
     ActiveSegment,
     Segment,
@@ -94,26 +84,6 @@ DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _PUT_EXPIRING: Final = int(RecordType.PUT_EXPIRING)
-_MEMBER_PUT: Final = MEMBER_FLAG | _PUT
-_MEMBER_PUT_EXPIRING: Final = MEMBER_FLAG | _PUT_EXPIRING
-_VALUE_AT: Final = {
-    _PUT: 0,
-    _PUT_EXPIRING: EXPIRY_SIZE,
-    _MEMBER_PUT: 0,
-    _MEMBER_PUT_EXPIRING: EXPIRY_SIZE,
-}
-"""ENG-12: the record types a key's value may be read from, and where the value starts after the
-key in each (FMT-21: an expiring PUT's value field starts with its expiry)."""
-_PACKED_PUT: Final = PACKED_SHORT_TYPE | _PUT
-_COPY_TO_CHECK: Final = 4096
-"""ENG-12: records up to this size are sliced for their crc check rather than viewed."""
-_PACKED_VALUE_AT: Final = {
-    _PACKED_PUT: 0,
-    PACKED_SHORT_TYPE | _PUT_EXPIRING: EXPIRY_SIZE,
-    PACKED_LONG_BIT | PACKED_SHORT_TYPE | _PUT: 0,
-    PACKED_LONG_BIT | PACKED_SHORT_TYPE | _PUT_EXPIRING: EXPIRY_SIZE,
-}
-"""ENG-12, FMT-28: :data:`_VALUE_AT` for the records of a packed segment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,12 +137,6 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         fs=fs,
         clock=clock,
     )
-
-
-def _read_buffer(buffer: bytearray, flushed: int, size: int, offset: int) -> bytes:
-    """Read a record that is still in the active segment's write buffer (see catlog.segment)."""
-    start = offset - flushed
-    return bytes(buffer[start : start + size])
 
 
 def _flush_in_background(
@@ -364,142 +328,32 @@ class Store(MutableMapping[bytes, bytes]):
         if self._expires and self._expired(key):
             return default
         try:
-            return self._read(key, location, self._slots)
+            return read_value(key, location, self._slots, self._active)
         except (OSError, CorruptionError) as exc:
             if self._index.get(key) == location:
-                if isinstance(exc, CatlogError):
+                error = self._read_error(exc, location, self._slots)
+                if error is exc:
                     raise
-                raise self._read_failed(location, self._slots, exc) from exc
+                raise error from exc
         # ENG-39: compaction moved the record (and may have closed its old segment) between
         # the index lookup and the read; the index now points at the copy.
         return self.get(key, default)
 
-    def _read(self, key: bytes, location: int, slots: list[Segment]) -> bytes:
-        """ENG-12: the value of the record at ``location``, which the index gives for ``key``."""
-        slot = location >> SLOT_SHIFT
-        offset = (location >> LEN_BITS) & OFFSET_MASK
-        value_len = location & LARGE_VALUE
-        segment = slots[slot]
-        active = self._active
-        pread: Callable[[int, int], bytes] = segment.pread
-        # ENG-48: the very segment that is active, not one with its slot: a snapshot's location
-        # may lie in a segment compaction removed, whose slot a newer segment holds now.
-        if segment is active:
-            _, flushed, buffer = active.pending
-            if offset >= flushed:
-                pread = functools.partial(_read_buffer, buffer, flushed)
-        if value_len == LARGE_VALUE:
-            value_len = self._large_value_len(segment, pread, offset)
-        key_end = RECORD_HEADER_SIZE + len(key)
-        size = key_end + value_len
-        data = pread(size, offset)
-        if (
-            len(data) == size
-            and data[4] == _PUT
-            # A slice of a small record is cheaper to make than a memoryview (by 0.09 µs for 137
-            # bytes); a large one would be copied, which a memoryview spares.
-            and crc32c(data[4:] if size <= _COPY_TO_CHECK else memoryview(data)[4:])
-            == CRC_FIELD.unpack_from(data)[0]
-            and data[RECORD_HEADER_SIZE:key_end] == key
-        ):
-            return data[key_end:]
-        if segment.packed:
-            return self._read_packed(segment, offset, data, key, value_len)
-        return self._read_other(segment, offset, data, key)
-
-    def _read_failed(self, location: int, slots: list[Segment], exc: OSError) -> CatlogError:
-        """ENG-22: the typed error for a read the operating system failed, naming the record."""
+    def _read_error(
+        self, exc: OSError | CorruptionError, location: int, slots: list[Segment]
+    ) -> CatlogError:
+        """ENG-19, ENG-22: a failed read as the caller sees it: the store was closed under it,
+        the bytes are damaged, or the operating system failed the read."""
         if self._closed:
             return StoreClosedError(f"{self.path} is closed")
-        path = slots[location >> SLOT_SHIFT].file.path
-        offset = (location >> LEN_BITS) & OFFSET_MASK
-        return ReadError(path, offset, f"read failed: {exc.strerror or exc}")
-
-    def _read_packed(
-        self, segment: Segment, offset: int, data: bytes, key: bytes, value_len: int
-    ) -> bytes:
-        """ENG-12 in a packed segment (FMT-27): ``data`` holds the record and maybe more.
-
-        :meth:`_read` read as many bytes as a record of section 2 would take, 21 bytes of header;
-        a packed record's header is 8 or 13 bytes, so the record is all there unless damaged.
-        """
-        skip = _PACKED_VALUE_AT.get(data[4]) if len(data) > 4 else None
-        if skip is not None:
-            head = PACKED_LONG if data[4] & PACKED_LONG_BIT else PACKED_SHORT
-            key_end = head.size + len(key)
-            end = key_end + value_len
-            if len(data) >= end:
-                crc, _type, klen, vlen = head.unpack_from(data)
-                if (
-                    klen == len(key)
-                    and vlen == value_len
-                    and crc32c(memoryview(data)[4:end]) == crc
-                    and data[head.size : key_end] == key
-                    and value_len >= skip
-                ):
-                    return data[key_end + skip : end]
-        raise self._read_corruption(segment, offset, data, key)
-
-    def _read_other(self, segment: Segment, offset: int, data: bytes, key: bytes) -> bytes:
-        """ENG-12 for the record types other than PUT: an expiring PUT, a member of a batch."""
-        key_end = RECORD_HEADER_SIZE + len(key)
-        skip = _VALUE_AT.get(data[4]) if len(data) >= RECORD_HEADER_SIZE else None
-        if skip is not None:
-            crc = crc32c(memoryview(data)[4:])
-            if data[4] & MEMBER_FLAG:
-                crc ^= MEMBER_CRC_MASK
-            if (
-                crc == CRC_FIELD.unpack_from(data)[0]
-                and data[RECORD_HEADER_SIZE:key_end] == key
-                and len(data) >= key_end + skip
-            ):
-                return data[key_end + skip :]
-        raise self._read_corruption(segment, offset, data, key)
+        if isinstance(exc, CatlogError):
+            return exc
+        return read_failed(location, slots, exc)
 
     def _expired(self, key: bytes) -> bool:
         """ENG-34: whether ``key``'s expiry has passed (it expires once the clock is past it)."""
         expires_at = self._expires.get(key)
         return expires_at is not None and self._now_ms() > expires_at
-
-    def _large_value_len(
-        self, segment: Segment, pread: Callable[[int, int], bytes], offset: int
-    ) -> int:
-        """The value length of a large record, read from its header and checked (REC-3)."""
-        head = PACKED_LONG if segment.packed else RECORD_HEADER
-        header = pread(head.size, offset)
-        if len(header) < head.size:
-            reason = f"record header cut short at {len(header)} bytes"
-        else:
-            value_len: int = head.unpack(header)[-1]
-            if LARGE_VALUE <= value_len <= MAX_VALUE_SIZE:
-                return value_len
-            reason = f"length field out of range: value_len={value_len}"
-        if self._closed:
-            raise StoreClosedError(f"{self.path} is closed")
-        raise CorruptionError(segment.file.path, offset, reason)
-
-    def _read_corruption(
-        self, segment: Segment, offset: int, data: bytes, key: bytes
-    ) -> CatlogError:
-        if self._closed:
-            return StoreClosedError(f"{self.path} is closed")
-        if not segment.packed and len(data) >= RECORD_HEADER_SIZE and data[4] in codec.MEMBER_TYPES:
-            member_ok = (
-                crc32c(memoryview(data)[4:]) ^ MEMBER_CRC_MASK == CRC_FIELD.unpack_from(data)[0]
-            )
-            reason = (
-                "index points at a batch member of another key or type"
-                if member_ok
-                else "batch member crc mismatch"
-            )
-        else:
-            # A packed record is shorter than what _read read for it: decoding stops at its end.
-            decoded = codec.decode_record(data, 0, packed=segment.packed)
-            if isinstance(decoded, codec.Damage):
-                reason = decoded.reason
-            else:
-                reason = f"index points at a record of another key or type ({decoded.type.name})"
-        return CorruptionError(segment.file.path, offset, f"{reason} (reading key {key!r:.60})")
 
     def __getitem__(self, key: bytes) -> bytes:
         value = self.get(key)
@@ -894,7 +748,7 @@ class Store(MutableMapping[bytes, bytes]):
         newest = self._newest(key)
         if newest is None:
             return None
-        return self._read(key, newest[0], self._slots)
+        return read_value(key, newest[0], self._slots, self._active)
 
     def _newest(self, key: bytes) -> tuple[int, int] | None:
         """ENG-51: where ``key``'s value is, and its expiry or 0, as every write appended so far
@@ -928,11 +782,12 @@ class Store(MutableMapping[bytes, bytes]):
                     values.append(None)
                     continue
                 try:
-                    values.append(self._read(key, location, self._slots))
-                except OSError as exc:
-                    if isinstance(exc, CatlogError):
+                    values.append(read_value(key, location, self._slots, self._active))
+                except (OSError, CorruptionError) as exc:
+                    error = self._read_error(exc, location, self._slots)
+                    if error is exc:
                         raise
-                    raise self._read_failed(location, self._slots, exc) from exc
+                    raise error from exc
             return values
 
     def write_batch(self, ops: Iterable[BatchOp]) -> None:
@@ -1312,11 +1167,12 @@ class Store(MutableMapping[bytes, bytes]):
     def _read_located(self, key: bytes, location: int, slots: list[Segment]) -> bytes:
         """ENG-38: a snapshot's read at a location it holds, in the slots it copied."""
         try:
-            return self._read(key, location, slots)
-        except OSError as exc:
-            if isinstance(exc, CatlogError):
+            return read_value(key, location, slots, self._active)
+        except (OSError, CorruptionError) as exc:
+            error = self._read_error(exc, location, slots)
+            if error is exc:
                 raise
-            raise self._read_failed(location, slots, exc) from exc
+            raise error from exc
 
     def _snapshot_closed(self, snapshot: Snapshot) -> None:
         """ENG-40: close the segments compaction removed once no snapshot can read them."""

@@ -20,6 +20,7 @@ import catlog.compaction
 from catlog import codec
 from catlog.clock import ManualClock
 from catlog.codec import RecordType
+from catlog.reading import read_value
 from catlog.segment import Segment, parse_segment_name
 from catlog.simfs import SimFileSystem
 from tests.failing_store import CLOSED_FAILED, failing
@@ -728,19 +729,19 @@ def test_a_read_that_loses_the_race_with_compaction_reads_the_copy(
     deleted meanwhile."""
     with catlog.open(data_dir, fsync="never") as store:
         store.put(b"moved", b"v")
-        read = store._read
+        read = read_value
         raced: list[bytes] = []
 
-        def racing_read(key: bytes, location: int, slots: list[Segment]) -> bytes:
+        def racing_read(key: bytes, location: int, slots: list[Segment], active: Segment) -> bytes:
             if key not in raced:
                 raced.append(key)
                 if key == b"deleted":
                     store.delete(key)
                 store.compact()
                 raise OSError("the segment was closed under the reader")
-            return read(key, location, slots)
+            return read(key, location, slots, active)
 
-        monkeypatch.setattr(store, "_read", racing_read)
+        monkeypatch.setattr("catlog.store.read_value", racing_read)  # where get calls it
         assert store.get(b"moved", b"default") == b"v"
         store.put(b"deleted", b"w")
         assert store.get(b"deleted", b"default") == b"default"

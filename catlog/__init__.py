@@ -33,6 +33,7 @@ from .store import (
     StoreStats,
     open,
 )
+from .transaction import Transaction
 
 __version__ = "0.1.0"
 
@@ -66,6 +67,7 @@ __all__ = [
     "StoreStats",
     "SystemClock",
     "TailRepair",
+    "Transaction",
     "UnsupportedFormatError",
     "ValueTooLargeError",
     "__version__",

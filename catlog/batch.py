@@ -31,37 +31,56 @@ _DELETE = int(RecordType.DELETE)
 _PUT_EXPIRING = int(RecordType.PUT_EXPIRING)
 
 
+Write = tuple[bytes, bytes | None, int]
+"""One write of a batch, checked: its key, its value (``None`` for a delete) and its absolute
+expiry in ms (0 for none)."""
+
+
 def encode_ops(ops: Iterable[BatchOp], timestamp: int) -> tuple[list[bytes], list[Effect]]:
     """ENG-37: the members of a batch of ``ops`` written at ``timestamp``, and their effects.
 
     Raises, before anything is written, for an operation of the wrong shape, an invalid key or
     value (ENG-2, ENG-3), or members that together would not fit one record (FMT-22).
     """
-    members: list[bytes] = []
-    effects: list[Effect] = []
-    size = 0
+    writes: list[Write] = []
     for op in ops:
         kind, key, *rest = op
         key = check_key(key)
         if kind == "delete" and not rest:
-            member = encode_member(_DELETE, timestamp, key)
-            effects.append((key, None, 0))
+            writes.append((key, None, 0))
         elif kind == "put" and len(rest) in (1, 2):
             ttl = rest[1] if len(rest) == 2 else None
             if ttl is None:
-                value = check_value(rest[0])
-                member = encode_member(_PUT, timestamp, key, value)
-                effects.append((key, len(value), 0))
+                writes.append((key, check_value(rest[0]), 0))
             else:
                 value = check_value(rest[0], MAX_EXPIRING_VALUE_SIZE)
-                at = timestamp + ttl_ms(ttl)
-                member = encode_member(_PUT_EXPIRING, timestamp, key, value, at)
-                effects.append((key, len(value) + EXPIRY_SIZE, at))
+                writes.append((key, value, timestamp + ttl_ms(ttl)))
         else:
             raise ValueError(
                 "a batch operation is ('put', key, value[, ttl]) or ('delete', key),"
                 f" not {op!r:.80}"
             )
+    return encode_writes(writes, timestamp)
+
+
+def encode_writes(writes: Iterable[Write], timestamp: int) -> tuple[list[bytes], list[Effect]]:
+    """ENG-37, ENG-54: the members of a batch of checked ``writes``, and their effects.
+
+    Raises :class:`BatchTooLargeError` if the members would not fit one record (FMT-22).
+    """
+    members: list[bytes] = []
+    effects: list[Effect] = []
+    size = 0
+    for key, value, expires_at in writes:
+        if value is None:
+            member = encode_member(_DELETE, timestamp, key)
+            effects.append((key, None, 0))
+        elif expires_at:
+            member = encode_member(_PUT_EXPIRING, timestamp, key, value, expires_at)
+            effects.append((key, len(value) + EXPIRY_SIZE, expires_at))
+        else:
+            member = encode_member(_PUT, timestamp, key, value)
+            effects.append((key, len(value), 0))
         members.append(member)
         size += len(member)
         if size > MAX_VALUE_SIZE:

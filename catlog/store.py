@@ -27,7 +27,7 @@ from typing import Final, Literal, get_args
 from crc32c import crc32c
 
 from .arguments import check_expiry, check_key, check_value, ttl_ms
-from .batch import Batch, BatchOp, encode_ops
+from .batch import Batch, BatchOp, Effect, Write, encode_ops, encode_writes
 from .clock import Clock, SystemClock
 from .codec import (
     BODY_HEADER,
@@ -68,6 +68,7 @@ from .segment import (
     segment_name,
 )
 from .snapshot import Snapshot
+from .transaction import Transaction
 
 log = logging.getLogger("catlog")
 
@@ -818,22 +819,68 @@ class Store(MutableMapping[bytes, bytes]):
                 return self.last_ticket
         record = encode_batch(timestamp, members)
         with self._lock:
-            base = self._append(record)
-            self._dead += RECORD_HEADER_SIZE  # ENG-41: the frame
-            offset = RECORD_HEADER_SIZE << LEN_BITS
-            ticket = self.last_ticket
-            located: list[tuple[int, bytes, int | None, int]] = []
-            for (key, value_len, at), member in zip(effects, members, strict=True):
-                location = (
-                    None if value_len is None else (base + offset) | min(value_len, LARGE_VALUE)
-                )
-                located.append((ticket, key, location, at))
-                offset += len(member) << LEN_BITS
-            if self._sync_each_write:
-                self._pending.extend(located)
-            else:
-                self._apply_in_order(located)
-            return ticket
+            return self._append_batch(record, members, effects)
+
+    def _append_batch(self, record: bytes, members: list[bytes], effects: list[Effect]) -> int:
+        """ENG-37: append a batch ``record`` of ``members``; its effects wait for its fsync under
+        "always" and take effect at once otherwise. Returns its ticket. Lock held."""
+        base = self._append(record)
+        self._dead += RECORD_HEADER_SIZE  # ENG-41: the frame
+        offset = RECORD_HEADER_SIZE << LEN_BITS
+        ticket = self.last_ticket
+        located: list[tuple[int, bytes, int | None, int]] = []
+        for (key, value_len, at), member in zip(effects, members, strict=True):
+            location = None if value_len is None else (base + offset) | min(value_len, LARGE_VALUE)
+            located.append((ticket, key, location, at))
+            offset += len(member) << LEN_BITS
+        if self._sync_each_write:
+            self._pending.extend(located)
+        else:
+            self._apply_in_order(located)
+        return ticket
+
+    def transaction(self, *, wait: bool = True) -> Transaction:
+        """ENG-54: ``with store.transaction() as tx:`` reads and writes keys as one step.
+
+        The block holds the store's write lock: no other write is appended while it runs, and
+        its reads see every write appended before it (ENG-51). Its writes are appended as one
+        batch when the block ends without an exception (nothing, if it wrote nothing), and,
+        under "always" and with ``wait``, the block returns once that batch is durable; with
+        ``wait=False`` the caller waits on ``tx.ticket`` itself (the server does). Inside the
+        block use only ``tx``: the store's own writing methods would wait for the block to end.
+        """
+        if self._closed:
+            raise StoreClosedError(f"{self.path} is closed")  # ENG-19
+        return Transaction(self, wait=wait)
+
+    def _begin(self) -> None:
+        """ENG-54: a transaction takes the write lock for its whole block."""
+        self._lock.acquire()
+        if self._refusal is not None:
+            self._lock.release()
+            raise self._refused()
+
+    def _commit_transaction(self, writes: list[Write]) -> int:
+        """ENG-54: append a transaction's writes as one batch, then let go of the lock."""
+        try:
+            if not writes:
+                return 0
+            timestamp = self._now_ms()
+            members, effects = encode_writes(writes, timestamp)
+            return self._append_batch(encode_batch(timestamp, members), members, effects)
+        finally:
+            self._lock.release()
+
+    def _abort_transaction(self) -> None:
+        self._lock.release()
+
+    def _newest_value(self, key: bytes) -> tuple[bytes, int] | None:
+        """ENG-51, ENG-54: the value and expiry (or 0) of ``key`` as every write appended so far
+        leaves it, or ``None``. Lock held."""
+        newest = self._newest(key)
+        if newest is None:
+            return None
+        return read_value(key, newest[0], self._slots, self._active), newest[1]
 
     def __delitem__(self, key: bytes) -> None:
         if not self.delete(key):

@@ -41,6 +41,7 @@ STORE_CALLS: dict[str, Callable[[catlog.Store], object]] = {
     "write_batch": lambda s: s.write_batch([]),
     "write_batch_nowait": lambda s: s.write_batch_nowait([]),
     "batch": lambda s: s.batch(),
+    "transaction": lambda s: s.transaction(),
     "wait_durable": lambda s: s.wait_durable(0),
     "sync": lambda s: s.sync(),
     "flush": lambda s: s.flush(),

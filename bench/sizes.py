@@ -45,6 +45,6 @@ QUICK: Final = Sizes(
     large_keys=20_000,
     durable_seconds=0.5,
     floor_records=20_000,
-    repeats=3,
+    repeats=2,
     server_rounds=3,
 )

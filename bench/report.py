@@ -132,6 +132,9 @@ def comparison(outcomes: list[Outcome], label: str) -> str:
     only``, one writer) the other checkout's ratio is to its own.
     """
     lines = [
+        f"catlog against {label}, interleaved in the same run (catlog / {label}: above 1 is "
+        "faster for rates, slower for times and bytes):",
+        "",
         f"| Workload | catlog | {label} | catlog / {label} | Ratio, catlog | Ratio, {label} |",
         "|---|---|---|---|---|---|",
     ]

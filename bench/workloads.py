@@ -20,9 +20,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from . import compaction, peers, servers
+from . import children, compaction, peers, servers
 from . import server_loop as loop_module
-from .children import HERE, Checkout, Reply, Scalar, Worker, once, start
+from .children import HERE, Checkout, Reply, Scalar, Worker
 from .report import Figure, Outcome, Target
 from .sizes import Sizes
 from .tasks import RAW_RECORD_SIZE
@@ -51,11 +51,11 @@ class Run:
 
     def once(self, checkout: Checkout, task: str, **args: Scalar) -> Reply:
         """``task`` in a child started for it (see :func:`bench.children.once`)."""
-        return once(checkout, task, in_process=self.in_process, **args)
+        return children.once(checkout, task, in_process=self.in_process, **args)
 
     def start(self, checkout: Checkout) -> Worker:
         """A child kept for several calls (the sliced workloads)."""
-        return start(checkout, in_process=self.in_process)
+        return children.start(checkout, in_process=self.in_process)
 
     def large_store(self, peer: str, checkout: Checkout = HERE) -> str:
         """A store of ``sizes.large_keys`` keys, built on first use (in a child, by the
@@ -523,7 +523,7 @@ def index_memory(run: Run) -> list[Outcome]:
     found: dict[str, tuple[float, float]] = {}
     for label, checkout, kind, path in measured:
         # Always a child of its own, even with --in-process: this process's heap is the noise.
-        reply = once(checkout, "index_memory", kind=kind, path=path, keys=n)
+        reply = children.once(checkout, "index_memory", kind=kind, path=path, keys=n)
         found[label] = (float(reply["anonymous"]) / n, float(reply["file_backed"]) / n)
     figures = [Figure(label, anonymous, "B/key") for label, (anonymous, _) in found.items()]
     mapped = ", ".join(f"{label} {backed:.0f} B/key" for label, (_, backed) in found.items())

@@ -2,10 +2,10 @@
 
 A loop timed in the harness's own process is measured inside a heap that every earlier contender
 left its garbage in, with their modules imported, their caches warm and the garbage collector's
-generations full of their objects. That moved catlog's fill by a fifth against semidbm, more than
-the gap the target is about. So every store-driving loop runs in a child started for it, which
-imports one catlog, makes its keys and values from the seed, times its loop with
-``time.perf_counter`` and answers with the figures (see :mod:`bench.child` and
+generations full of their objects; issue 15 saw that move catlog's fill by a fifth against
+semidbm, more than the gap the target is about. So every store-driving loop runs in a child
+started for it, which imports one catlog, makes its keys and values from the seed, times its
+loop with ``time.perf_counter`` and answers with the figures (see :mod:`bench.child` and
 :mod:`bench.tasks`). The parent keeps the order: contenders and repetitions stay round-robin.
 
 A child is started with a *checkout*: the catlog beside ``bench/`` or another directory holding a

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import lmdb
 
-from .report import Outcome, markdown, write_json
+from .children import HERE, REPOSITORY, Checkout
+from .report import Outcome, comparison, markdown, write_json
 from .sizes import FULL, QUICK
 from .workloads import WORKLOADS, Run
 
-RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+RESULTS = REPOSITORY / "bench" / "results" / "latest.json"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,6 +53,21 @@ def _parser() -> argparse.ArgumentParser:
         "--tmp", help="directory for the stores (default: the system temp dir, /tmp)"
     )
     parser.add_argument(
+        "--compare-with",
+        action="append",
+        default=[],
+        metavar="[LABEL=]DIR",
+        help="also measure the catlog package in DIR/catlog, labelled catlog@LABEL (default: "
+        "DIR's name less a 'catlog-' prefix), interleaved with the catlog beside bench/; "
+        "repeatable",
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the timed loops in this process, as the harness once did, to see what that "
+        "does to the figures (not with --compare-with)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=RESULTS, help=f"where to write the results (default {RESULTS})"
     )
     return parser
@@ -72,9 +88,19 @@ def _filesystem(path: str) -> str:
     return f"{best[1]} at {best[0] or '?'}"
 
 
-def _revision() -> str:
-    """The commit measured, marked ``+dirty`` when catlog/ has uncommitted edits (read-only git)."""
-    repository = str(Path(__file__).resolve().parent.parent)
+def _checkout(text: str) -> Checkout:
+    """``--compare-with [LABEL=]DIR``, checked: DIR must hold a catlog package."""
+    label, _, path = text.rpartition("=") if not os.path.isdir(text) else ("", "", text)
+    path = os.path.abspath(path)
+    if not os.path.isfile(os.path.join(path, "catlog", "__init__.py")):
+        raise argparse.ArgumentTypeError(f"--compare-with: no catlog package in {path}")
+    name = label or os.path.basename(os.path.normpath(path)).removeprefix("catlog-")
+    return Checkout(f"catlog@{name}", path)
+
+
+def _revision(repository: str = str(REPOSITORY)) -> str:
+    """The commit measured, marked ``+dirty`` when catlog/ has uncommitted edits (read-only git);
+    ``unknown`` outside a git work tree (an exported copy)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -107,7 +133,8 @@ def _versions() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.keys is not None:
         sizes = replace(sizes, large_keys=args.keys)
@@ -116,6 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.server_rounds is not None:
         sizes = replace(sizes, server_rounds=args.server_rounds)
     names = args.only or list(WORKLOADS)
+    try:
+        compared = tuple(_checkout(text) for text in args.compare_with)
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    if len({c.label for c in compared}) < len(compared):
+        parser.error("--compare-with: two checkouts with one label; name them LABEL=DIR")
+    if compared and args.in_process:
+        parser.error("--in-process measures only the catlog beside bench/")
     root = tempfile.mkdtemp(prefix="catlog-bench-", dir=args.tmp)
     machine: dict[str, object] = {
         "platform": platform.platform(),
@@ -124,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "filesystem": _filesystem(root),
     }
     revision = _revision()
-    run = Run(root, sizes)
+    run = Run(root, sizes, (HERE, *compared), in_process=args.in_process)
     outcomes: list[Outcome] = []
     started = time.time()
     try:
@@ -137,10 +172,14 @@ def main(argv: list[str] | None = None) -> int:
 
     caveat = " (--quick: too small to judge the targets by)" if args.quick else ""
     print(markdown(outcomes))
+    for checkout in compared:
+        print(f"\n{comparison(outcomes, checkout.label)}")
+    others = "".join(f"; {c.label} from {c.path} ({_revision(c.path or '')})" for c in compared)
+    where = "in this process (--in-process)" if args.in_process else "each in a fresh process"
     print(
-        f"\ncatlog {revision}, Python {platform.python_version()}, {machine['platform']},"
-        f" {machine['cpus']} CPUs, stores on {machine['filesystem']};"
-        f" best of {sizes.repeats} runs"
+        f"\ncatlog {revision}{others}, Python {platform.python_version()},"
+        f" {machine['platform']}, {machine['cpus']} CPUs, stores on {machine['filesystem']};"
+        f" timed loops {where}; best of {sizes.repeats} runs"
         f" (server: median of {sizes.server_rounds} rounds at -P 16){caveat}."
     )
     context: dict[str, object] = {
@@ -152,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine,
         "versions": _versions(),
         "catlog revision": revision,
+        "compared": {
+            c.label: {"path": c.path, "revision": _revision(c.path or "")} for c in compared
+        },
+        "in process": args.in_process,
     }
     write_json(args.json, outcomes, context)
     print(f"\nresults written to {args.json}", file=sys.stderr)

@@ -25,6 +25,7 @@ import semidbm
 import catlog
 
 from . import dataset
+from .children import Reply
 from .report import Figure, Outcome, Target
 from .servers import Contender, _free_port, _start, _stop
 from .sizes import KEY_SIZE, VALUE_SIZE
@@ -54,55 +55,82 @@ def _fill(put: object, keys: list[bytes], values: list[bytes]) -> int:
     return sum(len(k) + len(v) for k, v in zip(keys, final, strict=True))
 
 
-def space(root: str, keys_count: int) -> list[Outcome]:
+def one_store(kind: str, path: str, keys_count: int) -> Reply:
+    """Overwrite every key ``OVERWRITES`` times in one store, then compact it once (timed).
+
+    Runs in a child process with the catlog being measured (:mod:`bench.tasks`, ``compact``).
+    """
     keys = dataset.keys(keys_count)
     values = dataset.values(keys_count)
-
-    catlog_dir = os.path.join(root, "compact-catlog")
-    store = catlog.open(catlog_dir, fsync="never")
+    if kind == "semidbm":
+        db = semidbm.open(path, "c")
+        live = _fill(db.__setitem__, keys, values)
+        db.sync()
+        before = _directory_bytes(path)
+        start = time.perf_counter()
+        db.compact()
+        seconds = time.perf_counter() - start
+        db.close()
+        return {"live": live, "before": before, "after": _directory_bytes(path), "seconds": seconds}
+    assert kind == "catlog", f"unknown compaction contender {kind!r}"
+    store = catlog.open(path, fsync="never")
     live = _fill(store.put, keys, values)
     store.flush()
-    catlog_before = _directory_bytes(catlog_dir, segments_only=True)
+    before = _directory_bytes(path, segments_only=True)
     start = time.perf_counter()
     report = store.compact()
-    catlog_seconds = time.perf_counter() - start
-    catlog_after = _directory_bytes(catlog_dir, segments_only=True)
-    record_bytes = live + catlog.codec.PACKED_SHORT_SIZE * keys_count
+    seconds = time.perf_counter() - start
+    after = _directory_bytes(path, segments_only=True)
     store.close()
+    return {
+        "live": live,
+        "before": before,
+        "after": after,
+        "seconds": seconds,
+        "records": live + catlog.codec.PACKED_SHORT_SIZE * keys_count,
+        "copied": report.records_copied,
+        "reclaimed": report.reclaimed_bytes,
+    }
 
-    semidbm_dir = os.path.join(root, "compact-semidbm")
-    db = semidbm.open(semidbm_dir, "c")
-    _fill(db.__setitem__, keys, values)
-    db.sync()
-    semidbm_before = _directory_bytes(semidbm_dir)
-    start = time.perf_counter()
-    db.compact()
-    semidbm_seconds = time.perf_counter() - start
-    db.close()
-    semidbm_after = _directory_bytes(semidbm_dir)
 
+def space(found: dict[str, Reply], keys_count: int) -> list[Outcome]:
+    """The two compaction rows from each store's :func:`one_store` answer, catlog's first.
+
+    ``found`` is keyed by label: ``catlog``, any ``catlog@LABEL`` checkouts, then ``semidbm``.
+    """
+
+    def ratio(reply: Reply, name: str, of: str = "live") -> float:
+        return float(reply[name]) / float(reply[of])
+
+    catlogs = [label for label in found if label != "semidbm"]
+    before = ", ".join(f"{label} {ratio(reply, 'before'):.2f}x" for label, reply in found.items())
+    packed = "; ".join(
+        f"{label} {ratio(found[label], 'after', 'records'):.3f}x, "
+        f"{int(float(found[label]['copied'])):,} records copied, "
+        f"{int(float(found[label]['reclaimed'])):,} bytes reclaimed"
+        for label in catlogs
+    )
     notes = (
         f"{keys_count:,} keys of {KEY_SIZE} bytes, {OVERWRITES} writes each of {VALUE_SIZE}-byte "
         "values; live bytes = keys + values of the last writes.",
-        f"before compaction: catlog {catlog_before / live:.2f}x, semidbm "
-        f"{semidbm_before / live:.2f}x the live bytes.",
-        f"catlog after / its live records (packed, FMT-27: an 8-byte header each): "
-        f"{catlog_after / record_bytes:.3f}x; {report.records_copied:,} records copied, "
-        f"{report.reclaimed_bytes:,} bytes reclaimed.",
+        f"before compaction: {before} the live bytes.",
+        f"catlog after / its live records (packed, FMT-27: an 8-byte header each): {packed}.",
     )
+    sizes = [Figure(label, ratio(reply, "after"), "x live") for label, reply in found.items()]
+    times = [Figure(label, float(reply["seconds"]), "s") for label, reply in found.items()]
     return [
         Outcome(
             f"space after compaction: {keys_count:,} keys x {OVERWRITES} writes",
-            Figure("catlog", catlog_after / live, "x live"),
-            (Figure("semidbm", semidbm_after / live, "x live"),),
+            sizes[0],
+            tuple(sizes[1:]),
             None,
             Target(1.10, at_least=False, absolute=True),
             notes,
         ),
         Outcome(
             f"compaction time: {keys_count:,} keys x {OVERWRITES} writes",
-            Figure("catlog", catlog_seconds, "s"),
-            (Figure("semidbm", semidbm_seconds, "s"),),
+            times[0],
+            tuple(times[1:]),
             "semidbm",
             None,
             (

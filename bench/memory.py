@@ -12,18 +12,14 @@ resident memory is page cache mapped into the process, which a store that reads 
 through ``mmap`` gains as it touches them; the kernel can drop those pages under pressure, so
 they are reported beside the figure rather than added to it.
 
-Run as ``python -m bench.memory KIND PATH KEYS``; it prints one JSON object.
+:func:`child` runs in a child process of its own (:mod:`bench.tasks`, task ``memory``), started
+for that one measurement with the catlog being measured on its path.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import random
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 import psutil
@@ -35,16 +31,6 @@ from .sizes import KEY_SIZE, VALUE_SIZE
 
 KINDS: Final = ("catlog", "semidbm", "dict")
 """``dict`` is the reference: ``{16-byte key: (int, int, int)}``, the naive Bitcask keydir."""
-
-REPOSITORY: Final = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True, slots=True)
-class PerKey:
-    """Bytes per key the open store added to the process, by kind of resident memory."""
-
-    anonymous: float
-    file_backed: float
 
 
 def _resident() -> tuple[int, int]:
@@ -82,21 +68,3 @@ def child(kind: str, path: str, keys: int) -> dict[str, int]:
         "anonymous": anonymous_after - anonymous,
         "file_backed": file_backed_after - file_backed,
     }
-
-
-def measure(kind: str, path: str, keys: int) -> PerKey:
-    """What ``kind`` keeps resident, per key, once open on the ``keys`` keys in ``path``."""
-    # ``-m`` from the repository root: bench/ is not installed, it is found beside catlog/.
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.memory", kind, path, str(keys)],
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = json.loads(done.stdout)
-    return PerKey(int(found["anonymous"]) / keys, int(found["file_backed"]) / keys)
-
-
-if __name__ == "__main__":
-    print(json.dumps(child(sys.argv[1], sys.argv[2], int(sys.argv[3]))))

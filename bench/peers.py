@@ -131,3 +131,11 @@ DBM: Final = Peer("dbm", lambda path, _writing: open_dbm(path))
 LMDB: Final = Peer(
     "lmdb sync=False, one txn", lambda path, writing: open_lmdb(path, writing=writing)
 )
+CATLOG_NO_HINTS: Final = Peer("catlog, no hints", lambda path, _writing: open_catlog(path))
+"""The default open, as the pure-Python floor's comparison uses it."""
+
+BY_NAME: Final = {
+    peer.label: peer
+    for peer in (CATLOG, CATLOG_NO_HINTS, SEMIDBM, SEMIDBM_VERIFIED, SQLITE, DBM, LMDB)
+}
+"""The stores a child can be asked to open, by the label the parent sends."""

@@ -124,6 +124,41 @@ def markdown(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def comparison(outcomes: list[Outcome], label: str) -> str:
+    """catlog against the checkout ``label`` (``catlog@before``), row by row of the main table.
+
+    Each row pairs catlog's figure with the same contender run by the other checkout, and gives
+    both ratios to the row's peer; where that peer is a catlog contender itself (``catlog scan
+    only``, one writer) the other checkout's ratio is to its own.
+    """
+    lines = [
+        f"catlog against {label}, interleaved in the same run (catlog / {label}: above 1 is "
+        "faster for rates, slower for times and bytes):",
+        "",
+        f"| Workload | catlog | {label} | catlog / {label} | Ratio, catlog | Ratio, {label} |",
+        "|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        theirs = o.catlog.label.replace("catlog", label, 1)
+        other = next((p for p in o.peers if p.label == theirs), None)
+        if other is None:
+            continue
+        ratios = ["-", "-"]
+        if o.ratio_peer is not None:
+            peer = o.ratio_peer
+            if peer.startswith("catlog"):
+                peer = peer.replace("catlog", label, 1)
+            base = o.peer(o.ratio_peer).value
+            ratios = [
+                f"{o.catlog.value / base:.2f}x {o.ratio_peer}",
+                f"{other.value / o.peer(peer).value:.2f}x {peer}",
+            ]
+        change = f"{o.catlog.value / other.value:.2f}x"
+        cells = [o.workload, _figure(o.catlog), _figure(other), change, *ratios]
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def write_json(path: Path, outcomes: list[Outcome], context: dict[str, object]) -> None:
     """Everything in the table plus every repetition, under ``context`` (machine, sizes, argv)."""
     rows = [{**asdict(o), "ratio": o.ratio, "met": o.met} for o in outcomes]

@@ -5,7 +5,8 @@ workload swing by half either way. Here the same reads that ``redis-benchmark -P
 -d 100`` sends (16 commands each) are handed straight to each server's ``data_received``, whose
 replies go to a transport that drops them: catlog's :class:`catlog.server.Connection` on a store
 with fsync never, against the minimal asyncio server's protocol (:mod:`bench.minimal_server`).
-What is left is the Python each server runs per request, measured in the same run, interleaved.
+What is left is the Python each server runs per request, measured in the same run, interleaved,
+each repetition of each server in a child process of its own.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from typing import Final
 
+import catlog
 from catlog.protocol.resp import encode_command
 from catlog.server import Connection, Server, ServerConfig
-from catlog.store import open as open_store
 
 from . import minimal_server
 from .report import Figure, Outcome
-from .timing import Sample, Timing, round_robin
+from .timing import Sample, Timing
 
 PIPELINE = 16
 KEY_SPACE = 100_000
@@ -67,66 +69,56 @@ def _cpu(feed: Callable[[bytes], object], reads: list[bytes]) -> Sample:
     return Sample(len(reads) * PIPELINE, time.process_time() - start)
 
 
-def server_loop(root: str, reads: int, repeats: int) -> list[Outcome]:
-    """SET then GET, each server fed the same reads; CPU time of the feeding loop only."""
+def once(kind: str, root: str, reads: int) -> tuple[Sample, Sample]:
+    """One server (``catlog`` or ``ceiling``) fed the SET reads, then the GET reads; CPU time
+    of each feeding loop. Runs in a child process of its own (:mod:`bench.tasks`, ``loop``)."""
     sets = _reads(b"SET", reads, 1)
     gets = _reads(b"GET", reads, 2)
-
-    def catlog_once() -> tuple[Sample, Sample]:
-        directory = tempfile.mkdtemp(dir=root)
-        store = open_store(directory, fsync="never")
-        server = Server(ServerConfig(data_dir=directory, fsync="never", idle_timeout=0), store)
-        connection = Connection(server)
-        connection.connection_made(_Sink())
-        timings = _cpu(connection.data_received, sets), _cpu(connection.data_received, gets)
-        store.close()
-        shutil.rmtree(directory)
-        return timings
-
-    def ceiling_once() -> tuple[Sample, Sample]:
+    if kind == "ceiling":
         minimal_server._data.clear()
         protocol = minimal_server._Minimal()
         protocol.connection_made(_Sink())
         return _cpu(protocol.data_received, sets), _cpu(protocol.data_received, gets)
+    assert kind == "catlog", f"unknown server-loop contender {kind!r}"
+    directory = tempfile.mkdtemp(dir=root)
+    store = catlog.open(directory, fsync="never")
+    server = Server(ServerConfig(data_dir=directory, fsync="never", idle_timeout=0), store)
+    connection = Connection(server)
+    connection.connection_made(_Sink())
+    timings = _cpu(connection.data_received, sets), _cpu(connection.data_received, gets)
+    store.close()
+    shutil.rmtree(directory)
+    return timings
 
-    results: dict[str, list[tuple[Sample, Sample]]] = {"catlog": [], "ceiling": []}
-    runs = {"catlog": catlog_once, "ceiling": ceiling_once}
-    round_robin(repeats, {name: _wrap(once, results[name]) for name, once in runs.items()})
-    ceiling = "minimal asyncio dict server (ceiling)"
-    outcomes = []
+
+CEILING: Final = "minimal asyncio dict server (ceiling)"
+
+
+def outcomes(found: dict[str, list[tuple[Sample, Sample]]], reads: int) -> list[Outcome]:
+    """The SET and GET rows from every repetition of each server, keyed by label (catlog's
+    first, then any ``catlog@LABEL`` checkouts, then :data:`CEILING`)."""
+    result = []
     for index, command in enumerate(("SET", "GET")):
-        mine = Timing(tuple(pair[index] for pair in results["catlog"]))
-        theirs = Timing(tuple(pair[index] for pair in results["ceiling"]))
-        catlog_figure = Figure("catlog", mine.rate, "req/s", tuple(s.rate for s in mine.samples))
-        ceiling_figure = Figure(
-            ceiling, theirs.rate, "req/s", tuple(s.rate for s in theirs.samples)
-        )
-        outcomes.append(
+        timings = {
+            label: Timing(tuple(pair[index] for pair in pairs)) for label, pairs in found.items()
+        }
+        figures = [
+            Figure(label, t.rate, "req/s", tuple(s.rate for s in t.samples))
+            for label, t in timings.items()
+        ]
+        cpu = ", ".join(f"{label} {1e6 / t.rate:.2f} µs" for label, t in timings.items())
+        result.append(
             Outcome(
                 f"server loop, {command} x{PIPELINE} per read, no sockets",
-                catlog_figure,
-                (ceiling_figure,),
-                ceiling,
+                figures[0],
+                tuple(figures[1:]),
+                CEILING,
                 None,
                 (
                     f"{reads:,} reads of {PIPELINE} pipelined {command}s (random keys out of "
                     f"{KEY_SPACE:,}, 100-byte values) fed to data_received; CPU time per "
-                    f"request: catlog {1e6 / mine.rate:.2f} µs, the ceiling "
-                    f"{1e6 / theirs.rate:.2f} µs.",
+                    f"request: {cpu}.",
                 ),
             )
         )
-    return outcomes
-
-
-def _wrap(
-    once: Callable[[], tuple[Sample, Sample]], into: list[tuple[Sample, Sample]]
-) -> Callable[[], Sample]:
-    """Adapt a run that times SET and GET to :func:`round_robin`, keeping both samples."""
-
-    def run() -> Sample:
-        pair = once()
-        into.append(pair)
-        return pair[0]
-
-    return run
+    return result

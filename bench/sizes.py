@@ -1,8 +1,9 @@
 """How big each workload is, for a full run and for a quick smoke run.
 
 The full sizes are the ones the targets in bench/README.md are stated for; the quick sizes exist
-so that ``python -m bench --quick`` checks the harness end to end in seconds, and their ratios
-are not evidence for or against a target (small stores fit every cache and hide per-key costs).
+so that ``python -m bench --quick`` checks the harness end to end in well under a minute (two
+repetitions, each a child process of its own), and their ratios are not evidence for or
+against a target (small stores fit every cache and hide per-key costs).
 """
 
 from __future__ import annotations
@@ -45,6 +46,6 @@ QUICK: Final = Sizes(
     large_keys=20_000,
     durable_seconds=0.5,
     floor_records=20_000,
-    repeats=3,
+    repeats=2,
     server_rounds=3,
 )

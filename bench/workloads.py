@@ -1,46 +1,44 @@
-"""The six workloads. Each takes a :class:`Run` and returns the outcomes it measured.
+"""The workloads. Each takes a :class:`Run` and returns the outcomes it measured.
 
 Every store lives in its own fresh directory under the run's temporary root, which sits on the same
 disk as ``/tmp`` unless ``--tmp`` says otherwise, so catlog and its peers share one file system.
 Only the loop a workload is about is timed: making keys, creating directories and (except where
 the workload is the open itself) opening stores happen before the clock starts.
+
+The loops themselves are in :mod:`bench.tasks` and run in child processes, one contender in each
+(:mod:`bench.children`); this module decides the order, the directories and what is reported.
+Every checkout of the run (the catlog beside bench/, and any ``--compare-with``) is a contender
+of its own wherever catlog is, labelled ``catlog@LABEL``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import struct
-import threading
-import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from crc32c import crc32c
-
-from . import compaction, dataset, memory, peers, servers
+from . import children, compaction, peers, servers
 from . import server_loop as loop_module
-from .group_floor import MinimalGroupCommit, TextbookGroupCommit
-from .peers import Handle, Peer
+from .children import HERE, Checkout, Reply, Scalar, Worker
 from .report import Figure, Outcome, Target
-from .sizes import KEY_SIZE, VALUE_SIZE, Sizes
-from .timing import Sample, Timing, for_duration, round_robin, timed
-
-RAW_RECORD_SIZE: Final = 141
-"""Bytes per write in the raw append+fsync loop: about one catlog record of a 16-byte key and a
-100-byte value (catlog's is 137). At fsync cost the few bytes either way do not show."""
-
-FLOOR_HEADER: Final = struct.Struct("<IBQII")
-"""The 21-byte record header of spec/format.md, restated so the floor does not import catlog."""
+from .sizes import Sizes
+from .tasks import RAW_RECORD_SIZE
+from .timing import Sample, Timing, round_robin
 
 
 @dataclass(slots=True)
 class Run:
-    """One benchmark run: its sizes, its scratch directory, and stores built once and shared."""
+    """One benchmark run: its sizes, its scratch directory, the catlogs it measures (the one
+    beside bench/ first), and stores built once and shared."""
 
     root: str
     sizes: Sizes
+    checkouts: tuple[Checkout, ...] = (HERE,)
+    in_process: bool = False
+    """``--in-process``: run the loops in this process, as the harness used to (see children)."""
     _made: int = 0
     _large: dict[str, str] = field(default_factory=dict)
 
@@ -51,21 +49,42 @@ class Run:
         os.makedirs(path)
         return path
 
-    def large_store(self, peer: Peer) -> str:
-        """A store of ``sizes.large_keys`` keys, built on first use and kept for later workloads.
+    def once(self, checkout: Checkout, task: str, **args: Scalar) -> Reply:
+        """``task`` in a child started for it (see :func:`bench.children.once`)."""
+        return children.once(checkout, task, in_process=self.in_process, **args)
 
-        Built one pair at a time from :func:`dataset.pairs`, so a million keys never sit in this
-        process twice (that would distort nothing here, but it would make building slower).
-        """
-        if peer.label not in self._large:
-            path = self.fresh_dir(f"large-{peer.label}")
-            handle = peer.open(path, True)
-            put = handle.put
-            for key, value in dataset.pairs(self.sizes.large_keys):
-                put(key, value)
-            handle.close()
-            self._large[peer.label] = path
-        return self._large[peer.label]
+    def start(self, checkout: Checkout) -> Worker:
+        """A child kept for several calls (the sliced workloads)."""
+        return children.start(checkout, in_process=self.in_process)
+
+    def large_store(self, peer: str, checkout: Checkout = HERE) -> str:
+        """A store of ``sizes.large_keys`` keys, built on first use (in a child, by the
+        checkout's own catlog) and kept for later workloads."""
+        name = checkout.owns(peer) if peer.startswith("catlog") else peer
+        if name not in self._large:
+            path = self.fresh_dir(f"large-{name}")
+            self.once(checkout, "large", peer=peer, path=path, n=self.sizes.large_keys)
+            self._large[name] = path
+        return self._large[name]
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    """One column of a workload: its label, what the child opens, and which catlog it imports."""
+
+    label: str
+    peer: str
+    """A :data:`bench.peers.BY_NAME` key, or the kind a task takes (``raw``, ``ceiling``...)."""
+    checkout: Checkout = HERE
+
+
+def _catlogs(run: Run, label: str, peer: str) -> list[Contender]:
+    """``label``'s contender for every checkout: ``catlog ...``, ``catlog@before ...``."""
+    return [Contender(c.owns(label), peer, c) for c in run.checkouts]
+
+
+def _sample(reply: Reply, prefix: str = "") -> Sample:
+    return Sample(int(float(reply[f"{prefix}ops"])), float(reply[f"{prefix}seconds"]))
 
 
 def _figure(label: str, timing: Timing, unit: str) -> Figure:
@@ -74,6 +93,12 @@ def _figure(label: str, timing: Timing, unit: str) -> Figure:
 
 def _seconds(label: str, timing: Timing) -> Figure:
     return Figure(label, timing.seconds, "s", tuple(s.seconds for s in timing.samples))
+
+
+def _total(label: str, slices: list[Sample]) -> Figure:
+    """One figure for a sliced contender: all its operations over all its time."""
+    ops = sum(s.ops for s in slices)
+    return _figure(label, Timing((Sample(ops, sum(s.seconds for s in slices)),)), "puts/s")
 
 
 # --------------------------------------------------------------------------------------- fill
@@ -87,31 +112,28 @@ def fill(run: Run) -> list[Outcome]:
     work at commit and catlog writes its last buffer and fsyncs at close.
     """
     n = run.sizes.fill_keys
-    keys, values = dataset.keys(n), dataset.values(n)
-    contenders = [peers.CATLOG, peers.SEMIDBM, peers.SQLITE, peers.DBM, peers.LMDB]
-    closes: dict[str, list[Sample]] = {p.label: [] for p in contenders}
+    contenders = [
+        *_catlogs(run, "catlog", peers.CATLOG.label),
+        *(
+            Contender(p.label, p.label)
+            for p in (peers.SEMIDBM, peers.SQLITE, peers.DBM, peers.LMDB)
+        ),
+    ]
+    closes: dict[str, list[Sample]] = {c.label: [] for c in contenders}
     backend: list[str] = []
 
-    def once(peer: Peer) -> Callable[[], Sample]:
+    def once(contender: Contender) -> Callable[[], Sample]:
         def run_once() -> Sample:
-            path = run.fresh_dir(f"fill-{peer.label}")
-            handle = peer.open(path, True)
-            put = handle.put
-
-            def loop() -> None:
-                for key, value in zip(keys, values, strict=True):
-                    put(key, value)
-
-            sample = timed(n, loop)
-            closes[peer.label].append(timed(1, handle.close))
-            if peer is peers.DBM and not backend:
-                backend.append(peers.dbm_backend(path))
-            shutil.rmtree(path)
-            return sample
+            path = run.fresh_dir(f"fill-{contender.label}")
+            reply = run.once(contender.checkout, "fill", peer=contender.peer, path=path, n=n)
+            closes[contender.label].append(Sample(1, float(reply["close"])))
+            if reply["backend"] and not backend:
+                backend.append(str(reply["backend"]))
+            return _sample(reply)
 
         return run_once
 
-    timings = round_robin(run.sizes.repeats, {p.label: once(p) for p in contenders})
+    timings = round_robin(run.sizes.repeats, {c.label: once(c) for c in contenders})
     with_close = {
         label: Timing(
             tuple(
@@ -150,50 +172,34 @@ def random_get(run: Run) -> list[Outcome]:
     Each repetition reopens the store (untimed) and reads every key once in a shuffled order, so
     no store is helped by reading in write order. The data is in the page cache for everyone.
     catlog checks each record's crc32c as it reads it; semidbm does not by default, so semidbm
-    with ``verify_checksums=True`` is listed too, as the like-for-like comparison.
+    with ``verify_checksums=True`` is listed too, as the like-for-like comparison. Each store is
+    built by its own catlog (or peer) in a child of its own, untimed.
     """
     n = run.sizes.fill_keys
-    keys, values = dataset.keys(n), dataset.values(n)
-    order = dataset.shuffled(keys)
-    expected = dict(zip(keys[:100], values[:100], strict=True))
     contenders = [
-        peers.CATLOG,
-        peers.SEMIDBM,
-        peers.SEMIDBM_VERIFIED,
-        replace(peers.SQLITE, label="sqlite3 WAL"),
-        peers.DBM,
-        replace(peers.LMDB, label="lmdb, one read txn"),
+        *_catlogs(run, "catlog", peers.CATLOG.label),
+        Contender(peers.SEMIDBM.label, peers.SEMIDBM.label),
+        Contender(peers.SEMIDBM_VERIFIED.label, peers.SEMIDBM_VERIFIED.label),
+        Contender("sqlite3 WAL", peers.SQLITE.label),
+        Contender(peers.DBM.label, peers.DBM.label),
+        Contender("lmdb, one read txn", peers.LMDB.label),
     ]
+    paths: dict[str, str] = {}
+    labels: dict[str, str] = {}
+    for c in contenders:
+        paths[c.label] = run.fresh_dir(f"get-{c.label}")
+        built = run.once(c.checkout, "build", peer=c.peer, path=paths[c.label], n=n)
+        backend = str(built["backend"])
+        labels[c.label] = f"dbm ({backend})" if backend else c.label
 
-    def build(peer: Peer) -> str:
-        path = run.fresh_dir(f"get-{peer.label}")
-        handle = peer.open(path, True)
-        for key, value in zip(keys, values, strict=True):
-            handle.put(key, value)
-        handle.close()
-        return path
-
-    def once(peer: Peer, path: str) -> Callable[[], Sample]:
+    def once(contender: Contender) -> Callable[[], Sample]:
         def run_once() -> Sample:
-            handle = peer.open(path, False)
-            get = handle.get
-
-            def loop() -> None:
-                for key in order:
-                    get(key)
-
-            sample = timed(n, loop)
-            for key, value in expected.items():
-                assert get(key) == value, f"{peer.label} returned a wrong value"
-            handle.close()
-            return sample
+            path = paths[contender.label]
+            return _sample(run.once(contender.checkout, "get", peer=contender.peer, path=path, n=n))
 
         return run_once
 
-    paths = {p.label: build(p) for p in contenders}
-    dbm_label = f"dbm ({peers.dbm_backend(paths[peers.DBM.label])})"
-    runs = {dbm_label if p is peers.DBM else p.label: once(p, paths[p.label]) for p in contenders}
-    timings = round_robin(run.sizes.repeats, runs)
+    timings = round_robin(run.sizes.repeats, {labels[c.label]: once(c) for c in contenders})
     figures = [_figure(label, t, "gets/s") for label, t in timings.items()]
     return [
         Outcome(
@@ -207,6 +213,38 @@ def random_get(run: Run) -> list[Outcome]:
 
 
 # -------------------------------------------------------------------------------- durable put
+
+
+def _sliced(
+    run: Run,
+    contenders: list[Contender],
+    rounds: int,
+    call: Callable[[Worker, Contender], Reply],
+    *,
+    opening: Callable[[Worker, Contender], object] | None = None,
+    closing: Callable[[Worker, Contender], object] | None = None,
+) -> dict[str, list[Sample]]:
+    """``rounds`` rounds of one slice per contender, each contender in a child kept throughout.
+
+    ``opening`` and ``closing`` run once per child before the first round and after the last
+    (untimed); ``call`` runs one slice.
+    """
+    slices: dict[str, list[Sample]] = {c.label: [] for c in contenders}
+    with ExitStack() as stack:
+        workers: dict[str, Worker] = {}
+        for c in contenders:
+            workers[c.label] = run.start(c.checkout)
+            stack.callback(workers[c.label].close)
+        if opening is not None:
+            for c in contenders:
+                opening(workers[c.label], c)
+        for _ in range(rounds):
+            for c in contenders:
+                slices[c.label].append(_sample(call(workers[c.label], c)))
+        if closing is not None:
+            for c in contenders:
+                closing(workers[c.label], c)
+    return slices
 
 
 def durable_put(run: Run) -> list[Outcome]:
@@ -227,74 +265,44 @@ def durable_put(run: Run) -> list[Outcome]:
     The contenders take turns in short slices (a quarter of a second each) and each one's rate is
     its total over all its slices. On this VM the disk's fsync rate drifts by a fifth from one
     second to the next, so three-second runs one after another compared the drift, not the code.
+    Each contender stays open in a child of its own for the whole workload.
     """
     slice_seconds = 0.25
     rounds = max(1, round(run.sizes.durable_seconds * run.sizes.repeats / slice_seconds))
-    pool = dataset.keys(min(run.sizes.fill_keys, 100_000))
-    value = dataset.values(1)[0]
-    record = os.urandom(RAW_RECORD_SIZE)
-
-    catlog_dir = run.fresh_dir("durable-catlog")
-    sqlite_dir = run.fresh_dir("durable-sqlite")
-    raw_dir = run.fresh_dir("durable-raw")
-    catlog_store = peers.open_catlog(catlog_dir, fsync="always")
-    sqlite_store = peers.open_sqlite(sqlite_dir, synchronous="FULL", one_transaction=False)
-    fd = os.open(os.path.join(raw_dir, "raw.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    floor_fd = os.open(
-        os.path.join(raw_dir, "floor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
-    )
-    write, fsync = os.write, os.fsync
-    datasync = getattr(os, "fdatasync", os.fsync)
-    pack = FLOOR_HEADER.pack
-    floor_index: dict[bytes, int] = {}
-
-    def raw_op(_i: int) -> None:
-        write(fd, record)
-        fsync(fd)
-
-    def floor_op(i: int) -> None:
-        key = pool[i % len(pool)]
-        body = key + value
-        header = pack(crc32c(body), 1, time.time_ns() // 1_000_000, len(key), len(value))
-        write(floor_fd, header + body)
-        floor_index[key] = i
-        datasync(floor_fd)
-
-    def store_op(handle: Handle) -> Callable[[int], object]:
-        put = handle.put
-        return lambda i: put(pool[i % len(pool)], value)
-
+    pool = min(run.sizes.fill_keys, 100_000)
     raw = "raw os.write+os.fsync, O_APPEND"
     sqlite = "sqlite3 WAL synchronous=FULL, commit per put"
     floor = "pure-Python durable floor: encode, dict insert, os.write+os.fdatasync"
-    contenders: dict[str, Callable[[int], object]] = {
-        'catlog fsync="always"': store_op(catlog_store),
-        raw: raw_op,
-        sqlite: store_op(sqlite_store),
-        floor: floor_op,
-    }
-    slices: dict[str, list[Sample]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, op in contenders.items():
-            slices[name].append(for_duration(slice_seconds, op))
-    catlog_store.close()
-    sqlite_store.close()
-    os.close(fd)
-    os.close(floor_fd)
-    for path in (catlog_dir, sqlite_dir, raw_dir):
+    contenders = [
+        *_catlogs(run, 'catlog fsync="always"', "catlog"),
+        Contender(raw, "raw"),
+        Contender(sqlite, "sqlite"),
+        Contender(floor, "floor"),
+    ]
+    paths = {c.label: run.fresh_dir(f"durable-{c.peer}") for c in contenders}
+
+    def opening(worker: Worker, c: Contender) -> None:
+        worker.call("durable_open", kind=c.peer, path=paths[c.label], pool=pool)
+
+    def one_slice(worker: Worker, _c: Contender) -> Reply:
+        return worker.call("durable_slice", seconds=slice_seconds)
+
+    def closing(worker: Worker, _c: Contender) -> Reply:
+        return worker.call("durable_close")
+
+    slices = _sliced(run, contenders, rounds, one_slice, opening=opening, closing=closing)
+    for path in paths.values():
         shutil.rmtree(path)
-    timings = {
-        name: Timing((Sample(sum(s.ops for s in found), sum(s.seconds for s in found)),))
-        for name, found in slices.items()
-    }
-    figures = [_figure(label, t, "puts/s") for label, t in timings.items()]
+    figures = {label: _total(label, found) for label, found in slices.items()}
+    mine, others = figures[contenders[0].label], [figures[c.label] for c in contenders[1:]]
+    versions = [f for f in others if f.label.startswith("catlog")]
     total = rounds * slice_seconds
     name = f"durable put: {total:g} s each in {slice_seconds:g} s turns, one writer"
     return [
         Outcome(
             name,
-            figures[0],
-            tuple(figures[1:3]),
+            mine,
+            (*versions, figures[raw], figures[sqlite]),
             raw,
             Target(0.95, at_least=True),
             (
@@ -304,8 +312,8 @@ def durable_put(run: Run) -> list[Outcome]:
         ),
         Outcome(
             f"{name}, against the pure-Python floor",
-            figures[0],
-            (figures[3],),
+            mine,
+            (*versions, figures[floor]),
             floor,
             None,
             (
@@ -319,55 +327,6 @@ def durable_put(run: Run) -> list[Outcome]:
 # ------------------------------------------------------------------------------- group commit
 
 
-def _threaded_puts(
-    open_store: Callable[[str], tuple[Callable[[bytes, bytes], object], Callable[[], object]]],
-    path: str,
-    threads: int,
-    seconds: float,
-    value: bytes,
-) -> Sample:
-    """``threads`` writers each putting distinct keys into one store that fsyncs every put."""
-    put, close = open_store(path)
-    counts = [0] * threads
-    start_line = threading.Barrier(threads + 1)
-
-    def writer(index: int) -> None:
-        prefix = b"%02d-" % index
-        start_line.wait()
-        deadline = time.perf_counter() + seconds
-        done = 0
-        while time.perf_counter() < deadline:
-            put(prefix + b"%08d" % done, value)
-            done += 1
-        counts[index] = done
-
-    workers = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    start_line.wait()
-    began = time.perf_counter()
-    for worker in workers:
-        worker.join()
-    elapsed = time.perf_counter() - began
-    close()
-    return Sample(sum(counts), elapsed)
-
-
-def _open_catlog_always(path: str) -> tuple[Callable[[bytes, bytes], object], Callable[[], object]]:
-    store = peers.open_catlog(path, fsync="always")
-    return store.put, store.close
-
-
-def _open_group_floor(path: str) -> tuple[Callable[[bytes, bytes], object], Callable[[], object]]:
-    floor = MinimalGroupCommit(os.path.join(path, "group.log"))
-    return floor.put, floor.close
-
-
-def _open_textbook(path: str) -> tuple[Callable[[bytes, bytes], object], Callable[[], object]]:
-    textbook = TextbookGroupCommit(os.path.join(path, "group.log"))
-    return textbook.put, textbook.close
-
-
 def group_commit(run: Run) -> list[Outcome]:
     """Durable puts from 16 threads at once, against one writer: what group commit buys.
 
@@ -375,44 +334,55 @@ def group_commit(run: Run) -> list[Outcome]:
     (ENG-29), so their total rate should be many times the single writer's. How many times is
     bounded by what CPython threads can do on the machine, so the target is set against the ceiling
     measured in the same turns: 16 catlog writers at least 0.9x of its 16. The contenders take
-    turns in half-second slices, for the same reason as the durable-put workload. Beside catlog
-    run two group commits in the least Python (:mod:`bench.group_floor`): catlog's own scheme,
-    a ceiling whose 16-to-1 ratio says what this machine and CPython allow, and the textbook
-    one, for scale.
+    turns in half-second slices, for the same reason as the durable-put workload, each in a child
+    of its own kept for the whole workload (a slice opens a fresh store in a fresh directory).
+    Beside catlog run two group commits in the least Python (:mod:`bench.group_floor`): catlog's
+    own scheme, a ceiling whose 16-to-1 ratio says what this machine and CPython allow, and the
+    textbook one, for scale.
     """
     slice_seconds = 0.5
     rounds = max(1, round(run.sizes.durable_seconds * run.sizes.repeats / slice_seconds / 2))
-    value = dataset.values(1)[0]
     ceiling = "minimal group commit (ceiling)"
     textbook = "textbook group commit"
-    contenders = {
-        'catlog fsync="always", 1 writer': (_open_catlog_always, 1),
-        'catlog fsync="always", 16 writer threads': (_open_catlog_always, 16),
-        f"{ceiling}, 1 writer": (_open_group_floor, 1),
-        f"{ceiling}, 16 writer threads": (_open_group_floor, 16),
-        f"{textbook}, 1 writer": (_open_textbook, 1),
-        f"{textbook}, 16 writer threads": (_open_textbook, 16),
-    }
-    slices: dict[str, list[Sample]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, (opener, threads) in contenders.items():
-            path = run.fresh_dir(f"group-{threads}")
-            slices[name].append(_threaded_puts(opener, path, threads, slice_seconds, value))
-            shutil.rmtree(path)
-    one, many, ceiling_one, ceiling_many, textbook_one, textbook_many = (
-        _figure(
-            name,
-            Timing((Sample(sum(s.ops for s in found), sum(s.seconds for s in found)),)),
-            "puts/s",
+    one_writer = 'catlog fsync="always", 1 writer'
+    many_writers = 'catlog fsync="always", 16 writer threads'
+    threads: dict[str, int] = {}
+    contenders: list[Contender] = []
+    for label, kind in (("catlog", "catlog"), (ceiling, "ceiling"), (textbook, "textbook")):
+        for count, suffix in ((1, "1 writer"), (16, "16 writer threads")):
+            if kind == "catlog":
+                found = _catlogs(run, one_writer if count == 1 else many_writers, kind)
+            else:
+                found = [Contender(f"{label}, {suffix}", kind)]
+            contenders += found
+            threads.update((c.label, count) for c in found)
+    # catlog's contenders first, ordered as before: every checkout's 1 writer, then its 16.
+    contenders.sort(key=lambda c: not c.label.startswith("catlog"))
+
+    def one_slice(worker: Worker, c: Contender) -> Reply:
+        path = run.fresh_dir(f"group-{threads[c.label]}")
+        return worker.call(
+            "group_slice", kind=c.peer, path=path, threads=threads[c.label], seconds=slice_seconds
         )
-        for name, found in slices.items()
+
+    slices = _sliced(run, contenders, rounds, one_slice)
+    figures = {label: _total(label, found) for label, found in slices.items()}
+    one, many = figures[one_writer], figures[many_writers]
+    ceiling_one, ceiling_many = (
+        figures[f"{ceiling}, 1 writer"],
+        figures[f"{ceiling}, 16 writer threads"],
     )
+    textbook_one = figures[f"{textbook}, 1 writer"]
+    textbook_many = figures[f"{textbook}, 16 writer threads"]
+    versions = [
+        figures[c.owns(label)] for c in run.checkouts[1:] for label in (many_writers, one_writer)
+    ]
     turns = f"{rounds * slice_seconds:g} s each in {slice_seconds:g} s turns"
     return [
         Outcome(
             f"group commit: {turns}",
             many,
-            (one, ceiling_many, ceiling_one),
+            (one, *versions, ceiling_many, ceiling_one),
             one.label,
             None,
             (
@@ -425,7 +395,7 @@ def group_commit(run: Run) -> list[Outcome]:
         Outcome(
             f"group commit against its ceiling: {turns}",
             many,
-            (ceiling_many, textbook_many),
+            (*versions[::2], ceiling_many, textbook_many),
             ceiling_many.label,
             Target(0.9, at_least=True),
             (
@@ -445,31 +415,41 @@ def reopen(run: Run) -> list[Outcome]:
     """Time to open a closed store: catlog through its hint files, catlog scanning every segment,
     and semidbm, which scans its whole file.
 
-    Only the open call is timed. The files are in the page cache (they were just written), so
-    this measures the CPU cost of rebuilding the index, not the disk: a cold open would add the
-    read time, which is larger for the scan (64 MiB per sealed segment) than for its hint (about
-    13 MiB). The scan-only copy is the same directory with its ``.hint`` files left out (ENG-32:
-    a missing hint means the segment is scanned). Contenders are interleaved, best of
-    ``repeats``.
+    Only the open call is timed, in a child started for each open. The files are in the page
+    cache (they were just written), so this measures the CPU cost of rebuilding the index, not
+    the disk: a cold open would add the read time, which is larger for the scan (64 MiB per
+    sealed segment) than for its hint (about 13 MiB). The scan-only copy is the same directory
+    with its ``.hint`` files left out (ENG-32: a missing hint means the segment is scanned).
+    Contenders are interleaved, best of ``repeats``. Each checkout opens the store its own code
+    built.
     """
     n = run.sizes.large_keys
-    paths = {p.label: run.large_store(p) for p in (peers.CATLOG, peers.SEMIDBM)}
-    scanning = Peer(SCAN_ONLY_LABEL, peers.CATLOG.open)
-    paths[SCAN_ONLY_LABEL] = _without_hints(run, paths[peers.CATLOG.label])
+    paths: dict[str, str] = {}
+    contenders: list[Contender] = []
+    for c in run.checkouts:
+        built = run.large_store(peers.CATLOG.label, c)
+        paths[c.label] = built
+        paths[c.owns(SCAN_ONLY_LABEL)] = _without_hints(run, built, c)
+        contenders += [
+            Contender(c.label, peers.CATLOG.label, c),
+            Contender(c.owns(SCAN_ONLY_LABEL), peers.CATLOG.label, c),
+        ]
+    paths[peers.SEMIDBM.label] = run.large_store(peers.SEMIDBM.label)
+    contenders.append(Contender(peers.SEMIDBM.label, peers.SEMIDBM.label))
 
-    def once(peer: Peer) -> Callable[[], Sample]:
+    def once(contender: Contender) -> Callable[[], Sample]:
         def run_once() -> Sample:
-            start = time.perf_counter()
-            handle = peer.open(paths[peer.label], True)
-            sample = Sample(1, time.perf_counter() - start)
-            handle.close()
-            return sample
+            path = paths[contender.label]
+            return _sample(run.once(contender.checkout, "reopen", peer=contender.peer, path=path))
 
         return run_once
 
-    contenders = (peers.CATLOG, scanning, peers.SEMIDBM)
-    timings = round_robin(run.sizes.repeats, {p.label: once(p) for p in contenders})
-    hinted, scanned, semidbm = (_seconds(label, t) for label, t in timings.items())
+    timings = round_robin(run.sizes.repeats, {c.label: once(c) for c in contenders})
+    figures = {label: _seconds(label, t) for label, t in timings.items()}
+    hinted, scanned = figures["catlog"], figures[SCAN_ONLY_LABEL]
+    semidbm = figures[peers.SEMIDBM.label]
+    versions = [figures[c.label] for c in run.checkouts[1:]]
+    versions_scanned = [figures[c.owns(SCAN_ONLY_LABEL)] for c in run.checkouts[1:]]
     note = "catlog checks every record's crc32c while scanning; semidbm checks none."
     hint_note = (
         "with hints catlog checks one crc32c per sealed segment (FMT-19), not one per record; "
@@ -479,7 +459,7 @@ def reopen(run: Run) -> list[Outcome]:
         Outcome(
             f"reopen with hints: {n:,} keys",
             hinted,
-            (semidbm, scanned),
+            (*versions, semidbm, scanned),
             peers.SEMIDBM.label,
             Target(0.6, at_least=False),
             (hint_note,),
@@ -487,7 +467,7 @@ def reopen(run: Run) -> list[Outcome]:
         Outcome(
             f"reopen with hints vs scanning: {n:,} keys",
             hinted,
-            (scanned,),
+            (*versions, scanned, *versions_scanned),
             SCAN_ONLY_LABEL,
             Target(0.5, at_least=False),
             (hint_note,),
@@ -495,7 +475,7 @@ def reopen(run: Run) -> list[Outcome]:
         Outcome(
             f"reopen scanning only: {n:,} keys",
             scanned,
-            (semidbm,),
+            (*versions_scanned, semidbm),
             peers.SEMIDBM.label,
             Target(1.0, at_least=False),
             (note,),
@@ -506,12 +486,15 @@ def reopen(run: Run) -> list[Outcome]:
 SCAN_ONLY_LABEL: Final = "catlog scan only"
 
 
-def _without_hints(run: Run, path: str) -> str:
+def _without_hints(run: Run, path: str, checkout: Checkout = HERE) -> str:
     """A copy of the store at ``path`` with its hint files left out, made once per run."""
-    copy = run.fresh_dir("catlog-scan-only")
-    shutil.rmtree(copy)
-    shutil.copytree(path, copy, ignore=shutil.ignore_patterns("*.hint", "LOCK"))
-    return copy
+    key = f"{checkout.label} without hints"
+    if key not in run._large:
+        copy = run.fresh_dir(f"{checkout.label}-scan-only")
+        shutil.rmtree(copy)
+        shutil.copytree(path, copy, ignore=shutil.ignore_patterns("*.hint", "LOCK"))
+        run._large[key] = copy
+    return run._large[key]
 
 
 # ------------------------------------------------------------------------------- index memory
@@ -520,20 +503,30 @@ def _without_hints(run: Run, path: str) -> str:
 def index_memory(run: Run) -> list[Outcome]:
     """Resident bytes per key of an open store: what the whole keydir costs in RAM.
 
-    Measured once, not best-of-N: it is a count of bytes, not a race against noise. The figure is
-    anonymous memory (the heap); file-backed pages mapped in by reading through ``mmap`` are
-    page cache the kernel can reclaim, so they go in a note (see :mod:`bench.memory`).
+    Measured once, not best-of-N: it is a count of bytes, not a race against noise. Each store is
+    opened in a child started for it (see :mod:`bench.memory`). The figure is anonymous memory
+    (the heap); file-backed pages mapped in by reading through ``mmap`` are page cache the
+    kernel can reclaim, so they go in a note.
     """
     n = run.sizes.large_keys
-    hinted = run.large_store(peers.CATLOG)
-    found = {
-        "catlog": memory.measure("catlog", _without_hints(run, hinted), n),
-        "catlog, opened through hints": memory.measure("catlog", hinted, n),
-        peers.SEMIDBM.label: memory.measure("semidbm", run.large_store(peers.SEMIDBM), n),
-        "dict {16-byte key: (int, int, int)}": memory.measure("dict", "-", n),
-    }
-    figures = [Figure(label, f.anonymous, "B/key") for label, f in found.items()]
-    mapped = ", ".join(f"{label} {f.file_backed:.0f} B/key" for label, f in found.items())
+    measured: list[tuple[str, Checkout, str, str]] = []
+    for c in run.checkouts:
+        hinted = run.large_store(peers.CATLOG.label, c)
+        measured += [
+            (c.label, c, "catlog", _without_hints(run, hinted, c)),
+            (c.owns("catlog, opened through hints"), c, "catlog", hinted),
+        ]
+    measured += [
+        (peers.SEMIDBM.label, HERE, "semidbm", run.large_store(peers.SEMIDBM.label)),
+        ("dict {16-byte key: (int, int, int)}", HERE, "dict", "-"),
+    ]
+    found: dict[str, tuple[float, float]] = {}
+    for label, checkout, kind, path in measured:
+        # Always a child of its own, even with --in-process: this process's heap is the noise.
+        reply = children.once(checkout, "index_memory", kind=kind, path=path, keys=n)
+        found[label] = (float(reply["anonymous"]) / n, float(reply["file_backed"]) / n)
+    figures = [Figure(label, anonymous, "B/key") for label, (anonymous, _) in found.items()]
+    mapped = ", ".join(f"{label} {backed:.0f} B/key" for label, (_, backed) in found.items())
     return [
         Outcome(
             f"index memory: {n:,} keys",
@@ -560,49 +553,26 @@ def python_floor(run: Run) -> list[Outcome]:
     Per record: one dict insert, one header ``struct.pack``, one ``crc32c`` over key and value, and
     one write to a buffered file object. No validation, no lock, no clock (the timestamp is a
     constant), no segment rotation: everything catlog does beyond this is its own overhead.
+    catlog's side is the fill task's put loop (default open, no hints).
     """
     n = run.sizes.floor_records
-    keys, values = dataset.keys(n), dataset.values(n)
-    record_size = FLOOR_HEADER.size + KEY_SIZE + VALUE_SIZE
-
-    def floor_once() -> Sample:
-        path = run.fresh_dir("floor")
-        index: dict[bytes, int] = {}
-        pack = FLOOR_HEADER.pack
-        timestamp = time.time_ns() // 1_000_000
-        with open(os.path.join(path, "floor.log"), "wb") as file:
-            write = file.write
-
-            def loop() -> None:
-                offset = 16
-                for key, value in zip(keys, values, strict=True):
-                    header = pack(crc32c(key + value), 1, timestamp, KEY_SIZE, VALUE_SIZE)
-                    write(header + key + value)
-                    index[key] = offset
-                    offset += record_size
-
-            sample = timed(n, loop)
-        shutil.rmtree(path)
-        return sample
-
-    def catlog_once() -> Sample:
-        path = run.fresh_dir("floor-catlog")
-        handle = peers.open_catlog(path)
-        put = handle.put
-
-        def loop() -> None:
-            for key, value in zip(keys, values, strict=True):
-                put(key, value)
-
-        sample = timed(n, loop)
-        handle.close()
-        shutil.rmtree(path)
-        return sample
-
     floor = "pure-Python floor"
-    timings = round_robin(run.sizes.repeats, {"catlog": catlog_once, floor: floor_once})
+    contenders = [*_catlogs(run, "catlog", peers.CATLOG_NO_HINTS.label), Contender(floor, floor)]
+
+    def once(contender: Contender) -> Callable[[], Sample]:
+        def run_once() -> Sample:
+            path = run.fresh_dir(f"floor-{contender.label}")
+            if contender.peer == floor:
+                return _sample(run.once(contender.checkout, "python_floor", path=path, n=n))
+            return _sample(
+                run.once(contender.checkout, "fill", peer=contender.peer, path=path, n=n)
+            )
+
+        return run_once
+
+    timings = round_robin(run.sizes.repeats, {c.label: once(c) for c in contenders})
     figures = [_figure(label, t, "puts/s") for label, t in timings.items()]
-    return [Outcome(f"pure-Python floor: {n:,} records", figures[0], (figures[1],), floor)]
+    return [Outcome(f"pure-Python floor: {n:,} records", figures[0], tuple(figures[1:]), floor)]
 
 
 def server(run: Run) -> list[Outcome]:
@@ -614,14 +584,40 @@ def server(run: Run) -> list[Outcome]:
 
 
 def server_loop(run: Run) -> list[Outcome]:
-    """The servers' Python per request, fed reads directly (see :mod:`bench.server_loop`)."""
+    """The servers' Python per request, fed reads directly (see :mod:`bench.server_loop`); each
+    repetition of each server in a child started for it, interleaved."""
     reads = 5_000 if run.sizes.fill_keys >= 100_000 else 500
-    return loop_module.server_loop(run.fresh_dir("server-loop"), reads, run.sizes.repeats)
+    root = run.fresh_dir("server-loop")
+    contenders = [*_catlogs(run, "catlog", "catlog"), Contender(loop_module.CEILING, "ceiling")]
+    found: dict[str, list[tuple[Sample, Sample]]] = {c.label: [] for c in contenders}
+
+    def once(contender: Contender) -> Callable[[], Sample]:
+        def run_once() -> Sample:
+            reply = run.once(
+                contender.checkout, "loop", kind=contender.peer, root=root, reads=reads
+            )
+            pair = _sample(reply, "set_"), _sample(reply, "get_")
+            found[contender.label].append(pair)
+            return pair[0]
+
+        return run_once
+
+    round_robin(run.sizes.repeats, {c.label: once(c) for c in contenders})
+    return loop_module.outcomes(found, reads)
 
 
 def compact_space(run: Run) -> list[Outcome]:
-    """Bytes on disk after a compaction, against semidbm's (see :mod:`bench.compaction`)."""
-    return compaction.space(run.fresh_dir("compact"), run.sizes.fill_keys // 2)
+    """Bytes on disk after a compaction, against semidbm's (see :mod:`bench.compaction`); each
+    store filled and compacted in a child started for it, by its own catlog."""
+    n = run.sizes.fill_keys // 2
+    found: dict[str, Reply] = {}
+    for contender in [*_catlogs(run, "catlog", "catlog"), Contender("semidbm", "semidbm")]:
+        path = run.fresh_dir(f"compact-{contender.label}")
+        found[contender.label] = run.once(
+            contender.checkout, "compact", kind=contender.peer, path=path, n=n
+        )
+        shutil.rmtree(path)
+    return compaction.space(found, n)
 
 
 def compact_latency(run: Run) -> list[Outcome]:

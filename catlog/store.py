@@ -4,10 +4,40 @@ Everything else is a part this module assembles: the codec encodes records, segm
 the index finds them, the recovery module judges what start-up found on disk, and the file system
 and clock come in from the caller (ENG-23, ENG-24).
 
-Locking (ENG-21): one mutex serialises writers, and holds across the fsync under
-``fsync="always"`` so a write is acknowledged only once it is durable. Readers take no lock: a
-read is a dict lookup and one positional read, and the structures they touch are only ever
-replaced whole or appended to, never changed in place (see :mod:`catlog.segment`).
+The parts it delegates to, each a module of its own: :mod:`catlog.opening` (opening a directory),
+:mod:`catlog.reading` (one read), :mod:`catlog.hintwriter`, :mod:`catlog.compaction`,
+:mod:`catlog.snapshot`, :mod:`catlog.batch` and :mod:`catlog.transaction`. What stays here is the
+mapping API, the writes and their effects on the index, the fsync policies with group commit, and
+closing.
+
+Locks, in the order they are taken (a thread holding one takes only those after it):
+
+1. ``_compaction.lock`` (:class:`catlog.compaction.Compaction`): held for a whole compaction;
+   ``close()`` takes it to wait for one.
+2. ``_lock``, the *write lock* (ENG-21): appending a record, and every change to the index, the
+   expiries, the dead-byte count, the segment lists and the refusal. Readers take no lock: a
+   read is a dict lookup and one positional read, and the structures it touches are replaced
+   whole or appended to, never changed in place (see :mod:`catlog.segment`).
+3. ``_commit_mutex`` (and ``_commit``, the condition on it): the group-commit state. The fsync
+   itself runs with no lock held (ENG-29).
+
+Each waiter's own sleeper lock (see :meth:`Store.wait_durable`) is released by another thread and
+nests inside nothing. The attributes below say which lock guards them ("lock:" in their
+docstrings).
+
+The store's states, and what each allows:
+
+=============  ======================================  ===================================
+state          ``_closed`` / ``_refusal``              reads / writes
+=============  ======================================  ===================================
+open           ``False`` / ``None``                    yes / yes
+failed         ``False`` / a StoreFailedError          yes / raise StoreFailedError
+closed         ``True`` / a StoreClosedError           raise StoreClosedError (ENG-19)
+=============  ======================================  ===================================
+
+open -> failed when a write or fsync fails (REC-10); open or failed -> closed by ``close()``, which
+raises if it leaves a failed store (ENG-46). No state is left for another: a failed store is
+reopened, not repaired in place (REC-11).
 """
 
 from __future__ import annotations
@@ -204,25 +234,34 @@ class Store(MutableMapping[bytes, bytes]):
         self._now_ms = self._clock.now_ms
         self._sync_each_write: Final = fsync == "always"
         self._lock = threading.Lock()
+        """The write lock (see the module's docstring for the lock order)."""
         self._index: dict[bytes, int] = {}
+        """ENG-13: each live key's location (catlog.index). Lock: written under ``_lock``, read
+        without it."""
         self._expires: dict[bytes, int] = {}
-        """ENG-33: the expiry of each indexed key whose newest record is an expiring PUT."""
+        """ENG-33: the expiry of each indexed key whose newest record is an expiring PUT. Lock:
+        as ``_index``."""
         self._expiry_heap: list[tuple[int, bytes]] = []
-        """``(expires_at_ms, key)`` for each expiry set, some stale; purging pops it in order."""
+        """``(expires_at_ms, key)`` for each expiry set, some stale; purging pops it in order.
+        Lock: ``_lock``."""
         self._slots: list[Segment] = []
         """Segments by slot, the number the index packs (catlog.index); a slot whose segment
-        compaction removed keeps the old object until :meth:`_new_slot` hands it out again."""
+        compaction removed keeps the old object until :meth:`_new_slot` hands it out again.
+        Lock: written under ``_lock``, read without it."""
         self._order: list[Segment] = []
-        """The segments that exist, in number order (FMT-13), the active one last."""
+        """The segments that exist, in number order (FMT-13), the active one last. Lock:
+        ``_lock`` (the hint writer's membership test reads it without)."""
         self._free_slots: list[int] = []
+        """Slots compaction freed. Lock: ``_lock``."""
         self._retired: list[Segment] = []
-        """Removed by compaction but still open, for the snapshots that may read them."""
+        """Removed by compaction but still open, for the snapshots that may read them. Lock:
+        ``_lock``."""
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self.compact_threshold: Final = compact_threshold
         self._hints = HintWriter(self._fs, self.path, self._order.__contains__)
         self._compaction = Compaction()
         self._dead = 0
-        """ENG-41: the estimate of dead bytes."""
+        """ENG-41: the estimate of dead bytes. Lock: ``_lock``."""
         self._refusal: CatlogError | None = None
         """Why writes are refused: the failure (REC-10), or StoreClosedError once closed."""
         self._failure: StoreFailedError | None = None
@@ -235,17 +274,19 @@ class Store(MutableMapping[bytes, bytes]):
         Read it, never write it; the server reads it after each command to learn whether the
         command wrote, which costs less than wrapping every write."""
         self._durable = 0
-        """The highest ticket that is durable and has taken effect; read under _commit_mutex."""
+        """The highest ticket that is durable and has taken effect. Lock: ``_commit_mutex``."""
         self._pending: list[tuple[int, bytes, int | None, int]] = []
         """Under always: (ticket, key, location or None for a delete, expiry or 0), not yet
-        durable. The members of a batch share one ticket, so they take effect together."""
+        durable. The members of a batch share one ticket, so they take effect together. Lock:
+        ``_lock``."""
         self._commit_mutex = threading.Lock()
         """Guards the group-commit state below. Taken directly (a C-level ``with``), not through
-        ``_commit``, whose Python-level enter and exit cost a lone durable put 1.5 us."""
+        ``_commit``, whose Python-level enter and exit the durable-put benchmark measures."""
         self._commit = threading.Condition(self._commit_mutex)
         """For the two waits on the state: ENG-45's leader, and close() for a term to end."""
         self._commit_waiters = 0
-        """Threads in ``_commit.wait``: with none, a notify is skipped (it costs 1.5 us)."""
+        """Threads in ``_commit.wait``: with none, a notify is skipped (the durable-put
+        benchmark measures its cost). Lock: ``_commit_mutex``, as the rest below."""
         self._committing = False
         self._sleepers: list[tuple[int, threading.Lock]] = []
         """Waiters asleep while another thread leads: (ticket, a lock held until it is woken)."""

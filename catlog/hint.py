@@ -147,9 +147,9 @@ SEGMENT_CRC_CHUNK: Final = 1 << 20
 def segment_crc_of(pread: Callable[[int, int], bytes], size: int) -> int:
     """:func:`segment_crc` of a segment of ``size`` bytes read through ``pread``, a chunk at a time.
 
-    Reading a 64 MiB segment into one ``bytes`` to check its hint cost about 45 ms here, most of
-    it in allocating and faulting in fresh memory; 1 MiB chunks, reusing the same memory, about
-    15 ms. A segment shorter than ``size`` gives a crc of what is there.
+    Reading a whole segment into one ``bytes`` to check its hint costs mostly allocating and
+    faulting in fresh memory; 1 MiB chunks reuse the same memory (the reopen benchmark). A segment
+    shorter than ``size`` gives a crc of what is there.
     """
     crc = 0
     position = SEGMENT_HEADER_SIZE
@@ -235,8 +235,7 @@ def _last_records(data: bytes) -> _LastRecords | str:
     """The walk of :func:`build_hint` over a version-1 segment, or the damage that stops it.
 
     The loop is :func:`catlog.index.replay_segment`'s, collecting ``(type, offset, value_len)``
-    per key instead of index entries; on a 64 MiB segment of 137-byte records it takes about half
-    a second, once per rotation (measured, see ENG-30's note).
+    per key instead of index entries; it runs once per sealed segment (ENG-30).
     """
     unpack = RECORD_HEADER.unpack_from
     last: dict[bytes, tuple[int, int, int, int]] = {}
@@ -424,8 +423,8 @@ def _split_equal(data: bytes, start: int, length: int, count: int) -> list[bytes
     """``count`` keys of ``length`` bytes each, back to back from ``start``, as a list.
 
     Keys of one length are common (generated ids, hashes, the benchmark's keys), and for them
-    ``struct`` cuts a run of 1,024 keys in one C call: about 20 ms for 490,000 16-byte keys here,
-    against 50 ms for slicing them one by one, a tenth of a hinted open.
+    ``struct`` cuts a run of 1,024 keys in one C call instead of slicing them one by one (the
+    reopen benchmark).
     """
     if length == 0:
         return [b""] * count
@@ -459,8 +458,8 @@ def _locations(hint: Hint, slot: int) -> list[int] | None:
     offset below 2**30, each location's eight bytes are the value length's two low bytes, the
     offset's four (its top byte with the slot's two low bits above its six), then the slot's
     other twelve bits: the columns' bytes are laid into place with strided slices, in C, and
-    read back as u64s. For 490,000 entries that took 32 ms here against 54 ms for computing
-    each location in Python, which the other cases still do.
+    read back as u64s, instead of computing each location in Python, which the other cases still
+    do (the reopen benchmark).
     """
     offsets = hint.put_offsets
     value_lens = hint.put_value_lens
@@ -505,8 +504,8 @@ def apply_hint(
     out of FMT-18's range. That check is made here rather than in :func:`decode_hint` because
     the offsets order the index entries made from them (the slot is the same for all, and an
     offset outweighs any value length), so ``min`` and ``max`` over those entries find the
-    extreme offsets: about 5 ms each for 490,000 entries here, where over the offset column,
-    whose values are made into ints one by one, they took 10 to 14 ms.
+    extreme offsets without making each value of the offset column an int (the reopen
+    benchmark).
 
     The DELETEs and the PUTs name disjoint keys (FMT-17), so their order does not matter, and the
     PUTs go in with one ``dict.update``. For a 64 MiB segment of 490,000 16-byte keys, decoding

@@ -116,8 +116,8 @@ def replay_segment(
     member of a damaged batch either).
 
     Written for the reopen benchmark: one ``if`` for all the checks before the crc, the crc over
-    a ``bytes`` slice (measured faster than a ``memoryview`` slice for records this small), and
-    no per-record counter; together about a sixth faster than the plain loop. A header cut short
+    a ``bytes`` slice (cheaper than a ``memoryview`` slice for records this small), and no
+    per-record counter. A header cut short
     at the end makes ``unpack_from`` raise, which ends the loop without a length test per record.
     """
     unpack = RECORD_HEADER.unpack_from

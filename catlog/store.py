@@ -520,7 +520,7 @@ class Store(MutableMapping[bytes, bytes]):
         lets many clients' writes share one fsync without a thread per write.
 
         The hot path of both the fill benchmark and the server's SET: each length is taken once
-        and the record is encoded here, because profiles showed the calls themselves.
+        and the record is encoded here, sparing the calls.
         """
         if expires_at_ms:
             return self._put_expiring(key, value, expires_at_ms)
@@ -566,8 +566,7 @@ class Store(MutableMapping[bytes, bytes]):
         returns the last ticket.
 
         One clock reading, one encoding loop outside the lock, and one lock, one buffer append
-        and one index loop for the group: a sixteen-pair group cost about 1 us a pair where
-        sixteen ``put_nowait`` calls cost 2 us each (the server benchmark's pipelines, SRV-11).
+        and one index loop for the group, for the server benchmark's pipelines (SRV-11).
         """
         now = self._now_ms()
         pack = BODY_HEADER.pack
@@ -957,12 +956,11 @@ class Store(MutableMapping[bytes, bytes]):
         waiters that fsync covered. Then, if a waiter it did not cover sleeps, it hands that
         waiter the lead; otherwise the next writer to wait leads.
 
-        Waking is the cost here, not the fsync: each woken writer needs the GIL, and on the
-        benchmark's VM a thread hand-off takes 6 to 12 us. So each waiter sleeps on a lock of
-        its own, and a commit wakes only the first waiter it covered; each woken waiter wakes
-        the next as it starts (a *relay*), so woken writers do not all queue for the GIL and
-        for a shared lock at once, as they did on a shared condition. With a fixed 170 us
-        stand-in for fsync, 16 writers went from about 4.7 to 5.7 times one writer's rate.
+        Waking is the cost here, not the fsync: each woken writer needs the GIL, and a thread
+        hand-off takes microseconds. So each waiter sleeps on a lock of its own, and a commit
+        wakes only the first waiter it covered; each woken waiter wakes the next as it starts (a
+        *relay*), so woken writers do not all queue for the GIL and for a shared lock at once,
+        as they would on a shared condition (the group-commit benchmark).
         A leader first waits, a bounded while, for the writers the last commit woke to come
         back (ENG-45), so that one fsync covers them all rather than half of them.
         Under ``interval`` and ``never`` a write is as durable as its policy promises when it

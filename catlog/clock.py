@@ -46,6 +46,12 @@ class ManualClock:
         with self._lock:
             return self._monotonic
 
+    def step_wall_clock(self, seconds: float) -> None:
+        """Move the wall-clock reading alone by ``seconds``, back if negative, as an operator or
+        an NTP step moves a real one; the monotonic reading does not move (ENG-24, ENG-55)."""
+        with self._lock:
+            self._now_ms += round(seconds * 1000)
+
     def advance(self, seconds: float) -> None:
         """Move both readings forward by ``seconds``."""
         if seconds < 0:

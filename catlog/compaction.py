@@ -135,7 +135,7 @@ class Compaction:
             if progress is not None:
                 progress(done, total)
         outputs.finish()
-        check_nothing_left(store, inputs)
+        check_nothing_left(store, inputs, outputs.skipped)
         for segment in inputs:
             remove_segment(store, segment)
         with store._lock:
@@ -224,9 +224,12 @@ def copy_live(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> 
                 if rtype == _PUT:
                     key = data[key_start : key_start + klen]
                     location = slot_bits | (pos << LEN_BITS) | min(vlen, LARGE_VALUE)
-                    if index.get(key) == location and not (expires and store._expired(key)):
-                        value = data[key_start + klen : end]
-                        outputs.add(key, location, vlen, encode_packed(_PUT, key, value))
+                    if index.get(key) == location:
+                        if expires and store._expired(key):
+                            outputs.skipped.append((key, location))
+                        else:
+                            value = data[key_start + klen : end]
+                            outputs.add(key, location, vlen, encode_packed(_PUT, key, value))
                 pos = end
                 continue
         pos = copy_other(store, segment, data, pos, outputs)
@@ -246,6 +249,7 @@ def copy_other(store: Store, segment: Segment, data: bytes, pos: int, outputs: O
         if store._index.get(member.key) != location:
             continue
         if store._expires and store._expired(member.key):
+            outputs.skipped.append((member.key, location))
             continue
         value = member.value
         if member.type is RecordType.PUT_EXPIRING:
@@ -292,8 +296,11 @@ def copy_packed(store: Store, segment: Segment, data: bytes, outputs: Outputs) -
                 counted += RECORD_HEADER_SIZE + klen + vlen
                 key = data[key_start : key_start + klen]
                 location = slot_bits | (pos << LEN_BITS) | vlen
-                if index.get(key) == location and not (expires and store._expired(key)):
-                    outputs.add(key, location, vlen, data[pos:end])
+                if index.get(key) == location:
+                    if expires and store._expired(key):
+                        outputs.skipped.append((key, location))
+                    else:
+                        outputs.add(key, location, vlen, data[pos:end])
                 pos = end
                 continue
         record = codec.decode_record(data, pos, packed=True)
@@ -304,25 +311,38 @@ def copy_packed(store: Store, segment: Segment, data: bytes, outputs: Outputs) -
         if record.type is not RecordType.DELETE:
             value_len = record.value_len
             location = slot_bits | (pos << LEN_BITS) | min(value_len, LARGE_VALUE)
-            if index.get(record.key) == location and not (expires and store._expired(record.key)):
-                outputs.add(record.key, location, value_len, data[pos:end])
+            if index.get(record.key) == location:
+                if expires and store._expired(record.key):
+                    outputs.skipped.append((record.key, location))
+                else:
+                    outputs.add(record.key, location, value_len, data[pos:end])
         pos = end
     return counted
 
 
-def check_nothing_left(store: Store, inputs: list[Segment]) -> None:
-    """ENG-39: before any input is removed, no live key may still point into one.
+def check_nothing_left(
+    store: Store, inputs: list[Segment], skipped: list[tuple[bytes, int]]
+) -> None:
+    """ENG-39, ENG-55: before any input is removed, no key may still point into one.
 
-    Copying judged every record of every input, so this holds unless something outside the
-    rules changed them meanwhile; it is checked anyway, on a copy of the index's locations
+    The keys copying ``skipped`` as expired are forgotten first, as purging would forget them
+    (ENG-34), if the index still points at the record skipped: left in the index, they would
+    point into a removed segment, and a clock set back would make them read as damage (ENG-55).
+    Copying judged every other record of every input, so the rest holds unless something outside
+    the rules changed them meanwhile; it is checked anyway, on a copy of the index's locations
     taken under the lock (a C-speed copy), because the next step deletes data.
     """
     slots = {segment.slot for segment in inputs}
     with store._lock:
-        locations = list(store._index.items())
-        expired = {key for key in store._expires if store._expired(key)}
+        index = store._index
+        for key, location in skipped:
+            if index.get(key) == location:
+                del index[key]
+                store._expires.pop(key, None)
+                store._dead += RECORD_HEADER_SIZE + len(key) + (location & LARGE_VALUE)  # ENG-41
+        locations = list(index.items())
     for key, location in locations:
-        if location >> SLOT_SHIFT in slots and key not in expired:
+        if location >> SLOT_SHIFT in slots:
             segment = store._slots[location >> SLOT_SHIFT]
             offset = (location >> LEN_BITS) & OFFSET_MASK
             raise CorruptionError(
@@ -399,6 +419,9 @@ class Outputs:
         self._slot = 0
         self.bytes = 0
         self.counted = 0
+        self.skipped: list[tuple[bytes, int]] = []
+        """ENG-55: ``(key, location)`` of the records copying skipped because their key had
+        expired; :func:`check_nothing_left` forgets them."""
         """The records copied as ENG-41's estimate counts them: 21 header bytes each."""
         self.records = 0
         self.written = 0

@@ -1340,6 +1340,32 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-47: the failure that made the store refuse writes, or ``None``."""
         return self._failure
 
+    def _check_invariants(self) -> None:
+        """A test hook, as SQLite's pager asserts its state: raise AssertionError if the store's
+        structures disagree with each other. The model tests call it after every step."""
+        with self._lock:
+            refusal, closed = self._refusal, self._closed
+            if closed:
+                assert isinstance(refusal, StoreClosedError), "closed: refuses as closed"
+                return
+            assert refusal is None or refusal is self._failure, "open or failed (REC-10)"
+            order = self._order
+            assert order, "a store has at least its active segment"
+            assert order[-1] is self._active, "the active segment is the newest"
+            numbers = [segment.number for segment in order]
+            assert numbers == sorted(set(numbers)), "segments in number order, once each"
+            assert self._slots[self._active.slot] is self._active, "the active one's slot"
+            live = {id(segment) for segment in order}
+            for key, location in self._index.items():
+                segment = self._slots[location >> SLOT_SHIFT]
+                assert id(segment) in live, f"ENG-55: {key!r:.40} points into a removed segment"
+            assert self._expires.keys() <= self._index.keys(), "expiries only of indexed keys"
+            assert self._dead >= 0, "ENG-41: dead bytes are never negative"
+            tickets = [entry[0] for entry in self._pending]
+            assert tickets == sorted(tickets), "effects wait in ticket order"
+            assert not tickets or self._sync_each_write, "effects wait only under always"
+            assert all(self._durable < ticket <= self.last_ticket for ticket in tickets)
+
     def stats(self) -> StoreStats:
         """A snapshot of counters for people and tests (ENG-26)."""
         with self._lock:

@@ -148,6 +148,12 @@ class StoreAgainstDict(RuleBasedStateMachine):
         self.db.flush()
 
     @invariant()
+    def the_stores_structures_agree(self) -> None:
+        """ENG-55 and the store's state table (catlog/store.py): its own consistency check."""
+        if self.store is not None:
+            self.store._check_invariants()
+
+    @invariant()
     def same_length(self) -> None:
         if self.store is not None:
             assert len(self.db) == len(self.model)
@@ -483,7 +489,9 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
         super().teardown()
 
 
-@pytest.mark.spec("ENG-7", "ENG-12", "ENG-19", "ENG-38", "ENG-39", "ENG-40", "ENG-42", "ENG-48")
+@pytest.mark.spec(
+    "ENG-7", "ENG-12", "ENG-19", "ENG-38", "ENG-39", "ENG-40", "ENG-42", "ENG-48", "ENG-55"
+)
 class TestHeldViewsMatchFrozenModels(HeldViewsMatchFrozenModels.TestCase):  # type: ignore[valid-type,misc]
     """Under the ``ci`` profile: 200 programs of up to 50 steps, every one holding a snapshot.
 

@@ -99,14 +99,22 @@ class OsFile:
     only at open, before any read, and drops the map first.
     """
 
-    __slots__ = ("_fd", "_map", "_path", "_size")
+    __slots__ = ("_closed", "_fd", "_identity", "_map", "_path", "_size")
 
-    def __init__(self, path: str, fd: int) -> None:
+    def __init__(self, path: str, fd: int, *, writable: bool = True) -> None:
         self._path = path
         self._fd = fd
-        self._size = os.fstat(fd).st_size
+        self._closed = False
+        status = os.fstat(fd)
+        self._size = status.st_size
+        self._identity = (status.st_dev, status.st_ino)
         self._map: mmap.mmap | bytes = b""
         self._remap()
+        if not writable and self._map:
+            # ENG-56: the map holds a descriptor of its own; a second one per sealed segment
+            # would halve how many segments a store can open under the process's limit.
+            os.close(fd)
+            self._fd = -1
 
     @property
     def path(self) -> str:
@@ -120,9 +128,35 @@ class OsFile:
         end = offset + size
         if end <= len(mapped):
             return mapped[offset:end]
+        if self._fd < 0:
+            return self._pread_unmapped(size, offset)
         if self._size - len(mapped) >= REMAP_STEP:
             self._remap()
         return os.pread(self._fd, size, offset)
+
+    def _pread_unmapped(self, size: int, offset: int) -> bytes:
+        """A read past the map of a read-only file that kept no descriptor (ENG-56).
+
+        Either the read runs past the end of the file (a short read, served from the map), or
+        the file grew through another handle since it was opened, which only a reader of a live
+        directory meets (the tools): then the file is opened again, by name, for that read, as
+        long as the name still leads to the same file.
+        """
+        if self._closed:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        mapped = self._map
+        try:
+            fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return mapped[offset : offset + size]  # removed: it can only be what was mapped
+        try:
+            status = os.fstat(fd)
+            same = (status.st_dev, status.st_ino) == self._identity
+            if not same or status.st_size <= len(mapped):
+                return mapped[offset : offset + size]
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
 
     def _remap(self) -> None:
         if self._size:
@@ -146,8 +180,9 @@ class OsFile:
         _datasync(self._fd)
 
     def close(self) -> None:
+        self._closed = True
+        self._map = b""
         if self._fd >= 0:
-            self._map = b""
             os.close(self._fd)
             self._fd = -1
 
@@ -180,7 +215,7 @@ class OsFileSystem:
         flags = os.O_RDWR | os.O_APPEND if writable else os.O_RDONLY
         if create:
             flags |= os.O_CREAT
-        return OsFile(path, os.open(path, flags | os.O_CLOEXEC, 0o644))
+        return OsFile(path, os.open(path, flags | os.O_CLOEXEC, 0o644), writable=writable)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import gc
 import os
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -159,3 +161,52 @@ def test_closed_is_false_while_open_and_true_after_close(data_dir: str) -> None:
     assert store.closed is False
     store.close()
     assert store.closed is True
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.spec("ENG-56")
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_a_reopened_store_holds_one_descriptor_per_segment(data_dir: str) -> None:
+    """Issue 17: after an open every sealed segment held two descriptors (its own and its memory
+    map's), so a store written under a descriptor limit could not be opened again."""
+    with catlog.open(data_dir, segment_size=256, fsync="never") as store:
+        for i in range(400):
+            store.put(b"k%03d" % (i % 50), b"v" * 40)
+        segments = store.stats().segments
+    assert segments > 100
+    before = _open_descriptors()
+    with catlog.open(data_dir) as store:
+        held = _open_descriptors() - before
+        assert len(store) == 50
+        assert store[b"k007"] == b"v" * 40
+    assert held <= segments + 4, f"{held} descriptors for {segments} segments"
+    assert _open_descriptors() == before, "close() gives every descriptor back"
+
+
+@pytest.mark.spec("ENG-56", "ENG-49")
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a child process")
+def test_a_store_opens_under_a_descriptor_limit_just_above_its_segments(data_dir: str) -> None:
+    with catlog.open(data_dir, segment_size=256, fsync="never") as store:
+        for i in range(600):
+            store.put(b"k%03d" % (i % 40), b"v" * 40)
+        segments = store.stats().segments
+    script = (
+        "import resource, sys, catlog\n"
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({segments + 40}, {segments + 40}))\n"
+        f"with catlog.open({data_dir!r}) as store:\n"
+        "    print(len(store))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "40"), done.stderr[-2000:]
+    tight = script.replace(f"({segments + 40}, {segments + 40})", "(64, 64)")
+    done = subprocess.run(
+        [sys.executable, "-c", tight], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode != 0
+    assert "catlog.errors.OpenError: cannot open" in done.stderr, "ENG-49 names what failed"
+    assert "Too many open files" in done.stderr

@@ -113,6 +113,16 @@ def fuzz(session: nox.Session) -> None:
     )
 
 
+STORE_TESTS: tuple[str, ...] = (
+    "tests/store",
+    "tests/crash/test_torn_tail.py",
+    "tests/crash/test_corruption.py",
+    "tests/crash/test_failing_fs.py",
+    "tests/crash/test_lock.py",
+    "tests/crash/test_hint_crash.py",
+)
+"""The tests of the store and of the modules split out of it (issue 15)."""
+
 MUTATION_TESTS: dict[str, tuple[str, ...]] = {
     "codec": ("tests/unit", "tests/fuzz"),
     "recovery": (
@@ -133,13 +143,19 @@ MUTATION_TESTS: dict[str, tuple[str, ...]] = {
         "tests/store",
         "tests/crash/test_crash_points.py",
     ),
-    "store": (
-        "tests/store",
-        "tests/crash/test_torn_tail.py",
-        "tests/crash/test_corruption.py",
-        "tests/crash/test_failing_fs.py",
-        "tests/crash/test_lock.py",
+    "store": STORE_TESTS,
+    "opening": STORE_TESTS,
+    "reading": STORE_TESTS,
+    "compaction": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
+    "snapshot": ("tests/store", "tests/model/test_store_model.py"),
+    "batch": ("tests/store", "tests/unit"),
+    "transaction": ("tests/store",),
+    "hintwriter": ("tests/store/test_hints.py", "tests/crash/test_hint_crash.py"),
+    "hint": (
+        "tests/unit/test_hint.py",
+        "tests/store/test_hints.py",
         "tests/crash/test_hint_crash.py",
+        "tests/tools/test_hint_files.py",
     ),
 }
 """Each mutated module of ``catlog/`` and the tests run on its mutants (see tests/MUTANTS.md)."""

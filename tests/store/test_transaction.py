@@ -7,6 +7,7 @@ import threading
 import pytest
 
 import catlog
+import catlog.codec
 from tests.crash.faulty_fs import FaultyFileSystem
 from tests.failing_store import failing
 
@@ -140,3 +141,34 @@ def test_a_failed_or_closed_store_refuses_to_begin_a_transaction(data_dir: str) 
         assert store.get(b"k") is None
     with pytest.raises(catlog.StoreClosedError):
         store.transaction()
+
+
+@pytest.mark.spec("ENG-54", "ENG-33", "ENG-34", "ENG-3")
+def test_a_transactions_own_expiries_and_limits_are_the_stores(data_dir: str) -> None:
+    clock = catlog.ManualClock(NOW_MS)
+    with catlog.open(data_dir, clock=clock, fsync="never") as store:
+        with store.transaction() as tx:
+            assert tx.ticket == 0, "no ticket until the block has written"
+            tx.put(b"now", b"v", expires_at_ms=NOW_MS)
+            assert tx.get(b"now") == b"v", "ENG-34: it expires once the clock is past it"
+            clock.advance(0.001)
+            assert tx.get(b"now") is None
+            with pytest.raises(KeyError) as missing:
+                tx.expires_at(b"now")
+            assert missing.value.args == (b"now",)
+            with pytest.raises(ValueError, match=r"^give ttl or expires_at_ms, not both$"):
+                tx.put(b"k", b"v", ttl=1, expires_at_ms=NOW_MS + 1)
+            plain = bytes(catlog.codec.MAX_EXPIRING_VALUE_SIZE + 1)
+            with pytest.raises(catlog.ValueTooLargeError):
+                tx.put(b"big", plain, ttl=1)  # beyond an expiring PUT's limit (FMT-21)
+
+        def too_large_for_a_batch() -> None:
+            with store.transaction() as tx:
+                tx.put(b"big", plain)  # within a plain PUT's limit, but not a batch's (FMT-22)
+
+        with pytest.raises(catlog.BatchTooLargeError):
+            too_large_for_a_batch()
+        assert b"big" not in store
+        unopened = store.transaction()
+        with pytest.raises(RuntimeError, match=r"^a transaction is used only inside its with"):
+            unopened.get(b"now")

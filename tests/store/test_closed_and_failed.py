@@ -89,6 +89,8 @@ def _operations(cls: type, exempt: set[str]) -> set[str]:
     for name, member in inspect.getmembers(cls):
         if not callable(member) or isinstance(member, type) or name in exempt:
             continue
+        if "ǁ" in name:  # mutmut's copies of a method under mutation, not the API
+            continue
         if name.startswith("__") and name.endswith("__"):
             if getattr(object, name, None) is member or name in {"__class_getitem__"}:
                 continue

@@ -41,6 +41,18 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-q", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
 
+PYTHONS: list[str] = [v for v in ("3.11", "3.12", "3.13") if shutil.which(f"python{v}")]
+"""The Pythons from 3.11 (the least catlog supports) to 3.13 that this machine has."""
+
+
+@nox.session(python=PYTHONS)
+def pythons(session: nox.Session) -> None:
+    """The default suite (``ci`` profile) on every Python of :data:`PYTHONS`, one after another:
+    ``nox -s pythons`` (all) or ``nox -s pythons-3.13`` (one). Not part of plain ``nox``."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-q", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
+
+
 @nox.session
 def coverage(session: nox.Session) -> None:
     """The default suite (``ci`` profile) under branch coverage of catlog/; fails below 95%.

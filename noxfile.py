@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
+from typing import Final
 
 import nox
 
@@ -41,7 +43,27 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "-q", *session.posargs, env={"HYPOTHESIS_PROFILE": "ci"})
 
 
-PYTHONS: list[str] = [v for v in ("3.11", "3.12", "3.13") if shutil.which(f"python{v}")]
+def _pythons(versions: tuple[str, ...]) -> list[str]:
+    """The ``versions`` of Python this machine can run. Where pyenv installed them, its shims
+    find only the versions it is told of, so all of the wanted ones are named to it first."""
+    if shutil.which("pyenv") and "PYENV_VERSION" not in os.environ:
+        listed = subprocess.run(
+            ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=False
+        ).stdout.split()
+        wanted = [name for name in listed if name.rsplit(".", 1)[0] in versions]
+        if wanted:
+            os.environ["PYENV_VERSION"] = ":".join(wanted)
+    found = []
+    for version in versions:
+        command = shutil.which(f"python{version}")
+        if command is not None:
+            ran = subprocess.run([command, "--version"], capture_output=True, check=False)
+            if ran.returncode == 0:
+                found.append(version)
+    return found
+
+
+PYTHONS: Final = _pythons(("3.11", "3.12", "3.13"))
 """The Pythons from 3.11 (the least catlog supports) to 3.13 that this machine has."""
 
 

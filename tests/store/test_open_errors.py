@@ -81,3 +81,46 @@ def test_an_unreadable_segment_is_named(data_dir: str) -> None:
     assert str(caught.value).startswith(
         f"cannot open {data_dir}: reading {data_dir}/segment-00001.log: [Errno {errno.EIO}] "
     )
+
+
+def _built(data_dir: str, **options: object) -> None:
+    with catlog.open(data_dir, segment_size=64, **options) as store:  # type: ignore[arg-type]
+        for i in range(4):
+            store.put(b"k%d" % i, b"v" * 40)
+
+
+@pytest.mark.spec("ENG-49")
+@pytest.mark.parametrize(
+    ("prepare", "operation", "nth", "step"),
+    [
+        ("fresh", "lock", 1, "locking {dir}/LOCK"),
+        ("fresh", "open", 1, "creating {dir}/segment-00001.log"),
+        ("built", "sync_dir", 1, "fsyncing the directory {dir}"),
+        ("leftover", "remove", 1, "removing compaction leftovers in {dir}"),
+        ("hinted", "open", 2, "reading the hint {dir}/segment-00001.hint"),
+        ("torn", "truncate", 1, "cutting the torn tail off {dir}/segment-00001.log"),
+    ],
+)
+def test_each_step_of_opening_is_named_when_the_os_fails_it(
+    data_dir: str, prepare: str, operation: str, nth: int, step: str
+) -> None:
+    if prepare == "built":
+        _built(data_dir)
+    elif prepare == "hinted":
+        _built(data_dir, hints=True)
+    elif prepare == "leftover":
+        _built(data_dir)
+        Path(data_dir, "segment-00099.log.compacting").write_bytes(b"copies")
+    elif prepare == "torn":
+        with catlog.open(data_dir) as store:
+            store.put(b"k", b"v")
+        with open(f"{data_dir}/segment-00001.log", "ab") as file:
+            file.write(b"torn")
+    fs = FaultyFileSystem()
+    fs.fail(operation, nth=nth, error=errno.EIO)  # type: ignore[arg-type]
+    with pytest.raises(catlog.OpenError) as caught:
+        catlog.open(data_dir, fs=fs)
+    expected = step.format(dir=data_dir)
+    assert str(caught.value).startswith(f"cannot open {data_dir}: {expected}: "), caught.value
+    assert caught.value.errno == errno.EIO
+    assert caught.value.doing == expected

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import contextlib
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
 
@@ -23,6 +24,7 @@ from . import __version__
 from .batch import BatchOp
 from .clock import Clock, SystemClock
 from .errors import CatlogError, StoreClosedError, StoreFailedError
+from .multi import EngineTransaction, TransactionView, Watches
 from .protocol import line
 from .protocol.pattern import glob_match
 from .protocol.replies import (
@@ -70,6 +72,8 @@ class KeyValueStore(Protocol):
     def __iter__(self) -> Iterator[bytes]: ...
 
     def __contains__(self, key: object) -> bool: ...
+
+    def transaction(self) -> AbstractContextManager[EngineTransaction]: ...
 
 
 @runtime_checkable
@@ -211,13 +215,18 @@ class Session:
     __slots__ = (
         "client_id",
         "closing",
+        "dirty",
         "lib_name",
         "lib_ver",
         "name",
         "protocol",
+        "queue",
+        "queue_failed",
         "scans",
         "server",
         "store",
+        "watched",
+        "watches",
     )
 
     def __init__(
@@ -227,8 +236,10 @@ class Session:
         client_id: int = 0,
         server: ServerInfo | None = None,
         scans: ScanCursors | None = None,
+        watches: Watches | None = None,
     ) -> None:
-        self.store: Final = store
+        self.store: KeyValueStore = store
+        """The store the commands run on; during an EXEC, its transaction (PROTO-85)."""
         self.client_id: Final = client_id
         self.server: Final = server if server is not None else ServerInfo()
         self.scans: Final = scans if scans is not None else ScanCursors()
@@ -239,12 +250,25 @@ class Session:
         self.lib_ver: bytes | None = None
         self.closing = False
         """Set by QUIT: send the replies so far, then close the connection (PROTO-51)."""
+        self.watches: Final = watches if watches is not None else Watches()
+        """PROTO-84: the server's registry of watched keys, shared by its sessions."""
+        self.queue: list[list[bytes]] | None = None
+        """PROTO-80: the commands queued since MULTI; ``None`` outside a transaction."""
+        self.queue_failed = False
+        """PROTO-81: a command was refused while queueing, so EXEC will run nothing."""
+        self.watched: dict[bytes, int | None] = {}
+        """PROTO-84: each watched key and its expiry when WATCH ran (``None``: none, or no
+        value), for the expiry check at EXEC."""
+        self.dirty = False
+        """PROTO-84: a watched key was touched since WATCH; set by :attr:`watches`."""
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command (a non-empty list of words) and return its reply value."""
         if not args:
             return Error("ERR empty command")
         command = COMMANDS.get(args[0]) or COMMANDS.get(args[0].lower())
+        if self.queue is not None:
+            return self._queue(command, args)
         if command is None:
             return unknown_command(args)
         arity = command.arity
@@ -254,6 +278,35 @@ class Session:
             return command.run(self, args)
         except CatlogError as exc:
             return _store_error(exc)
+
+    def _queue(self, command: Command | None, args: list[bytes]) -> Reply:
+        """PROTO-80, PROTO-81: inside MULTI a command is checked and queued, not run; the
+        transaction commands themselves (and QUIT) run at once, as in Redis's processCommand."""
+        assert self.queue is not None, "only inside MULTI"
+        if command is None:
+            self.queue_failed = True
+            return unknown_command(args)
+        arity = command.arity
+        if (arity > 0 and len(args) != arity) or len(args) < -arity:
+            self.queue_failed = True
+            return wrong_arity(command.name)
+        if command.name in _RUN_INSIDE_MULTI:
+            return command.run(self, args)
+        if not self.queue_failed and not self.dirty:  # EXEC will run nothing: keep nothing
+            self.queue.append(args)
+        return QUEUED
+
+    def unwatch(self) -> None:
+        """PROTO-84: forget every watched key, and that one was touched."""
+        if self.watched:
+            self.watches.unwatch(self, iter(self.watched))
+            self.watched = {}
+        self.dirty = False
+
+    def close(self) -> None:
+        """The connection ended: its watches go, and its queued commands are dropped."""
+        self.unwatch()
+        self.queue = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +335,7 @@ def _set(session: Session, args: list[bytes]) -> Reply:
     store = session.store
     if len(args) == 3:  # the hot path: no options
         store.put(args[1], args[2])
+        session.watches.touch(args[1])
         return OK
     nx = xx = get = keepttl = False
     expiry: bytes | None = None
@@ -326,6 +380,7 @@ def _set(session: Session, args: list[bytes]) -> Reply:
         store.put(key, args[2], expires_at_ms=expires_at)
     else:
         store.put(key, args[2])
+    session.watches.touch(key)
     return old if get else OK
 
 
@@ -371,7 +426,13 @@ def _del(session: Session, args: list[bytes]) -> Reply:
     and the first delete of the key takes effect only after its fsync.
     """
     delete = session.store.delete
-    return sum(1 for key in dict.fromkeys(args[1:]) if delete(key))
+    touch = session.watches.touch
+    deleted = 0
+    for key in dict.fromkeys(args[1:]):
+        if delete(key):
+            touch(key)
+            deleted += 1
+    return deleted
 
 
 def _exists(session: Session, args: list[bytes]) -> Reply:
@@ -390,6 +451,8 @@ def _mset(session: Session, args: list[bytes]) -> Reply:
     if len(args) % 2 == 0:
         return wrong_arity("mset")
     session.store.write_batch([("put", args[i], args[i + 1]) for i in range(1, len(args), 2)])
+    for i in range(1, len(args), 2):
+        session.watches.touch(args[i])
     return OK
 
 
@@ -429,7 +492,10 @@ def _expire(session: Session, args: list[bytes]) -> Reply:
         or (b"LT" in flags and current is not None and when >= current)
     ):
         return 0
-    return 1 if store.expire_at(key, max(when, 1)) else 0
+    if not store.expire_at(key, max(when, 1)):
+        return 0
+    session.watches.touch(key)
+    return 1
 
 
 def _ttl(session: Session, args: list[bytes]) -> Reply:
@@ -465,7 +531,10 @@ def _bgrewriteaof(session: Session, args: list[bytes]) -> Reply:
 
 def _persist(session: Session, args: list[bytes]) -> Reply:
     """PROTO-57"""
-    return 1 if session.store.persist(args[1]) else 0
+    if not session.store.persist(args[1]):
+        return 0
+    session.watches.touch(args[1])
+    return 1
 
 
 def _dbsize(session: Session, args: list[bytes]) -> Reply:
@@ -681,6 +750,97 @@ def _client(session: Session, args: list[bytes]) -> Reply:
     return unknown_subcommand(args)
 
 
+# ----------------------------------------------------------------------------------- transactions
+
+QUEUED: Final = SimpleString(b"QUEUED")
+EXEC_ABORT: Final = Error("EXECABORT Transaction discarded because of previous errors.")
+
+_RUN_INSIDE_MULTI: Final = frozenset(("multi", "exec", "discard", "watch", "quit"))
+"""PROTO-80: what runs at once inside MULTI rather than being queued (Redis's processCommand)."""
+
+_LISTS_KEYS: Final = frozenset((b"keys", b"scan", b"dbsize"))
+"""PROTO-85: commands that list the keyspace, for which EXEC takes the key listing first."""
+
+
+def _multi(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-80"""
+    if session.queue is not None:
+        return Error("ERR MULTI calls can not be nested")
+    session.queue = []
+    return OK
+
+
+def _discard(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-82"""
+    if session.queue is None:
+        return Error("ERR DISCARD without MULTI")
+    session.queue = None
+    session.queue_failed = False
+    session.unwatch()
+    return OK
+
+
+def _exec(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-81, PROTO-83, PROTO-85: run the queue as one engine transaction."""
+    queue = session.queue
+    if queue is None:
+        return Error("ERR EXEC without MULTI")
+    failed = session.queue_failed
+    session.queue = None
+    session.queue_failed = False
+    store = session.store
+    if failed:
+        session.unwatch()
+        return EXEC_ABORT
+    now = store.now_ms()
+    expired = any(at is not None and now > at for at in session.watched.values())
+    if session.dirty or expired:
+        session.unwatch()
+        return NULL_ARRAY
+    session.unwatch()
+    # The listing takes the lock the transaction will hold, so it comes first (multi.py).
+    keys = list(store) if any(command[0].lower() in _LISTS_KEYS for command in queue) else []
+    try:
+        with store.transaction() as tx:
+            view = TransactionView(tx, keys, store.now_ms)
+            session.store = view
+            try:
+                results = [session.execute(command) for command in queue]
+            finally:
+                session.store = store
+    except CatlogError as exc:
+        return _store_error(exc)  # PROTO-85: the batch was not written: none of it happened
+    if view.compact_requested:
+        with contextlib.suppress(CatlogError):
+            store.compact_in_background()
+    return results
+
+
+def _watch(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-83, PROTO-84"""
+    if session.queue is not None:
+        return Error("ERR WATCH inside MULTI is not allowed")
+    if session.dirty:
+        return OK  # EXEC will fail whatever else is watched
+    # Read as a transaction does: after every write appended before it, which the server
+    # makes this reply, and so the client's next read, wait for (SRV-20).
+    with session.store.transaction() as tx:
+        for key in args[1:]:
+            if key not in session.watched:
+                try:
+                    session.watched[key] = tx.expires_at(key)
+                except KeyError:
+                    session.watched[key] = None
+                session.watches.watch(session, key)
+    return OK
+
+
+def _unwatch(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-84"""
+    session.unwatch()
+    return OK
+
+
 # ----------------------------------------------------------------------------------- server
 
 
@@ -861,6 +1021,8 @@ def _table(*commands: Command) -> dict[bytes, Command]:
 
 
 _W, _R, _F = ("write", "denyoom"), ("readonly", "fast"), ("fast",)
+_TX: Final = ("noscript", "loading", "stale", "fast", "allow_busy")
+_TX_SLOW: Final = ("noscript", "loading", "stale", "skip_slowlog")
 
 COMMANDS: Final = _table(
     Command("get", 2, _R, 1, 1, 1, _get, ("read", "string", "fast")),
@@ -901,6 +1063,11 @@ COMMANDS: Final = _table(
     Command("info", -1, ("loading", "stale"), 0, 0, 0, _info, ("slow", "dangerous")),
     Command("config", -2, (), 0, 0, 0, _config, ("slow",)),
     Command("command", -1, ("loading", "stale"), 0, 0, 0, _command, ("slow", "connection")),
+    Command("multi", 1, _TX, 0, 0, 0, _multi, ("fast", "transaction")),
+    Command("exec", 1, _TX_SLOW, 0, 0, 0, _exec, ("slow", "transaction")),
+    Command("discard", 1, _TX, 0, 0, 0, _discard, ("fast", "transaction")),
+    Command("watch", -2, _TX, 1, -1, 1, _watch, ("fast", "transaction")),
+    Command("unwatch", 1, _TX, 0, 0, 0, _unwatch, ("fast", "transaction")),
 )
 """Every RESP command catlog runs, by name (PROTO-29)."""
 
@@ -908,20 +1075,31 @@ COMMANDS: Final = _table(
 # ----------------------------------------------------------------------------------- line protocol
 
 
-def execute_line(store: KeyValueStore, event: line.LineRequest | line.LineError) -> line.LineReply:
-    """PROTO-7 .. PROTO-11, PROTO-15: run one line-protocol event and return its reply."""
+def execute_line(
+    store: KeyValueStore,
+    event: line.LineRequest | line.LineError,
+    watches: Watches | None = None,
+) -> line.LineReply:
+    """PROTO-7 .. PROTO-11, PROTO-15: run one line-protocol event and return its reply.
+
+    A write touches its key in ``watches`` (PROTO-84): a RESP client's WATCH sees it."""
     try:
         if isinstance(event, line.Get):
             value = store.get(event.key)
             return line.NOT_FOUND if value is None else line.Value(value)
         if isinstance(event, line.Put):
             store.put(event.key, event.value)
+            if watches is not None:
+                watches.touch(event.key)
             return line.OK
         if isinstance(event, line.PutEx):
             store.put(event.key, event.value, expires_at_ms=store.now_ms() + event.ttl_ms)
+            if watches is not None:
+                watches.touch(event.key)
             return line.OK
         if isinstance(event, line.Delete):
-            store.delete(event.key)
+            if store.delete(event.key) and watches is not None:
+                watches.touch(event.key)
             return line.OK
     except CatlogError as exc:
         return line.ErrorReply(str(exc))

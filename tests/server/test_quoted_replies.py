@@ -25,7 +25,7 @@ from tests.server.conftest import RunningServer, start_server
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ("spec/protocol.md", "spec/server.md")
 
-ERROR_CODES = ("ERR", "NOPROTO", "WRONGPASS")
+ERROR_CODES = ("ERR", "NOPROTO", "WRONGPASS", "EXECABORT")
 """The RESP error codes the spec quotes replies in (spec/protocol.md, "Quoted replies")."""
 
 QUOTED_REPLY = re.compile(
@@ -140,6 +140,15 @@ PROBES: dict[str, Probe | str] = {
     "ERR AUTH <password> called without any password configured for the default user. "
     "Are you sure your configuration is correct?": one(cmd("AUTH pw")),
     "ERR <the engine's message>": one(resp(b"SET", LONG_KEY, b"v")),
+    # transactions (PROTO-80 .. PROTO-85)
+    "+QUEUED": one(cmd("MULTI") + cmd("SET q v")),
+    "-EXECABORT Transaction discarded because of previous errors.": one(
+        cmd("MULTI") + cmd("FROB") + cmd("EXEC")
+    ),
+    "ERR MULTI calls can not be nested": one(cmd("MULTI") + cmd("MULTI")),
+    "ERR DISCARD without MULTI": one(cmd("DISCARD")),
+    "ERR EXEC without MULTI": one(cmd("EXEC")),
+    "ERR WATCH inside MULTI is not allowed": one(cmd("MULTI") + cmd("WATCH q")),
 }
 
 

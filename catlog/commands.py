@@ -603,6 +603,38 @@ def _keys(session: Session, args: list[bytes]) -> Reply:
     return [key for key in session.store if pattern == b"*" or glob_match(pattern, key)]
 
 
+# ----------------------------------------------------------------------------------- strings
+
+
+def _incr(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-87: INCR, DECR, INCRBY, DECRBY key [amount], read and written as one step."""
+    name = args[0].lower()
+    if name in (b"incr", b"decr"):
+        amount = 1
+    else:
+        parsed = parse_int(args[2])
+        if parsed is None:
+            return NOT_AN_INTEGER
+        amount = parsed
+    if name.startswith(b"decr"):
+        if amount == _INT64_MIN:
+            return Error("ERR decrement would overflow")
+        amount = -amount
+    key = args[1]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        value = 0 if old is None else parse_int(old)
+        if value is None:
+            return NOT_AN_INTEGER
+        new = value + amount
+        if not _INT64_MIN <= new <= _INT64_MAX:
+            return Error("ERR increment or decrement would overflow")
+        expires_at = None if old is None else tx.expires_at(key)
+        tx.put(key, b"%d" % new, expires_at_ms=expires_at)  # INCR keeps the expiry, as Redis
+    session.watches.touch(key)
+    return new
+
+
 # ----------------------------------------------------------------------------------- connection
 
 
@@ -1021,6 +1053,7 @@ def _table(*commands: Command) -> dict[bytes, Command]:
 
 
 _W, _R, _F = ("write", "denyoom"), ("readonly", "fast"), ("fast",)
+_WF: Final = ("write", "denyoom", "fast")
 _TX: Final = ("noscript", "loading", "stale", "fast", "allow_busy")
 _TX_SLOW: Final = ("noscript", "loading", "stale", "skip_slowlog")
 
@@ -1063,6 +1096,10 @@ COMMANDS: Final = _table(
     Command("info", -1, ("loading", "stale"), 0, 0, 0, _info, ("slow", "dangerous")),
     Command("config", -2, (), 0, 0, 0, _config, ("slow",)),
     Command("command", -1, ("loading", "stale"), 0, 0, 0, _command, ("slow", "connection")),
+    Command("incr", 2, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("decr", 2, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("incrby", 3, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("decrby", 3, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
     Command("multi", 1, _TX, 0, 0, 0, _multi, ("fast", "transaction")),
     Command("exec", 1, _TX_SLOW, 0, 0, 0, _exec, ("slow", "transaction")),
     Command("discard", 1, _TX, 0, 0, 0, _discard, ("fast", "transaction")),

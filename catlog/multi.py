@@ -19,7 +19,7 @@ the transaction's own writes (PROTO-85's note).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 from .arguments import check_key, check_value, ttl_ms
@@ -113,10 +113,16 @@ class TransactionView:
     def expires_at(self, key: bytes) -> int | None:
         return self._tx.expires_at(key)
 
-    def put(self, key: bytes, value: bytes, *, expires_at_ms: int = 0) -> object:
-        self._tx.put(key, value, expires_at_ms=expires_at_ms or None)
+    def put(
+        self,
+        key: bytes,
+        value: bytes,
+        *,
+        ttl: float | None = None,
+        expires_at_ms: int | None = None,
+    ) -> None:
+        self._tx.put(key, value, ttl=ttl, expires_at_ms=expires_at_ms or None)
         self._written[key] = None
-        return None
 
     def delete(self, key: bytes) -> bool:
         self._written[key] = None
@@ -165,7 +171,8 @@ class TransactionView:
         return True
 
     def transaction(self) -> AbstractContextManager[EngineTransaction]:
-        raise RuntimeError("transactions do not nest: MULTI is never queued (PROTO-80)")
+        """A command that reads and writes as one step (INCR) joins the EXEC's transaction."""
+        return nullcontext(self)
 
     def _live(self) -> list[bytes]:
         candidates = dict.fromkeys(self._keys)

@@ -8,10 +8,11 @@ the thinnest one asyncio has (SRV-1).
 
 Theory of operation
 -------------------
-Each connection picks its protocol from its first byte: ``*`` means RESP, anything else the line
-protocol (PROTO-1). Every read is fed to the connection's reader and the commands it yields are run
-at once, in order, against the store, and their replies gathered into one buffer that is written
-with one ``write`` call.
+Each connection picks its protocol from its first word (PROTO-1): ``*`` or any word but a
+line-protocol command means RESP (with Redis inline commands, PROTO-86); ``PUT``, ``PUTEX``,
+``GET`` or ``DELETE`` means the line protocol. Every read is fed to the connection's reader and
+the commands it yields are run at once, in order, against the store, and their replies gathered
+into one buffer that is written with one ``write`` call.
 
 Durability under ``fsync="always"`` is the interesting part (SRV-5). A write command appends its
 record with :meth:`~catlog.store.Store.put_nowait` and gets a *ticket*; its reply may not leave
@@ -678,6 +679,8 @@ class Connection(asyncio.Protocol):
         self._eof = False
         self._idle: asyncio.TimerHandle | None = None
         self._heard_at = 0.0
+        self._first = b""
+        """PROTO-1: the start of a first word too short yet to choose the protocol."""
 
     # ----------------------------------------------------------------- asyncio callbacks
 
@@ -710,23 +713,36 @@ class Connection(asyncio.Protocol):
         self._touch()
         session = self._session
         if session is None:
-            server = self._server
-            store = server.tickets
-            if detect(data) == "resp":
-                server.clients += 1
-                session = RespSession(
-                    store,
-                    server.info,
-                    server.scans,
-                    server.clients,
-                    server.config.max_bulk_length,
-                    watches=server.watches,
-                )
-            else:
-                session = LineSession(store, server.config.max_line_length, server.watches)
-            self._session = session
+            # PROTO-1: the first word decides. Empty lines before it ask for nothing in either
+            # protocol, so they are dropped, and at most a word's bytes wait here.
+            data = (self._first + data).lstrip(b"\r\n")
+            kind = detect(data) if data else None
+            if kind is None:
+                self._first = data
+                return
+            self._first = b""
+            session = self._start_session(kind)
         session.reader.receive_data(data)
         self._run()
+
+    def _start_session(self, kind: str) -> LineSession | RespSession:
+        server = self._server
+        store = server.tickets
+        session: LineSession | RespSession
+        if kind == "resp":
+            server.clients += 1
+            session = RespSession(
+                store,
+                server.info,
+                server.scans,
+                server.clients,
+                server.config.max_bulk_length,
+                watches=server.watches,
+            )
+        else:
+            session = LineSession(store, server.config.max_line_length, server.watches)
+        self._session = session
+        return session
 
     def eof_received(self) -> bool:
         """PROTO-14: a client that half-closes still gets every reply before the server closes.
@@ -736,7 +752,10 @@ class Connection(asyncio.Protocol):
         """
         self._eof = True
         if self._session is None:
-            return False  # asyncio closes the transport
+            if not self._first:
+                return False  # asyncio closes the transport
+            first, self._first = self._first, b""  # PROTO-1: the word so far decides
+            self._start_session(detect(first, end=True) or "line").reader.receive_data(first)
         if isinstance(self._session, LineSession):
             self._session.reader.receive_data(b"")
         self._run()

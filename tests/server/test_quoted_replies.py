@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from catlog.protocol import detect
 from tests.server.conftest import RunningServer, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,7 +81,7 @@ PROBES: dict[str, Probe | str] = {
     "OK": one(b"PUT q-ok v\n"),
     "VALUE <value>": one(b"PUT q-value 1\nGET q-value\n"),
     "NOT_FOUND": one(b"GET q-nothing\n"),
-    "ERROR <message>": one(b"FROB q\n"),
+    "ERROR <message>": one(b"GET q\nFROB q\n"),
     "ERROR line too long (the limit is <N> bytes)": one(b"PUT " + b"x" * 1_048_577 + b"\n"),
     "ERROR PUTEX needs whole seconds from 1 to 1000000000000, not '...'": one(b"PUTEX q 0 v\n"),
     "ERROR the value holds CR or LF, which a line cannot carry; read it with RESP": Probe(
@@ -89,6 +90,7 @@ PROBES: dict[str, Probe | str] = {
     "ERROR <the engine's message>": one(b"PUT " + LONG_KEY + b" v\n"),
     # RESP wire forms (PROTO-18, PROTO-26, PROTO-59, SRV-8, SRV-11)
     "+OK": one(cmd("SET q-ok v")),
+    "+PONG": one(b"PING\r\n"),
     "PONG": one(cmd("PING")),
     "+<text>\\r\\n": one(cmd("PING")),
     "-<CODE> <text>\\r\\n": one(cmd("FROB")),
@@ -104,7 +106,8 @@ PROBES: dict[str, Probe | str] = {
     "Protocol error: invalid bulk length": one(b"*1\r\n$-5\r\n"),
     "Protocol error: too big mbulk count string": one(b"*" + b"1" * 65_537),
     "Protocol error: too big bulk count string": one(b"*1\r\n$" + b"1" * 65_537),
-    "Protocol error: expected '*', got 'x'": one(cmd("PING") + b"x"),
+    "Protocol error: too big inline request": one(b"PING" + b"x" * 65_537),
+    "Protocol error: unbalanced quotes in request": one(b'PING "x\r\n'),
     "Protocol error: expected '\\r\\n' after a bulk string": one(b"*1\r\n$4\r\nPINGxx"),
     "Protocol error: too big request": one(
         b"*4\r\n$3\r\nSET\r\n$65536\r\n%b\r\n$67108864\r\n%b\r\n$65536\r\n"
@@ -140,6 +143,10 @@ PROBES: dict[str, Probe | str] = {
     "ERR AUTH <password> called without any password configured for the default user. "
     "Are you sure your configuration is correct?": one(cmd("AUTH pw")),
     "ERR <the engine's message>": one(resp(b"SET", LONG_KEY, b"v")),
+    "ERR increment or decrement would overflow": one(
+        cmd("SET q-max 9223372036854775807") + cmd("INCR q-max")
+    ),
+    "ERR decrement would overflow": one(cmd("DECRBY q -9223372036854775808")),
     # transactions (PROTO-80 .. PROTO-85)
     "+QUEUED": one(cmd("MULTI") + cmd("SET q v")),
     "-EXECABORT Transaction discarded because of previous errors.": one(
@@ -155,7 +162,7 @@ PROBES: dict[str, Probe | str] = {
 def expected_reply(quoted: str, request: bytes) -> re.Pattern[bytes]:
     """The bytes the quote stands for, as a pattern: on the wire of the request's protocol."""
     text = quoted.removesuffix("\\r\\n")
-    if not request.startswith(b"*") and request:
+    if request and detect(request.lstrip(b"\r\n"), end=True) == "line":
         wire = text + "\n"  # PROTO-10
     elif text[0] in "+-":
         wire = text + "\r\n"

@@ -23,6 +23,7 @@ from typing import Final, Protocol, runtime_checkable
 from . import __version__
 from .batch import BatchOp
 from .clock import Clock, SystemClock
+from .codec import MAX_VALUE_SIZE
 from .errors import CatlogError, StoreClosedError, StoreFailedError
 from .multi import EngineTransaction, TransactionView, Watches
 from .protocol import line
@@ -396,19 +397,22 @@ def _expiry_ms(store: KeyValueStore, amount: bytes, unit: bytes, command: str) -
         return NOT_AN_INTEGER
     invalid = Error(f"ERR invalid expire time in '{command}' command")
     seconds = unit in (b"EX", b"EXAT")
-    if (command == "set" and value <= 0) or (seconds and not -_MS_LIMIT <= value <= _MS_LIMIT):
+    positive = command in _POSITIVE_EXPIRY
+    if (positive and value <= 0) or (seconds and not -_MS_LIMIT <= value <= _MS_LIMIT):
         return invalid
     when = value * 1000 if seconds else value
     if unit in (b"EX", b"PX"):
         when += store.now_ms()
         if when > _INT64_MAX:
             return invalid
-    if command == "set" and when <= 0:
+    if positive and when <= 0:
         return invalid
     return when
 
 
 _MS_LIMIT: Final = (1 << 63) // 1000
+_POSITIVE_EXPIRY: Final = frozenset(("set", "getex", "setex", "psetex"))
+"""The commands whose expiry amount must be above zero (Redis's getExpireMillisecondsOrReply)."""
 
 
 def _expiry_of(store: KeyValueStore, key: bytes) -> int | None:
@@ -633,6 +637,174 @@ def _incr(session: Session, args: list[bytes]) -> Reply:
         tx.put(key, b"%d" % new, expires_at_ms=expires_at)  # INCR keeps the expiry, as Redis
     session.watches.touch(key)
     return new
+
+
+MAX_STRING: Final = MAX_VALUE_SIZE
+"""PROTO-88: the longest string APPEND and SETRANGE may make: catlog's largest value, where
+Redis has its ``proto-max-bulk-len`` (512 MB)."""
+TOO_LONG: Final = Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+
+
+def _setnx(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: SETNX key value: 1 if it stored, 0 if the key had a value."""
+    key = args[1]
+    with session.store.transaction() as tx:
+        if tx.get(key) is not None:
+            return 0
+        tx.put(key, args[2])
+    session.watches.touch(key)
+    return 1
+
+
+def _setex(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: SETEX key seconds value, PSETEX key milliseconds value."""
+    command = _text(args[0]).lower()
+    store = session.store
+    when = _expiry_ms(store, args[2], b"EX" if command == "setex" else b"PX", command)
+    if isinstance(when, Error):
+        return when
+    store.put(args[1], args[3], expires_at_ms=when)
+    session.watches.touch(args[1])
+    return OK
+
+
+def _getset(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: GETSET key value: the old value (or null); the new one has no expiry."""
+    key = args[1]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        tx.put(key, args[2])
+    session.watches.touch(key)
+    return old
+
+
+def _getdel(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: GETDEL key: the value (or null), and the key is deleted."""
+    key = args[1]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        if old is not None:
+            tx.delete(key)
+    if old is not None:
+        session.watches.touch(key)
+    return old
+
+
+def _getex(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-90: GETEX key [EX s | PX ms | EXAT unix-s | PXAT unix-ms | PERSIST]."""
+    unit: bytes | None = None
+    amount = b""
+    persist = False
+    i = 2
+    while i < len(args):
+        option = args[i].upper()
+        if option == b"PERSIST" and unit is None:
+            persist = True
+        elif option in (b"EX", b"PX", b"EXAT", b"PXAT") and i + 1 < len(args) and not persist:
+            if unit is not None and unit != option:
+                return SYNTAX_ERROR
+            unit, amount = option, args[i + 1]
+            i += 1
+        else:
+            return SYNTAX_ERROR
+        i += 1
+    key = args[1]
+    store = session.store
+    with store.transaction() as tx:
+        value = tx.get(key)
+        if value is None:
+            return None
+        if unit is not None:
+            when = _expiry_ms(store, amount, unit, "getex")
+            if isinstance(when, Error):
+                return when
+            if when <= store.now_ms():
+                tx.delete(key)
+            else:
+                tx.put(key, value, expires_at_ms=when)
+        elif not persist or tx.expires_at(key) is None:
+            return value
+        else:
+            tx.put(key, value)
+    session.watches.touch(key)
+    return value
+
+
+def _strlen(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-88"""
+    value = session.store.get(args[1])
+    return 0 if value is None else len(value)
+
+
+def _getrange(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-88: GETRANGE (and SUBSTR) key start end, both inclusive, negative from the end."""
+    start, end = parse_int(args[2]), parse_int(args[3])
+    if start is None or end is None:
+        return NOT_AN_INTEGER
+    value = session.store.get(args[1])
+    if value is None or (start < 0 and end < 0 and start > end):
+        return b""
+    size = len(value)
+    start = max(start + size if start < 0 else start, 0)
+    end = max(end + size if end < 0 else end, 0)
+    end = min(end, size - 1)
+    return b"" if start > end or size == 0 else value[start : end + 1]
+
+
+def _append(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-88: APPEND key value: the new length; the key keeps its expiry."""
+    key, tail = args[1], args[2]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        if old is None:
+            tx.put(key, tail)
+            new = len(tail)
+        else:
+            if len(old) + len(tail) > MAX_STRING:
+                return TOO_LONG
+            tx.put(key, old + tail, expires_at_ms=tx.expires_at(key))
+            new = len(old) + len(tail)
+    session.watches.touch(key)
+    return new
+
+
+def _setrange(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-88: SETRANGE key offset value: the new length; zero bytes fill any gap."""
+    offset = parse_int(args[2])
+    if offset is None:
+        return NOT_AN_INTEGER
+    if offset < 0:
+        return Error("ERR offset is out of range")
+    key, part = args[1], args[3]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        if not part:
+            return 0 if old is None else len(old)
+        if offset + len(part) > MAX_STRING:
+            return TOO_LONG
+        base = old or b""
+        if len(base) < offset:
+            base += bytes(offset - len(base))
+        new = base[:offset] + part + base[offset + len(part) :]
+        tx.put(key, new, expires_at_ms=None if old is None else tx.expires_at(key))
+    session.watches.touch(key)
+    return len(new)
+
+
+def _msetnx(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: MSETNX key value [key value ...]: all stored, 1, or none if any key had a
+    value, 0; as one batch."""
+    if len(args) % 2 == 0:
+        return wrong_arity("msetnx")
+    keys = args[1::2]
+    with session.store.transaction() as tx:
+        if any(tx.get(key) is not None for key in keys):
+            return 0
+        for i in range(1, len(args), 2):
+            tx.put(args[i], args[i + 1])
+    for key in keys:
+        session.watches.touch(key)
+    return 1
 
 
 # ----------------------------------------------------------------------------------- connection
@@ -1100,6 +1272,18 @@ COMMANDS: Final = _table(
     Command("decr", 2, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
     Command("incrby", 3, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
     Command("decrby", 3, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("setnx", 3, _WF, 1, 1, 1, _setnx, ("write", "string", "fast")),
+    Command("setex", 4, _W, 1, 1, 1, _setex, ("write", "string", "slow")),
+    Command("psetex", 4, _W, 1, 1, 1, _setex, ("write", "string", "slow")),
+    Command("getset", 3, _WF, 1, 1, 1, _getset, ("write", "string", "fast")),
+    Command("getdel", 2, ("write", "fast"), 1, 1, 1, _getdel, ("write", "string", "fast")),
+    Command("getex", -2, ("write", "fast"), 1, 1, 1, _getex, ("write", "string", "fast")),
+    Command("strlen", 2, _R, 1, 1, 1, _strlen, ("read", "string", "fast")),
+    Command("getrange", 4, ("readonly",), 1, 1, 1, _getrange, ("read", "string", "slow")),
+    Command("substr", 4, ("readonly",), 1, 1, 1, _getrange, ("read", "string", "slow")),
+    Command("append", 3, _WF, 1, 1, 1, _append, ("write", "string", "fast")),
+    Command("setrange", 4, _W, 1, 1, 1, _setrange, ("write", "string", "slow")),
+    Command("msetnx", -3, _W, 1, -1, 2, _msetnx, ("write", "string", "slow")),
     Command("multi", 1, _TX, 0, 0, 0, _multi, ("fast", "transaction")),
     Command("exec", 1, _TX_SLOW, 0, 0, 0, _exec, ("slow", "transaction")),
     Command("discard", 1, _TX, 0, 0, 0, _discard, ("fast", "transaction")),

@@ -147,6 +147,14 @@ PROBES: dict[str, Probe | str] = {
         cmd("SET q-max 9223372036854775807") + cmd("INCR q-max")
     ),
     "ERR decrement would overflow": one(cmd("DECRBY q -9223372036854775808")),
+    "ERR offset is out of range": one(cmd("SETRANGE q -1 x")),
+    "ERR wrong number of arguments for 'msetnx' command": one(cmd("MSETNX a 1 b")),
+    "ERR invalid expire time in 'getex' command": one(
+        cmd("SET q-getex v") + cmd("GETEX q-getex EX 0")
+    ),
+    "ERR string exceeds maximum allowed size (proto-max-bulk-len)": one(
+        cmd("SETRANGE q 67108864 x")
+    ),
     # transactions (PROTO-80 .. PROTO-85)
     "+QUEUED": one(cmd("MULTI") + cmd("SET q v")),
     "-EXECABORT Transaction discarded because of previous errors.": one(

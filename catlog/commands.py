@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import random
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -92,6 +93,15 @@ class FailureSource(Protocol):
     def failure(self) -> StoreFailedError | None: ...
 
 
+class SaveRecord:
+    """PROTO-92: the wall-clock second of the last successful SAVE; 0: none since the start."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
     """What INFO, HELLO and CONFIG GET say about the server around the sessions."""
@@ -103,6 +113,15 @@ class ServerInfo:
     clock: Clock = field(default_factory=SystemClock)
     started: float = 0.0
     """The clock's monotonic reading when the server started, for uptime."""
+    saves: SaveRecord = field(default_factory=SaveRecord)
+    """PROTO-92: when SAVE last succeeded, for LASTSAVE."""
+
+
+@runtime_checkable
+class Syncable(Protocol):
+    """A store that can make every write so far durable, for SAVE (PROTO-92)."""
+
+    def sync(self) -> None: ...
 
 
 # ----------------------------------------------------------------------------------- SCAN
@@ -293,6 +312,9 @@ class Session:
             return wrong_arity(command.name)
         if command.name in _RUN_INSIDE_MULTI:
             return command.run(self, args)
+        if "no_multi" in command.flags:
+            self.queue_failed = True
+            return Error("ERR Command not allowed inside a transaction")
         if not self.queue_failed and not self.dirty:  # EXEC will run nothing: keep nothing
             self.queue.append(args)
         return QUEUED
@@ -807,6 +829,131 @@ def _msetnx(session: Session, args: list[bytes]) -> Reply:
     return 1
 
 
+# ----------------------------------------------------------------------------------- keyspace
+
+
+def _type(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: catlog holds strings only."""
+    return SimpleString(b"string" if args[1] in session.store else b"none")
+
+
+def _touch(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: how many of the keys have a value; a key named twice counts twice."""
+    store = session.store
+    return sum(1 for key in args[1:] if key in store)
+
+
+def _randomkey(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91"""
+    keys = list(session.store)
+    return random.choice(keys) if keys else None
+
+
+def _rename(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: RENAME and RENAMENX source destination, as one engine transaction."""
+    nx = args[0].lower() == b"renamenx"
+    source, destination = args[1], args[2]
+    with session.store.transaction() as tx:
+        value = tx.get(source)
+        if value is None:
+            return Error("ERR no such key")
+        if source == destination:
+            return 0 if nx else OK
+        if nx and tx.get(destination) is not None:
+            return 0
+        expires_at = tx.expires_at(source)
+        tx.delete(source)
+        tx.put(destination, value, expires_at_ms=expires_at)
+    session.watches.touch(source)
+    session.watches.touch(destination)
+    return 1 if nx else OK
+
+
+def _copy(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: COPY source destination [DB 0] [REPLACE]"""
+    replace = False
+    i = 3
+    while i < len(args):
+        option = args[i].lower()
+        if option == b"replace":
+            replace = True
+        elif option == b"db" and i + 1 < len(args):
+            index = parse_int(args[i + 1])
+            if index is None or not -(1 << 31) <= index < 1 << 31:
+                return NOT_AN_INTEGER
+            if index != 0:
+                return Error("ERR DB index is out of range")
+            i += 1
+        else:
+            return SYNTAX_ERROR
+        i += 1
+    source, destination = args[1], args[2]
+    if source == destination:
+        return Error("ERR source and destination objects are the same")
+    with session.store.transaction() as tx:
+        value = tx.get(source)
+        if value is None or (not replace and tx.get(destination) is not None):
+            return 0
+        tx.put(destination, value, expires_at_ms=tx.expires_at(source))
+    session.watches.touch(destination)
+    return 1
+
+
+FLUSH_CHUNK_BYTES: Final = 8 * 1024 * 1024
+"""PROTO-91: the most key bytes one FLUSHDB batch deletes, well inside a batch record (FMT-22)."""
+
+
+def _flush(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: FLUSHDB and FLUSHALL [ASYNC | SYNC]: delete every key, in batches."""
+    if len(args) > 2 or (len(args) == 2 and args[1].lower() not in (b"sync", b"async")):
+        return SYNTAX_ERROR
+    store = session.store
+    chunk: list[bytes] = []
+    size = 0
+    for key in list(store):
+        chunk.append(key)
+        size += len(key) + 32
+        if size >= FLUSH_CHUNK_BYTES:
+            _delete_all(session, chunk)
+            chunk, size = [], 0
+    _delete_all(session, chunk)
+    return OK
+
+
+def _delete_all(session: Session, keys: list[bytes]) -> None:
+    with session.store.transaction() as tx:
+        deleted = [key for key in keys if tx.delete(key)]
+    for key in deleted:
+        session.watches.touch(key)
+
+
+# ----------------------------------------------------------------------------------- server time
+
+
+def _time(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-92: the store's clock as unix seconds and microseconds (ms precision)."""
+    now = session.store.now_ms()
+    return [b"%d" % (now // 1000), b"%d" % (now % 1000 * 1000)]
+
+
+def _lastsave(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-92"""
+    server = session.server
+    if server.saves.at:
+        return server.saves.at
+    uptime = int(server.clock.monotonic() - server.started)
+    return server.clock.now_ms() // 1000 - uptime
+
+
+def _save(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-92: every write so far made durable (ENG-17)."""
+    store = session.store
+    if isinstance(store, Syncable):
+        store.sync()
+    session.server.saves.at = session.server.clock.now_ms() // 1000
+    return OK
+
+
 # ----------------------------------------------------------------------------------- connection
 
 
@@ -962,7 +1109,7 @@ EXEC_ABORT: Final = Error("EXECABORT Transaction discarded because of previous e
 _RUN_INSIDE_MULTI: Final = frozenset(("multi", "exec", "discard", "watch", "quit"))
 """PROTO-80: what runs at once inside MULTI rather than being queued (Redis's processCommand)."""
 
-_LISTS_KEYS: Final = frozenset((b"keys", b"scan", b"dbsize"))
+_LISTS_KEYS: Final = frozenset((b"keys", b"scan", b"dbsize", b"randomkey", b"flushdb", b"flushall"))
 """PROTO-85: commands that list the keyspace, for which EXEC takes the key listing first."""
 
 
@@ -1284,6 +1431,22 @@ COMMANDS: Final = _table(
     Command("append", 3, _WF, 1, 1, 1, _append, ("write", "string", "fast")),
     Command("setrange", 4, _W, 1, 1, 1, _setrange, ("write", "string", "slow")),
     Command("msetnx", -3, _W, 1, -1, 2, _msetnx, ("write", "string", "slow")),
+    Command("unlink", -2, ("write", "fast"), 1, -1, 1, _del, ("keyspace", "write", "fast")),
+    Command("type", 2, _R, 1, 1, 1, _type, ("keyspace", "read", "fast")),
+    Command("touch", -2, _R, 1, -1, 1, _touch, ("keyspace", "read", "fast")),
+    Command("randomkey", 1, ("readonly",), 0, 0, 0, _randomkey, ("keyspace", "read", "slow")),
+    Command("rename", 3, ("write",), 1, 2, 1, _rename, ("keyspace", "write", "slow")),
+    Command("renamenx", 3, ("write", "fast"), 1, 2, 1, _rename, ("keyspace", "write", "fast")),
+    Command("copy", -3, _W, 1, 2, 1, _copy, ("keyspace", "write", "slow")),
+    Command("flushdb", -1, ("write",), 0, 0, 0, _flush, ("keyspace", "write", "slow", "dangerous")),
+    Command(
+        "flushall", -1, ("write",), 0, 0, 0, _flush, ("keyspace", "write", "slow", "dangerous")
+    ),
+    Command("time", 1, ("loading", "stale", "fast"), 0, 0, 0, _time, ("fast",)),
+    Command("lastsave", 1, ("loading", "stale", "fast"), 0, 0, 0, _lastsave, ("fast", "admin")),
+    Command(
+        "save", 1, ("admin", "noscript", "no_multi"), 0, 0, 0, _save, ("admin", "slow", "dangerous")
+    ),
     Command("multi", 1, _TX, 0, 0, 0, _multi, ("fast", "transaction")),
     Command("exec", 1, _TX_SLOW, 0, 0, 0, _exec, ("slow", "transaction")),
     Command("discard", 1, _TX, 0, 0, 0, _discard, ("fast", "transaction")),

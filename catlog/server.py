@@ -436,6 +436,10 @@ class TicketingStore:
         if not tx.ticket:
             self.owed = store.last_ticket
 
+    def sync(self) -> None:
+        """PROTO-92: SAVE makes every write so far durable."""
+        self.store.sync()
+
     def _judged(self, outcome: tuple[bool, int]) -> bool:
         """ENG-51: one that wrote nothing owes a wait for the writes it was judged on."""
         wrote, ticket = outcome

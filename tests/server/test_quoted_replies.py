@@ -148,6 +148,9 @@ PROBES: dict[str, Probe | str] = {
     ),
     "ERR decrement would overflow": one(cmd("DECRBY q -9223372036854775808")),
     "ERR offset is out of range": one(cmd("SETRANGE q -1 x")),
+    "ERR no such key": one(cmd("RENAME q-none q-other")),
+    "ERR source and destination objects are the same": one(cmd("COPY q q")),
+    "ERR Command not allowed inside a transaction": one(cmd("MULTI") + cmd("SAVE")),
     "ERR wrong number of arguments for 'msetnx' command": one(cmd("MSETNX a 1 b")),
     "ERR invalid expire time in 'getex' command": one(
         cmd("SET q-getex v") + cmd("GETEX q-getex EX 0")

@@ -39,3 +39,31 @@ def test_redis_py_string_commands(serve: Serve, protocol: int) -> None:
         assert client.decrby("x", 5) == -3
     finally:
         client.close()
+
+
+@pytest.mark.spec("PROTO-91", "PROTO-92", "SRV-5")
+def test_redis_py_key_and_server_commands(serve: Serve) -> None:
+    server = serve("--fsync", "always")
+    client = redis.Redis(host=server.host, port=server.port)
+    try:
+        client.mset({"a": 1, "b": 2})
+        assert client.type("a") == b"string"
+        assert client.type("missing") == b"none"
+        assert client.rename("a", "c") is True
+        assert client.renamenx("c", "b") is False
+        assert client.copy("c", "d") is True
+        assert client.touch("c", "d", "x") == 2
+        assert client.randomkey() in (b"b", b"c", b"d")
+        assert client.unlink("d") == 1
+        seconds, microseconds = client.time()
+        assert seconds > 1_600_000_000
+        assert 0 <= microseconds < 1_000_000
+        assert client.save() is True
+        assert client.lastsave()
+        assert client.flushdb() is True
+        assert client.dbsize() == 0
+        client.set("z", 1)
+        assert client.flushall(asynchronous=True) is True
+        assert client.dbsize() == 0
+    finally:
+        client.close()

@@ -293,7 +293,7 @@ class Session:
             return unknown_command(args)
         arity = command.arity
         if (arity > 0 and len(args) != arity) or len(args) < -arity:
-            return wrong_arity(command.name)
+            return self._refuse(command, wrong_arity(command.name))
         try:
             return command.run(self, args)
         except CatlogError as exc:
@@ -309,7 +309,7 @@ class Session:
         arity = command.arity
         if (arity > 0 and len(args) != arity) or len(args) < -arity:
             self.queue_failed = True
-            return wrong_arity(command.name)
+            return self._refuse(command, wrong_arity(command.name))
         if command.name in _RUN_INSIDE_MULTI:
             return command.run(self, args)
         if "no_multi" in command.flags:
@@ -318,6 +318,16 @@ class Session:
         if not self.queue_failed and not self.dirty:  # EXEC will run nothing: keep nothing
             self.queue.append(args)
         return QUEUED
+
+    def _refuse(self, command: Command, error: Error) -> Error:
+        """PROTO-81: a refused EXEC ends the transaction (if any) and forgets the watched keys,
+        as Redis's rejectCommand does."""
+        if command.name != "exec":
+            return error
+        self.queue = None
+        self.queue_failed = False
+        self.unwatch()
+        return Error(f"EXECABORT Transaction discarded because of: {error.message[4:]}")
 
     def unwatch(self) -> None:
         """PROTO-84: forget every watched key, and that one was touched."""

@@ -323,3 +323,19 @@ def test_a_store_error_inside_exec_fails_that_command_only(a: Session, db: catlo
     assert first.message.startswith("ERR key of 70000 bytes")
     assert second == OK
     assert db.get(b"ok") == b"v"
+
+
+@pytest.mark.spec("PROTO-81")
+def test_exec_with_arguments_ends_the_transaction_and_the_watches(a: Session, b: Session) -> None:
+    abort = Error(
+        "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command"
+    )
+    assert run(a, "EXEC", "x") == abort
+    assert run(a, "WATCH", "w") == OK
+    assert run(a, "MULTI") == OK
+    assert run(a, "SET", "k", "v") == QUEUED
+    assert run(a, "EXEC", "x") == abort
+    assert run(a, "EXEC") == Error("ERR EXEC without MULTI")
+    assert run(b, "SET", "w", "changed") == OK
+    assert run(a, "MULTI") == OK
+    assert run(a, "EXEC") == [], "the refused EXEC forgot the watch"

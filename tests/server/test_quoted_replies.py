@@ -76,6 +76,8 @@ LONG_KEY = b"k" * 65_537
 
 NOT_SENT_BY_CATLOG = "quoted for contrast: not a reply catlog sends"
 
+EXEC_X = one(cmd("EXEC x"))
+
 PROBES: dict[str, Probe | str] = {
     # line protocol (PROTO-4 .. PROTO-15, PROTO-58)
     "OK": one(b"PUT q-ok v\n"),
@@ -164,6 +166,7 @@ PROBES: dict[str, Probe | str] = {
         cmd("MULTI") + cmd("FROB") + cmd("EXEC")
     ),
     "ERR MULTI calls can not be nested": one(cmd("MULTI") + cmd("MULTI")),
+    "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command": EXEC_X,  # noqa: E501
     "ERR DISCARD without MULTI": one(cmd("DISCARD")),
     "ERR EXEC without MULTI": one(cmd("EXEC")),
     "ERR WATCH inside MULTI is not allowed": one(cmd("MULTI") + cmd("WATCH q")),

@@ -404,15 +404,21 @@ def _set(session: Session, args: list[bytes]) -> Reply:
             return when
         expires_at = when
     key = args[1]
-    old = store.get(key) if get or nx or xx else None
-    if (nx and old is not None) or (xx and old is None):
-        return old if get else None
-    if keepttl and not expires_at:
-        expires_at = _expiry_of(store, key) or 0
-    if expires_at:
-        store.put(key, args[2], expires_at_ms=expires_at)
-    else:
-        store.put(key, args[2])
+    if not (get or nx or xx or keepttl):
+        if expires_at:
+            store.put(key, args[2], expires_at_ms=expires_at)
+        else:
+            store.put(key, args[2])
+        session.watches.touch(key)
+        return OK
+    # PROTO-93: judged on the newest state, so two clients' SET NX cannot both store.
+    with store.transaction() as tx:
+        old = tx.get(key)
+        if (nx and old is not None) or (xx and old is None):
+            return old if get else None
+        if keepttl and not expires_at and old is not None:
+            expires_at = tx.expires_at(key) or 0
+        tx.put(key, args[2], expires_at_ms=expires_at or None)
     session.watches.touch(key)
     return old if get else OK
 
@@ -445,13 +451,6 @@ def _expiry_ms(store: KeyValueStore, amount: bytes, unit: bytes, command: str) -
 _MS_LIMIT: Final = (1 << 63) // 1000
 _POSITIVE_EXPIRY: Final = frozenset(("set", "getex", "setex", "psetex"))
 """The commands whose expiry amount must be above zero (Redis's getExpireMillisecondsOrReply)."""
-
-
-def _expiry_of(store: KeyValueStore, key: bytes) -> int | None:
-    try:
-        return store.expires_at(key)
-    except KeyError:
-        return None
 
 
 def _del(session: Session, args: list[bytes]) -> Reply:
@@ -518,18 +517,22 @@ def _expire(session: Session, args: list[bytes]) -> Reply:
     if isinstance(when, Error):
         return when
     key = args[1]
-    if key not in store:
-        return 0
-    current = _expiry_of(store, key)
-    if (
-        (b"NX" in flags and current is not None)
-        or (b"XX" in flags and current is None)
-        or (b"GT" in flags and (current is None or when <= current))
-        or (b"LT" in flags and current is not None and when >= current)
-    ):
-        return 0
-    if not store.expire_at(key, max(when, 1)):
-        return 0
+    with store.transaction() as tx:  # PROTO-93: the flags are judged on the newest expiry
+        value = tx.get(key)
+        if value is None:
+            return 0
+        current = tx.expires_at(key)
+        if (
+            (b"NX" in flags and current is not None)
+            or (b"XX" in flags and current is None)
+            or (b"GT" in flags and (current is None or when <= current))
+            or (b"LT" in flags and current is not None and when >= current)
+        ):
+            return 0
+        if when <= store.now_ms():
+            tx.delete(key)  # ENG-35: a time already past deletes the key
+        else:
+            tx.put(key, value, expires_at_ms=when)
     session.watches.touch(key)
     return 1
 

@@ -19,9 +19,10 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Final, Protocol, runtime_checkable
 
-from . import __version__
+from . import __version__, longdouble
 from .batch import BatchOp
 from .clock import Clock, SystemClock
 from .codec import MAX_VALUE_SIZE
@@ -967,6 +968,29 @@ def _save(session: Session, args: list[bytes]) -> Reply:
     return OK
 
 
+NOT_A_FLOAT: Final = Error("ERR value is not a valid float")
+
+
+def _incrbyfloat(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-94: INCRBYFLOAT key increment, in Redis's long double arithmetic."""
+    key = args[1]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        value = Fraction(0) if old is None else longdouble.parse(old)
+        if value is None:
+            return NOT_A_FLOAT
+        amount = longdouble.parse(args[2])
+        if amount is None:
+            return NOT_A_FLOAT
+        total = longdouble.add(value, amount)
+        if total is None or isinstance(total, str):
+            return Error("ERR increment would produce NaN or Infinity")
+        text = longdouble.format_human(total)
+        tx.put(key, text, expires_at_ms=None if old is None else tx.expires_at(key))
+    session.watches.touch(key)
+    return text
+
+
 # ----------------------------------------------------------------------------------- connection
 
 
@@ -1432,6 +1456,7 @@ COMMANDS: Final = _table(
     Command("decr", 2, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
     Command("incrby", 3, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
     Command("decrby", 3, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("incrbyfloat", 3, _WF, 1, 1, 1, _incrbyfloat, ("write", "string", "fast")),
     Command("setnx", 3, _WF, 1, 1, 1, _setnx, ("write", "string", "fast")),
     Command("setex", 4, _W, 1, 1, 1, _setex, ("write", "string", "slow")),
     Command("psetex", 4, _W, 1, 1, 1, _setex, ("write", "string", "slow")),

@@ -150,6 +150,8 @@ PROBES: dict[str, Probe | str] = {
     ),
     "ERR decrement would overflow": one(cmd("DECRBY q -9223372036854775808")),
     "ERR offset is out of range": one(cmd("SETRANGE q -1 x")),
+    "ERR value is not a valid float": one(cmd("INCRBYFLOAT q abc")),
+    "ERR increment would produce NaN or Infinity": one(cmd("INCRBYFLOAT q-inf inf")),
     "ERR no such key": one(cmd("RENAME q-none q-other")),
     "ERR source and destination objects are the same": one(cmd("COPY q q")),
     "ERR Command not allowed inside a transaction": one(cmd("MULTI") + cmd("SAVE")),

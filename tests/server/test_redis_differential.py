@@ -139,7 +139,14 @@ def servers() -> Iterator[tuple[int, int]]:
 
 
 KEYS: Final = [b"k", b"n", b"w", b"\x00bin\xff", b"a key"]
-VALUES: Final = [b"", b"v", b"1", b"-7", b"10", b"abc", b"9223372036854775807", b"\xff\x00", b"007"]
+VALUES: Final = [
+    *(b"", b"v", b"1", b"-7", b"10", b"abc", b"9223372036854775807", b"\xff\x00", b"007"),
+    *(b"10.50", b"1e3", b"-0.1"),
+]
+FLOATS: Final = [
+    *(b"0.1", b"-5", b"5.0e3", b"1e300", b"-1e300", b"0x10", b"0x.8p1", b"inf", b"-inf", b"abc"),
+    *(b"1e-5000", b"3.0000000000000000001", b"1e4932", b"-1e-20", b" 1", b"1e", b"nan", b"0"),
+]
 NUMBERS: Final = [b"0", b"1", b"-1", b"3", b"100", b"x", b"1.5", b"9223372036854775807", b"01"]
 SECONDS: Final = [b"-1", b"0", b"500", b"5000", b"x"]
 FUTURE_S: Final = b"%d" % (time.time() + 100_000)
@@ -190,6 +197,7 @@ NAMES: Final = [
     "FLUSHDB",
     "EXPIRETIME",
     "PEXPIRETIME",
+    "INCRBYFLOAT",
     "PING",
     "ECHO",
     "FROB",
@@ -254,6 +262,8 @@ def commands(draw: st.DrawFn) -> list[bytes]:
     elif name in ("MSET", "MSETNX"):
         pairs = draw(st.lists(st.tuples(keys, values), min_size=1, max_size=3))
         args = [word for pair in pairs for word in pair]
+    elif name == "INCRBYFLOAT":
+        args = [k, draw(st.sampled_from(FLOATS))]
     elif name in ("INCRBY", "DECRBY"):
         args = [k, draw(numbers)]
     elif name in ("APPEND", "GETSET", "SETNX"):
@@ -361,6 +371,7 @@ _NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
     "PROTO-89",
     "PROTO-90",
     "PROTO-91",
+    "PROTO-94",
 )
 def test_catlog_answers_every_command_as_redis_does(servers: tuple[int, int]) -> None:
     SameAsRedis.ports = servers

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import random
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Final, Protocol, runtime_checkable
 
-from . import __version__
+from . import __version__, longdouble
 from .batch import BatchOp
 from .clock import Clock, SystemClock
+from .codec import MAX_VALUE_SIZE
 from .errors import CatlogError, StoreClosedError, StoreFailedError
+from .multi import EngineTransaction, TransactionView, Watches
 from .protocol import line
 from .protocol.pattern import glob_match
 from .protocol.replies import (
@@ -71,6 +76,8 @@ class KeyValueStore(Protocol):
 
     def __contains__(self, key: object) -> bool: ...
 
+    def transaction(self) -> AbstractContextManager[EngineTransaction]: ...
+
 
 @runtime_checkable
 class StatsSource(Protocol):
@@ -87,6 +94,15 @@ class FailureSource(Protocol):
     def failure(self) -> StoreFailedError | None: ...
 
 
+class SaveRecord:
+    """PROTO-92: the wall-clock second of the last successful SAVE; 0: none since the start."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at = 0
+
+
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
     """What INFO, HELLO and CONFIG GET say about the server around the sessions."""
@@ -98,6 +114,15 @@ class ServerInfo:
     clock: Clock = field(default_factory=SystemClock)
     started: float = 0.0
     """The clock's monotonic reading when the server started, for uptime."""
+    saves: SaveRecord = field(default_factory=SaveRecord)
+    """PROTO-92: when SAVE last succeeded, for LASTSAVE."""
+
+
+@runtime_checkable
+class Syncable(Protocol):
+    """A store that can make every write so far durable, for SAVE (PROTO-92)."""
+
+    def sync(self) -> None: ...
 
 
 # ----------------------------------------------------------------------------------- SCAN
@@ -211,13 +236,18 @@ class Session:
     __slots__ = (
         "client_id",
         "closing",
+        "dirty",
         "lib_name",
         "lib_ver",
         "name",
         "protocol",
+        "queue",
+        "queue_failed",
         "scans",
         "server",
         "store",
+        "watched",
+        "watches",
     )
 
     def __init__(
@@ -227,8 +257,10 @@ class Session:
         client_id: int = 0,
         server: ServerInfo | None = None,
         scans: ScanCursors | None = None,
+        watches: Watches | None = None,
     ) -> None:
-        self.store: Final = store
+        self.store: KeyValueStore = store
+        """The store the commands run on; during an EXEC, its transaction (PROTO-85)."""
         self.client_id: Final = client_id
         self.server: Final = server if server is not None else ServerInfo()
         self.scans: Final = scans if scans is not None else ScanCursors()
@@ -239,21 +271,76 @@ class Session:
         self.lib_ver: bytes | None = None
         self.closing = False
         """Set by QUIT: send the replies so far, then close the connection (PROTO-51)."""
+        self.watches: Final = watches if watches is not None else Watches()
+        """PROTO-84: the server's registry of watched keys, shared by its sessions."""
+        self.queue: list[list[bytes]] | None = None
+        """PROTO-80: the commands queued since MULTI; ``None`` outside a transaction."""
+        self.queue_failed = False
+        """PROTO-81: a command was refused while queueing, so EXEC will run nothing."""
+        self.watched: dict[bytes, int | None] = {}
+        """PROTO-84: each watched key and its expiry when WATCH ran (``None``: none, or no
+        value), for the expiry check at EXEC."""
+        self.dirty = False
+        """PROTO-84: a watched key was touched since WATCH; set by :attr:`watches`."""
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command (a non-empty list of words) and return its reply value."""
         if not args:
             return Error("ERR empty command")
         command = COMMANDS.get(args[0]) or COMMANDS.get(args[0].lower())
+        if self.queue is not None:
+            return self._queue(command, args)
         if command is None:
             return unknown_command(args)
         arity = command.arity
         if (arity > 0 and len(args) != arity) or len(args) < -arity:
-            return wrong_arity(command.name)
+            return self._refuse(command, wrong_arity(command.name))
         try:
             return command.run(self, args)
         except CatlogError as exc:
             return _store_error(exc)
+
+    def _queue(self, command: Command | None, args: list[bytes]) -> Reply:
+        """PROTO-80, PROTO-81: inside MULTI a command is checked and queued, not run; the
+        transaction commands themselves (and QUIT) run at once, as in Redis's processCommand."""
+        assert self.queue is not None, "only inside MULTI"
+        if command is None:
+            self.queue_failed = True
+            return unknown_command(args)
+        arity = command.arity
+        if (arity > 0 and len(args) != arity) or len(args) < -arity:
+            self.queue_failed = True
+            return self._refuse(command, wrong_arity(command.name))
+        if command.name in _RUN_INSIDE_MULTI:
+            return command.run(self, args)
+        if "no_multi" in command.flags:
+            self.queue_failed = True
+            return Error("ERR Command not allowed inside a transaction")
+        if not self.queue_failed and not self.dirty:  # EXEC will run nothing: keep nothing
+            self.queue.append(args)
+        return QUEUED
+
+    def _refuse(self, command: Command, error: Error) -> Error:
+        """PROTO-81: a refused EXEC ends the transaction (if any) and forgets the watched keys,
+        as Redis's rejectCommand does."""
+        if command.name != "exec":
+            return error
+        self.queue = None
+        self.queue_failed = False
+        self.unwatch()
+        return Error(f"EXECABORT Transaction discarded because of: {error.message[4:]}")
+
+    def unwatch(self) -> None:
+        """PROTO-84: forget every watched key, and that one was touched."""
+        if self.watched:
+            self.watches.unwatch(self, iter(self.watched))
+            self.watched = {}
+        self.dirty = False
+
+    def close(self) -> None:
+        """The connection ended: its watches go, and its queued commands are dropped."""
+        self.unwatch()
+        self.queue = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +369,7 @@ def _set(session: Session, args: list[bytes]) -> Reply:
     store = session.store
     if len(args) == 3:  # the hot path: no options
         store.put(args[1], args[2])
+        session.watches.touch(args[1])
         return OK
     nx = xx = get = keepttl = False
     expiry: bytes | None = None
@@ -317,15 +405,22 @@ def _set(session: Session, args: list[bytes]) -> Reply:
             return when
         expires_at = when
     key = args[1]
-    old = store.get(key) if get or nx or xx else None
-    if (nx and old is not None) or (xx and old is None):
-        return old if get else None
-    if keepttl and not expires_at:
-        expires_at = _expiry_of(store, key) or 0
-    if expires_at:
-        store.put(key, args[2], expires_at_ms=expires_at)
-    else:
-        store.put(key, args[2])
+    if not (get or nx or xx or keepttl):
+        if expires_at:
+            store.put(key, args[2], expires_at_ms=expires_at)
+        else:
+            store.put(key, args[2])
+        session.watches.touch(key)
+        return OK
+    # PROTO-93: judged on the newest state, so two clients' SET NX cannot both store.
+    with store.transaction() as tx:
+        old = tx.get(key)
+        if (nx and old is not None) or (xx and old is None):
+            return old if get else None
+        if keepttl and not expires_at and old is not None:
+            expires_at = tx.expires_at(key) or 0
+        tx.put(key, args[2], expires_at_ms=expires_at or None)
+    session.watches.touch(key)
     return old if get else OK
 
 
@@ -341,26 +436,22 @@ def _expiry_ms(store: KeyValueStore, amount: bytes, unit: bytes, command: str) -
         return NOT_AN_INTEGER
     invalid = Error(f"ERR invalid expire time in '{command}' command")
     seconds = unit in (b"EX", b"EXAT")
-    if (command == "set" and value <= 0) or (seconds and not -_MS_LIMIT <= value <= _MS_LIMIT):
+    positive = command in _POSITIVE_EXPIRY
+    if (positive and value <= 0) or (seconds and not -_MS_LIMIT <= value <= _MS_LIMIT):
         return invalid
     when = value * 1000 if seconds else value
     if unit in (b"EX", b"PX"):
         when += store.now_ms()
         if when > _INT64_MAX:
             return invalid
-    if command == "set" and when <= 0:
+    if positive and when <= 0:
         return invalid
     return when
 
 
 _MS_LIMIT: Final = (1 << 63) // 1000
-
-
-def _expiry_of(store: KeyValueStore, key: bytes) -> int | None:
-    try:
-        return store.expires_at(key)
-    except KeyError:
-        return None
+_POSITIVE_EXPIRY: Final = frozenset(("set", "getex", "setex", "psetex"))
+"""The commands whose expiry amount must be above zero (Redis's getExpireMillisecondsOrReply)."""
 
 
 def _del(session: Session, args: list[bytes]) -> Reply:
@@ -371,7 +462,13 @@ def _del(session: Session, args: list[bytes]) -> Reply:
     and the first delete of the key takes effect only after its fsync.
     """
     delete = session.store.delete
-    return sum(1 for key in dict.fromkeys(args[1:]) if delete(key))
+    touch = session.watches.touch
+    deleted = 0
+    for key in dict.fromkeys(args[1:]):
+        if delete(key):
+            touch(key)
+            deleted += 1
+    return deleted
 
 
 def _exists(session: Session, args: list[bytes]) -> Reply:
@@ -390,6 +487,8 @@ def _mset(session: Session, args: list[bytes]) -> Reply:
     if len(args) % 2 == 0:
         return wrong_arity("mset")
     session.store.write_batch([("put", args[i], args[i + 1]) for i in range(1, len(args), 2)])
+    for i in range(1, len(args), 2):
+        session.watches.touch(args[i])
     return OK
 
 
@@ -419,17 +518,24 @@ def _expire(session: Session, args: list[bytes]) -> Reply:
     if isinstance(when, Error):
         return when
     key = args[1]
-    if key not in store:
-        return 0
-    current = _expiry_of(store, key)
-    if (
-        (b"NX" in flags and current is not None)
-        or (b"XX" in flags and current is None)
-        or (b"GT" in flags and (current is None or when <= current))
-        or (b"LT" in flags and current is not None and when >= current)
-    ):
-        return 0
-    return 1 if store.expire_at(key, max(when, 1)) else 0
+    with store.transaction() as tx:  # PROTO-93: the flags are judged on the newest expiry
+        value = tx.get(key)
+        if value is None:
+            return 0
+        current = tx.expires_at(key)
+        if (
+            (b"NX" in flags and current is not None)
+            or (b"XX" in flags and current is None)
+            or (b"GT" in flags and (current is None or when <= current))
+            or (b"LT" in flags and current is not None and when >= current)
+        ):
+            return 0
+        if when <= store.now_ms():
+            tx.delete(key)  # ENG-35: a time already past deletes the key
+        else:
+            tx.put(key, value, expires_at_ms=when)
+    session.watches.touch(key)
+    return 1
 
 
 def _ttl(session: Session, args: list[bytes]) -> Reply:
@@ -465,7 +571,10 @@ def _bgrewriteaof(session: Session, args: list[bytes]) -> Reply:
 
 def _persist(session: Session, args: list[bytes]) -> Reply:
     """PROTO-57"""
-    return 1 if session.store.persist(args[1]) else 0
+    if not session.store.persist(args[1]):
+        return 0
+    session.watches.touch(args[1])
+    return 1
 
 
 def _dbsize(session: Session, args: list[bytes]) -> Reply:
@@ -532,6 +641,354 @@ def _keys(session: Session, args: list[bytes]) -> Reply:
     """PROTO-45"""
     pattern = args[1]
     return [key for key in session.store if pattern == b"*" or glob_match(pattern, key)]
+
+
+# ----------------------------------------------------------------------------------- strings
+
+
+def _incr(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-87: INCR, DECR, INCRBY, DECRBY key [amount], read and written as one step."""
+    name = args[0].lower()
+    if name in (b"incr", b"decr"):
+        amount = 1
+    else:
+        parsed = parse_int(args[2])
+        if parsed is None:
+            return NOT_AN_INTEGER
+        amount = parsed
+    if name.startswith(b"decr"):
+        if amount == _INT64_MIN:
+            return Error("ERR decrement would overflow")
+        amount = -amount
+    key = args[1]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        value = 0 if old is None else parse_int(old)
+        if value is None:
+            return NOT_AN_INTEGER
+        new = value + amount
+        if not _INT64_MIN <= new <= _INT64_MAX:
+            return Error("ERR increment or decrement would overflow")
+        expires_at = None if old is None else tx.expires_at(key)
+        tx.put(key, b"%d" % new, expires_at_ms=expires_at)  # INCR keeps the expiry, as Redis
+    session.watches.touch(key)
+    return new
+
+
+MAX_STRING: Final = MAX_VALUE_SIZE
+"""PROTO-88: the longest string APPEND and SETRANGE may make: catlog's largest value, where
+Redis has its ``proto-max-bulk-len`` (512 MB)."""
+TOO_LONG: Final = Error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+
+
+def _setnx(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: SETNX key value: 1 if it stored, 0 if the key had a value."""
+    key = args[1]
+    with session.store.transaction() as tx:
+        if tx.get(key) is not None:
+            return 0
+        tx.put(key, args[2])
+    session.watches.touch(key)
+    return 1
+
+
+def _setex(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: SETEX key seconds value, PSETEX key milliseconds value."""
+    command = _text(args[0]).lower()
+    store = session.store
+    when = _expiry_ms(store, args[2], b"EX" if command == "setex" else b"PX", command)
+    if isinstance(when, Error):
+        return when
+    store.put(args[1], args[3], expires_at_ms=when)
+    session.watches.touch(args[1])
+    return OK
+
+
+def _getset(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: GETSET key value: the old value (or null); the new one has no expiry."""
+    key = args[1]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        tx.put(key, args[2])
+    session.watches.touch(key)
+    return old
+
+
+def _getdel(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: GETDEL key: the value (or null), and the key is deleted."""
+    key = args[1]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        if old is not None:
+            tx.delete(key)
+    if old is not None:
+        session.watches.touch(key)
+    return old
+
+
+def _getex(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-90: GETEX key [EX s | PX ms | EXAT unix-s | PXAT unix-ms | PERSIST]."""
+    unit: bytes | None = None
+    amount = b""
+    persist = False
+    i = 2
+    while i < len(args):
+        option = args[i].upper()
+        if option == b"PERSIST" and unit is None:
+            persist = True
+        elif option in (b"EX", b"PX", b"EXAT", b"PXAT") and i + 1 < len(args) and not persist:
+            if unit is not None and unit != option:
+                return SYNTAX_ERROR
+            unit, amount = option, args[i + 1]
+            i += 1
+        else:
+            return SYNTAX_ERROR
+        i += 1
+    key = args[1]
+    store = session.store
+    with store.transaction() as tx:
+        value = tx.get(key)
+        if value is None:
+            return None
+        if unit is not None:
+            when = _expiry_ms(store, amount, unit, "getex")
+            if isinstance(when, Error):
+                return when
+            if when <= store.now_ms():
+                tx.delete(key)
+            else:
+                tx.put(key, value, expires_at_ms=when)
+        elif not persist or tx.expires_at(key) is None:
+            return value
+        else:
+            tx.put(key, value)
+    session.watches.touch(key)
+    return value
+
+
+def _strlen(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-88"""
+    value = session.store.get(args[1])
+    return 0 if value is None else len(value)
+
+
+def _getrange(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-88: GETRANGE (and SUBSTR) key start end, both inclusive, negative from the end."""
+    start, end = parse_int(args[2]), parse_int(args[3])
+    if start is None or end is None:
+        return NOT_AN_INTEGER
+    value = session.store.get(args[1])
+    if value is None or (start < 0 and end < 0 and start > end):
+        return b""
+    size = len(value)
+    start = max(start + size if start < 0 else start, 0)
+    end = max(end + size if end < 0 else end, 0)
+    end = min(end, size - 1)
+    return b"" if start > end or size == 0 else value[start : end + 1]
+
+
+def _append(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-88: APPEND key value: the new length; the key keeps its expiry."""
+    key, tail = args[1], args[2]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        if old is None:
+            tx.put(key, tail)
+            new = len(tail)
+        else:
+            if len(old) + len(tail) > MAX_STRING:
+                return TOO_LONG
+            tx.put(key, old + tail, expires_at_ms=tx.expires_at(key))
+            new = len(old) + len(tail)
+    session.watches.touch(key)
+    return new
+
+
+def _setrange(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-88: SETRANGE key offset value: the new length; zero bytes fill any gap."""
+    offset = parse_int(args[2])
+    if offset is None:
+        return NOT_AN_INTEGER
+    if offset < 0:
+        return Error("ERR offset is out of range")
+    key, part = args[1], args[3]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        if not part:
+            return 0 if old is None else len(old)
+        if offset + len(part) > MAX_STRING:
+            return TOO_LONG
+        base = old or b""
+        if len(base) < offset:
+            base += bytes(offset - len(base))
+        new = base[:offset] + part + base[offset + len(part) :]
+        tx.put(key, new, expires_at_ms=None if old is None else tx.expires_at(key))
+    session.watches.touch(key)
+    return len(new)
+
+
+def _msetnx(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-89: MSETNX key value [key value ...]: all stored, 1, or none if any key had a
+    value, 0; as one batch."""
+    if len(args) % 2 == 0:
+        return wrong_arity("msetnx")
+    keys = args[1::2]
+    with session.store.transaction() as tx:
+        if any(tx.get(key) is not None for key in keys):
+            return 0
+        for i in range(1, len(args), 2):
+            tx.put(args[i], args[i + 1])
+    for key in keys:
+        session.watches.touch(key)
+    return 1
+
+
+# ----------------------------------------------------------------------------------- keyspace
+
+
+def _type(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: catlog holds strings only."""
+    return SimpleString(b"string" if args[1] in session.store else b"none")
+
+
+def _touch(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: how many of the keys have a value; a key named twice counts twice."""
+    store = session.store
+    return sum(1 for key in args[1:] if key in store)
+
+
+def _randomkey(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91"""
+    keys = list(session.store)
+    return random.choice(keys) if keys else None
+
+
+def _rename(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: RENAME and RENAMENX source destination, as one engine transaction."""
+    nx = args[0].lower() == b"renamenx"
+    source, destination = args[1], args[2]
+    with session.store.transaction() as tx:
+        value = tx.get(source)
+        if value is None:
+            return Error("ERR no such key")
+        if source == destination:
+            return 0 if nx else OK
+        if nx and tx.get(destination) is not None:
+            return 0
+        expires_at = tx.expires_at(source)
+        tx.delete(source)
+        tx.put(destination, value, expires_at_ms=expires_at)
+    session.watches.touch(source)
+    session.watches.touch(destination)
+    return 1 if nx else OK
+
+
+def _copy(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: COPY source destination [DB 0] [REPLACE]"""
+    replace = False
+    i = 3
+    while i < len(args):
+        option = args[i].lower()
+        if option == b"replace":
+            replace = True
+        elif option == b"db" and i + 1 < len(args):
+            index = parse_int(args[i + 1])
+            if index is None or not -(1 << 31) <= index < 1 << 31:
+                return NOT_AN_INTEGER
+            if index != 0:
+                return Error("ERR DB index is out of range")
+            i += 1
+        else:
+            return SYNTAX_ERROR
+        i += 1
+    source, destination = args[1], args[2]
+    if source == destination:
+        return Error("ERR source and destination objects are the same")
+    with session.store.transaction() as tx:
+        value = tx.get(source)
+        if value is None or (not replace and tx.get(destination) is not None):
+            return 0
+        tx.put(destination, value, expires_at_ms=tx.expires_at(source))
+    session.watches.touch(destination)
+    return 1
+
+
+FLUSH_CHUNK_BYTES: Final = 8 * 1024 * 1024
+"""PROTO-91: the most key bytes one FLUSHDB batch deletes, well inside a batch record (FMT-22)."""
+
+
+def _flush(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-91: FLUSHDB and FLUSHALL [ASYNC | SYNC]: delete every key, in batches."""
+    if len(args) > 2 or (len(args) == 2 and args[1].lower() not in (b"sync", b"async")):
+        return SYNTAX_ERROR
+    store = session.store
+    chunk: list[bytes] = []
+    size = 0
+    for key in list(store):
+        chunk.append(key)
+        size += len(key) + 32
+        if size >= FLUSH_CHUNK_BYTES:
+            _delete_all(session, chunk)
+            chunk, size = [], 0
+    _delete_all(session, chunk)
+    return OK
+
+
+def _delete_all(session: Session, keys: list[bytes]) -> None:
+    with session.store.transaction() as tx:
+        deleted = [key for key in keys if tx.delete(key)]
+    for key in deleted:
+        session.watches.touch(key)
+
+
+# ----------------------------------------------------------------------------------- server time
+
+
+def _time(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-92: the store's clock as unix seconds and microseconds (ms precision)."""
+    now = session.store.now_ms()
+    return [b"%d" % (now // 1000), b"%d" % (now % 1000 * 1000)]
+
+
+def _lastsave(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-92"""
+    server = session.server
+    if server.saves.at:
+        return server.saves.at
+    uptime = int(server.clock.monotonic() - server.started)
+    return server.clock.now_ms() // 1000 - uptime
+
+
+def _save(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-92: every write so far made durable (ENG-17)."""
+    store = session.store
+    if isinstance(store, Syncable):
+        store.sync()
+    session.server.saves.at = session.server.clock.now_ms() // 1000
+    return OK
+
+
+NOT_A_FLOAT: Final = Error("ERR value is not a valid float")
+
+
+def _incrbyfloat(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-94: INCRBYFLOAT key increment, in Redis's long double arithmetic."""
+    key = args[1]
+    with session.store.transaction() as tx:
+        old = tx.get(key)
+        value = Fraction(0) if old is None else longdouble.parse(old)
+        if value is None:
+            return NOT_A_FLOAT
+        amount = longdouble.parse(args[2])
+        if amount is None:
+            return NOT_A_FLOAT
+        total = longdouble.add(value, amount)
+        if total is None or isinstance(total, str):
+            return Error("ERR increment would produce NaN or Infinity")
+        text = longdouble.format_human(total)
+        tx.put(key, text, expires_at_ms=None if old is None else tx.expires_at(key))
+    session.watches.touch(key)
+    return text
 
 
 # ----------------------------------------------------------------------------------- connection
@@ -679,6 +1136,97 @@ def _client(session: Session, args: list[bytes]) -> Reply:
     if sub == b"help" and len(args) == 2:
         return _help(_CLIENT_HELP)
     return unknown_subcommand(args)
+
+
+# ----------------------------------------------------------------------------------- transactions
+
+QUEUED: Final = SimpleString(b"QUEUED")
+EXEC_ABORT: Final = Error("EXECABORT Transaction discarded because of previous errors.")
+
+_RUN_INSIDE_MULTI: Final = frozenset(("multi", "exec", "discard", "watch", "quit"))
+"""PROTO-80: what runs at once inside MULTI rather than being queued (Redis's processCommand)."""
+
+_LISTS_KEYS: Final = frozenset((b"keys", b"scan", b"dbsize", b"randomkey", b"flushdb", b"flushall"))
+"""PROTO-85: commands that list the keyspace, for which EXEC takes the key listing first."""
+
+
+def _multi(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-80"""
+    if session.queue is not None:
+        return Error("ERR MULTI calls can not be nested")
+    session.queue = []
+    return OK
+
+
+def _discard(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-82"""
+    if session.queue is None:
+        return Error("ERR DISCARD without MULTI")
+    session.queue = None
+    session.queue_failed = False
+    session.unwatch()
+    return OK
+
+
+def _exec(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-81, PROTO-83, PROTO-85: run the queue as one engine transaction."""
+    queue = session.queue
+    if queue is None:
+        return Error("ERR EXEC without MULTI")
+    failed = session.queue_failed
+    session.queue = None
+    session.queue_failed = False
+    store = session.store
+    if failed:
+        session.unwatch()
+        return EXEC_ABORT
+    now = store.now_ms()
+    expired = any(at is not None and now > at for at in session.watched.values())
+    if session.dirty or expired:
+        session.unwatch()
+        return NULL_ARRAY
+    session.unwatch()
+    # The listing takes the lock the transaction will hold, so it comes first (multi.py).
+    keys = list(store) if any(command[0].lower() in _LISTS_KEYS for command in queue) else []
+    try:
+        with store.transaction() as tx:
+            view = TransactionView(tx, keys, store.now_ms)
+            session.store = view
+            try:
+                results = [session.execute(command) for command in queue]
+            finally:
+                session.store = store
+    except CatlogError as exc:
+        return _store_error(exc)  # PROTO-85: the batch was not written: none of it happened
+    if view.compact_requested:
+        with contextlib.suppress(CatlogError):
+            store.compact_in_background()
+    return results
+
+
+def _watch(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-83, PROTO-84"""
+    if session.queue is not None:
+        return Error("ERR WATCH inside MULTI is not allowed")
+    if session.dirty:
+        return OK  # EXEC will fail whatever else is watched
+    # Read as a transaction does: after every write appended before it, which the server
+    # makes this reply, and so the client's next read, wait for (SRV-20).
+    with session.store.transaction() as tx:
+        for key in args[1:]:
+            if key not in session.watched:
+                try:
+                    session.watched[key] = tx.expires_at(key)
+                except KeyError:
+                    session.watched[key] = None
+                session.watches.watch(session, key)
+    return OK
+
+
+def _unwatch(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-84"""
+    session.unwatch()
+    return OK
 
 
 # ----------------------------------------------------------------------------------- server
@@ -861,6 +1409,9 @@ def _table(*commands: Command) -> dict[bytes, Command]:
 
 
 _W, _R, _F = ("write", "denyoom"), ("readonly", "fast"), ("fast",)
+_WF: Final = ("write", "denyoom", "fast")
+_TX: Final = ("noscript", "loading", "stale", "fast", "allow_busy")
+_TX_SLOW: Final = ("noscript", "loading", "stale", "skip_slowlog")
 
 COMMANDS: Final = _table(
     Command("get", 2, _R, 1, 1, 1, _get, ("read", "string", "fast")),
@@ -901,6 +1452,44 @@ COMMANDS: Final = _table(
     Command("info", -1, ("loading", "stale"), 0, 0, 0, _info, ("slow", "dangerous")),
     Command("config", -2, (), 0, 0, 0, _config, ("slow",)),
     Command("command", -1, ("loading", "stale"), 0, 0, 0, _command, ("slow", "connection")),
+    Command("incr", 2, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("decr", 2, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("incrby", 3, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("decrby", 3, _WF, 1, 1, 1, _incr, ("write", "string", "fast")),
+    Command("incrbyfloat", 3, _WF, 1, 1, 1, _incrbyfloat, ("write", "string", "fast")),
+    Command("setnx", 3, _WF, 1, 1, 1, _setnx, ("write", "string", "fast")),
+    Command("setex", 4, _W, 1, 1, 1, _setex, ("write", "string", "slow")),
+    Command("psetex", 4, _W, 1, 1, 1, _setex, ("write", "string", "slow")),
+    Command("getset", 3, _WF, 1, 1, 1, _getset, ("write", "string", "fast")),
+    Command("getdel", 2, ("write", "fast"), 1, 1, 1, _getdel, ("write", "string", "fast")),
+    Command("getex", -2, ("write", "fast"), 1, 1, 1, _getex, ("write", "string", "fast")),
+    Command("strlen", 2, _R, 1, 1, 1, _strlen, ("read", "string", "fast")),
+    Command("getrange", 4, ("readonly",), 1, 1, 1, _getrange, ("read", "string", "slow")),
+    Command("substr", 4, ("readonly",), 1, 1, 1, _getrange, ("read", "string", "slow")),
+    Command("append", 3, _WF, 1, 1, 1, _append, ("write", "string", "fast")),
+    Command("setrange", 4, _W, 1, 1, 1, _setrange, ("write", "string", "slow")),
+    Command("msetnx", -3, _W, 1, -1, 2, _msetnx, ("write", "string", "slow")),
+    Command("unlink", -2, ("write", "fast"), 1, -1, 1, _del, ("keyspace", "write", "fast")),
+    Command("type", 2, _R, 1, 1, 1, _type, ("keyspace", "read", "fast")),
+    Command("touch", -2, _R, 1, -1, 1, _touch, ("keyspace", "read", "fast")),
+    Command("randomkey", 1, ("readonly",), 0, 0, 0, _randomkey, ("keyspace", "read", "slow")),
+    Command("rename", 3, ("write",), 1, 2, 1, _rename, ("keyspace", "write", "slow")),
+    Command("renamenx", 3, ("write", "fast"), 1, 2, 1, _rename, ("keyspace", "write", "fast")),
+    Command("copy", -3, _W, 1, 2, 1, _copy, ("keyspace", "write", "slow")),
+    Command("flushdb", -1, ("write",), 0, 0, 0, _flush, ("keyspace", "write", "slow", "dangerous")),
+    Command(
+        "flushall", -1, ("write",), 0, 0, 0, _flush, ("keyspace", "write", "slow", "dangerous")
+    ),
+    Command("time", 1, ("loading", "stale", "fast"), 0, 0, 0, _time, ("fast",)),
+    Command("lastsave", 1, ("loading", "stale", "fast"), 0, 0, 0, _lastsave, ("fast", "admin")),
+    Command(
+        "save", 1, ("admin", "noscript", "no_multi"), 0, 0, 0, _save, ("admin", "slow", "dangerous")
+    ),
+    Command("multi", 1, _TX, 0, 0, 0, _multi, ("fast", "transaction")),
+    Command("exec", 1, _TX_SLOW, 0, 0, 0, _exec, ("slow", "transaction")),
+    Command("discard", 1, _TX, 0, 0, 0, _discard, ("fast", "transaction")),
+    Command("watch", -2, _TX, 1, -1, 1, _watch, ("fast", "transaction")),
+    Command("unwatch", 1, _TX, 0, 0, 0, _unwatch, ("fast", "transaction")),
 )
 """Every RESP command catlog runs, by name (PROTO-29)."""
 
@@ -908,20 +1497,31 @@ COMMANDS: Final = _table(
 # ----------------------------------------------------------------------------------- line protocol
 
 
-def execute_line(store: KeyValueStore, event: line.LineRequest | line.LineError) -> line.LineReply:
-    """PROTO-7 .. PROTO-11, PROTO-15: run one line-protocol event and return its reply."""
+def execute_line(
+    store: KeyValueStore,
+    event: line.LineRequest | line.LineError,
+    watches: Watches | None = None,
+) -> line.LineReply:
+    """PROTO-7 .. PROTO-11, PROTO-15: run one line-protocol event and return its reply.
+
+    A write touches its key in ``watches`` (PROTO-84): a RESP client's WATCH sees it."""
     try:
         if isinstance(event, line.Get):
             value = store.get(event.key)
             return line.NOT_FOUND if value is None else line.Value(value)
         if isinstance(event, line.Put):
             store.put(event.key, event.value)
+            if watches is not None:
+                watches.touch(event.key)
             return line.OK
         if isinstance(event, line.PutEx):
             store.put(event.key, event.value, expires_at_ms=store.now_ms() + event.ttl_ms)
+            if watches is not None:
+                watches.touch(event.key)
             return line.OK
         if isinstance(event, line.Delete):
-            store.delete(event.key)
+            if store.delete(event.key) and watches is not None:
+                watches.touch(event.key)
             return line.OK
     except CatlogError as exc:
         return line.ErrorReply(str(exc))

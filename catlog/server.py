@@ -8,10 +8,11 @@ the thinnest one asyncio has (SRV-1).
 
 Theory of operation
 -------------------
-Each connection picks its protocol from its first byte: ``*`` means RESP, anything else the line
-protocol (PROTO-1). Every read is fed to the connection's reader and the commands it yields are run
-at once, in order, against the store, and their replies gathered into one buffer that is written
-with one ``write`` call.
+Each connection picks its protocol from its first word (PROTO-1): ``*`` or any word but a
+line-protocol command means RESP (with Redis inline commands, PROTO-86); ``PUT``, ``PUTEX``,
+``GET`` or ``DELETE`` means the line protocol. Every read is fed to the connection's reader and
+the commands it yields are run at once, in order, against the store, and their replies gathered
+into one buffer that is written with one ``write`` call.
 
 Durability under ``fsync="always"`` is the interesting part (SRV-5). A write command appends its
 record with :meth:`~catlog.store.Store.put_nowait` and gets a *ticket*; its reply may not leave
@@ -66,11 +67,13 @@ from .errors import (
     ValueTooLargeError,
 )
 from .fs import FileSystem, OsFileSystem
+from .multi import Watches
 from .protocol import detect, line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
 from .protocol.resp import RespParser, RespProtocolError
 from .reopen import ReopenPolicy, Step, StoreWatch
 from .store import FsyncPolicy, Store
+from .transaction import Transaction
 
 log = logging.getLogger("catlog.server")
 
@@ -201,6 +204,8 @@ class Server:
         self.connections: set[Connection] = set()
         self.clients = 0
         self.scans = commands.ScanCursors()
+        self.watches = Watches()
+        """PROTO-84: the keys WATCHed on any connection; every connection's writes touch it."""
         self.info = commands.ServerInfo(
             tcp_port=config.port,
             process_id=os.getpid(),
@@ -420,6 +425,21 @@ class TicketingStore:
     def persist(self, key: bytes) -> bool:
         return self._judged(self.store.persist_nowait(key))
 
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """PROTO-85, SRV-5: the engine's transaction, not waiting for its fsync: the connection
+        waits on the batch's ticket as on any write's. One that wrote nothing may have read
+        writes still waiting for their fsync, so its reply owes a wait for them (ENG-51)."""
+        store = self.store
+        with store.transaction(wait=False) as tx:
+            yield tx
+        if not tx.ticket:
+            self.owed = store.last_ticket
+
+    def sync(self) -> None:
+        """PROTO-92: SAVE makes every write so far durable."""
+        self.store.sync()
+
     def _judged(self, outcome: tuple[bool, int]) -> bool:
         """ENG-51: one that wrote nothing owes a wait for the writes it was judged on."""
         wrote, ticket = outcome
@@ -451,9 +471,12 @@ runs more requests, so a pipeline of GETs of large values cannot build a huge re
 class LineSession:
     """The line protocol on one connection: its reader, and its requests run on the store."""
 
-    def __init__(self, store: TicketingStore, max_line_length: int) -> None:
+    def __init__(
+        self, store: TicketingStore, max_line_length: int, watches: Watches | None = None
+    ) -> None:
         self._store = store
         self.reader = line.LineParser(max_line_length=max_line_length)
+        self._watches = watches
 
     def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
         """Run requests into ``out`` until input runs out or one must wait for ``ticket``."""
@@ -473,7 +496,7 @@ class LineSession:
             if ticket and not isinstance(request, line.WRITES):
                 return ticket, request, False, False  # SRV-5: reads wait for this client's writes
             before = real.last_ticket
-            reply = line.encode_reply(commands.execute_line(store, request))
+            reply = line.encode_reply(commands.execute_line(store, request, self._watches))
             out.append(reply)
             gathered += len(reply)
             if tracks and (real.last_ticket != before or store.owed):
@@ -496,10 +519,15 @@ class RespSession:
         scans: commands.ScanCursors,
         client_id: int,
         max_bulk_length: int = resp.MAX_BULK_LENGTH,
+        *,
+        watches: Watches | None = None,
     ) -> None:
         self._store = store
         self.reader = RespParser(max_bulk_length=max_bulk_length)
-        self._session = commands.Session(store, client_id=client_id, server=info, scans=scans)
+        self._session = commands.Session(
+            store, client_id=client_id, server=info, scans=scans, watches=watches
+        )
+        self._watches = self._session.watches
         self._pending: Iterator[list[bytes]] = iter(())
         """Commands taken from the reader and not run yet, oldest first."""
 
@@ -513,7 +541,8 @@ class RespSession:
         its parse and append. Plain SETs in a row are gathered and appended as one group
         (SRV-11) just before the next other command runs, or when the read's commands run out.
         Every other command, and every other spelling of these two, takes the command layer;
-        both ways give the same bytes (tests/server/test_fast_path.py).
+        both ways give the same bytes (tests/server/test_fast_path.py). Inside MULTI every
+        command takes the command layer, which queues it (PROTO-80).
         """
         tickets = self._store
         real = tickets.store
@@ -526,6 +555,7 @@ class RespSession:
         if held is not None:
             pending = itertools.chain([cast(list[bytes], held)], pending)  # only commands wait
         gathered = 0
+        queuing = session.queue is not None
         group: list[tuple[bytes, bytes]] = []
         """SRV-11: the run of plain SETs read and not appended yet."""
         while True:
@@ -533,7 +563,7 @@ class RespSession:
             self._pending = pending
             for command in pending:
                 words = len(command)
-                if words == 3 and command[0] in _SET_NAMES:
+                if words == 3 and command[0] in _SET_NAMES and not queuing:
                     group.append((command[1], command[2]))
                     continue
                 if group:
@@ -543,7 +573,7 @@ class RespSession:
                     group = []
                 if ticket and not _only_writes(command):
                     return ticket, command, False, False  # SRV-5: reads wait for own writes
-                if words == 2 and command[0] in _GET_NAMES:
+                if words == 2 and command[0] in _GET_NAMES and not queuing:
                     try:
                         value = get(command[1])
                     except CatlogError as exc:
@@ -556,6 +586,7 @@ class RespSession:
                 else:
                     before = real.last_ticket
                     reply = encode(execute(command), session.protocol)
+                    queuing = session.queue is not None
                     if tracks and (real.last_ticket != before or tickets.owed):
                         ticket = max(ticket, real.last_ticket, tickets.owed)  # ENG-51
                         tickets.owed = 0
@@ -584,6 +615,7 @@ class RespSession:
         none was appended. A lone SET, and a group that one pair spoils, go one at a time, so
         each SET meets its own error."""
         store = self._store.store
+        watches = self._watches
         if len(group) > 1:
             try:
                 written = store.put_many_nowait(group)
@@ -594,6 +626,9 @@ class RespSession:
                 return 0
             else:
                 out.append(_OK * len(group))
+                if watches.active:  # PROTO-84
+                    for key, _ in group:
+                        watches.touch(key)
                 return written
         written = 0
         put = store.put_nowait
@@ -604,7 +639,12 @@ class RespSession:
                 out.append(replies.error_bytes(f"ERR {exc}"))  # PROTO-54, as the layer does
             else:
                 out.append(_OK)
+                watches.touch(key)
         return written
+
+    def close(self) -> None:
+        """The connection ended: its WATCHes go with it (PROTO-84)."""
+        self._session.close()
 
     @staticmethod
     def error_reply(message: str) -> bytes:
@@ -643,6 +683,8 @@ class Connection(asyncio.Protocol):
         self._eof = False
         self._idle: asyncio.TimerHandle | None = None
         self._heard_at = 0.0
+        self._first = b""
+        """PROTO-1: the start of a first word too short yet to choose the protocol."""
 
     # ----------------------------------------------------------------- asyncio callbacks
 
@@ -663,6 +705,8 @@ class Connection(asyncio.Protocol):
         self._touch()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if isinstance(self._session, RespSession):
+            self._session.close()
         if self in self._server.connections:
             self._server.connections.discard(self)
             log.info("[CONN CLOSED] %s", self._peer)
@@ -673,18 +717,36 @@ class Connection(asyncio.Protocol):
         self._touch()
         session = self._session
         if session is None:
-            server = self._server
-            store = server.tickets
-            if detect(data) == "resp":
-                server.clients += 1
-                session = RespSession(
-                    store, server.info, server.scans, server.clients, server.config.max_bulk_length
-                )
-            else:
-                session = LineSession(store, server.config.max_line_length)
-            self._session = session
+            # PROTO-1: the first word decides. Empty lines before it ask for nothing in either
+            # protocol, so they are dropped, and at most a word's bytes wait here.
+            data = (self._first + data).lstrip(b"\r\n")
+            kind = detect(data) if data else None
+            if kind is None:
+                self._first = data
+                return
+            self._first = b""
+            session = self._start_session(kind)
         session.reader.receive_data(data)
         self._run()
+
+    def _start_session(self, kind: str) -> LineSession | RespSession:
+        server = self._server
+        store = server.tickets
+        session: LineSession | RespSession
+        if kind == "resp":
+            server.clients += 1
+            session = RespSession(
+                store,
+                server.info,
+                server.scans,
+                server.clients,
+                server.config.max_bulk_length,
+                watches=server.watches,
+            )
+        else:
+            session = LineSession(store, server.config.max_line_length, server.watches)
+        self._session = session
+        return session
 
     def eof_received(self) -> bool:
         """PROTO-14: a client that half-closes still gets every reply before the server closes.
@@ -694,7 +756,10 @@ class Connection(asyncio.Protocol):
         """
         self._eof = True
         if self._session is None:
-            return False  # asyncio closes the transport
+            if not self._first:
+                return False  # asyncio closes the transport
+            first, self._first = self._first, b""  # PROTO-1: the word so far decides
+            self._start_session(detect(first, end=True) or "line").reader.receive_data(first)
         if isinstance(self._session, LineSession):
             self._session.reader.receive_data(b"")
         self._run()

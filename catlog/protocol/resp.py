@@ -25,6 +25,7 @@ The reader is a state machine with four states. Its transitions, as data, are
     ------------  ------------------------------------  -------------
     COMMAND       line "*n", n >= 1                     BULK_LENGTH
     COMMAND       line "*0" or "*-1"                    COMMAND       (nothing to run)
+    COMMAND       a line up to LF not starting with "*"  COMMAND       (an inline command)
     BULK_LENGTH   line "$n"                             BULK_DATA
     BULK_DATA     n bytes and CRLF, more arguments due  BULK_LENGTH
     BULK_DATA     n bytes and CRLF, the last argument   COMMAND       (a command is returned)
@@ -71,6 +72,7 @@ from typing import Final
 from catlog.codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
 
 from .events import NEED_DATA, NeedData
+from .inline import split_words
 from .replies import error_bytes
 
 MAX_LINE_LENGTH: Final = 64 * 1024
@@ -302,6 +304,23 @@ class RespParser:
                 if left == 0:
                     ready.append(args)
                     args = []
+                continue
+            if left == 0 and pos < end and buf[pos] != _STAR:  # PROTO-86: an inline command
+                newline = buf.find(b"\n", pos)
+                if newline < 0:
+                    if end - pos > self._max_line:
+                        self._fail("Protocol error: too big inline request")
+                        break
+                    self._wanted = -1
+                    break
+                stop = newline - 1 if newline > pos and buf[newline - 1] == _CR else newline
+                words = split_words(buf[pos:stop])
+                if words is None:
+                    self._fail("Protocol error: unbalanced quotes in request")
+                    break
+                pos = start = newline + 1
+                if words:  # an empty line asks for nothing
+                    ready.append(words)
                 continue
             newline = buf.find(_CRLF, pos)
             if newline < 0:

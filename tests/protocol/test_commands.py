@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 
 import pytest
 from hypothesis import given, settings
@@ -18,6 +19,7 @@ from catlog.commands import (
     Session,
     execute_line,
 )
+from catlog.multi import EngineTransaction
 from catlog.protocol import line
 from catlog.protocol.replies import (
     NULL_ARRAY,
@@ -673,6 +675,9 @@ class DictStore:
 
     def compact_in_background(self) -> bool:
         return False
+
+    def transaction(self) -> AbstractContextManager[EngineTransaction]:
+        raise NotImplementedError("nor run transactions")
 
     def __len__(self) -> int:
         return len(self.data)

@@ -121,7 +121,7 @@ def test_other_negative_counts_are_errors() -> None:
         (b"*1\r\n$ 3\r\nabc\r\n", "Protocol error: invalid bulk length"),
         (b"*1\r\n$\r\n", "Protocol error: invalid bulk length"),
         (b"*1\r\n$3\r\nabcXY", "Protocol error: expected '\\r\\n' after a bulk string"),
-        (encode_command(b"PING") + b"PING\r\n", "Protocol error: expected '*', got 'P'"),
+        (encode_command(b"PING") + b'PING "\r\n', "Protocol error: unbalanced quotes in request"),
     ],
 )
 def test_malformed_requests_get_redis_wording(stream: bytes, message: str) -> None:
@@ -143,9 +143,9 @@ def test_the_error_reply_is_what_redis_sends_and_the_reader_stays_broken() -> No
 
 @pytest.mark.spec("PROTO-18")
 def test_commands_before_an_error_are_still_returned() -> None:
-    events = resp_events([encode_command(b"PING") + encode_command(b"ECHO", b"x") + b"!"])
+    events = resp_events([encode_command(b"PING") + encode_command(b"ECHO", b"x") + b"*1\r\n!"])
     assert events[:2] == [[b"PING"], [b"ECHO", b"x"]]
-    assert error_of(events) == "Protocol error: expected '*', got '!'"
+    assert error_of(events) == "Protocol error: expected '$', got '!'"
 
 
 @pytest.mark.spec("PROTO-18")

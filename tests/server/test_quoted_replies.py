@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pytest
 
+from catlog.protocol import detect
 from tests.server.conftest import RunningServer, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ("spec/protocol.md", "spec/server.md")
 
-ERROR_CODES = ("ERR", "NOPROTO", "WRONGPASS")
+ERROR_CODES = ("ERR", "NOPROTO", "WRONGPASS", "EXECABORT")
 """The RESP error codes the spec quotes replies in (spec/protocol.md, "Quoted replies")."""
 
 QUOTED_REPLY = re.compile(
@@ -75,12 +76,14 @@ LONG_KEY = b"k" * 65_537
 
 NOT_SENT_BY_CATLOG = "quoted for contrast: not a reply catlog sends"
 
+EXEC_X = one(cmd("EXEC x"))
+
 PROBES: dict[str, Probe | str] = {
     # line protocol (PROTO-4 .. PROTO-15, PROTO-58)
     "OK": one(b"PUT q-ok v\n"),
     "VALUE <value>": one(b"PUT q-value 1\nGET q-value\n"),
     "NOT_FOUND": one(b"GET q-nothing\n"),
-    "ERROR <message>": one(b"FROB q\n"),
+    "ERROR <message>": one(b"GET q\nFROB q\n"),
     "ERROR line too long (the limit is <N> bytes)": one(b"PUT " + b"x" * 1_048_577 + b"\n"),
     "ERROR PUTEX needs whole seconds from 1 to 1000000000000, not '...'": one(b"PUTEX q 0 v\n"),
     "ERROR the value holds CR or LF, which a line cannot carry; read it with RESP": Probe(
@@ -89,6 +92,7 @@ PROBES: dict[str, Probe | str] = {
     "ERROR <the engine's message>": one(b"PUT " + LONG_KEY + b" v\n"),
     # RESP wire forms (PROTO-18, PROTO-26, PROTO-59, SRV-8, SRV-11)
     "+OK": one(cmd("SET q-ok v")),
+    "+PONG": one(b"PING\r\n"),
     "PONG": one(cmd("PING")),
     "+<text>\\r\\n": one(cmd("PING")),
     "-<CODE> <text>\\r\\n": one(cmd("FROB")),
@@ -104,7 +108,8 @@ PROBES: dict[str, Probe | str] = {
     "Protocol error: invalid bulk length": one(b"*1\r\n$-5\r\n"),
     "Protocol error: too big mbulk count string": one(b"*" + b"1" * 65_537),
     "Protocol error: too big bulk count string": one(b"*1\r\n$" + b"1" * 65_537),
-    "Protocol error: expected '*', got 'x'": one(cmd("PING") + b"x"),
+    "Protocol error: too big inline request": one(b"PING" + b"x" * 65_537),
+    "Protocol error: unbalanced quotes in request": one(b'PING "x\r\n'),
     "Protocol error: expected '\\r\\n' after a bulk string": one(b"*1\r\n$4\r\nPINGxx"),
     "Protocol error: too big request": one(
         b"*4\r\n$3\r\nSET\r\n$65536\r\n%b\r\n$67108864\r\n%b\r\n$65536\r\n"
@@ -140,13 +145,40 @@ PROBES: dict[str, Probe | str] = {
     "ERR AUTH <password> called without any password configured for the default user. "
     "Are you sure your configuration is correct?": one(cmd("AUTH pw")),
     "ERR <the engine's message>": one(resp(b"SET", LONG_KEY, b"v")),
+    "ERR increment or decrement would overflow": one(
+        cmd("SET q-max 9223372036854775807") + cmd("INCR q-max")
+    ),
+    "ERR decrement would overflow": one(cmd("DECRBY q -9223372036854775808")),
+    "ERR offset is out of range": one(cmd("SETRANGE q -1 x")),
+    "ERR value is not a valid float": one(cmd("INCRBYFLOAT q abc")),
+    "ERR increment would produce NaN or Infinity": one(cmd("INCRBYFLOAT q-inf inf")),
+    "ERR no such key": one(cmd("RENAME q-none q-other")),
+    "ERR source and destination objects are the same": one(cmd("COPY q q")),
+    "ERR Command not allowed inside a transaction": one(cmd("MULTI") + cmd("SAVE")),
+    "ERR wrong number of arguments for 'msetnx' command": one(cmd("MSETNX a 1 b")),
+    "ERR invalid expire time in 'getex' command": one(
+        cmd("SET q-getex v") + cmd("GETEX q-getex EX 0")
+    ),
+    "ERR string exceeds maximum allowed size (proto-max-bulk-len)": one(
+        cmd("SETRANGE q 67108864 x")
+    ),
+    # transactions (PROTO-80 .. PROTO-85)
+    "+QUEUED": one(cmd("MULTI") + cmd("SET q v")),
+    "-EXECABORT Transaction discarded because of previous errors.": one(
+        cmd("MULTI") + cmd("FROB") + cmd("EXEC")
+    ),
+    "ERR MULTI calls can not be nested": one(cmd("MULTI") + cmd("MULTI")),
+    "-EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command": EXEC_X,  # noqa: E501
+    "ERR DISCARD without MULTI": one(cmd("DISCARD")),
+    "ERR EXEC without MULTI": one(cmd("EXEC")),
+    "ERR WATCH inside MULTI is not allowed": one(cmd("MULTI") + cmd("WATCH q")),
 }
 
 
 def expected_reply(quoted: str, request: bytes) -> re.Pattern[bytes]:
     """The bytes the quote stands for, as a pattern: on the wire of the request's protocol."""
     text = quoted.removesuffix("\\r\\n")
-    if not request.startswith(b"*") and request:
+    if request and detect(request.lstrip(b"\r\n"), end=True) == "line":
         wire = text + "\n"  # PROTO-10
     elif text[0] in "+-":
         wire = text + "\r\n"

@@ -1,0 +1,386 @@
+"""catlog against the real Redis: the same random commands to both, every reply compared.
+
+A hypothesis state machine sends each command to a catlog server and to a ``redis-server --save ''
+--appendonly no`` on a free loopback port, on one of two connections per server (so WATCH sees
+another connection's writes), and compares the replies as parsed RESP2 values. Only what must
+differ is normalised: TTL, PTTL, EXPIRETIME and PEXPIRETIME may be a second apart, since the two
+servers read their clocks at different moments. Commands whose replies are random or name the
+server (RANDOMKEY, TIME, INFO, HELLO) are not sent; nor are relative expiries short enough to pass
+between the two sends, nor absolute expiries in the past on SET (Redis keeps such a key until its
+expiry cycle, catlog never stores it: spec/protocol.md, section 6).
+
+Skipped when ``redis-server`` is not installed, unless ``CATLOG_REQUIRE_REDIS`` is set (CI sets it).
+The ``ci`` profile runs a bounded number of programs; ``nightly`` runs many more.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Final
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    rule,
+    run_state_machine_as_test,
+)
+
+from catlog.protocol.resp import encode_command
+from tests.server.conftest import RunningServer, start_server
+
+Value = bytes | int | str | None | list["Value"] | tuple[str, str]
+"""A parsed RESP2 reply: bulk bytes, an integer, ``("+", text)`` or ``("-", text)``, null, an
+array."""
+
+
+def read_reply(sock: socket.socket, buffer: bytearray) -> Value:
+    """One RESP2 reply from ``sock``, keeping what follows it in ``buffer``."""
+
+    def line() -> bytes:
+        while b"\r\n" not in buffer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            buffer.extend(chunk)
+        end = buffer.index(b"\r\n")
+        text = bytes(buffer[:end])
+        del buffer[: end + 2]
+        return text
+
+    head = line()
+    kind, rest = head[:1], head[1:]
+    if kind in (b"+", b"-"):
+        return (kind.decode(), rest.decode("utf-8", "surrogateescape"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        length = int(rest)
+        if length < 0:
+            return None
+        while len(buffer) < length + 2:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            buffer.extend(chunk)
+        data = bytes(buffer[:length])
+        del buffer[: length + 2]
+        return data
+    if kind == b"*":
+        count = int(rest)
+        return None if count < 0 else [read_reply(sock, buffer) for _ in range(count)]
+    raise AssertionError(f"not a RESP2 reply: {head!r}")
+
+
+class Client:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buffer = bytearray()
+
+    def call(self, words: list[bytes]) -> Value:
+        self.sock.sendall(encode_command(*words))
+        return read_reply(self.sock, self.buffer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[int, int]]:
+    """(catlog's port, Redis's port), both started once for the module."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        message = "redis-server is not installed (apt-get install redis-server)"
+        if os.environ.get("CATLOG_REQUIRE_REDIS"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with tempfile.TemporaryDirectory() as workdir:
+        port = _free_port()
+        redis = subprocess.Popen(
+            [
+                *(binary, "--port", str(port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        catlog: RunningServer | None = None
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or redis.poll() is not None:
+                        raise
+                    time.sleep(0.05)
+            catlog = start_server(os.path.join(workdir, "catlog"), "--fsync", "never")
+            yield catlog.port, port
+        finally:
+            if catlog is not None:
+                catlog.stop()
+            redis.terminate()
+            redis.wait(timeout=30)
+
+
+KEYS: Final = [b"k", b"n", b"w", b"\x00bin\xff", b"a key"]
+VALUES: Final = [
+    *(b"", b"v", b"1", b"-7", b"10", b"abc", b"9223372036854775807", b"\xff\x00", b"007"),
+    *(b"10.50", b"1e3", b"-0.1"),
+]
+FLOATS: Final = [
+    *(b"0.1", b"-5", b"5.0e3", b"1e300", b"-1e300", b"0x10", b"0x.8p1", b"inf", b"-inf", b"abc"),
+    *(b"1e-5000", b"3.0000000000000000001", b"1e4932", b"-1e-20", b" 1", b"1e", b"nan", b"0"),
+]
+NUMBERS: Final = [b"0", b"1", b"-1", b"3", b"100", b"x", b"1.5", b"9223372036854775807", b"01"]
+SECONDS: Final = [b"-1", b"0", b"500", b"5000", b"x"]
+FUTURE_S: Final = b"%d" % (time.time() + 100_000)
+FUTURE_MS: Final = b"%d" % ((time.time() + 100_000) * 1000)
+
+NAMES: Final = [
+    "GET",
+    "SET",
+    "DEL",
+    "EXISTS",
+    "EXPIRE",
+    "PEXPIRE",
+    "EXPIREAT",
+    "TTL",
+    "PTTL",
+    "MGET",
+    "MSET",
+    "INCR",
+    "INCRBY",
+    "DECR",
+    "DECRBY",
+    "APPEND",
+    "STRLEN",
+    "GETRANGE",
+    "SUBSTR",
+    "SETRANGE",
+    "GETSET",
+    "GETDEL",
+    "GETEX",
+    "SETNX",
+    "SETEX",
+    "PSETEX",
+    "MSETNX",
+    "UNLINK",
+    "TYPE",
+    "RENAME",
+    "RENAMENX",
+    "COPY",
+    "TOUCH",
+    "PERSIST",
+    "MULTI",
+    "EXEC",
+    "DISCARD",
+    "WATCH",
+    "UNWATCH",
+    "DBSIZE",
+    "KEYS",
+    "FLUSHDB",
+    "EXPIRETIME",
+    "PEXPIRETIME",
+    "INCRBYFLOAT",
+    "PING",
+    "ECHO",
+    "FROB",
+]
+ONE_KEY: Final = frozenset(
+    [
+        "GET",
+        "TTL",
+        "PTTL",
+        "INCR",
+        "DECR",
+        "STRLEN",
+        "GETDEL",
+        "TYPE",
+        "PERSIST",
+        "EXPIRETIME",
+        "PEXPIRETIME",
+        "ECHO",
+    ]
+)
+
+keys = st.sampled_from(KEYS)
+values = st.sampled_from(VALUES)
+numbers = st.sampled_from(NUMBERS)
+
+
+@st.composite
+def set_options(draw: st.DrawFn) -> list[bytes]:
+    options: list[bytes] = []
+    for _ in range(draw(st.integers(0, 2))):
+        choice = draw(st.sampled_from(["NX", "XX", "GET", "KEEPTTL", "EX", "PX", "EXAT", "PXAT"]))
+        options.append(choice.encode())
+        if choice == "EX":
+            options.append(draw(st.sampled_from(SECONDS)))
+        elif choice == "PX":
+            options.append(draw(st.sampled_from([b"0", b"-5", b"500000", b"x"])))
+        elif choice == "EXAT":
+            options.append(FUTURE_S)
+        elif choice == "PXAT":
+            options.append(FUTURE_MS)
+    return options
+
+
+@st.composite
+def commands(draw: st.DrawFn) -> list[bytes]:
+    """One command, sometimes with a wrong number of arguments or an unknown name."""
+    k = draw(keys)
+    name = draw(st.sampled_from(NAMES))
+    args: list[bytes]
+    if name in ONE_KEY:
+        args = [k]
+    elif name == "SET":
+        args = [k, draw(values), *draw(set_options())]
+    elif name in ("DEL", "EXISTS", "MGET", "UNLINK", "TOUCH", "WATCH"):
+        args = draw(st.lists(keys, min_size=1, max_size=3))
+    elif name in ("EXPIRE", "PEXPIRE"):
+        flags = draw(st.lists(st.sampled_from([b"NX", b"XX", b"GT", b"LT"]), max_size=2))
+        amount = draw(st.sampled_from(SECONDS if name == "EXPIRE" else [b"-1", b"0", b"900000"]))
+        args = [k, amount, *flags]
+    elif name == "EXPIREAT":
+        args = [k, draw(st.sampled_from([b"1", FUTURE_S, b"x"]))]
+    elif name in ("MSET", "MSETNX"):
+        pairs = draw(st.lists(st.tuples(keys, values), min_size=1, max_size=3))
+        args = [word for pair in pairs for word in pair]
+    elif name == "INCRBYFLOAT":
+        args = [k, draw(st.sampled_from(FLOATS))]
+    elif name in ("INCRBY", "DECRBY"):
+        args = [k, draw(numbers)]
+    elif name in ("APPEND", "GETSET", "SETNX"):
+        args = [k, draw(values)]
+    elif name in ("GETRANGE", "SUBSTR"):
+        args = [k, draw(numbers), draw(numbers)]
+    elif name == "SETRANGE":
+        args = [k, draw(st.sampled_from([b"0", b"2", b"-1", b"x", b"20"])), draw(values)]
+    elif name == "GETEX":
+        option = draw(st.sampled_from([[], [b"PERSIST"], [b"EX", b"500"], [b"PX", b"0"]]))
+        option = option or draw(st.sampled_from([[], [b"EXAT", FUTURE_S], [b"EXAT", b"1"]]))
+        args = [k, *option]
+    elif name in ("SETEX", "PSETEX"):
+        args = [k, draw(st.sampled_from([b"0", b"-1", b"900000", b"x"])), draw(values)]
+    elif name in ("RENAME", "RENAMENX"):
+        args = [k, draw(keys)]
+    elif name == "COPY":
+        args = [k, draw(keys), *draw(st.sampled_from([[], [b"REPLACE"], [b"DB", b"0"]]))]
+    elif name == "KEYS":
+        args = [draw(st.sampled_from([b"*", b"k*", b"?"]))]
+    elif name == "FROB":
+        args = [k]
+    else:  # MULTI, EXEC, DISCARD, UNWATCH, DBSIZE, FLUSHDB, PING
+        args = []
+    if draw(st.integers(0, 19)) == 0:  # now and then a wrong number of arguments
+        shorter = bool(args) and draw(st.booleans())
+        args = args[:-1] if shorter else [*args, b"extra"]
+    return [draw(st.sampled_from([name, name.lower()])).encode(), *args]
+
+
+TIMED: Final = frozenset((b"ttl", b"pttl", b"expiretime", b"pexpiretime"))
+SORTED: Final = frozenset((b"keys",))
+
+
+def normalise(command: list[bytes], reply: Value, other: Value) -> tuple[Value, Value]:
+    """The two replies to ``command``, made comparable where they may honestly differ."""
+    name = command[0].lower()
+    if name in TIMED and isinstance(reply, int) and isinstance(other, int) and reply >= 0:
+        slack = 1 if name in (b"ttl", b"expiretime") else 1000
+        if abs(reply - other) <= slack:
+            return reply, reply
+    if name in SORTED and isinstance(reply, list) and isinstance(other, list):
+        return sorted(reply, key=repr), sorted(other, key=repr)
+    return reply, other
+
+
+class SameAsRedis(RuleBasedStateMachine):
+    """Two connections to each server; every command goes to both servers on the same one."""
+
+    ports: tuple[int, int] = (0, 0)
+
+    def __init__(self) -> None:
+        super().__init__()
+        catlog_port, redis_port = self.ports
+        self.catlog = [Client(catlog_port), Client(catlog_port)]
+        self.redis = [Client(redis_port), Client(redis_port)]
+        self.queued: list[list[list[bytes]]] = [[], []]
+        """The commands each connection queued since MULTI, to normalise EXEC's array."""
+        self.in_multi = [False, False]
+
+    @initialize()
+    def empty_both(self) -> None:
+        for client in (self.catlog[0], self.redis[0]):
+            assert client.call([b"FLUSHALL"]) == ("+", "OK")
+
+    @rule(connection=st.integers(0, 1), command=commands())
+    def send(self, connection: int, command: list[bytes]) -> None:
+        ours = self.catlog[connection].call(command)
+        theirs = self.redis[connection].call(command)
+        name = command[0].lower()
+        if name == b"exec" and isinstance(ours, list) and isinstance(theirs, list):
+            queued = self.queued[connection]
+            assert len(ours) == len(theirs) == len(queued), (command, ours, theirs)
+            for inner, mine, real in zip(queued, ours, theirs, strict=True):
+                left, right = normalise(inner, mine, real)
+                assert left == right, (inner, "inside EXEC", mine, real)
+        else:
+            ours, theirs = normalise(command, ours, theirs)
+            assert ours == theirs, (command, ours, theirs)
+        if name == b"multi" and theirs == ("+", "OK"):
+            self.in_multi[connection] = True
+            self.queued[connection] = []
+        elif name in (b"exec", b"discard") and self.in_multi[connection]:
+            self.in_multi[connection] = False
+        elif self.in_multi[connection] and theirs == ("+", "QUEUED"):
+            self.queued[connection].append(command)
+
+    def teardown(self) -> None:
+        for client in (*self.catlog, *self.redis):
+            client.close()
+
+
+_NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+
+
+@pytest.mark.spec(
+    "PROTO-80",
+    "PROTO-81",
+    "PROTO-82",
+    "PROTO-83",
+    "PROTO-84",
+    "PROTO-85",
+    "PROTO-87",
+    "PROTO-88",
+    "PROTO-89",
+    "PROTO-90",
+    "PROTO-91",
+    "PROTO-94",
+)
+def test_catlog_answers_every_command_as_redis_does(servers: tuple[int, int]) -> None:
+    SameAsRedis.ports = servers
+    run_state_machine_as_test(
+        SameAsRedis,
+        settings=settings(
+            max_examples=2_000 if _NIGHTLY else 200,
+            stateful_step_count=60 if _NIGHTLY else 40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )

@@ -21,9 +21,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "spec"
 MENTION = re.compile(r"\b(?:FMT|ENG|REC|TOOL|PROTO|SRV)-\d+\b")
 CODE_PATH = re.compile(r"(?<![\w/.-])((?:catlog|tests|bench)/[\w./-]*)")
-READER_DOCUMENTS = ("overview.md", "format.md", "engine.md", "recovery.md", "tools.md")
-"""The documents written for a reader's order (issue 16); protocol.md and server.md join them
-once they carry their "Implemented by" line and are wrapped."""
+READER_DOCUMENTS = (
+    "overview.md",
+    "format.md",
+    "engine.md",
+    "recovery.md",
+    "tools.md",
+    "protocol.md",
+    "server.md",
+)
+"""The documents in a reader's order (issue 16), each saying what implements it, wrapped."""
 
 
 def documents() -> list[Path]:

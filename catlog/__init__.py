@@ -10,6 +10,7 @@ from .codec import MAX_KEY_SIZE, MAX_VALUE_SIZE
 from .errors import (
     BatchTooLargeError,
     CatlogError,
+    CompactionError,
     CorruptionError,
     InvalidTypeError,
     KeyTooLargeError,
@@ -47,6 +48,7 @@ __all__ = [
     "BatchTooLargeError",
     "CatlogError",
     "Clock",
+    "CompactionError",
     "CorruptionError",
     "File",
     "FileLock",

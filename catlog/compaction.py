@@ -18,6 +18,7 @@ of each is judged inline, without decoding it into an object, and everything els
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -44,8 +45,9 @@ from .codec import (
     encode_packed,
     encode_segment_header,
 )
-from .errors import CatlogError, CorruptionError, StoreClosedError, StoreFailedError
+from .errors import CatlogError, CompactionError, CorruptionError, StoreClosedError
 from .fs import File
+from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
 from .hint import hint_name
 from .index import LARGE_VALUE, LEN_BITS, OFFSET_MASK, SLOT_SHIFT
 from .segment import COMPACTING_SUFFIX, Segment, segment_name
@@ -54,6 +56,10 @@ if TYPE_CHECKING:
     from .store import Store
 
 log = logging.getLogger("catlog")
+
+RETRY_FIRST: Final = 1.0
+RETRY_MOST: Final = 300.0
+"""ENG-57: after a failed compaction, the next background one waits 1 s, doubling up to 5 min."""
 
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
@@ -97,6 +103,11 @@ class Compaction:
         """ENG-40: held for the whole of a compaction; ``close()`` takes it to wait for one."""
         self.thread: threading.Thread | None = None
         """ENG-42: the background compaction last started."""
+        self.error: str | None = None
+        """ENG-57: why the last compaction failed, or ``None`` if it succeeded (or none ran)."""
+        self._retry_at: float | None = None
+        """ENG-57: no background compaction starts before this reading of the store's clock."""
+        self._backoff = RETRY_FIRST
 
     def run(self, store: Store, progress: Callable[[int, int], None] | None) -> CompactionReport:
         """ENG-39, ENG-40: one compaction of ``store``; a second waits for the first."""
@@ -123,23 +134,33 @@ class Compaction:
         outputs = Outputs(store, first, first + gap)
         done = 0
         counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
-        for segment in inputs:
-            check_writable(store)
-            data = segment.pread(segment.size(), 0)
-            if segment.packed:
-                counted += copy_packed(store, segment, data, outputs)
-            else:
-                copy_live(store, segment, data, outputs)
-                counted += len(data) - SEGMENT_HEADER_SIZE
-            done += len(data)
-            if progress is not None:
-                progress(done, total)
-        outputs.finish()
+        try:
+            for segment in inputs:
+                check_writable(store)
+                data = segment.pread(segment.size(), 0)
+                if segment.packed:
+                    counted += copy_packed(store, segment, data, outputs)
+                else:
+                    copy_live(store, segment, data, outputs)
+                    counted += len(data) - SEGMENT_HEADER_SIZE
+                done += len(data)
+                if progress is not None:
+                    progress(done, total)
+            outputs.finish()
+        except CompactionError as exc:
+            outputs.abandon()
+            with store._lock:
+                store._dead += outputs.installed_counted  # ENG-41: their inputs' copies are dead
+            self.error = str(exc)
+            self._retry_at = store._clock.monotonic() + self._backoff
+            self._backoff = min(2 * self._backoff, RETRY_MOST)
+            raise
         check_nothing_left(store, inputs, outputs.skipped)
         for segment in inputs:
             remove_segment(store, segment)
         with store._lock:
             store._dead = max(0, store._dead - (counted - outputs.counted))
+        self.error, self._retry_at, self._backoff = None, None, RETRY_FIRST
         return CompactionReport(
             input_bytes=total,
             output_bytes=outputs.bytes,
@@ -154,6 +175,8 @@ class Compaction:
         threshold = store.compact_threshold
         if threshold is None or self.running():
             return False
+        if self._retry_at is not None and store._clock.monotonic() < self._retry_at:
+            return False  # ENG-57: the last one failed; wait out the backoff
         dead = store._dead
         return dead >= 4 * store.segment_size and dead >= threshold * store._disk_bytes()
 
@@ -417,12 +440,17 @@ class Outputs:
         self._buffer = bytearray()
         self._moves: list[tuple[bytes, int, int]] = []
         self._slot = 0
+        self._uninstalled = False
+        """ENG-57: an output was started and is not installed yet: a failure removes it."""
+        self._output_counted = 0
         self.bytes = 0
         self.counted = 0
+        """The records copied as ENG-41's estimate counts them: 21 header bytes each."""
+        self.installed_counted = 0
+        """:attr:`counted` of the outputs installed so far."""
         self.skipped: list[tuple[bytes, int]] = []
         """ENG-55: ``(key, location)`` of the records copying skipped because their key had
         expired; :func:`check_nothing_left` forgets them."""
-        """The records copied as ENG-41's estimate counts them: 21 header bytes each."""
         self.records = 0
         self.written = 0
 
@@ -443,7 +471,9 @@ class Outputs:
             )
         )
         self.records += 1
-        self.counted += RECORD_HEADER_SIZE + len(key) + value_len
+        size = RECORD_HEADER_SIZE + len(key) + value_len
+        self.counted += size
+        self._output_counted += size
         if len(self._buffer) >= self.CHUNK:
             self._write()
 
@@ -457,6 +487,8 @@ class Outputs:
             self._slot = store._new_slot()
             if self._slot == len(store._slots):
                 store._slots.append(store._slots[store._active.slot])  # held until installed
+        self._uninstalled = True
+        self._output_counted = 0
         try:
             if store._fs.exists(path):
                 store._fs.remove(path)
@@ -487,7 +519,7 @@ class Outputs:
         try:
             file.sync()
         except OSError as exc:
-            raise self._failed("fsyncing", exc, fsync_failed=True) from exc
+            raise self._failed("fsyncing", exc) from exc
         try:
             file.close()
             reader = store._fs.open(file.path)  # ENG-39: every output gets its hint
@@ -502,20 +534,46 @@ class Outputs:
         try:
             store._fs.sync_dir(store.path)
         except OSError as exc:
-            raise self._failed("fsyncing the directory of", exc, fsync_failed=True) from exc
+            raise self._failed("fsyncing the directory of", exc) from exc
         try:
             installed = store._fs.open(f"{store.path}/{name}")
         except OSError as exc:
             raise self._failed("finishing", exc) from exc
         segment = Segment(installed, self._number, self._slot, packed=True)
         install(store, segment, self._moves)
+        self._uninstalled = False
+        self.installed_counted += self._output_counted
         self.bytes += self._size
         self.written += 1
         self._file = None
         self._moves = []
 
-    def _failed(self, what: str, exc: OSError, *, fsync_failed: bool = False) -> StoreFailedError:
-        """ENG-47: the fsync of an output, or of the directory that names it, counts as a failed
-        fsync (a later compaction relies on both); a failed write, open or rename does not."""
-        with self._store._lock:
-            return self._store._fail(f"{what} a compaction output", exc, fsync_failed=fsync_failed)
+    def _failed(self, what: str, exc: OSError) -> CompactionError:
+        """ENG-57: a failing call on an output fails the compaction, not the store: nothing the
+        store relies on is in an output until it is installed."""
+        path = f"{self._store.path}/{segment_name(self._number)}"
+        return CompactionError(path, f"{what} a compaction output failed ({exc})")
+
+    def abandon(self) -> None:
+        """ENG-57: after a failure, give back what the output not yet installed holds: its file,
+        closed and removed (under either name, with its hint), and its slot. Best effort: what
+        cannot be removed now is a leftover the next open removes (REC-18) or replays as the
+        copies it holds."""
+        if not self._uninstalled:
+            return
+        self._uninstalled = False
+        store = self._store
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+        name = f"{store.path}/{segment_name(self._number)}"
+        hint = f"{store.path}/{hint_name(self._number)}"
+        for path in (name + COMPACTING_SUFFIX, name, hint, hint + HINT_TEMPORARY_SUFFIX):
+            with contextlib.suppress(OSError):
+                if store._fs.exists(path):
+                    store._fs.remove(path)
+        with contextlib.suppress(OSError):
+            store._fs.sync_dir(store.path)
+        with store._lock:
+            store._free_slots.append(self._slot)

@@ -84,6 +84,19 @@ class StoreFailedError(CatlogError):
         super().__init__(message)
 
 
+class CompactionError(CatlogError):
+    """A compaction failed on one of its outputs (a full disk, say); the store goes on (ENG-57).
+
+    ``path`` names the output being written; the message says what failed. Nothing is lost and
+    the store accepts writes: the output was removed, and no input had been.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}; the compaction was abandoned, the store goes on")
+
+
 class KeyTooLargeError(CatlogError, ValueError):
     """A key longer than ``MAX_KEY_SIZE`` (FMT-9)."""
 

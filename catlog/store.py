@@ -130,6 +130,8 @@ class StoreStats:
     """ENG-41: the estimate of bytes on disk that compaction would reclaim."""
     compacting: bool = False
     """ENG-42: whether a compaction is running."""
+    compaction_error: str | None = None
+    """ENG-57: why the last compaction failed, or ``None`` if it did not."""
 
 
 _open_stores: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
@@ -1381,4 +1383,5 @@ class Store(MutableMapping[bytes, bytes]):
                 expiring_keys=len(self._expires),
                 dead_bytes=self._dead,
                 compacting=self._compaction.running(),
+                compaction_error=self._compaction.error,
             )

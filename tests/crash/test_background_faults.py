@@ -174,6 +174,11 @@ class Outcome:
     close_error: BaseException | None = None
     failure: catlog.StoreFailedError | None = None
     """``store.failure`` after ``close()`` (ENG-47)."""
+    compactions_failed: int = 0
+    """Compactions that failed without failing the store (ENG-57): ``compact()`` raised
+    CompactionError, or ``stats().compaction_error`` said so after a background one."""
+    leftovers: list[str] = field(default_factory=list)
+    """Files of outputs a failed compaction should have removed, found after ``close()``."""
 
 
 @contextlib.contextmanager
@@ -222,6 +227,10 @@ def run_workload(
             else:
                 store.compact_in_background()
                 wait_for_compaction(store)
+                if store.failure is None and store.stats().compaction_error is not None:
+                    outcome.compactions_failed += 1
+        except catlog.CompactionError:
+            outcome.compactions_failed += 1  # ENG-57: the store goes on
         except catlog.StoreFailedError as exc:
             outcome.refused = exc
             break
@@ -232,6 +241,9 @@ def run_workload(
     else:
         outcome.durable = outcome.returned  # ENG-18: a close that returns made them durable
     outcome.failure = store.failure
+    outcome.leftovers = [
+        name for name in fs.listdir(directory) if name.endswith((".compacting", ".hint.tmp"))
+    ]
     return outcome
 
 
@@ -261,6 +273,14 @@ def check_outcome(
     """REC-2 from the outside, and what ``close()`` must have said about a failed store."""
     problems: list[str] = []
     store_failed = fired and scenario.thread != HINTER.thread
+    if scenario.thread == COMPACTOR.thread and outcome.failure is None and fired:
+        # ENG-57: a failing call on an output fails the compaction alone, which must say so
+        # and leave no file of the output behind.
+        store_failed = False
+        if not outcome.compactions_failed:
+            problems.append("a call failed, but neither the store nor the compaction did")
+        if outcome.leftovers:
+            problems.append(f"the failed compaction left {outcome.leftovers} (ENG-57)")
     if store_failed and outcome.close_error is None:
         problems.append(
             "close() returned normally although the store had failed in the background: it "

@@ -81,6 +81,8 @@ class Failed:
     error: BaseException | None = None
     where: str = ""
     notes: list[str] = field(default_factory=list)
+    compaction_errors: list[catlog.CompactionError] = field(default_factory=list)
+    """ENG-57: compactions that failed on an output while the store went on."""
 
     @property
     def issued(self) -> int:
@@ -174,6 +176,9 @@ def run_with_fault(
             else:
                 store.close()
                 store = open_store()
+        except catlog.CompactionError as exc:
+            result.compaction_errors.append(exc)  # ENG-57: only the compaction failed
+            continue
         except catlog.StoreFailedError as exc:
             result.error, result.where = exc, step.kind
             if writes:
@@ -257,11 +262,13 @@ def sweep(
                 fs.fail(operation, nth=nth, error=error, persistent=persistent, partial=partial)
                 failed = run_with_fault(fs, policy, steps, first)
                 where = f"{operation} #{nth} failing with {errno.errorcode[error]}"
-                assert failed.error is not None, f"{where}: nothing failed"
                 fired += 1
                 TALLY["faults injected"] += 1
                 cause: BaseException | None = failed.error
-                if isinstance(cause, catlog.StoreFailedError):
+                if cause is None:
+                    assert failed.compaction_errors, f"{where}: nothing failed"
+                    cause = failed.compaction_errors[0].__cause__
+                elif isinstance(cause, catlog.StoreFailedError):
                     cause = cause.__cause__
                 else:
                     assert failed.where == "open", f"{where}: {failed.error!r} outside open"

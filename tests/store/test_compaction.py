@@ -6,6 +6,7 @@ compaction does is checked in tests/crash (the crash-point workloads compact too
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -305,17 +306,13 @@ def test_no_input_is_removed_while_a_live_key_still_points_into_it(
     ("operation", "nth", "what"),
     [
         ("append", 1, "creating a segment"),
-        ("append", 3, "writing a compaction output"),
         ("sync", 2, "creating a segment"),
-        ("sync_dir", 2, "fsyncing the directory of a compaction output"),
-        ("rename", 1, "finishing a compaction output"),
-        ("open", 2, "creating a compaction output"),
         ("remove", 1, "removing segment-00001.log after compaction"),
         ("remove", 2, "removing segment-00002.log after compaction"),
         ("sync_dir", 3, "removing segment-00001.log after compaction"),
     ],
 )
-def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
+def test_a_failing_call_on_the_store_during_compaction_fails_it_and_loses_nothing(
     operation: str, nth: int, what: str
 ) -> None:
     fs = SimFileSystem()
@@ -338,6 +335,82 @@ def test_a_failing_call_during_compaction_fails_the_store_and_loses_nothing(
         store.compact()
         assert dict(store.items()) == expected
     assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
+
+
+@pytest.mark.spec("ENG-57", "ENG-40", "ENG-41", "REC-18")
+@pytest.mark.parametrize(
+    ("operation", "nth", "what"),
+    [
+        ("append", 3, "writing a compaction output failed"),
+        ("append", 4, "finishing a compaction output failed"),  # its hint
+        ("sync", 3, "fsyncing a compaction output failed"),
+        ("sync_dir", 2, "fsyncing the directory of a compaction output failed"),
+        ("rename", 1, "finishing a compaction output failed"),
+        ("rename", 2, "finishing a compaction output failed"),
+        ("open", 2, "creating a compaction output failed"),
+    ],
+)
+def test_a_failing_call_on_an_output_fails_the_compaction_not_the_store(
+    operation: str, nth: int, what: str
+) -> None:
+    """Issue 17: a disk filling during compact() made the store refuse every write until it was
+    reopened; only the compaction failed. Now the output is removed and writes go on."""
+    fs = SimFileSystem()
+    clock = catlog.ManualClock()
+    with catlog.open("/db", fs=fs, segment_size=256, clock=clock) as store:
+        for i in range(60):
+            store.put(b"k%d" % (i % 12), b"value %d" % i)
+        expected = dict(store.items())
+        fs.fail(operation, nth=nth, error=errno.ENOSPC)  # type: ignore[arg-type]
+        with pytest.raises(catlog.CompactionError) as caught:
+            store.compact()
+        assert what in str(caught.value)
+        assert caught.value.path.startswith("/db/segment-")
+        assert store.failure is None, "the store did not fail"
+        assert store.stats().compaction_error == str(caught.value)
+        assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
+        store.put(b"later", b"accepted")
+        expected[b"later"] = b"accepted"
+        assert dict(store.items()) == expected
+        store._check_invariants()
+        fs.heal()
+        store.compact()
+        assert store.stats().compaction_error is None
+        assert dict(store.items()) == expected
+    with catlog.open("/db", fs=fs, segment_size=256) as store:
+        assert dict(store.items()) == expected
+    assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
+
+
+@pytest.mark.spec("ENG-57", "ENG-41", "ENG-42")
+def test_after_a_failed_compaction_the_next_background_one_waits_out_a_backoff() -> None:
+    fs = SimFileSystem()
+    clock = catlog.ManualClock()
+    with catlog.open(
+        "/db", fs=fs, segment_size=256, clock=clock, compact_threshold=0.1, fsync="never"
+    ) as store:
+        fs.fail("rename", persistent=True, error=errno.ENOSPC)
+        for i in range(400):
+            store.put(b"k%d" % (i % 5), b"value %d" % i)  # dead bytes pile up: compactions due
+            if store._compaction.thread is not None:
+                store._compaction.thread.join()
+        assert store.stats().compaction_error is not None
+        started = store._compaction.thread
+        for i in range(100):
+            store.put(b"k%d" % (i % 5), b"again %d" % i)
+        assert store._compaction.thread is started, "none started within the backoff"
+        fs.heal()
+        clock.advance(1.5)
+        for i in range(100):
+            store.put(b"k%d" % (i % 5), b"after %d" % i)
+            if store._compaction.thread is not started:
+                break
+        restarted = store._compaction.thread
+        assert restarted is not None
+        assert restarted is not started, "one started once the backoff passed"
+        restarted.join()
+        assert store.stats().compaction_error is None
+        assert store.failure is None
 
 
 @pytest.mark.spec("ENG-40", "ENG-38")
@@ -384,7 +457,7 @@ def test_compact_in_background_starts_one_compaction_at_a_time(
         store.compact_in_background()
 
 
-@pytest.mark.spec("ENG-42", "REC-10", "ENG-46")
+@pytest.mark.spec("ENG-42", "REC-10", "ENG-46", "ENG-57")
 def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -408,13 +481,22 @@ def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
         reclaimed = int(message.split("reclaiming ")[1].split()[0])
         assert reclaimed > 1000
         store.put(b"more", b"x")
-        fs.fail("rename", nth=1)
+        fs.fail("rename", nth=1)  # an output's: the compaction fails, the store goes on (ENG-57)
         assert store.compact_in_background()
+        assert store._compaction.thread is not None
         store._compaction.thread.join()
         failed = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert [r.getMessage() for r in failed] == ["/db: background compaction failed"]
         assert failed[0].exc_info is not None
-        assert isinstance(failed[0].exc_info[1], catlog.StoreFailedError)
+        assert isinstance(failed[0].exc_info[1], catlog.CompactionError)
+        assert store.failure is None
+        store.put(b"still", b"writable")
+        fs.fail("remove", nth=1)  # an input's removal: that fails the store (REC-10)
+        assert store.compact_in_background()
+        store._compaction.thread.join()
+        last = [r for r in caplog.records if r.levelno == logging.ERROR][-1]
+        assert last.exc_info is not None
+        assert isinstance(last.exc_info[1], catlog.StoreFailedError)
         fs.heal()
         with pytest.raises(catlog.StoreFailedError, match=CLOSED_FAILED):
             store.close()  # ENG-46: the background failure is not hidden at close

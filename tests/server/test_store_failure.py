@@ -408,3 +408,37 @@ def test_sigterm_with_a_failed_store_exits_one_and_never_says_data_synced(
     [line] = logged(caplog, logging.ERROR, "[SHUTDOWN] could not sync the data: ")
     assert "writes acknowledged since the last successful sync may be lost" in line
     assert not logged(caplog, logging.INFO, "[SHUTDOWN] data synced")
+
+
+@pytest.mark.spec("ENG-57", "SRV-16")
+def test_a_compaction_whose_output_runs_out_of_space_leaves_the_server_writing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the compaction fails (ENG-57): no [STORE FAILED], no reopen, writes go on."""
+    caplog.set_level(logging.INFO, logger="catlog")
+    fs = FaultyFileSystem()
+    store = catlog.open(str(tmp_path / "data"), fs=fs, segment_size=4096)
+
+    async def scenario() -> tuple[bytes, bytes]:
+        async with running(store, fs) as server:
+            client = await Client.connect(server)
+            for i in range(200):
+                assert await client.call(b"SET", b"k%d" % (i % 20), b"%d" % i) == b"+OK\r\n"
+            fs.fail("rename", error=errno.ENOSPC, thread="catlog-compact")  # an output's
+            started = await client.call(b"BGREWRITEAOF")
+            await eventually(
+                lambda: any(
+                    "background compaction failed" in r.getMessage() for r in caplog.records
+                ),
+                "the compaction's failure, logged",
+            )
+            assert store.stats().compaction_error is not None
+            written = await client.call(b"SET", b"after", b"1")
+            client.close()
+            return started, written
+
+    started, written = asyncio.run(scenario())
+    assert started == b"+Background append only file rewriting started\r\n"
+    assert written == b"+OK\r\n"
+    assert not logged(caplog, logging.ERROR, "[STORE FAILED]")
+    assert not logged(caplog, logging.WARNING, "[STORE REOPEN]")

@@ -103,7 +103,7 @@ PROBES: dict[str, Probe | str] = {
         cmd("BGREWRITEAOF") * 5  # run in one read: the first compaction is still running
     ),
     # protocol errors (PROTO-18)
-    "Protocol error: invalid multibulk length": one(b"*-5\r\n"),
+    "Protocol error: invalid multibulk length": one(b"*-0\r\n"),
     "Protocol error: expected '$', got 'x'": one(b"*1\r\nx"),
     "Protocol error: invalid bulk length": one(b"*1\r\n$-5\r\n"),
     "Protocol error: too big mbulk count string": one(b"*" + b"1" * 65_537),

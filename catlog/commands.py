@@ -13,8 +13,8 @@ reports, and the function that runs it. Errors use Redis 7's words (PROTO-29 .. 
 
 from __future__ import annotations
 
-import collections
 import contextlib
+import heapq
 import random
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -127,46 +127,14 @@ class Syncable(Protocol):
 
 # ----------------------------------------------------------------------------------- SCAN
 
-_CURSOR_SHIFT: Final = 32
-_POSITION_MASK: Final = (1 << _CURSOR_SHIFT) - 1
-DEFAULT_SCAN_SNAPSHOTS: Final = 16
+_ORDER_MASK: Final = (1 << 63) - 1
 
 
-class ScanCursors:
-    """The key-set snapshots of the SCANs in progress (PROTO-42, PROTO-43).
-
-    ``SCAN 0`` takes a snapshot of the keys; a cursor is the snapshot's serial number shifted
-    left by 32 bits, plus the position reached in it. One instance is shared by every session
-    of a server, so a cursor may be resumed on any connection. At most ``limit`` snapshots are
-    kept; starting one more forgets the least recently used, whose cursor then answers
-    ``ERR invalid cursor``.
-    """
-
-    def __init__(self, limit: int = DEFAULT_SCAN_SNAPSHOTS) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        self._limit: Final = limit
-        self._snapshots: collections.OrderedDict[int, list[bytes]] = collections.OrderedDict()
-        self._serial = 0
-
-    def __len__(self) -> int:
-        return len(self._snapshots)
-
-    def begin(self, keys: list[bytes]) -> int:
-        self._serial += 1
-        self._snapshots[self._serial] = keys
-        while len(self._snapshots) > self._limit:
-            self._snapshots.popitem(last=False)
-        return self._serial
-
-    def find(self, serial: int) -> list[bytes] | None:
-        keys = self._snapshots.get(serial)
-        if keys is not None:
-            self._snapshots.move_to_end(serial)
-        return keys
-
-    def end(self, serial: int) -> None:
-        self._snapshots.pop(serial, None)
+def _scan_order(key: bytes) -> int:
+    """A key's place in every SCAN walk (PROTO-42): its hash, below 2^63 so that the cursor
+    after it still fits Redis's unsigned 64-bit cursor. Python's hash of bytes is fixed for the
+    life of the process and cached in the object, so it costs nothing the second time."""
+    return hash(key) & _ORDER_MASK
 
 
 # ----------------------------------------------------------------------------------- errors
@@ -243,7 +211,6 @@ class Session:
         "protocol",
         "queue",
         "queue_failed",
-        "scans",
         "server",
         "store",
         "watched",
@@ -256,14 +223,12 @@ class Session:
         *,
         client_id: int = 0,
         server: ServerInfo | None = None,
-        scans: ScanCursors | None = None,
         watches: Watches | None = None,
     ) -> None:
         self.store: KeyValueStore = store
         """The store the commands run on; during an EXEC, its transaction (PROTO-85)."""
         self.client_id: Final = client_id
         self.server: Final = server if server is not None else ServerInfo()
-        self.scans: Final = scans if scans is not None else ScanCursors()
         self.protocol = 2
         """PROTO-27: the RESP version replies are encoded in; HELLO changes it."""
         self.name: bytes | None = None
@@ -583,12 +548,13 @@ def _dbsize(session: Session, args: list[bytes]) -> Reply:
 
 
 def _scan(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-42, PROTO-43: SCAN cursor [MATCH pattern] [COUNT count]"""
+    """PROTO-42, PROTO-43, PROTO-100: SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]"""
     cursor = args[1]
     if not cursor.isdigit() or len(cursor) > 20 or int(cursor) > (1 << 64) - 1:
         return INVALID_CURSOR
     count = 10
     pattern: bytes | None = None
+    strings_only = True
     i = 2
     while i < len(args):
         option = args[i].upper()
@@ -603,38 +569,33 @@ def _scan(session: Session, args: list[bytes]) -> Reply:
             count = parsed
         elif option == b"MATCH":
             pattern = args[i + 1]
+        elif option == b"TYPE":
+            strings_only = args[i + 1].lower() == b"string"
         else:
             return SYNTAX_ERROR
         i += 2
     if pattern == b"*":
         pattern = None
     position = int(cursor)
-    serial = 0
-    scans = session.scans
-    if position == 0:
-        keys = list(session.store)
-    else:
-        serial, position = position >> _CURSOR_SHIFT, position & _POSITION_MASK
-        found = scans.find(serial)
-        if found is None:
-            return INVALID_CURSOR
-        keys = found
-    stop = position + count
-    if stop >= len(keys):
-        next_cursor = 0
-        if serial:
-            scans.end(serial)
-    else:
-        if not serial:
-            serial = scans.begin(keys)
-        next_cursor = (serial << _CURSOR_SHIFT) | stop
     store = session.store
-    page: list[Reply] = [
-        key
-        for key in keys[position:stop]
-        if key in store and (pattern is None or glob_match(pattern, key))
-    ]
+    walk = ((order, key) for key in store if (order := _scan_order(key)) >= position)
+    best = heapq.nsmallest(count + 1, walk, key=_first)
+    if len(best) <= count:
+        next_cursor = 0
+    else:
+        next_cursor = best[count][0]
+        best = [item for item in best if item[0] < next_cursor]
+        if not best:  # count + 1 keys share one place: take them all, then step past it
+            best = [(next_cursor, key) for key in store if _scan_order(key) == next_cursor]
+            next_cursor += 1
+    if not strings_only:
+        return [b"%d" % next_cursor, []]
+    page: list[Reply] = [key for _, key in best if pattern is None or glob_match(pattern, key)]
     return [b"%d" % next_cursor, page]
+
+
+def _first(item: tuple[int, bytes]) -> int:
+    return item[0]
 
 
 def _keys(session: Session, args: list[bytes]) -> Reply:

@@ -203,7 +203,6 @@ class Server:
         """The store as every connection's commands see it: one, so a reopen moves it once."""
         self.connections: set[Connection] = set()
         self.clients = 0
-        self.scans = commands.ScanCursors()
         self.watches = Watches()
         """PROTO-84: the keys WATCHed on any connection; every connection's writes touch it."""
         self.info = commands.ServerInfo(
@@ -516,7 +515,6 @@ class RespSession:
         self,
         store: TicketingStore,
         info: commands.ServerInfo,
-        scans: commands.ScanCursors,
         client_id: int,
         max_bulk_length: int = resp.MAX_BULK_LENGTH,
         *,
@@ -524,9 +522,7 @@ class RespSession:
     ) -> None:
         self._store = store
         self.reader = RespParser(max_bulk_length=max_bulk_length)
-        self._session = commands.Session(
-            store, client_id=client_id, server=info, scans=scans, watches=watches
-        )
+        self._session = commands.Session(store, client_id=client_id, server=info, watches=watches)
         self._watches = self._session.watches
         self._pending: Iterator[list[bytes]] = iter(())
         """Commands taken from the reader and not run yet, oldest first."""
@@ -738,7 +734,6 @@ class Connection(asyncio.Protocol):
             session = RespSession(
                 store,
                 server.info,
-                server.scans,
                 server.clients,
                 server.config.max_bulk_length,
                 watches=server.watches,

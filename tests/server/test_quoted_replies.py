@@ -130,7 +130,7 @@ PROBES: dict[str, Probe | str] = {
     ),
     "ERR GT and LT options at the same time are not compatible": one(cmd("EXPIRE q 10 GT LT")),
     "ERR invalid expire time in '<command>' command": one(cmd("PEXPIRE q 9223372036854775807")),
-    "ERR invalid cursor": one(cmd("SCAN 99")),
+    "ERR invalid cursor": one(cmd("SCAN 18446744073709551616")),
     "ERR DB index is out of range": one(cmd("SELECT 1")),
     "ERR Client names cannot contain spaces, newlines or special characters.": one(
         resp(b"CLIENT", b"SETNAME", b"a b")

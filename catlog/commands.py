@@ -970,8 +970,10 @@ def _echo(session: Session, args: list[bytes]) -> Reply:
 def _select(session: Session, args: list[bytes]) -> Reply:
     """PROTO-49: there is one database, number 0."""
     index = parse_int(args[1])
-    if index is None or not -(1 << 31) <= index < 1 << 31:
+    if index is None:
         return NOT_AN_INTEGER
+    if not -(1 << 31) <= index < 1 << 31:
+        return Error("ERR value is out of range, value must between -2147483648 and 2147483647")
     return OK if index == 0 else Error("ERR DB index is out of range")
 
 

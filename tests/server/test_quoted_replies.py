@@ -132,6 +132,9 @@ PROBES: dict[str, Probe | str] = {
     "ERR invalid expire time in '<command>' command": one(cmd("PEXPIRE q 9223372036854775807")),
     "ERR invalid cursor": one(cmd("SCAN 18446744073709551616")),
     "ERR DB index is out of range": one(cmd("SELECT 1")),
+    "ERR value is out of range, value must between -2147483648 and 2147483647": one(
+        cmd("SELECT 2147483648")
+    ),
     "ERR Client names cannot contain spaces, newlines or special characters.": one(
         resp(b"CLIENT", b"SETNAME", b"a b")
     ),

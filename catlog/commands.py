@@ -13,9 +13,12 @@ reports, and the function that runs it. Errors use Redis 7's words (PROTO-29 .. 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import heapq
 import random
+import resource
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -103,6 +106,38 @@ class SaveRecord:
         self.at = 0
 
 
+class ServerCounters:
+    """PROTO-101: what INFO's clients and stats sections count, kept by the server.
+
+    ``instantaneous_ops_per_sec`` follows Redis's design: the server calls :meth:`sample`
+    every 100 ms, which keeps the last 16 readings of the command count, and the rate is the
+    count's growth across those readings (about 1.6 s) divided by the time they span.
+    """
+
+    __slots__ = ("_samples", "commands", "connected", "connections", "hits", "misses")
+
+    SAMPLES: Final = 16
+
+    def __init__(self) -> None:
+        self.commands = 0
+        """Commands read from RESP connections (PROTO-101)."""
+        self.connected = 0
+        self.connections = 0
+        """Connections accepted since the start."""
+        self.hits = 0
+        self.misses = 0
+        self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=self.SAMPLES)
+
+    def sample(self, now: float) -> None:
+        self._samples.append((now, self.commands))
+
+    def ops_per_sec(self) -> int:
+        if len(self._samples) < 2:
+            return 0
+        (first, before), (last, after) = self._samples[0], self._samples[-1]
+        return round((after - before) / (last - first)) if last > first else 0
+
+
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
     """What INFO, HELLO and CONFIG GET say about the server around the sessions."""
@@ -116,6 +151,10 @@ class ServerInfo:
     """The clock's monotonic reading when the server started, for uptime."""
     saves: SaveRecord = field(default_factory=SaveRecord)
     """PROTO-92: when SAVE last succeeded, for LASTSAVE."""
+    counters: ServerCounters = field(default_factory=ServerCounters)
+    idle_timeout: float = 0.0
+    """CONFIG GET timeout (PROTO-102): seconds before an idle connection is closed; 0: never."""
+    max_clients: int = 0
 
 
 @runtime_checkable
@@ -326,7 +365,13 @@ class Command:
 
 def _get(session: Session, args: list[bytes]) -> Reply:
     """PROTO-34"""
-    return session.store.get(args[1])
+    value = session.store.get(args[1])
+    counters = session.server.counters
+    if value is None:
+        counters.misses += 1
+    else:
+        counters.hits += 1
+    return value
 
 
 def _set(session: Session, args: list[bytes]) -> Reply:
@@ -444,7 +489,12 @@ def _exists(session: Session, args: list[bytes]) -> Reply:
 
 def _mget(session: Session, args: list[bytes]) -> Reply:
     """PROTO-39: one read of all the keys (ENG-52), so an MSET is seen whole or not at all."""
-    return list(session.store.get_many(args[1:]))
+    values: list[Reply] = list(session.store.get_many(args[1:]))
+    missing = values.count(None)
+    counters = session.server.counters
+    counters.misses += missing
+    counters.hits += len(values) - missing
+    return values
 
 
 def _mset(session: Session, args: list[bytes]) -> Reply:
@@ -1212,6 +1262,51 @@ def _info_server(session: Session) -> list[str]:
     ]
 
 
+def _info_clients(session: Session) -> list[str]:
+    server = session.server
+    return [
+        f"connected_clients:{server.counters.connected}",
+        f"maxclients:{server.max_clients}",
+        "blocked_clients:0",
+    ]
+
+
+def used_memory() -> int:
+    """PROTO-101: the process's resident set size in bytes, from ``/proc/self/statm``; where
+    that file is absent, the peak resident size ``getrusage`` reports."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize()
+    except (OSError, IndexError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _info_memory(session: Session) -> list[str]:
+    rss = used_memory()
+    return [
+        f"used_memory:{rss}",
+        f"used_memory_rss:{rss}",
+        "maxmemory:0",
+        "maxmemory_policy:noeviction",
+    ]
+
+
+def _info_stats(session: Session) -> list[str]:
+    counters = session.server.counters
+    return [
+        f"total_connections_received:{counters.connections}",
+        f"total_commands_processed:{counters.commands}",
+        f"instantaneous_ops_per_sec:{counters.ops_per_sec()}",
+        f"keyspace_hits:{counters.hits}",
+        f"keyspace_misses:{counters.misses}",
+    ]
+
+
+def _info_replication(session: Session) -> list[str]:
+    return ["role:master", "connected_slaves:0"]
+
+
 def _info_persistence(session: Session) -> list[str]:
     lines = ["loading:0", "aof_enabled:1", f"catlog_fsync:{session.server.fsync}"]
     store = session.store
@@ -1262,7 +1357,11 @@ def _info_keyspace(session: Session) -> list[str]:
 
 INFO_SECTIONS: Final[dict[str, Callable[[Session], list[str]]]] = {
     "server": _info_server,
+    "clients": _info_clients,
+    "memory": _info_memory,
     "persistence": _info_persistence,
+    "stats": _info_stats,
+    "replication": _info_replication,
     "keyspace": _info_keyspace,
 }
 
@@ -1286,6 +1385,10 @@ _FSYNC_AS_APPENDFSYNC: Final = {"always": "always", "interval": "everysec", "nev
 def _config_values(session: Session) -> dict[str, str]:
     server = session.server
     return {
+        "maxmemory": "0",
+        "maxmemory-policy": "noeviction",
+        "timeout": str(int(server.idle_timeout)),
+        "maxclients": str(server.max_clients),
         "appendonly": "yes",
         "appendfsync": _FSYNC_AS_APPENDFSYNC.get(server.fsync, server.fsync),
         "save": "",

@@ -14,6 +14,7 @@ from catlog import ManualClock
 from catlog.commands import (
     COMMANDS,
     KeyValueStore,
+    ServerCounters,
     ServerInfo,
     Session,
     execute_line,
@@ -569,7 +570,15 @@ def test_info_sections_parse_as_key_value_lines(db: catlog.Store) -> None:
     run(session, "MSET", "a", "1", "b", "2")
     run(session, "SET", "c", "3", "EX", "100")
     info = parse_info(run(session, "INFO"))
-    assert set(info) == {"Server", "Persistence", "Keyspace"}
+    assert set(info) == {
+        "Server",
+        "Clients",
+        "Memory",
+        "Persistence",
+        "Stats",
+        "Replication",
+        "Keyspace",
+    }
     assert info["Server"]["redis_version"].startswith("7.")
     assert info["Server"]["tcp_port"] == "4000"
     assert info["Server"]["uptime_in_days"] == "1"
@@ -739,3 +748,49 @@ def test_expired_keys_are_invisible_to_scan_keys_exists_mget_and_dbsize(
     assert run(timed, "EXISTS", "stays", "goes") == 1
     assert run(timed, "MGET", "stays", "goes") == [b"1", None]
     assert run(timed, "DBSIZE") == 1
+
+
+@pytest.mark.spec("PROTO-48")
+def test_config_get_answers_honest_values_and_nothing_for_unknown_names(db: catlog.Store) -> None:
+    session = Session(db, server=ServerInfo(idle_timeout=30.0, max_clients=7, fsync="interval"))
+    assert run(session, "CONFIG", "GET", "maxmemory*", "timeout", "appendfsync") == Map(
+        (
+            (b"maxmemory", b"0"),
+            (b"maxmemory-policy", b"noeviction"),
+            (b"timeout", b"30"),
+            (b"appendfsync", b"everysec"),
+        )
+    )
+    assert run(session, "CONFIG", "GET", "MAXCLIENTS") == Map(((b"maxclients", b"7"),))
+    assert run(session, "CONFIG", "GET", "nosuch", "lua-time-limit") == Map(())
+
+
+@pytest.mark.spec("PROTO-46", "PROTO-101")
+def test_info_has_seven_sections_and_nothing_for_unknown_ones(db: catlog.Store) -> None:
+    session = Session(db)
+    text = run(session, "INFO")
+    assert isinstance(text, Verbatim)
+    headers = [line for line in text.text.split(b"\r\n") if line.startswith(b"#")]
+    assert headers == [
+        b"# Server",
+        b"# Clients",
+        b"# Memory",
+        b"# Persistence",
+        b"# Stats",
+        b"# Replication",
+        b"# Keyspace",
+    ]
+    assert run(session, "INFO", "cpu", "commandstats") == Verbatim(b"")
+
+
+@pytest.mark.spec("PROTO-101")
+def test_ops_per_sec_is_the_growth_across_the_kept_readings() -> None:
+    counters = ServerCounters()
+    assert counters.ops_per_sec() == 0
+    for tick in range(40):  # 100 commands per 100 ms reading: 1000 a second
+        counters.commands += 100
+        counters.sample(tick / 10)
+    assert counters.ops_per_sec() == 1000
+    for tick in range(40, 56):  # idle: 16 readings later the rate is 0
+        counters.sample(tick / 10)
+    assert counters.ops_per_sec() == 0

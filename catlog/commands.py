@@ -153,7 +153,7 @@ class ServerInfo:
     """PROTO-92: when SAVE last succeeded, for LASTSAVE."""
     counters: ServerCounters = field(default_factory=ServerCounters)
     idle_timeout: float = 0.0
-    """CONFIG GET timeout (PROTO-102): seconds before an idle connection is closed; 0: never."""
+    """CONFIG GET timeout (PROTO-48): seconds before an idle connection is closed; 0: never."""
     max_clients: int = 0
 
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import heapq
 import random
+import resource
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -103,6 +106,38 @@ class SaveRecord:
         self.at = 0
 
 
+class ServerCounters:
+    """PROTO-101: what INFO's clients and stats sections count, kept by the server.
+
+    ``instantaneous_ops_per_sec`` follows Redis's design: the server calls :meth:`sample`
+    every 100 ms, which keeps the last 16 readings of the command count, and the rate is the
+    count's growth across those readings (about 1.6 s) divided by the time they span.
+    """
+
+    __slots__ = ("_samples", "commands", "connected", "connections", "hits", "misses")
+
+    SAMPLES: Final = 16
+
+    def __init__(self) -> None:
+        self.commands = 0
+        """Commands read from RESP connections (PROTO-101)."""
+        self.connected = 0
+        self.connections = 0
+        """Connections accepted since the start."""
+        self.hits = 0
+        self.misses = 0
+        self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=self.SAMPLES)
+
+    def sample(self, now: float) -> None:
+        self._samples.append((now, self.commands))
+
+    def ops_per_sec(self) -> int:
+        if len(self._samples) < 2:
+            return 0
+        (first, before), (last, after) = self._samples[0], self._samples[-1]
+        return round((after - before) / (last - first)) if last > first else 0
+
+
 @dataclass(frozen=True, slots=True)
 class ServerInfo:
     """What INFO, HELLO and CONFIG GET say about the server around the sessions."""
@@ -116,6 +151,10 @@ class ServerInfo:
     """The clock's monotonic reading when the server started, for uptime."""
     saves: SaveRecord = field(default_factory=SaveRecord)
     """PROTO-92: when SAVE last succeeded, for LASTSAVE."""
+    counters: ServerCounters = field(default_factory=ServerCounters)
+    idle_timeout: float = 0.0
+    """CONFIG GET timeout (PROTO-48): seconds before an idle connection is closed; 0: never."""
+    max_clients: int = 0
 
 
 @runtime_checkable
@@ -127,46 +166,14 @@ class Syncable(Protocol):
 
 # ----------------------------------------------------------------------------------- SCAN
 
-_CURSOR_SHIFT: Final = 32
-_POSITION_MASK: Final = (1 << _CURSOR_SHIFT) - 1
-DEFAULT_SCAN_SNAPSHOTS: Final = 16
+_ORDER_MASK: Final = (1 << 63) - 1
 
 
-class ScanCursors:
-    """The key-set snapshots of the SCANs in progress (PROTO-42, PROTO-43).
-
-    ``SCAN 0`` takes a snapshot of the keys; a cursor is the snapshot's serial number shifted
-    left by 32 bits, plus the position reached in it. One instance is shared by every session
-    of a server, so a cursor may be resumed on any connection. At most ``limit`` snapshots are
-    kept; starting one more forgets the least recently used, whose cursor then answers
-    ``ERR invalid cursor``.
-    """
-
-    def __init__(self, limit: int = DEFAULT_SCAN_SNAPSHOTS) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
-        self._limit: Final = limit
-        self._snapshots: collections.OrderedDict[int, list[bytes]] = collections.OrderedDict()
-        self._serial = 0
-
-    def __len__(self) -> int:
-        return len(self._snapshots)
-
-    def begin(self, keys: list[bytes]) -> int:
-        self._serial += 1
-        self._snapshots[self._serial] = keys
-        while len(self._snapshots) > self._limit:
-            self._snapshots.popitem(last=False)
-        return self._serial
-
-    def find(self, serial: int) -> list[bytes] | None:
-        keys = self._snapshots.get(serial)
-        if keys is not None:
-            self._snapshots.move_to_end(serial)
-        return keys
-
-    def end(self, serial: int) -> None:
-        self._snapshots.pop(serial, None)
+def _scan_order(key: bytes) -> int:
+    """A key's place in every SCAN walk (PROTO-42): its hash, below 2^63 so that the cursor
+    after it still fits Redis's unsigned 64-bit cursor. Python's hash of bytes is fixed for the
+    life of the process and cached in the object, so it costs nothing the second time."""
+    return hash(key) & _ORDER_MASK
 
 
 # ----------------------------------------------------------------------------------- errors
@@ -243,7 +250,6 @@ class Session:
         "protocol",
         "queue",
         "queue_failed",
-        "scans",
         "server",
         "store",
         "watched",
@@ -256,14 +262,12 @@ class Session:
         *,
         client_id: int = 0,
         server: ServerInfo | None = None,
-        scans: ScanCursors | None = None,
         watches: Watches | None = None,
     ) -> None:
         self.store: KeyValueStore = store
         """The store the commands run on; during an EXEC, its transaction (PROTO-85)."""
         self.client_id: Final = client_id
         self.server: Final = server if server is not None else ServerInfo()
-        self.scans: Final = scans if scans is not None else ScanCursors()
         self.protocol = 2
         """PROTO-27: the RESP version replies are encoded in; HELLO changes it."""
         self.name: bytes | None = None
@@ -361,7 +365,13 @@ class Command:
 
 def _get(session: Session, args: list[bytes]) -> Reply:
     """PROTO-34"""
-    return session.store.get(args[1])
+    value = session.store.get(args[1])
+    counters = session.server.counters
+    if value is None:
+        counters.misses += 1
+    else:
+        counters.hits += 1
+    return value
 
 
 def _set(session: Session, args: list[bytes]) -> Reply:
@@ -479,7 +489,12 @@ def _exists(session: Session, args: list[bytes]) -> Reply:
 
 def _mget(session: Session, args: list[bytes]) -> Reply:
     """PROTO-39: one read of all the keys (ENG-52), so an MSET is seen whole or not at all."""
-    return list(session.store.get_many(args[1:]))
+    values: list[Reply] = list(session.store.get_many(args[1:]))
+    missing = values.count(None)
+    counters = session.server.counters
+    counters.misses += missing
+    counters.hits += len(values) - missing
+    return values
 
 
 def _mset(session: Session, args: list[bytes]) -> Reply:
@@ -583,12 +598,13 @@ def _dbsize(session: Session, args: list[bytes]) -> Reply:
 
 
 def _scan(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-42, PROTO-43: SCAN cursor [MATCH pattern] [COUNT count]"""
+    """PROTO-42, PROTO-43, PROTO-100: SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]"""
     cursor = args[1]
     if not cursor.isdigit() or len(cursor) > 20 or int(cursor) > (1 << 64) - 1:
         return INVALID_CURSOR
     count = 10
     pattern: bytes | None = None
+    strings_only = True
     i = 2
     while i < len(args):
         option = args[i].upper()
@@ -603,38 +619,33 @@ def _scan(session: Session, args: list[bytes]) -> Reply:
             count = parsed
         elif option == b"MATCH":
             pattern = args[i + 1]
+        elif option == b"TYPE":
+            strings_only = args[i + 1].lower() == b"string"
         else:
             return SYNTAX_ERROR
         i += 2
     if pattern == b"*":
         pattern = None
     position = int(cursor)
-    serial = 0
-    scans = session.scans
-    if position == 0:
-        keys = list(session.store)
-    else:
-        serial, position = position >> _CURSOR_SHIFT, position & _POSITION_MASK
-        found = scans.find(serial)
-        if found is None:
-            return INVALID_CURSOR
-        keys = found
-    stop = position + count
-    if stop >= len(keys):
-        next_cursor = 0
-        if serial:
-            scans.end(serial)
-    else:
-        if not serial:
-            serial = scans.begin(keys)
-        next_cursor = (serial << _CURSOR_SHIFT) | stop
     store = session.store
-    page: list[Reply] = [
-        key
-        for key in keys[position:stop]
-        if key in store and (pattern is None or glob_match(pattern, key))
-    ]
+    walk = ((order, key) for key in store if (order := _scan_order(key)) >= position)
+    best = heapq.nsmallest(count + 1, walk, key=_first)
+    if len(best) <= count:
+        next_cursor = 0
+    else:
+        next_cursor = best[count][0]
+        best = [item for item in best if item[0] < next_cursor]
+        if not best:  # count + 1 keys share one place: take them all, then step past it
+            best = [(next_cursor, key) for key in store if _scan_order(key) == next_cursor]
+            next_cursor += 1
+    if not strings_only:
+        return [b"%d" % next_cursor, []]
+    page: list[Reply] = [key for _, key in best if pattern is None or glob_match(pattern, key)]
     return [b"%d" % next_cursor, page]
+
+
+def _first(item: tuple[int, bytes]) -> int:
+    return item[0]
 
 
 def _keys(session: Session, args: list[bytes]) -> Reply:
@@ -1009,8 +1020,10 @@ def _echo(session: Session, args: list[bytes]) -> Reply:
 def _select(session: Session, args: list[bytes]) -> Reply:
     """PROTO-49: there is one database, number 0."""
     index = parse_int(args[1])
-    if index is None or not -(1 << 31) <= index < 1 << 31:
+    if index is None:
         return NOT_AN_INTEGER
+    if not -(1 << 31) <= index < 1 << 31:
+        return Error("ERR value is out of range, value must between -2147483648 and 2147483647")
     return OK if index == 0 else Error("ERR DB index is out of range")
 
 
@@ -1249,6 +1262,51 @@ def _info_server(session: Session) -> list[str]:
     ]
 
 
+def _info_clients(session: Session) -> list[str]:
+    server = session.server
+    return [
+        f"connected_clients:{server.counters.connected}",
+        f"maxclients:{server.max_clients}",
+        "blocked_clients:0",
+    ]
+
+
+def used_memory() -> int:
+    """PROTO-101: the process's resident set size in bytes, from ``/proc/self/statm``; where
+    that file is absent, the peak resident size ``getrusage`` reports."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * resource.getpagesize()
+    except (OSError, IndexError, ValueError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _info_memory(session: Session) -> list[str]:
+    rss = used_memory()
+    return [
+        f"used_memory:{rss}",
+        f"used_memory_rss:{rss}",
+        "maxmemory:0",
+        "maxmemory_policy:noeviction",
+    ]
+
+
+def _info_stats(session: Session) -> list[str]:
+    counters = session.server.counters
+    return [
+        f"total_connections_received:{counters.connections}",
+        f"total_commands_processed:{counters.commands}",
+        f"instantaneous_ops_per_sec:{counters.ops_per_sec()}",
+        f"keyspace_hits:{counters.hits}",
+        f"keyspace_misses:{counters.misses}",
+    ]
+
+
+def _info_replication(session: Session) -> list[str]:
+    return ["role:master", "connected_slaves:0"]
+
+
 def _info_persistence(session: Session) -> list[str]:
     lines = ["loading:0", "aof_enabled:1", f"catlog_fsync:{session.server.fsync}"]
     store = session.store
@@ -1299,7 +1357,11 @@ def _info_keyspace(session: Session) -> list[str]:
 
 INFO_SECTIONS: Final[dict[str, Callable[[Session], list[str]]]] = {
     "server": _info_server,
+    "clients": _info_clients,
+    "memory": _info_memory,
     "persistence": _info_persistence,
+    "stats": _info_stats,
+    "replication": _info_replication,
     "keyspace": _info_keyspace,
 }
 
@@ -1323,6 +1385,10 @@ _FSYNC_AS_APPENDFSYNC: Final = {"always": "always", "interval": "everysec", "nev
 def _config_values(session: Session) -> dict[str, str]:
     server = session.server
     return {
+        "maxmemory": "0",
+        "maxmemory-policy": "noeviction",
+        "timeout": str(int(server.idle_timeout)),
+        "maxclients": str(server.max_clients),
         "appendonly": "yes",
         "appendfsync": _FSYNC_AS_APPENDFSYNC.get(server.fsync, server.fsync),
         "save": "",

@@ -82,6 +82,8 @@ DEFAULT_PORT: Final = 4000
 DEFAULT_DATA_DIR: Final = "./data"
 DEFAULT_MAX_CONNECTIONS: Final = 1024
 DEFAULT_IDLE_TIMEOUT: Final = 300.0
+OPS_SAMPLE_EVERY: Final = 0.1
+"""Seconds between readings of the command count (PROTO-101), as Redis's serverCron."""
 WRITE_HIGH_WATER: Final = 1024 * 1024
 """SRV-7: stop reading from a client once this many reply bytes wait to be sent to it."""
 
@@ -203,7 +205,6 @@ class Server:
         """The store as every connection's commands see it: one, so a reopen moves it once."""
         self.connections: set[Connection] = set()
         self.clients = 0
-        self.scans = commands.ScanCursors()
         self.watches = Watches()
         """PROTO-84: the keys WATCHed on any connection; every connection's writes touch it."""
         self.info = commands.ServerInfo(
@@ -212,7 +213,10 @@ class Server:
             os=platform.platform(),
             fsync=config.fsync,
             started=time.monotonic(),
+            idle_timeout=config.idle_timeout,
+            max_clients=config.max_connections,
         )
+        self._sampler: asyncio.TimerHandle | None = None
         self._listener: asyncio.Server | None = None
         self._stopped = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -236,7 +240,13 @@ class Server:
             raise StartError(f"cannot listen on {host}:{port}: {exc}") from exc
         self.info = dataclasses.replace(self.info, tcp_port=self.address[1])
         self._timer = loop.call_later(self._watch.policy.check_every, self._watch_store)
+        self._sample()
         return self.address
+
+    def _sample(self) -> None:
+        """PROTO-101: a reading of the command count every 100 ms, for instantaneous_ops_per_sec."""
+        self.info.counters.sample(time.monotonic())
+        self._sampler = asyncio.get_running_loop().call_later(OPS_SAMPLE_EVERY, self._sample)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -249,6 +259,9 @@ class Server:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._sampler is not None:
+            self._sampler.cancel()
+            self._sampler = None
         if self._listener is not None:
             self._listener.close()
         for connection in list(self.connections):
@@ -516,7 +529,6 @@ class RespSession:
         self,
         store: TicketingStore,
         info: commands.ServerInfo,
-        scans: commands.ScanCursors,
         client_id: int,
         max_bulk_length: int = resp.MAX_BULK_LENGTH,
         *,
@@ -524,9 +536,7 @@ class RespSession:
     ) -> None:
         self._store = store
         self.reader = RespParser(max_bulk_length=max_bulk_length)
-        self._session = commands.Session(
-            store, client_id=client_id, server=info, scans=scans, watches=watches
-        )
+        self._session = commands.Session(store, client_id=client_id, server=info, watches=watches)
         self._watches = self._session.watches
         self._pending: Iterator[list[bytes]] = iter(())
         """Commands taken from the reader and not run yet, oldest first."""
@@ -556,12 +566,14 @@ class RespSession:
             pending = itertools.chain([cast(list[bytes], held)], pending)  # only commands wait
         gathered = 0
         queuing = session.queue is not None
+        counters = session.server.counters
         group: list[tuple[bytes, bytes]] = []
         """SRV-11: the run of plain SETs read and not appended yet."""
         while True:
             # A list iterator, so that commands left when the loop returns stay in it, in order.
             self._pending = pending
             for command in pending:
+                counters.commands += 1
                 words = len(command)
                 if words == 3 and command[0] in _SET_NAMES and not queuing:
                     group.append((command[1], command[2]))
@@ -572,6 +584,7 @@ class RespSession:
                         ticket = written
                     group = []
                 if ticket and not _only_writes(command):
+                    counters.commands -= 1  # counted again when it runs
                     return ticket, command, False, False  # SRV-5: reads wait for own writes
                 if words == 2 and command[0] in _GET_NAMES and not queuing:
                     try:
@@ -580,8 +593,10 @@ class RespSession:
                         reply = replies.error_bytes(f"ERR {exc}")
                     else:
                         if value is None:
+                            counters.misses += 1
                             reply = _NULL3 if session.protocol == 3 else _NULL2
                         else:
+                            counters.hits += 1
                             reply = b"$%d\r\n%b\r\n" % (len(value), value)
                 else:
                     before = real.last_ticket
@@ -700,6 +715,9 @@ class Connection(asyncio.Protocol):
             transport.close()
             return
         self._server.connections.add(self)
+        counters = self._server.info.counters
+        counters.connected = len(self._server.connections)
+        counters.connections += 1
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         log.info("[CONN] %s", self._peer)
         self._touch()
@@ -709,6 +727,7 @@ class Connection(asyncio.Protocol):
             self._session.close()
         if self in self._server.connections:
             self._server.connections.discard(self)
+            self._server.info.counters.connected = len(self._server.connections)
             log.info("[CONN CLOSED] %s", self._peer)
         if self._idle is not None:
             self._idle.cancel()
@@ -738,7 +757,6 @@ class Connection(asyncio.Protocol):
             session = RespSession(
                 store,
                 server.info,
-                server.scans,
                 server.clients,
                 server.config.max_bulk_length,
                 watches=server.watches,

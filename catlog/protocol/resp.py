@@ -347,11 +347,11 @@ class RespParser:
                         self._fail("Protocol error: too big mbulk count string")
                         break
                     parsed = _parse_header(header, _STAR)
-                    if parsed is None or parsed > self._max_count or parsed < -1:
+                    if parsed is None or parsed > self._max_count:
                         self._fail(_header_error(header, _STAR, "multibulk"))
                         break
                     if parsed <= 0:
-                        continue  # PROTO-17: "*0" and "*-1" ask for nothing
+                        continue  # PROTO-17: "*0", "*-1", "*-10" ask for nothing
                     count = parsed
                 left = count
                 start = line_start

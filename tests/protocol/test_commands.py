@@ -14,7 +14,7 @@ from catlog import ManualClock
 from catlog.commands import (
     COMMANDS,
     KeyValueStore,
-    ScanCursors,
+    ServerCounters,
     ServerInfo,
     Session,
     execute_line,
@@ -404,37 +404,32 @@ def test_keys_present_for_the_whole_scan_are_returned_despite_writes(
 
 
 @pytest.mark.spec("PROTO-43")
-def test_scan_cursors_work_from_any_session_sharing_the_cursors(db: catlog.Store) -> None:
-    cursors = ScanCursors()
+def test_a_cursor_is_a_place_in_the_walk_that_any_session_can_resume(db: catlog.Store) -> None:
     for i in range(20):
         db.put(b"k%d" % i, b"v")
-    first, second = Session(db, scans=cursors), Session(db, scans=cursors)
+    first, second = Session(db), Session(db)
     reply = run(first, "SCAN", "0", "COUNT", "5")
     assert isinstance(reply, list)
     cursor = reply[0]
     assert isinstance(cursor, bytes)
     assert cursor != b"0"
-    assert isinstance(run(second, "SCAN", cursor), list)
+    assert run(second, "SCAN", cursor, "COUNT", "5") == run(first, "SCAN", cursor, "COUNT", "5")
+    assert run(first, "SCAN", b"%d" % ((1 << 64) - 1)) == [b"0", []]
 
 
-@pytest.mark.spec("PROTO-43", "PROTO-31")
-def test_bad_or_forgotten_cursors_are_invalid(db: catlog.Store) -> None:
+@pytest.mark.spec("PROTO-43", "PROTO-31", "PROTO-100")
+def test_bad_cursors_are_invalid(db: catlog.Store) -> None:
     for i in range(20):
         db.put(b"k%d" % i, b"v")
-    session = Session(db, scans=ScanCursors(limit=1))
+    session = Session(db)
     assert run(session, "SCAN", "abc") == err("ERR invalid cursor")
     assert run(session, "SCAN", "-1") == err("ERR invalid cursor")
-    assert run(session, "SCAN", "12345") == err("ERR invalid cursor")
-    first = run(session, "SCAN", "0", "COUNT", "2")
-    run(session, "SCAN", "0", "COUNT", "2")  # the second snapshot pushes the first out
-    assert isinstance(first, list)
-    assert isinstance(first[0], bytes)
-    assert run(session, "SCAN", first[0]) == err("ERR invalid cursor")
+    assert run(session, "SCAN", b"%d" % (1 << 64)) == err("ERR invalid cursor")
     assert run(session, "SCAN", "0", "COUNT", "0") == err("ERR syntax error")
     assert run(session, "SCAN", "0", "COUNT", "x") == err(
         "ERR value is not an integer or out of range"
     )
-    assert run(session, "SCAN", "0", "TYPE", "string") == err("ERR syntax error")
+    assert run(session, "SCAN", "0", "TYPE") == err("ERR syntax error")
     assert run(session, "SCAN", "0", "MATCH") == err("ERR syntax error")
 
 
@@ -465,6 +460,13 @@ def test_select_0_only(session: Session) -> None:
     assert run(session, "SELECT", "1") == err("ERR DB index is out of range")
     assert run(session, "SELECT", "-1") == err("ERR DB index is out of range")
     assert run(session, "SELECT", "x") == err("ERR value is not an integer or out of range")
+    assert run(session, "SELECT", "2147483647") == err("ERR DB index is out of range")
+    wider = err("ERR value is out of range, value must between -2147483648 and 2147483647")
+    assert run(session, "SELECT", "2147483648") == wider
+    assert run(session, "SELECT", "-2147483649") == wider
+    assert run(session, "SELECT", "9223372036854775808") == err(
+        "ERR value is not an integer or out of range"
+    )
 
 
 @pytest.mark.spec("PROTO-50", "PROTO-31")
@@ -568,7 +570,15 @@ def test_info_sections_parse_as_key_value_lines(db: catlog.Store) -> None:
     run(session, "MSET", "a", "1", "b", "2")
     run(session, "SET", "c", "3", "EX", "100")
     info = parse_info(run(session, "INFO"))
-    assert set(info) == {"Server", "Persistence", "Keyspace"}
+    assert set(info) == {
+        "Server",
+        "Clients",
+        "Memory",
+        "Persistence",
+        "Stats",
+        "Replication",
+        "Keyspace",
+    }
     assert info["Server"]["redis_version"].startswith("7.")
     assert info["Server"]["tcp_port"] == "4000"
     assert info["Server"]["uptime_in_days"] == "1"
@@ -720,8 +730,8 @@ def test_expired_keys_are_invisible_to_scan_keys_exists_mget_and_dbsize(
 ) -> None:
     run(timed, "MSET", "stays", "1", "goes", "2")
     run(timed, "PEXPIRE", "goes", "100")
-    reply = run(timed, "SCAN", "0", "COUNT", "1")  # the walk's snapshot lists both keys
     clock.advance(0.2)
+    reply = run(timed, "SCAN", "0", "COUNT", "1")
     seen: list[Reply] = []
     while True:
         assert isinstance(reply, list)
@@ -732,9 +742,55 @@ def test_expired_keys_are_invisible_to_scan_keys_exists_mget_and_dbsize(
         if cursor == b"0":
             break
         reply = run(timed, "SCAN", cursor, "COUNT", "1")
-    assert seen == [b"stays"], "expired during the walk: left out when its turn came"
+    assert seen == [b"stays"]
     assert run(timed, "SCAN", "0") == [b"0", [b"stays"]]
     assert run(timed, "KEYS", "*") == [b"stays"]
     assert run(timed, "EXISTS", "stays", "goes") == 1
     assert run(timed, "MGET", "stays", "goes") == [b"1", None]
     assert run(timed, "DBSIZE") == 1
+
+
+@pytest.mark.spec("PROTO-48")
+def test_config_get_answers_honest_values_and_nothing_for_unknown_names(db: catlog.Store) -> None:
+    session = Session(db, server=ServerInfo(idle_timeout=30.0, max_clients=7, fsync="interval"))
+    assert run(session, "CONFIG", "GET", "maxmemory*", "timeout", "appendfsync") == Map(
+        (
+            (b"maxmemory", b"0"),
+            (b"maxmemory-policy", b"noeviction"),
+            (b"timeout", b"30"),
+            (b"appendfsync", b"everysec"),
+        )
+    )
+    assert run(session, "CONFIG", "GET", "MAXCLIENTS") == Map(((b"maxclients", b"7"),))
+    assert run(session, "CONFIG", "GET", "nosuch", "lua-time-limit") == Map(())
+
+
+@pytest.mark.spec("PROTO-46", "PROTO-101")
+def test_info_has_seven_sections_and_nothing_for_unknown_ones(db: catlog.Store) -> None:
+    session = Session(db)
+    text = run(session, "INFO")
+    assert isinstance(text, Verbatim)
+    headers = [line for line in text.text.split(b"\r\n") if line.startswith(b"#")]
+    assert headers == [
+        b"# Server",
+        b"# Clients",
+        b"# Memory",
+        b"# Persistence",
+        b"# Stats",
+        b"# Replication",
+        b"# Keyspace",
+    ]
+    assert run(session, "INFO", "cpu", "commandstats") == Verbatim(b"")
+
+
+@pytest.mark.spec("PROTO-101")
+def test_ops_per_sec_is_the_growth_across_the_kept_readings() -> None:
+    counters = ServerCounters()
+    assert counters.ops_per_sec() == 0
+    for tick in range(40):  # 100 commands per 100 ms reading: 1000 a second
+        counters.commands += 100
+        counters.sample(tick / 10)
+    assert counters.ops_per_sec() == 1000
+    for tick in range(40, 56):  # idle: 16 readings later the rate is 0
+        counters.sample(tick / 10)
+    assert counters.ops_per_sec() == 0

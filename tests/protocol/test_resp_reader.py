@@ -97,9 +97,11 @@ def test_empty_and_null_arrays_ask_for_nothing() -> None:
     assert resp_events([b"*0\r\n*-1\r\n" + encode_command(b"PING")]) == [[b"PING"]]
 
 
-@pytest.mark.spec("PROTO-17", "PROTO-18")
-def test_other_negative_counts_are_errors() -> None:
-    assert error_of(resp_events([b"*-10\r\n"])) == "Protocol error: invalid multibulk length"
+@pytest.mark.spec("PROTO-17")
+def test_every_negative_count_asks_for_nothing() -> None:
+    stream = b"*-10\r\n*-9223372036854775808\r\n" + encode_command(b"PING")
+    assert resp_events([stream]) == [[b"PING"]]
+    assert resp_events([stream[i : i + 1] for i in range(len(stream))]) == [[b"PING"]]
 
 
 @pytest.mark.spec("PROTO-18")

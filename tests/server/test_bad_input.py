@@ -41,7 +41,7 @@ def _still_serves(server: RunningServer) -> None:
     ("garbage", "reply"),
     [
         (b"*1\r\n$9223372036854775807\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*-5\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*-0\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
         (b"*2\r\n$3\r\nGET\r\nX", b"-ERR Protocol error: expected '$', got 'X'\r\n"),
         (b"*\xff\xfe\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
     ],

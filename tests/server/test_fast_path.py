@@ -17,7 +17,7 @@ import pytest
 
 import catlog
 from catlog.codec import MAX_KEY_SIZE
-from catlog.commands import ScanCursors, ServerInfo, Session
+from catlog.commands import ServerInfo, Session
 from catlog.protocol.replies import encode
 from catlog.protocol.resp import encode_command
 from catlog.server import RespSession, TicketingStore
@@ -32,7 +32,7 @@ BIG_KEY = b"k" * (MAX_KEY_SIZE + 1)
 
 def through_the_shortcut(path: str, commands: Sequence[tuple[bytes, ...]]) -> list[bytes]:
     store = catlog.open(path, fsync="never")
-    session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+    session = RespSession(TicketingStore(store), ServerInfo(), client_id=1)
     replies = []
     out: list[bytes] = []
     for words in commands:
@@ -112,7 +112,7 @@ def pipelined_both_ways(path: str, reads: Sequence[Sequence[tuple[bytes, ...]]])
     """Each read's commands arrive at once through the shortcut (so plain SETs in a row go as
     one group, SRV-11) and one by one through the command layer: the replies must agree."""
     store = catlog.open(path, fsync="never")
-    session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+    session = RespSession(TicketingStore(store), ServerInfo(), client_id=1)
     fast = []
     out: list[bytes] = []
     for commands in reads:
@@ -153,7 +153,7 @@ def test_a_group_whose_append_fails_answers_every_set_with_the_error_and_the_ses
 ) -> None:
     fs = FaultyFileSystem()
     with failing(catlog.open(data_dir, fs=fs, fsync="never")) as store:
-        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        session = RespSession(TicketingStore(store), ServerInfo(), client_id=1)
         big = b"v" * 40_000  # two of these fill the 64 KiB write buffer: it is handed to the OS
         fs.fail("append")
         pipeline = [(b"SET", b"a", big), (b"SET", b"b", big), (b"GET", b"a"), (b"SET", b"c", b"3")]
@@ -169,7 +169,7 @@ def test_a_group_whose_append_fails_answers_every_set_with_the_error_and_the_ses
 @pytest.mark.spec("SRV-11", "SRV-5")
 def test_under_always_a_group_of_sets_is_answered_after_its_fsync(data_dir: str) -> None:
     with catlog.open(data_dir, fsync="always") as store:
-        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        session = RespSession(TicketingStore(store), ServerInfo(), client_id=1)
         pipeline = [(b"SET", b"a", b"1"), (b"SET", b"b", b"2"), (b"SET", b"a", b"3")]
         session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
         out: list[bytes] = []
@@ -200,7 +200,7 @@ def drive_to_the_end(session: RespSession, store: catlog.Store) -> tuple[list[by
 @pytest.mark.spec("SRV-5")
 def test_a_read_in_a_pipeline_waits_for_the_writes_before_it_and_sees_them(data_dir: str) -> None:
     with catlog.open(data_dir, fsync="always") as store:
-        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        session = RespSession(TicketingStore(store), ServerInfo(), client_id=1)
         pipeline = [(b"SET", b"a", b"1"), (b"GET", b"a"), (b"SET", b"b", b"2"), (b"GET", b"b")]
         session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
         out, stops = drive_to_the_end(session, store)
@@ -215,7 +215,7 @@ def test_replies_past_the_batch_limit_wait_and_the_commands_after_them_keep_thei
     value = b"v" * 100_000
     with catlog.open(data_dir, fsync="never") as store:
         store.put(b"big", value)
-        session = RespSession(TicketingStore(store), ServerInfo(), ScanCursors(), client_id=1)
+        session = RespSession(TicketingStore(store), ServerInfo(), client_id=1)
         pipeline = [(b"GET", b"big")] * 8 + [(b"SET", b"n", b"1"), (b"GET", b"n")]
         session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
         out, stops = drive_to_the_end(session, store)

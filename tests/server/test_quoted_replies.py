@@ -103,7 +103,7 @@ PROBES: dict[str, Probe | str] = {
         cmd("BGREWRITEAOF") * 5  # run in one read: the first compaction is still running
     ),
     # protocol errors (PROTO-18)
-    "Protocol error: invalid multibulk length": one(b"*-5\r\n"),
+    "Protocol error: invalid multibulk length": one(b"*-0\r\n"),
     "Protocol error: expected '$', got 'x'": one(b"*1\r\nx"),
     "Protocol error: invalid bulk length": one(b"*1\r\n$-5\r\n"),
     "Protocol error: too big mbulk count string": one(b"*" + b"1" * 65_537),
@@ -130,8 +130,11 @@ PROBES: dict[str, Probe | str] = {
     ),
     "ERR GT and LT options at the same time are not compatible": one(cmd("EXPIRE q 10 GT LT")),
     "ERR invalid expire time in '<command>' command": one(cmd("PEXPIRE q 9223372036854775807")),
-    "ERR invalid cursor": one(cmd("SCAN 99")),
+    "ERR invalid cursor": one(cmd("SCAN 18446744073709551616")),
     "ERR DB index is out of range": one(cmd("SELECT 1")),
+    "ERR value is out of range, value must between -2147483648 and 2147483647": one(
+        cmd("SELECT 2147483648")
+    ),
     "ERR Client names cannot contain spaces, newlines or special characters.": one(
         resp(b"CLIENT", b"SETNAME", b"a b")
     ),

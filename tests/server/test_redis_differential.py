@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -114,6 +115,7 @@ def servers() -> Iterator[tuple[int, int]]:
             [
                 *(binary, "--port", str(port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no", "--dir", workdir),
+                *("--databases", "1"),  # catlog has one database (PROTO-49)
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -200,6 +202,7 @@ NAMES: Final = [
     "INCRBYFLOAT",
     "PING",
     "ECHO",
+    "SELECT",
     "FROB",
 ]
 ONE_KEY: Final = frozenset(
@@ -284,6 +287,8 @@ def commands(draw: st.DrawFn) -> list[bytes]:
         args = [k, draw(keys), *draw(st.sampled_from([[], [b"REPLACE"], [b"DB", b"0"]]))]
     elif name == "KEYS":
         args = [draw(st.sampled_from([b"*", b"k*", b"?"]))]
+    elif name == "SELECT":
+        args = [draw(st.sampled_from([b"0", b"1", b"-1", b"15", b"x", b"2147483648"]))]
     elif name == "FROB":
         args = [k]
     else:  # MULTI, EXEC, DISCARD, UNWATCH, DBSIZE, FLUSHDB, PING
@@ -351,6 +356,45 @@ class SameAsRedis(RuleBasedStateMachine):
         elif self.in_multi[connection] and theirs == ("+", "QUEUED"):
             self.queued[connection].append(command)
 
+    @precondition(lambda self: not self.in_multi[0])
+    @rule(
+        count=st.integers(1, 7),
+        match=st.sampled_from([[], [b"MATCH", b"k*"], [b"match", b"?"]]),
+        kind=st.sampled_from([[], [b"TYPE", b"string"], [b"type", b"STRING"], [b"TYPE", b"list"]]),
+    )
+    def scan_walk(self, count: int, match: list[bytes], kind: list[bytes]) -> None:
+        """A whole SCAN walk on each server returns the same keys; the cursors and the order
+        differ by design (PROTO-42), so only the set is compared."""
+        found: list[set[bytes]] = []
+        for client in (self.catlog[0], self.redis[0]):
+            cursor = b"0"
+            keys_seen: set[bytes] = set()
+            for _ in range(1000):
+                reply = client.call([b"SCAN", cursor, b"COUNT", b"%d" % count, *match, *kind])
+                assert isinstance(reply, list), reply
+                cursor_reply, page = reply
+                assert isinstance(cursor_reply, bytes)
+                assert isinstance(page, list)
+                keys_seen.update(key for key in page if isinstance(key, bytes))
+                cursor = cursor_reply
+                if cursor == b"0":
+                    break
+            assert cursor == b"0"
+            found.append(keys_seen)
+        assert found[0] == found[1]
+
+    @rule(counts=st.lists(st.sampled_from([b"*0", b"*-1", b"*-10", b"*-0"]), max_size=3))
+    def empty_counts(self, counts: list[bytes]) -> None:
+        """Counts of zero or below ask for nothing and the command after them is answered; a
+        stray `*-0` is a protocol error that closes the connection, on both (PROTO-17)."""
+        counts = [count for count in counts if count != b"*-0"]
+        prefix = b"".join(count + b"\r\n" for count in counts)
+        for client in (self.catlog[1], self.redis[1]):
+            if self.in_multi[1]:
+                return
+            client.sock.sendall(prefix + encode_command(b"PING"))
+            assert read_reply(client.sock, client.buffer) == ("+", "PONG")
+
     def teardown(self) -> None:
         for client in (*self.catlog, *self.redis):
             client.close()
@@ -372,6 +416,10 @@ _NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
     "PROTO-90",
     "PROTO-91",
     "PROTO-94",
+    "PROTO-17",
+    "PROTO-42",
+    "PROTO-49",
+    "PROTO-100",
 )
 def test_catlog_answers_every_command_as_redis_does(servers: tuple[int, int]) -> None:
     SameAsRedis.ports = servers

@@ -13,9 +13,9 @@ reports, and the function that runs it. Errors use Redis 7's words (PROTO-29 .. 
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
-import heapq
 import random
 import resource
 import sys
@@ -250,6 +250,7 @@ class Session:
         "protocol",
         "queue",
         "queue_failed",
+        "scan_order",
         "server",
         "store",
         "watched",
@@ -263,6 +264,7 @@ class Session:
         client_id: int = 0,
         server: ServerInfo | None = None,
         watches: Watches | None = None,
+        scan_order: ScanOrder | None = None,
     ) -> None:
         self.store: KeyValueStore = store
         """The store the commands run on; during an EXEC, its transaction (PROTO-85)."""
@@ -277,6 +279,8 @@ class Session:
         """Set by QUIT: send the replies so far, then close the connection (PROTO-51)."""
         self.watches: Final = watches if watches is not None else Watches()
         """PROTO-84: the server's registry of watched keys, shared by its sessions."""
+        self.scan_order: Final = scan_order if scan_order is not None else ScanOrder()
+        """PROTO-42: the keys in walk order, shared by the server's sessions."""
         self.queue: list[list[bytes]] | None = None
         """PROTO-80: the commands queued since MULTI; ``None`` outside a transaction."""
         self.queue_failed = False
@@ -626,26 +630,45 @@ def _scan(session: Session, args: list[bytes]) -> Reply:
         i += 2
     if pattern == b"*":
         pattern = None
-    position = int(cursor)
-    store = session.store
-    walk = ((order, key) for key in store if (order := _scan_order(key)) >= position)
-    best = heapq.nsmallest(count + 1, walk, key=_first)
-    if len(best) <= count:
-        next_cursor = 0
-    else:
-        next_cursor = best[count][0]
-        best = [item for item in best if item[0] < next_cursor]
-        if not best:  # count + 1 keys share one place: take them all, then step past it
-            best = [(next_cursor, key) for key in store if _scan_order(key) == next_cursor]
-            next_cursor += 1
+    next_cursor, keys = session.scan_order.page(session.store, int(cursor), count)
     if not strings_only:
         return [b"%d" % next_cursor, []]
-    page: list[Reply] = [key for _, key in best if pattern is None or glob_match(pattern, key)]
+    page: list[Reply] = [key for key in keys if pattern is None or glob_match(pattern, key)]
     return [b"%d" % next_cursor, page]
 
 
-def _first(item: tuple[int, bytes]) -> int:
-    return item[0]
+class ScanOrder:
+    """PROTO-42, PROTO-43: every key, sorted by its place in a walk, shared by every walk.
+
+    Built when a walk starts (cursor 0), so it holds every key present then, and so every key
+    present for a whole walk, whichever later build a call reads: the places do not change. A
+    call finds its cursor by bisection and reads on from there, so it costs ``COUNT`` keys plus a
+    logarithm, and a whole walk one sort of the keys; the one list is all the memory walks take,
+    however many run. Keys deleted since the build are skipped as they are met.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: list[tuple[int, bytes]] | None = None
+
+    def page(self, store: KeyValueStore, position: int, count: int) -> tuple[int, list[bytes]]:
+        """The keys of one call from ``position`` on, and the next cursor (0: the walk ends)."""
+        entries = self._entries
+        if position == 0 or entries is None:
+            entries = self._entries = sorted((_scan_order(key), key) for key in store)
+        index = bisect.bisect_left(entries, (position, b""))
+        keys: list[bytes] = []
+        looked = 0
+        while index < len(entries):
+            place, key = entries[index]
+            if looked >= count and place != entries[index - 1][0]:
+                return place, keys  # keys sharing one place are never split between calls
+            looked += 1
+            index += 1
+            if key in store:
+                keys.append(key)
+        return 0, keys
 
 
 def _keys(session: Session, args: list[bytes]) -> Reply:

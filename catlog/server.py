@@ -206,6 +206,8 @@ class Server:
         self.connections: set[Connection] = set()
         self.clients = 0
         self.watches = Watches()
+        self.scan_order = commands.ScanOrder()
+        """PROTO-42: the keys in walk order, one list for every walk of every client."""
         """PROTO-84: the keys WATCHed on any connection; every connection's writes touch it."""
         self.info = commands.ServerInfo(
             tcp_port=config.port,
@@ -533,10 +535,13 @@ class RespSession:
         max_bulk_length: int = resp.MAX_BULK_LENGTH,
         *,
         watches: Watches | None = None,
+        scan_order: commands.ScanOrder | None = None,
     ) -> None:
         self._store = store
         self.reader = RespParser(max_bulk_length=max_bulk_length)
-        self._session = commands.Session(store, client_id=client_id, server=info, watches=watches)
+        self._session = commands.Session(
+            store, client_id=client_id, server=info, watches=watches, scan_order=scan_order
+        )
         self._watches = self._session.watches
         self._pending: Iterator[list[bytes]] = iter(())
         """Commands taken from the reader and not run yet, oldest first."""
@@ -760,6 +765,7 @@ class Connection(asyncio.Protocol):
                 server.clients,
                 server.config.max_bulk_length,
                 watches=server.watches,
+                scan_order=server.scan_order,
             )
         else:
             session = LineSession(store, server.config.max_line_length, server.watches)

@@ -1342,6 +1342,9 @@ def _info_persistence(session: Session) -> list[str]:
     if stats is not None:
         lines += [
             f"aof_rewrite_in_progress:{int(stats.compacting)}",
+            # ENG-57, PROTO-102: a compaction that failed alone, in Redis's words for a rewrite
+            f"aof_last_bgrewrite_status:{'ok' if stats.compaction_error is None else 'err'}",
+            "catlog_last_compaction_error:" + " ".join((stats.compaction_error or "").split()),
             f"catlog_segments:{stats.segments}",
             f"catlog_disk_bytes:{stats.disk_bytes}",
             f"catlog_unflushed_bytes:{stats.unflushed_bytes}",

@@ -410,7 +410,7 @@ def test_sigterm_with_a_failed_store_exits_one_and_never_says_data_synced(
     assert not logged(caplog, logging.INFO, "[SHUTDOWN] data synced")
 
 
-@pytest.mark.spec("ENG-57", "SRV-16")
+@pytest.mark.spec("ENG-57", "SRV-16", "PROTO-102")
 def test_a_compaction_whose_output_runs_out_of_space_leaves_the_server_writing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -419,7 +419,7 @@ def test_a_compaction_whose_output_runs_out_of_space_leaves_the_server_writing(
     fs = FaultyFileSystem()
     store = catlog.open(str(tmp_path / "data"), fs=fs, segment_size=4096)
 
-    async def scenario() -> tuple[bytes, bytes]:
+    async def scenario() -> tuple[bytes, bytes, bytes]:
         async with running(store, fs) as server:
             client = await Client.connect(server)
             for i in range(200):
@@ -434,10 +434,15 @@ def test_a_compaction_whose_output_runs_out_of_space_leaves_the_server_writing(
             )
             assert store.stats().compaction_error is not None
             written = await client.call(b"SET", b"after", b"1")
+            info = await client.call(b"INFO", b"persistence")
             client.close()
-            return started, written
+            return started, written, info
 
-    started, written = asyncio.run(scenario())
+    started, written, info = asyncio.run(scenario())
+    fields = info_fields(info)
+    assert fields["aof_last_bgrewrite_status"] == "err", "PROTO-102"
+    assert "No space left on device" in fields["catlog_last_compaction_error"]
+    assert fields["aof_last_write_status"] == "ok", "the store itself did not fail"
     assert started == b"+Background append only file rewriting started\r\n"
     assert written == b"+OK\r\n"
     assert not logged(caplog, logging.ERROR, "[STORE FAILED]")

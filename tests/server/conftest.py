@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -123,3 +123,27 @@ def send_and_read(sock: socket.socket, data: bytes, expect_lines: int) -> list[b
             break
         buf += chunk
     return buf.splitlines()
+
+
+def kill_while_clients_run(
+    server: RunningServer,
+    client: Callable[[int, threading.Event], None],
+    clients: int,
+    after: float,
+) -> None:
+    """Run ``client(number, stop)`` in ``clients`` threads, kill -9 the server ``after`` seconds
+    in, then set ``stop`` and wait for every thread (bounded): the kill -9 tests' common part.
+
+    A client loops until ``stop`` is set or its connection fails, recording what the server
+    acknowledged; the test then opens the data directory and checks it.
+    """
+    stop = threading.Event()
+    threads = [threading.Thread(target=client, args=(n, stop)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(after)
+    server.process.send_signal(signal.SIGKILL)
+    server.process.wait()
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)

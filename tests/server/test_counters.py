@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import random
-import signal
 import threading
-import time
 
 import pytest
 import redis
 
 import catlog
-from tests.server.conftest import Serve, send_and_read
+from tests.server.conftest import Serve, kill_while_clients_run, send_and_read
 
 
 @pytest.mark.spec("PROTO-87", "SRV-5")
@@ -56,9 +54,8 @@ def test_concurrent_increments_lose_nothing(serve: Serve) -> None:
 def test_every_acknowledged_increment_survives_kill_9(serve: Serve, trial: int) -> None:
     server = serve("--fsync", "always")
     acknowledged = [0] * 4
-    stop = threading.Event()
 
-    def client(number: int) -> None:
+    def client(number: int, stop: threading.Event) -> None:
         connection = redis.Redis(host=server.host, port=server.port, socket_timeout=10)
         try:
             while not stop.is_set():
@@ -69,15 +66,7 @@ def test_every_acknowledged_increment_survives_kill_9(serve: Serve, trial: int) 
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    time.sleep(random.Random(trial).uniform(0.3, 1.0))
-    server.process.send_signal(signal.SIGKILL)
-    server.process.wait()
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
+    kill_while_clients_run(server, client, 4, random.Random(trial).uniform(0.3, 1.0))
     assert sum(acknowledged) > 0, "some increment was acknowledged before the kill"
     with catlog.open(server.data_dir) as store:
         survived = int(store.get(b"shared") or b"0")

@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import re
-import signal
 import threading
 import time
 
@@ -15,7 +14,7 @@ import redis
 
 import catlog
 from catlog.server import Server, ServerConfig
-from tests.server.conftest import Serve
+from tests.server.conftest import Serve, kill_while_clients_run
 from tests.store.test_group_commit import DurabilityWitness
 
 
@@ -24,9 +23,8 @@ from tests.store.test_group_commit import DurabilityWitness
 def test_every_acknowledged_write_survives_kill_9(serve: Serve, trial: int) -> None:
     server = serve("--fsync", "always")
     acknowledged: list[set[bytes]] = [set() for _ in range(6)]
-    stop = threading.Event()
 
-    def client(number: int) -> None:
+    def client(number: int, stop: threading.Event) -> None:
         connection = redis.Redis(host=server.host, port=server.port, socket_timeout=10)
         n = 0
         try:
@@ -40,15 +38,7 @@ def test_every_acknowledged_write_survives_kill_9(serve: Serve, trial: int) -> N
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    time.sleep(random.Random(trial).uniform(0.3, 1.2))
-    server.process.send_signal(signal.SIGKILL)
-    server.process.wait()
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
+    kill_while_clients_run(server, client, 6, random.Random(trial).uniform(0.3, 1.2))
     written = set().union(*acknowledged)
     assert written, "the clients wrote something before the kill"
     with catlog.open(server.data_dir) as store:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import redis
 
 import catlog
 from catlog.server import Server, ServerConfig
-from tests.server.conftest import Serve
+from tests.server.conftest import Serve, kill_while_clients_run
 from tests.store.test_group_commit import DurabilityWitness
 
 
@@ -128,9 +126,8 @@ TRANSACTION_SIZE = 40
 def test_a_transaction_is_whole_or_absent_after_kill_9(serve: Serve, trial: int) -> None:
     server = serve("--fsync", "always")
     acknowledged: list[list[int]] = [[] for _ in range(4)]
-    stop = threading.Event()
 
-    def client(number: int) -> None:
+    def client(number: int, stop: threading.Event) -> None:
         connection = redis.Redis(host=server.host, port=server.port, socket_timeout=10)
         n = 0
         try:
@@ -146,15 +143,7 @@ def test_a_transaction_is_whole_or_absent_after_kill_9(serve: Serve, trial: int)
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    time.sleep(random.Random(trial).uniform(0.5, 1.5))
-    server.process.send_signal(signal.SIGKILL)
-    server.process.wait()
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=30)
+    kill_while_clients_run(server, client, 4, random.Random(trial).uniform(0.5, 1.5))
     assert any(acknowledged), "some transaction was acknowledged before the kill"
     with catlog.open(server.data_dir) as store:
         counts: dict[bytes, int] = {}

@@ -132,6 +132,34 @@ def test_reads_see_appends_made_through_another_handle(mounted: Mounted) -> None
     reader.close()
 
 
+@pytest.mark.spec("REC-1", "ENG-56")
+def test_a_reader_opened_on_data_sees_appends_made_through_another_handle(
+    mounted: Mounted,
+) -> None:
+    """The reader maps the file as it was when opened (and keeps no descriptor of its own,
+    ENG-56); a read past that map still sees what was appended since."""
+    write_file(mounted, "grows", b"first ")
+    reader = mounted.fs.open(mounted.path("grows"))
+    writer = mounted.fs.open(mounted.path("grows"), writable=True)
+    writer.append(b"second")
+    assert reader.pread(12, 0) == b"first second"
+    assert reader.pread(6, 6) == b"second"
+    writer.close()
+    reader.close()
+
+
+@pytest.mark.spec("REC-1", "ENG-56")
+def test_a_reader_keeps_reading_its_own_file_after_another_is_renamed_over_it(
+    mounted: Mounted,
+) -> None:
+    write_file(mounted, "mine", b"old bytes")
+    reader = mounted.fs.open(mounted.path("mine"))
+    write_file(mounted, "other", b"new and longer bytes")
+    mounted.fs.rename(mounted.path("other"), mounted.path("mine"))
+    assert reader.pread(100, 0) == b"old bytes"
+    reader.close()
+
+
 @pytest.mark.spec("REC-1", "REC-4")
 def test_truncate_cuts_the_file_and_appends_continue_at_the_new_end(mounted: Mounted) -> None:
     file = mounted.fs.open(mounted.path("cut"), writable=True, create=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import catlog
-from catlog.cli import ProgressBar, render_progress
+from catlog.tools.progress import ProgressBar, render_progress
 from tests.tools.layout import build, flip, run, segment
 
 

@@ -10,8 +10,8 @@ store's crash-safe order of renames and removals (ENG-39, REC-18) made a valid d
 between the two listings makes it start again, a bounded number of times (TOOL-37).
 
 Older segments never change once the store has moved on from them (ENG-10); the newest is read to
-the end it has when the tool reads it, so a record half-way through being appended shows as a torn
-tail, as TOOL-12's note says.
+at least the end it had when its handle was opened (:class:`~catlog.fs.OsFile` keeps the size it
+mapped), so a record half-way through being appended shows as a torn tail, as TOOL-30's note says.
 """
 
 from __future__ import annotations

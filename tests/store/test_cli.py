@@ -41,9 +41,9 @@ def test_stats_prints_the_counters_and_any_tail_it_cut(
     assert "segment-00001.log@70: 30 bytes" in out
 
 
-@pytest.mark.spec("ENG-20")
+@pytest.mark.spec("ENG-20", "TOOL-40")
 def test_stats_on_a_locked_directory_fails_with_a_clear_message(
     store: catlog.Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["stats", store.path]) == 1
+    assert main(["stats", store.path]) == 2, "a lock held elsewhere: could not run (TOOL-40)"
     assert "already open" in capsys.readouterr().err

@@ -12,8 +12,9 @@ import pytest
 
 import catlog
 from catlog import cli
-from catlog.cli import ProgressBar, render_progress
 from catlog.codec import encode_record
+from catlog.tools import progress
+from catlog.tools.progress import ProgressBar, render_progress
 from tests.store.recording_fs import RecordingFileSystem
 from tests.tools.layout import (
     FULL_SIZE,
@@ -250,7 +251,7 @@ def test_check_draws_no_bar_when_stderr_is_not_a_terminal(
     data_dir: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build(data_dir)
-    monkeypatch.setattr(cli, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(progress, "PROGRESS_MIN_BYTES", 0)
     status, _, err = run(["check", data_dir], capsys)
     assert (status, err) == (0, "")
 
@@ -262,7 +263,7 @@ def test_check_on_a_terminal_draws_the_bar_and_erases_it_before_problem_lines(
     build(data_dir)
     flip(Path(data_dir, segment(2)), OFFSETS[1] + 22)
     terminal = FakeTerminal()
-    monkeypatch.setattr(cli, "PROGRESS_MIN_BYTES", 0)
+    monkeypatch.setattr(progress, "PROGRESS_MIN_BYTES", 0)
     monkeypatch.setattr(sys, "stderr", terminal)
     assert cli.main(["check", data_dir]) == 1
     drawn = terminal.getvalue()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import catlog
-from catlog.cli import ProgressBar, render_progress
-from tests.tools.layout import build, flip, run, segment
+from catlog.tools.progress import ProgressBar, render_progress
+from tests.tools.layout import build, flip, run, segment, snapshot
 
 
 @pytest.mark.spec("TOOL-22", "TOOL-1", "ENG-39")
@@ -83,3 +83,56 @@ def test_compact_is_a_subcommand_of_python_m_catlog(data_dir: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("compacted 3 segments into ")
+
+
+def _segment_sizes(directory: str) -> list[int]:
+    return [
+        os.path.getsize(os.path.join(directory, name))
+        for name in sorted(os.listdir(directory))
+        if name.startswith("segment-") and name.endswith(".log")
+    ]
+
+
+@pytest.mark.spec("TOOL-42", "ENG-39")
+def test_compact_segment_size_bounds_every_output(
+    data_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with catlog.open(data_dir, segment_size=4096) as store:
+        for round_ in range(2):
+            for i in range(300):
+                store.put(b"key-%03d" % i, b"%d" % round_ * 100)
+        expected = dict(store.items())
+    status, out, err = run(["compact", "--segment-size", "4096", data_dir], capsys)
+    assert (status, err) == (0, ""), err
+    written = int(re.search(r"into (\d+):", out).group(1))  # type: ignore[union-attr]
+    assert written >= 300 * 100 // 4096, out
+    assert max(_segment_sizes(data_dir)) <= 4096
+    with catlog.open(data_dir) as store:
+        assert dict(store.items()) == expected
+
+
+@pytest.mark.spec("TOOL-42")
+def test_compact_without_segment_size_uses_the_library_default(
+    data_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with catlog.open(data_dir, segment_size=4096) as store:
+        for i in range(300):
+            store.put(b"key-%03d" % i, b"x" * 100)
+    status, out, _ = run(["compact", data_dir], capsys)
+    assert status == 0
+    assert " into 1: " in out, "about 35 KB of live records fit in one 64 MiB output"
+    assert catlog.DEFAULT_SEGMENT_SIZE == 64 * 1024 * 1024
+
+
+@pytest.mark.spec("TOOL-42", "TOOL-40")
+@pytest.mark.parametrize("size", ["63", "1073741825", "4k"])
+def test_compact_refuses_a_segment_size_a_store_would_refuse(
+    size: str, data_dir: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build(data_dir)
+    before = snapshot(data_dir)
+    with pytest.raises(SystemExit) as usage:
+        run(["compact", "--segment-size", size, data_dir], capsys)
+    assert usage.value.code == 2
+    assert "--segment-size" in capsys.readouterr().err
+    assert snapshot(data_dir) == before

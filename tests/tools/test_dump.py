@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import catlog
-from catlog.cli import iso_utc, main, show_bytes, text_form
+from catlog.cli import main
+from catlog.tools.text import iso_utc, show_bytes, text_form
 from tests.store.recording_fs import RecordingFileSystem
 from tests.tools.layout import (
     FULL_SIZE,

@@ -21,7 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import catlog
-from catlog.cli import main, map_of
+from catlog.cli import main
 from catlog.datamap import (
     DirectoryMap,
     DirectoryMapper,
@@ -34,6 +34,7 @@ from catlog.datamap import (
 )
 from catlog.hint import Hint, decode_hint, encode_hint
 from catlog.simfs import SimFileSystem
+from catlog.tools.map import map_of
 from tests.tools.layout import KEYS, NOW_MS, build, put, run, segment, snapshot
 
 DATA = re.compile(r'<script type="application/json" id="catlog-data">(.*?)</script>', re.S)

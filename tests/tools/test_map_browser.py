@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import catlog
-from catlog.cli import KEY_SHOWN, show_bytes
+from catlog.tools.text import KEY_SHOWN, show_bytes
 
 BROWSER_TIMEOUT_S = 90
 """One page load takes about a second here; the margin is for a loaded CI machine."""

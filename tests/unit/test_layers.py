@@ -43,6 +43,11 @@ LAYERS: list[set[str]] = [
     {"store"},
     # The public face of the engine.
     {""},
+    # The command-line tools, each a module of catlog/tools/, on their shared parts.
+    {"tools", "tools.status", "tools.text", "tools.progress"},
+    {"tools.listing"},
+    {"tools.check", "tools.dump", "tools.export", "tools.repair", "tools.compact"},
+    {"tools.map"},
     # What is built on the engine: the server's commands, the server, the tools.
     {"commands"},
     {"server"},

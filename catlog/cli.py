@@ -207,7 +207,12 @@ def main(argv: Sequence[str] | None = None, *, fs: FileSystem | None = None) -> 
     args = parser.parse_args(arguments)
     if args.command == "serve":
         _log_for_server(args.log_level)
-        return server.run(server.config_from(args))
+        try:
+            config = server.config_from(args)
+        except server.StartError as exc:  # SRV-21, as SRV-15 says a start error
+            print(f"catlog: {exc}", file=sys.stderr)
+            return 1
+        return server.run(config)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     fs = fs if fs is not None else OsFileSystem()
     if args.command == "stats":

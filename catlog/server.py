@@ -51,11 +51,11 @@ import posixpath
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, cast
 
-from . import commands
+from . import auth, commands
 from . import store as store_module
 from .batch import BatchOp
 from .errors import (
@@ -120,6 +120,10 @@ class ServerConfig:
     """SRV-10: the dead share of the data that starts a compaction (ENG-41); None: never."""
     hints: bool = True
     """SRV-10: write each sealed segment's hint in the background (ENG-43)."""
+    password: auth.Password | None = None
+    """SRV-21: the password every RESP connection must give (PROTO-103); None: none."""
+    protected_mode: bool = True
+    """SRV-23: with no password, serve only clients on the loopback interface."""
 
 
 class StartError(CatlogError):
@@ -487,14 +491,24 @@ class LineSession:
     """The line protocol on one connection: its reader, and its requests run on the store."""
 
     def __init__(
-        self, store: TicketingStore, max_line_length: int, watches: Watches | None = None
+        self,
+        store: TicketingStore,
+        max_line_length: int,
+        watches: Watches | None = None,
+        *,
+        refused: str | None = None,
     ) -> None:
         self._store = store
         self.reader = line.LineParser(max_line_length=max_line_length)
         self._watches = watches
+        self._refused = refused
+        """PROTO-110: why this connection is closed before any request runs, or None."""
 
     def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
         """Run requests into ``out`` until input runs out or one must wait for ``ticket``."""
+        if self._refused is not None:
+            out.append(self.error_reply(self._refused))
+            return ticket, None, True, False
         store = self._store
         real = store.store
         tracks = real.fsync == "always"
@@ -536,11 +550,17 @@ class RespSession:
         *,
         watches: Watches | None = None,
         scan_order: commands.ScanOrder | None = None,
+        password: auth.Password | None = None,
     ) -> None:
         self._store = store
         self.reader = RespParser(max_bulk_length=max_bulk_length)
         self._session = commands.Session(
-            store, client_id=client_id, server=info, watches=watches, scan_order=scan_order
+            store,
+            client_id=client_id,
+            server=info,
+            watches=watches,
+            scan_order=scan_order,
+            password=password,
         )
         self._watches = self._session.watches
         self._pending: Iterator[list[bytes]] = iter(())
@@ -557,7 +577,8 @@ class RespSession:
         (SRV-11) just before the next other command runs, or when the read's commands run out.
         Every other command, and every other spelling of these two, takes the command layer;
         both ways give the same bytes (tests/server/test_fast_path.py). Inside MULTI every
-        command takes the command layer, which queues it (PROTO-80).
+        command takes the command layer, which queues it (PROTO-80), and so does every command
+        of a connection that has not authenticated, which refuses it (PROTO-104).
         """
         tickets = self._store
         real = tickets.store
@@ -570,7 +591,8 @@ class RespSession:
         if held is not None:
             pending = itertools.chain([cast(list[bytes], held)], pending)  # only commands wait
         gathered = 0
-        queuing = session.queue is not None
+        gate = session.gate
+        layered = session.queue is not None or not gate.authenticated
         counters = session.server.counters
         group: list[tuple[bytes, bytes]] = []
         """SRV-11: the run of plain SETs read and not appended yet."""
@@ -580,7 +602,7 @@ class RespSession:
             for command in pending:
                 counters.commands += 1
                 words = len(command)
-                if words == 3 and command[0] in _SET_NAMES and not queuing:
+                if words == 3 and command[0] in _SET_NAMES and not layered:
                     group.append((command[1], command[2]))
                     continue
                 if group:
@@ -591,7 +613,7 @@ class RespSession:
                 if ticket and not _only_writes(command):
                     counters.commands -= 1  # counted again when it runs
                     return ticket, command, False, False  # SRV-5: reads wait for own writes
-                if words == 2 and command[0] in _GET_NAMES and not queuing:
+                if words == 2 and command[0] in _GET_NAMES and not layered:
                     try:
                         value = get(command[1])
                     except CatlogError as exc:
@@ -606,7 +628,7 @@ class RespSession:
                 else:
                     before = real.last_ticket
                     reply = encode(execute(command), session.protocol)
-                    queuing = session.queue is not None
+                    layered = session.queue is not None or not gate.authenticated
                     if tracks and (real.last_ticket != before or tickets.owed):
                         ticket = max(ticket, real.last_ticket, tickets.owed)  # ENG-51
                         tickets.owed = 0
@@ -714,9 +736,16 @@ class Connection(asyncio.Protocol):
         transport = self._transport
         peer = transport.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        if len(self._server.connections) >= self._server.config.max_connections:
+        config = self._server.config
+        if len(self._server.connections) >= config.max_connections:
             log.warning("[CONN REFUSED] %s: max connections reached", self._peer)
             transport.write(b"-ERR max number of clients reached\r\n")
+            transport.close()
+            return
+        host = str(peer[0]) if isinstance(peer, tuple) else None
+        if not auth.admits_peer(host, protected=config.protected_mode, password=config.password):
+            log.warning("[CONN REFUSED] %s: protected mode", self._peer)  # SRV-23
+            transport.write(auth.DENIED)
             transport.close()
             return
         self._server.connections.add(self)
@@ -766,9 +795,15 @@ class Connection(asyncio.Protocol):
                 server.config.max_bulk_length,
                 watches=server.watches,
                 scan_order=server.scan_order,
+                password=server.config.password,
             )
         else:
-            session = LineSession(store, server.config.max_line_length, server.watches)
+            session = LineSession(
+                store,
+                server.config.max_line_length,
+                server.watches,
+                refused=auth.line_refusal(server.config.password),
+            )
         self._session = session
         return session
 
@@ -922,6 +957,12 @@ async def serve(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, server.request_stop)
         host, port = await server.start()
+        if config.protected_mode and config.password is None and not auth.is_loopback(host):
+            log.warning(
+                "[PROTECTED MODE] no password is set: only clients on the loopback interface"
+                " are served (SRV-23); set one with --requirepass-file or %s",
+                PASSWORD_VARIABLE,
+            )
         print(f"[LISTENING] {host}:{port}", flush=True)
         if ready is not None:
             ready(host, port)
@@ -1008,6 +1049,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not write hint files for sealed segments (restarts then scan every segment)",
     )
     parser.add_argument(
+        "--requirepass",
+        metavar="PASSWORD",
+        help="require AUTH with this password; visible to every user in ps, so prefer "
+        f"--requirepass-file or ${PASSWORD_VARIABLE}",
+    )
+    parser.add_argument(
+        "--requirepass-file",
+        metavar="PATH",
+        help="require AUTH with the password this file holds (one trailing newline is dropped)",
+    )
+    parser.add_argument(
+        "--protected-mode",
+        choices=["yes", "no"],
+        default="yes",
+        help="with no password, serve only clients on the loopback interface (default %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -1015,7 +1073,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PASSWORD_VARIABLE: Final = "CATLOG_REQUIREPASS"
+"""SRV-21: the environment variable a password may come from, out of sight of ``ps``."""
+
+
+def password_from(
+    flag: str | None, path: str | None, environ: Mapping[str, str]
+) -> auth.Password | None:
+    """SRV-21: the password from the one place it was given, or None; StartError when it was
+    given in more than one, is empty, or its file cannot be read. Nothing here names it."""
+    variable = environ.get(PASSWORD_VARIABLE) or None  # set but empty: not set
+    given = [
+        name
+        for name, value in (
+            ("--requirepass", flag),
+            ("--requirepass-file", path),
+            (PASSWORD_VARIABLE, variable),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise StartError(f"the password is given more than once ({', '.join(given)}): give one")
+    if path is not None:
+        try:
+            with open(path, "rb") as file:
+                secret = file.read()
+        except OSError as exc:
+            raise StartError(f"cannot read the password file {path}: {exc.strerror}") from exc
+        secret = secret.removesuffix(b"\n").removesuffix(b"\r")
+        if not secret:
+            raise StartError(f"the password file {path} is empty")
+        return auth.Password(secret)
+    text = flag if flag is not None else variable
+    if text is None:
+        return None
+    if not text:
+        raise StartError("the password given with --requirepass is empty")
+    return auth.Password(os.fsencode(text))
+
+
 def config_from(args: argparse.Namespace) -> ServerConfig:
+    """The config ``args`` describe; StartError for a password given wrong (SRV-21)."""
     return ServerConfig(
         host=args.host,
         port=args.port,
@@ -1029,6 +1127,8 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         idle_timeout=args.idle_timeout,
         compact_threshold=args.compact_threshold,
         hints=args.hints,
+        password=password_from(args.requirepass, args.requirepass_file, os.environ),
+        protected_mode=args.protected_mode == "yes",
     )
 
 

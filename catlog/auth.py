@@ -109,7 +109,9 @@ class Gate:
 
     A connection to a server without a password starts authenticated (Redis's ``nopass``
     default user); with one, it starts outside and only a successful AUTH or HELLO ... AUTH
-    lets it in. A failed attempt never lets an authenticated connection out (PROTO-105).
+    lets it in. A failed attempt never lets an authenticated connection out (PROTO-105), and
+    every failure is answered alike (PROTO-109). AUTH inside MULTI is queued by the command
+    layer and reaches :meth:`auth_command` when EXEC runs it (PROTO-108).
     """
 
     __slots__ = ("authenticated", "password")

@@ -958,9 +958,9 @@ async def serve(
                 loop.add_signal_handler(signum, server.request_stop)
         host, port = await server.start()
         if config.protected_mode and config.password is None and not auth.is_loopback(host):
-            log.warning(
+            log.warning(  # SRV-24
                 "[PROTECTED MODE] no password is set: only clients on the loopback interface"
-                " are served (SRV-23); set one with --requirepass-file or %s",
+                " are served; set one with --requirepass-file or %s",
                 PASSWORD_VARIABLE,
             )
         print(f"[LISTENING] {host}:{port}", flush=True)

@@ -15,6 +15,7 @@ The ``ci`` profile runs a bounded number of programs; ``nightly`` runs many more
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -36,7 +37,7 @@ from hypothesis.stateful import (
 )
 
 from catlog.protocol.resp import encode_command
-from tests.server.conftest import RunningServer, start_server
+from tests.server.conftest import start_server
 
 Value = bytes | int | str | None | list["Value"] | tuple[str, str]
 """A parsed RESP2 reply: bulk bytes, an integer, ``("+", text)`` or ``("-", text)``, null, an
@@ -100,44 +101,52 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[tuple[int, int]]:
-    """(catlog's port, Redis's port), both started once for the module."""
+@contextlib.contextmanager
+def redis_server(workdir: str, *flags: str) -> Iterator[int]:
+    """A ``redis-server`` on a free loopback port, persisting nothing; yields its port. Skips the
+    test when Redis is not installed (fails it when ``CATLOG_REQUIRE_REDIS`` is set)."""
     binary = shutil.which("redis-server")
     if binary is None:
         message = "redis-server is not installed (apt-get install redis-server)"
         if os.environ.get("CATLOG_REQUIRE_REDIS"):
             pytest.fail(message)
         pytest.skip(message)
-    with tempfile.TemporaryDirectory() as workdir:
-        port = _free_port()
-        redis = subprocess.Popen(
-            [
-                *(binary, "--port", str(port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--dir", workdir),
-                *("--databases", "1"),  # catlog has one database (PROTO-49)
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        catlog: RunningServer | None = None
+    port = _free_port()
+    redis = subprocess.Popen(
+        [
+            *(binary, "--port", str(port), "--bind", "127.0.0.1"),
+            *("--save", "", "--appendonly", "no", "--dir", workdir),
+            *("--databases", "1"),  # catlog has one database (PROTO-49)
+            *flags,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or redis.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield port
+    finally:
+        redis.terminate()
+        redis.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[int, int]]:
+    """(catlog's port, Redis's port), both started once for the module."""
+    with tempfile.TemporaryDirectory() as workdir, redis_server(workdir) as port:
+        catlog = start_server(os.path.join(workdir, "catlog"), "--fsync", "never")
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or redis.poll() is not None:
-                        raise
-                    time.sleep(0.05)
-            catlog = start_server(os.path.join(workdir, "catlog"), "--fsync", "never")
             yield catlog.port, port
         finally:
-            if catlog is not None:
-                catlog.stop()
-            redis.terminate()
-            redis.wait(timeout=30)
+            catlog.stop()
 
 
 KEYS: Final = [b"k", b"n", b"w", b"\x00bin\xff", b"a key"]

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, TextIO
 
-from . import __version__, server
+from . import __version__, server, serverconfig
 from . import open as open_store
 from .clock import SystemClock
 from .codec import (
@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         "RESP 2/3 on one port (spec/protocol.md, spec/server.md). SIGTERM or SIGINT stops it "
         "cleanly.",
     )
-    server.add_arguments(serve)
+    serverconfig.add_arguments(serve)
     stats = commands.add_parser(
         "stats", help="open a data directory (recovering it) and print its counters"
     )
@@ -208,8 +208,8 @@ def main(argv: Sequence[str] | None = None, *, fs: FileSystem | None = None) -> 
     if args.command == "serve":
         _log_for_server(args.log_level)
         try:
-            config = server.config_from(args)
-        except server.StartError as exc:  # SRV-21, as SRV-15 says a start error
+            config = serverconfig.config_from(args)
+        except serverconfig.StartError as exc:  # SRV-21, as SRV-15 says a start error
             print(f"catlog: {exc}", file=sys.stderr)
             return 1
         return server.run(config)

@@ -11,7 +11,7 @@ import pytest
 from catlog import auth
 from catlog.auth import Gate, Password
 from catlog.protocol.replies import OK
-from catlog.server import ServerConfig, StartError, password_from
+from catlog.serverconfig import ServerConfig, StartError, password_from
 
 SECRET = b"correct horse battery staple"
 

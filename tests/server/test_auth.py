@@ -196,9 +196,11 @@ def test_the_line_protocol_is_refused_when_a_password_is_set(
     with_password: tuple[int, int],
 ) -> None:
     catlog_port, _ = with_password
-    for request in (b"PUT k v\nGET k\n", b"GET k\n", b"DELETE k\n"):
+    for request in (b"PUT k v\nGET k\n", b"GET k\n", b"DELETE k\n", b"GET", b"PUT k v"):
         with socket.create_connection(("127.0.0.1", catlog_port), timeout=10) as sock:
             sock.sendall(request)
+            if not request.endswith(b"\n"):
+                sock.shutdown(socket.SHUT_WR)  # the end of input decides the protocol (PROTO-1)
             got = b""
             while chunk := sock.recv(65536):  # the server closes after its one line
                 got += chunk

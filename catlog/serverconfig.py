@@ -4,8 +4,8 @@
 :class:`ServerConfig` holds every setting of a server as one frozen value. :func:`add_arguments`
 declares the flags and :func:`config_from` turns the parsed command line into a config; the
 password may also come from a file or the environment (:func:`password_from`, SRV-21), so that
-it need not show in ``ps``. A setting given wrong stops the server here, with a
-:class:`StartError` that says which (SRV-15), before the data directory is opened.
+it need not show in ``ps``. A password given wrong stops the server here, before the data
+directory is opened, with a :class:`StartError` that says how (SRV-21; the line as SRV-15's).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 On two cores, redis-benchmark competes with the server it measures, and rounds of the network
 workload swing by half either way. Here the same reads that ``redis-benchmark -P 16 -r 100000
 -d 100`` sends (16 commands each) are handed straight to each server's ``data_received``, whose
-replies go to a transport that drops them: catlog's :class:`catlog.server.Connection` on a store
+replies go to a transport that drops them: catlog's :class:`catlog.connection.Connection` on a store
 with fsync never, against the minimal asyncio server's protocol (:mod:`bench.minimal_server`).
 What is left is the Python each server runs per request, measured in the same run, interleaved,
 each repetition of each server in a child process of its own.
@@ -20,8 +20,10 @@ from collections.abc import Callable
 from typing import Final
 
 import catlog
+from catlog.connection import Connection
 from catlog.protocol.resp import encode_command
-from catlog.server import Connection, Server, ServerConfig
+from catlog.server import Server
+from catlog.serverconfig import ServerConfig
 
 from . import minimal_server
 from .report import Figure, Outcome

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import Final
 
-from . import __version__, server
+from . import __version__, server, serverconfig
 from . import open as open_store
 from .clock import SystemClock
 from .errors import CatlogError
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "RESP 2/3 on one port (spec/protocol.md, spec/server.md). SIGTERM or SIGINT stops it "
         "cleanly.",
     )
-    server.add_arguments(serve)
+    serverconfig.add_arguments(serve)
     stats = commands.add_parser(
         "stats",
         help="open a data directory (recovering it) and print its counters",
@@ -196,7 +196,12 @@ def main(argv: Sequence[str] | None = None, *, fs: FileSystem | None = None) -> 
     args = parser.parse_args(arguments)
     if args.command == "serve":
         _log_for_server(args.log_level)
-        return server.run(server.config_from(args))
+        try:
+            config = serverconfig.config_from(args)
+        except serverconfig.StartError as exc:  # SRV-21, as SRV-15 says a start error
+            print(f"catlog: {exc}", file=sys.stderr)
+            return 1
+        return server.run(config)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     fs = fs if fs is not None else OsFileSystem()
     try:

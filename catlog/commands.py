@@ -26,6 +26,7 @@ from fractions import Fraction
 from typing import Final, Protocol, runtime_checkable
 
 from . import __version__, longdouble
+from .auth import HELLO_NOAUTH, WRONGPASS, Gate, Password, config_value
 from .batch import BatchOp
 from .clock import Clock, SystemClock
 from .codec import MAX_VALUE_SIZE
@@ -244,6 +245,7 @@ class Session:
         "client_id",
         "closing",
         "dirty",
+        "gate",
         "lib_name",
         "lib_ver",
         "name",
@@ -265,6 +267,7 @@ class Session:
         server: ServerInfo | None = None,
         watches: Watches | None = None,
         scan_order: ScanOrder | None = None,
+        password: Password | None = None,
     ) -> None:
         self.store: KeyValueStore = store
         """The store the commands run on; during an EXEC, its transaction (PROTO-85)."""
@@ -290,6 +293,8 @@ class Session:
         value), for the expiry check at EXEC."""
         self.dirty = False
         """PROTO-84: a watched key was touched since WATCH; set by :attr:`watches`."""
+        self.gate: Final = Gate(password)
+        """PROTO-103, PROTO-104: whether the connection has authenticated, and the password."""
 
     def execute(self, args: list[bytes]) -> Reply:
         """Run one command (a non-empty list of words) and return its reply value."""
@@ -303,6 +308,9 @@ class Session:
         arity = command.arity
         if (arity > 0 and len(args) != arity) or len(args) < -arity:
             return self._refuse(command, wrong_arity(command.name))
+        refusal = self.gate.refusal(command.name)  # PROTO-104: after the name and arity checks
+        if refusal is not None:
+            return refusal
         try:
             return command.run(self, args)
         except CatlogError as exc:
@@ -1074,12 +1082,12 @@ def _hello(session: Session, args: list[bytes]) -> Reply:
         version = parsed
         i = 2
     name: bytes | None = None
+    credentials: tuple[bytes, bytes] | None = None
     while i < len(args):
         option = args[i].upper()
         more = len(args) - 1 - i
         if option == b"AUTH" and more >= 2:
-            if args[i + 1] != b"default":
-                return Error("WRONGPASS invalid username-password pair or user is disabled.")
+            credentials = (args[i + 1], args[i + 2])
             i += 3
         elif option == b"SETNAME" and more >= 1:
             name = args[i + 1]
@@ -1090,6 +1098,11 @@ def _hello(session: Session, args: list[bytes]) -> Reply:
             i += 2
         else:
             return Error(f"ERR Syntax error in HELLO option '{_text(_c_string(args[i], 1024))}'")
+    gate = session.gate  # PROTO-107: the options are checked first, then the credentials
+    if credentials is not None and not gate.authenticate(*credentials):
+        return WRONGPASS
+    if not gate.authenticated:
+        return HELLO_NOAUTH
     if name is not None:
         session.name = name or None
     if version:
@@ -1108,17 +1121,8 @@ def _hello(session: Session, args: list[bytes]) -> Reply:
 
 
 def _auth(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-53: catlog has no passwords; the user ``default`` accepts any (Redis's nopass)."""
-    if len(args) > 3:
-        return SYNTAX_ERROR
-    if len(args) == 2:
-        return Error(
-            "ERR AUTH <password> called without any password configured for the default user."
-            " Are you sure your configuration is correct?"
-        )
-    if args[1] != b"default":
-        return Error("WRONGPASS invalid username-password pair or user is disabled.")
-    return OK
+    """PROTO-53, PROTO-106 (catlog/auth.py)"""
+    return session.gate.auth_command(args)
 
 
 _CLIENT_HELP: Final = (
@@ -1420,6 +1424,7 @@ def _config_values(session: Session) -> dict[str, str]:
         "save": "",
         "databases": "1",
         "port": str(server.tcp_port),
+        "requirepass": config_value(session.gate.password),  # PROTO-111
     }
 
 

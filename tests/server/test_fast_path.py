@@ -1,4 +1,4 @@
-"""The server's command loop (:meth:`catlog.server.RespSession.drive`) without sockets.
+"""The server's command loop (:meth:`catlog.sessions.RespSession.drive`) without sockets.
 
 The loop runs ``SET key value`` and ``GET key`` itself, without :class:`catlog.commands.Session`,
 because the server benchmark showed the layer's cost, and takes a read's commands from the reader
@@ -18,9 +18,10 @@ import pytest
 import catlog
 from catlog.codec import MAX_KEY_SIZE
 from catlog.commands import ServerInfo, Session
+from catlog.groupcommit import TicketingStore
 from catlog.protocol.replies import encode
 from catlog.protocol.resp import encode_command
-from catlog.server import RespSession, TicketingStore
+from catlog.sessions import RespSession
 from tests.crash.faulty_fs import FaultyFileSystem
 from tests.failing_store import failing
 

@@ -26,7 +26,7 @@ from tests.server.conftest import RunningServer, start_server
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ("spec/protocol.md", "spec/server.md")
 
-ERROR_CODES = ("ERR", "NOPROTO", "WRONGPASS", "EXECABORT")
+ERROR_CODES = ("ERR", "NOPROTO", "NOAUTH", "WRONGPASS", "EXECABORT")
 """The RESP error codes the spec quotes replies in (spec/protocol.md, "Quoted replies")."""
 
 QUOTED_REPLY = re.compile(
@@ -77,6 +77,9 @@ LONG_KEY = b"k" * 65_537
 NOT_SENT_BY_CATLOG = "quoted for contrast: not a reply catlog sends"
 
 EXEC_X = one(cmd("EXEC x"))
+
+PASSWORD = ("--requirepass", "q-secret")
+"""A server with a password, for the replies of PROTO-103 .. PROTO-110."""
 
 PROBES: dict[str, Probe | str] = {
     # line protocol (PROTO-4 .. PROTO-15, PROTO-58)
@@ -175,6 +178,16 @@ PROBES: dict[str, Probe | str] = {
     "ERR DISCARD without MULTI": one(cmd("DISCARD")),
     "ERR EXEC without MULTI": one(cmd("EXEC")),
     "ERR WATCH inside MULTI is not allowed": one(cmd("MULTI") + cmd("WATCH q")),
+    # authentication (PROTO-103 .. PROTO-110)
+    "NOAUTH Authentication required.": one(cmd("GET q"), *PASSWORD),
+    "-EXECABORT Transaction discarded because of: NOAUTH Authentication required.": one(
+        cmd("EXEC"), *PASSWORD
+    ),
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+    "<proto> AUTH <user> <pass> option can be used to authenticate the client and select the "
+    "RESP protocol version at the same time": one(cmd("HELLO 3"), *PASSWORD),
+    "ERROR NOAUTH this server requires a password and the line protocol has no AUTH; connect "
+    "with RESP and send AUTH": one(b"GET q\n", *PASSWORD),
 }
 
 

@@ -20,7 +20,8 @@ import pytest
 
 import catlog
 from catlog import server as server_module
-from catlog.server import Server, ServerConfig
+from catlog.server import Server
+from catlog.serverconfig import ServerConfig
 from tests.crash.faulty_fs import FaultyFileSystem
 
 VALUE_SIZE = 1024 * 1024

@@ -30,7 +30,8 @@ TRIES = 5
 RAISE_WHEN_READY = textwrap.dedent(
     """
     import asyncio, signal, sys
-    from catlog.server import ServerConfig, serve
+    from catlog.server import serve
+    from catlog.serverconfig import ServerConfig
 
     def ready(host: str, port: int) -> None:
         signal.raise_signal(int(sys.argv[2]))

@@ -25,7 +25,8 @@ import pytest
 import catlog
 from catlog import server as server_module
 from catlog.reopen import ReopenPolicy
-from catlog.server import Server, ServerConfig
+from catlog.server import Server
+from catlog.serverconfig import ServerConfig
 from tests.crash.faulty_fs import FaultyFileSystem
 
 FAST: Final = ReopenPolicy(check_every=0.02, first_delay=0.1, max_delay=0.4, remind_every=3600)

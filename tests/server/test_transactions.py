@@ -11,7 +11,8 @@ import pytest
 import redis
 
 import catlog
-from catlog.server import Server, ServerConfig
+from catlog.server import Server
+from catlog.serverconfig import ServerConfig
 from tests.server.conftest import Serve, kill_while_clients_run
 from tests.store.test_group_commit import DurabilityWitness
 

@@ -35,8 +35,9 @@ LAYERS: list[set[str]] = [
     {"arguments", "index", "recovery", "segment", "simfs", "reopen", "protocol.line"},
     # Records in bulk: hints, batches, walking a directory, the protocol readers.
     {"hint", "batch", "scan", "snapshot", "protocol.resp"},
-    # The store's parts, and the tools that read a directory without a store.
-    {"hintwriter", "opening", "reading", "repair", "datamap", "multi", "protocol"},
+    # The store's parts, the tools that read a directory without a store, and what a
+    # connection may do (auth) and queue (multi).
+    {"hintwriter", "opening", "reading", "repair", "datamap", "multi", "protocol", "auth"},
     # What runs under the store's write lock: it names the store only in annotations.
     {"compaction", "transaction"},
     # The store.
@@ -49,7 +50,10 @@ LAYERS: list[set[str]] = [
     {"tools.check", "tools.dump", "tools.export", "tools.repair", "tools.compact"},
     {"tools.map"},
     # What is built on the engine: the server's commands, the server, the tools.
+    {"groupcommit", "serverconfig"},
     {"commands"},
+    {"sessions"},
+    {"connection"},
     {"server"},
     {"cli"},
     {"__main__"},

@@ -1,0 +1,220 @@
+"""What ``catlog serve`` takes on its command line, checked before anything is opened
+(spec/server.md SRV-2, SRV-10, SRV-15, SRV-21).
+
+:class:`ServerConfig` holds every setting of a server as one frozen value. :func:`add_arguments`
+declares the flags and :func:`config_from` turns the parsed command line into a config; the
+password may also come from a file or the environment (:func:`password_from`, SRV-21), so that
+it need not show in ``ps``. A password given wrong stops the server here, before the data
+directory is opened, with a :class:`StartError` that says how (SRV-21; the line as SRV-15's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from . import auth
+from . import store as store_module
+from .errors import CatlogError
+from .protocol import line, resp
+from .store import FsyncPolicy
+
+DEFAULT_HOST: Final = "127.0.0.1"
+DEFAULT_PORT: Final = 4000
+DEFAULT_DATA_DIR: Final = "./data"
+DEFAULT_MAX_CONNECTIONS: Final = 1024
+DEFAULT_IDLE_TIMEOUT: Final = 300.0
+
+DEFAULT_COMPACT_THRESHOLD: Final = 0.5
+
+
+def _threshold(text: str) -> float | None:
+    """SRV-10: ``--compact-threshold``: a share between 0 and 1 exclusive, or 0 for never."""
+    value = float(text)
+    if value == 0:
+        return None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1 (0 turns it off)")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``catlog serve`` takes on its command line (SRV-2)."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    data_dir: str = DEFAULT_DATA_DIR
+    fsync: FsyncPolicy = "always"
+    fsync_interval_ms: int = store_module.DEFAULT_FSYNC_INTERVAL_MS
+    segment_size: int = store_module.DEFAULT_SEGMENT_SIZE
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_line_length: int = line.MAX_LINE_LENGTH
+    max_bulk_length: int = resp.MAX_BULK_LENGTH
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    """Seconds a connection may stay silent before it is closed; 0 turns it off."""
+    compact_threshold: float | None = DEFAULT_COMPACT_THRESHOLD
+    """SRV-10: the dead share of the data that starts a compaction (ENG-41); None: never."""
+    hints: bool = True
+    """SRV-10: write each sealed segment's hint in the background (ENG-43)."""
+    password: auth.Password | None = None
+    """SRV-21: the password every RESP connection must give (PROTO-103); None: none."""
+    protected_mode: bool = True
+    """SRV-23: with no password, serve only clients on the loopback interface."""
+
+
+class StartError(CatlogError):
+    """SRV-15: the server could not start; the message says which resource failed, and why."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """SRV-2: the flags of ``catlog serve``, each with its default."""
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="address to bind (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="TCP port, 0 for any (default %(default)s)"
+    )
+    parser.add_argument(
+        "--data-dir", default=DEFAULT_DATA_DIR, help="data directory (default %(default)s)"
+    )
+    parser.add_argument(
+        "--fsync",
+        choices=store_module.FSYNC_POLICIES,
+        default="always",
+        help="durability policy, see spec/engine.md (default %(default)s)",
+    )
+    parser.add_argument(
+        "--fsync-interval-ms",
+        type=int,
+        default=store_module.DEFAULT_FSYNC_INTERVAL_MS,
+        help="background fsync period under --fsync interval (default %(default)s)",
+    )
+    parser.add_argument(
+        "--segment-size",
+        type=int,
+        default=store_module.DEFAULT_SEGMENT_SIZE,
+        help="bytes per segment file before rotation (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="connections served at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-line-length",
+        type=int,
+        default=line.MAX_LINE_LENGTH,
+        help="longest line-protocol request, bytes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-bulk-length",
+        type=int,
+        default=resp.MAX_BULK_LENGTH,
+        help="longest RESP argument, bytes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help="close a connection silent this many seconds; 0 never (default %(default)s)",
+    )
+    parser.add_argument(
+        "--compact-threshold",
+        type=_threshold,
+        default=DEFAULT_COMPACT_THRESHOLD,
+        help="compact in the background once this share of the data is dead; 0 never "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--no-hints",
+        dest="hints",
+        action="store_false",
+        help="do not write hint files for sealed segments (restarts then scan every segment)",
+    )
+    parser.add_argument(
+        "--requirepass",
+        metavar="PASSWORD",
+        help="require AUTH with this password; visible to every user in ps, so prefer "
+        f"--requirepass-file or ${PASSWORD_VARIABLE}",
+    )
+    parser.add_argument(
+        "--requirepass-file",
+        metavar="PATH",
+        help="require AUTH with the password this file holds (one trailing newline is dropped)",
+    )
+    parser.add_argument(
+        "--protected-mode",
+        choices=["yes", "no"],
+        default="yes",
+        help="with no password, serve only clients on the loopback interface (default %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="logging threshold (default %(default)s)",
+    )
+
+
+PASSWORD_VARIABLE: Final = "CATLOG_REQUIREPASS"
+"""SRV-21: the environment variable a password may come from, out of sight of ``ps``."""
+
+
+def password_from(
+    flag: str | None, path: str | None, environ: Mapping[str, str]
+) -> auth.Password | None:
+    """SRV-21: the password from the one place it was given, or None; StartError when it was
+    given in more than one, is empty, or its file cannot be read. Nothing here names it."""
+    variable = environ.get(PASSWORD_VARIABLE) or None  # set but empty: not set
+    given = [
+        name
+        for name, value in (
+            ("--requirepass", flag),
+            ("--requirepass-file", path),
+            (PASSWORD_VARIABLE, variable),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise StartError(f"the password is given more than once ({', '.join(given)}): give one")
+    if path is not None:
+        try:
+            with open(path, "rb") as file:
+                secret = file.read()
+        except OSError as exc:
+            raise StartError(f"cannot read the password file {path}: {exc.strerror}") from exc
+        secret = secret.removesuffix(b"\n").removesuffix(b"\r")
+        if not secret:
+            raise StartError(f"the password file {path} is empty")
+        return auth.Password(secret)
+    text = flag if flag is not None else variable
+    if text is None:
+        return None
+    if not text:
+        raise StartError("the password given with --requirepass is empty")
+    return auth.Password(os.fsencode(text))
+
+
+def config_from(args: argparse.Namespace) -> ServerConfig:
+    """The config ``args`` describe; StartError for a password given wrong (SRV-21)."""
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        data_dir=args.data_dir,
+        fsync=args.fsync,
+        fsync_interval_ms=args.fsync_interval_ms,
+        segment_size=args.segment_size,
+        max_connections=args.max_connections,
+        max_line_length=args.max_line_length,
+        max_bulk_length=args.max_bulk_length,
+        idle_timeout=args.idle_timeout,
+        compact_threshold=args.compact_threshold,
+        hints=args.hints,
+        password=password_from(args.requirepass, args.requirepass_file, os.environ),
+        protected_mode=args.protected_mode == "yes",
+    )

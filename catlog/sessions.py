@@ -1,0 +1,256 @@
+"""A connection's protocol: its request reader, and the loop that runs what it reads (spec/server.md
+SRV-5, SRV-7, SRV-11; spec/protocol.md PROTO-80, PROTO-104, PROTO-110).
+
+No sockets here: :class:`LineSession` and :class:`RespSession` are fed the bytes a connection
+read (through their ``reader``) and, in ``drive``, run the requests against the store, appending
+reply bytes to a list. They stop where a reply must wait for this connection's writes to be durable
+(SRV-5), or once enough replies are gathered for the connection to send them first (SRV-7). The
+RESP loop has the server's fast path for plain SET and GET (SRV-11), which a connection inside
+MULTI, or one that has not authenticated (PROTO-104), never takes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Final, cast
+
+from . import auth, commands
+from .errors import CatlogError, InvalidTypeError, KeyTooLargeError, ValueTooLargeError
+from .groupcommit import TicketingStore
+from .multi import Watches
+from .protocol import line, replies, resp
+from .protocol.events import NEED_DATA, NeedData
+from .protocol.resp import RespParser, RespProtocolError
+
+Request = line.LineRequest | line.LineError | list[bytes] | RespProtocolError
+"""A request as a reader gives it: a line-protocol event or a RESP command (or its error)."""
+
+Progress = tuple[int, "Request | None", bool, bool]
+"""What a session's ``drive`` leaves: the newest ticket to wait on, a request held back until
+that ticket has taken effect, whether the connection ends after the replies, and whether it
+stopped only because :data:`REPLY_BATCH` bytes of replies were waiting (so there is more to run
+once they are sent)."""
+
+REPLY_BATCH: Final = 256 * 1024
+"""SRV-7: a connection sends its replies once this many bytes of them are gathered, before it
+runs more requests, so a pipeline of GETs of large values cannot build a huge reply in memory."""
+
+
+class LineSession:
+    """The line protocol on one connection: its reader, and its requests run on the store."""
+
+    def __init__(
+        self,
+        store: TicketingStore,
+        max_line_length: int,
+        watches: Watches | None = None,
+        *,
+        refused: str | None = None,
+    ) -> None:
+        self._store = store
+        self.reader = line.LineParser(max_line_length=max_line_length)
+        self._watches = watches
+        self._refused = refused
+        """PROTO-110: why this connection is closed before any request runs, or None."""
+
+    def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
+        """Run requests into ``out`` until input runs out or one must wait for ``ticket``."""
+        if self._refused is not None:
+            out.append(self.error_reply(self._refused))
+            return ticket, None, True, False
+        store = self._store
+        real = store.store
+        tracks = real.fsync == "always"
+        gathered = 0
+        while gathered < REPLY_BATCH:
+            if held is not None:
+                request: Request | NeedData = held
+                held = None
+            else:
+                request = self.reader.next_event()
+                if request is NEED_DATA:
+                    return ticket, None, False, False
+            assert not isinstance(request, list | RespProtocolError | NeedData), "line events"
+            if ticket and not isinstance(request, line.WRITES):
+                return ticket, request, False, False  # SRV-5: reads wait for this client's writes
+            before = real.last_ticket
+            reply = line.encode_reply(commands.execute_line(store, request, self._watches))
+            out.append(reply)
+            gathered += len(reply)
+            if tracks and (real.last_ticket != before or store.owed):
+                ticket = max(ticket, real.last_ticket, store.owed)
+                store.owed = 0
+        return ticket, None, False, True
+
+    @staticmethod
+    def error_reply(message: str) -> bytes:
+        return line.encode_reply(line.ErrorReply(message))
+
+
+class RespSession:
+    """RESP on one connection: its reader, and its commands run by :class:`commands.Session`."""
+
+    def __init__(
+        self,
+        store: TicketingStore,
+        info: commands.ServerInfo,
+        client_id: int,
+        max_bulk_length: int = resp.MAX_BULK_LENGTH,
+        *,
+        watches: Watches | None = None,
+        scan_order: commands.ScanOrder | None = None,
+        password: auth.Password | None = None,
+    ) -> None:
+        self._store = store
+        self.reader = RespParser(max_bulk_length=max_bulk_length)
+        self._session = commands.Session(
+            store,
+            client_id=client_id,
+            server=info,
+            watches=watches,
+            scan_order=scan_order,
+            password=password,
+        )
+        self._watches = self._session.watches
+        self._pending: Iterator[list[bytes]] = iter(())
+        """Commands taken from the reader and not run yet, oldest first."""
+
+    def drive(self, out: list[bytes], ticket: int, held: Request | None) -> Progress:
+        """Run commands into ``out`` until input runs out or one must wait for ``ticket``.
+
+        The hot loop of the server: under ``redis-benchmark -P 16`` it runs sixteen times per
+        read. A plain ``SET key value`` or ``GET key`` in the usual spellings goes straight to
+        the store with its reply bytes made here: the benchmark showed the command layer's
+        lookup, arity check, call and reply encoding costing a sixth of a pipelined SET beyond
+        its parse and append. Plain SETs in a row are gathered and appended as one group
+        (SRV-11) just before the next other command runs, or when the read's commands run out.
+        Every other command, and every other spelling of these two, takes the command layer;
+        both ways give the same bytes (tests/server/test_fast_path.py). Inside MULTI every
+        command takes the command layer, which queues it (PROTO-80), and so does every command
+        of a connection that has not authenticated, which refuses it (PROTO-104).
+        """
+        tickets = self._store
+        real = tickets.store
+        tracks = real.fsync == "always"
+        get = real.get
+        session = self._session
+        execute = session.execute
+        encode = replies.encode
+        pending = self._pending
+        if held is not None:
+            pending = itertools.chain([cast(list[bytes], held)], pending)  # only commands wait
+        gathered = 0
+        gate = session.gate
+        layered = session.queue is not None or not gate.authenticated
+        counters = session.server.counters
+        group: list[tuple[bytes, bytes]] = []
+        """SRV-11: the run of plain SETs read and not appended yet."""
+        while True:
+            # A list iterator, so that commands left when the loop returns stay in it, in order.
+            self._pending = pending
+            for command in pending:
+                counters.commands += 1
+                words = len(command)
+                if words == 3 and command[0] in _SET_NAMES and not layered:
+                    group.append((command[1], command[2]))
+                    continue
+                if group:
+                    written = self._append_group(group, out)
+                    if tracks and written:
+                        ticket = written
+                    group = []
+                if ticket and not _only_writes(command):
+                    counters.commands -= 1  # counted again when it runs
+                    return ticket, command, False, False  # SRV-5: reads wait for own writes
+                if words == 2 and command[0] in _GET_NAMES and not layered:
+                    try:
+                        value = get(command[1])
+                    except CatlogError as exc:
+                        reply = replies.error_bytes(f"ERR {exc}")
+                    else:
+                        if value is None:
+                            counters.misses += 1
+                            reply = _NULL3 if session.protocol == 3 else _NULL2
+                        else:
+                            counters.hits += 1
+                            reply = b"$%d\r\n%b\r\n" % (len(value), value)
+                else:
+                    before = real.last_ticket
+                    reply = encode(execute(command), session.protocol)
+                    layered = session.queue is not None or not gate.authenticated
+                    if tracks and (real.last_ticket != before or tickets.owed):
+                        ticket = max(ticket, real.last_ticket, tickets.owed)  # ENG-51
+                        tickets.owed = 0
+                    if session.closing:
+                        out.append(reply)
+                        return ticket, None, True, False
+                out.append(reply)
+                gathered += len(reply)
+                if gathered >= REPLY_BATCH:
+                    return ticket, None, False, True
+            if group:
+                written = self._append_group(group, out)
+                if tracks and written:
+                    ticket = written
+                group = []
+            event = self.reader.next_commands()
+            if event is NEED_DATA:
+                return ticket, None, False, False
+            if isinstance(event, RespProtocolError):
+                out.append(event.reply)
+                return ticket, None, True, False
+            pending = iter(event)
+
+    def _append_group(self, group: list[tuple[bytes, bytes]], out: list[bytes]) -> int:
+        """SRV-11: append a run of plain SETs and answer each; returns the last ticket, or 0 if
+        none was appended. A lone SET, and a group that one pair spoils, go one at a time, so
+        each SET meets its own error."""
+        store = self._store.store
+        watches = self._watches
+        if len(group) > 1:
+            try:
+                written = store.put_many_nowait(group)
+            except (InvalidTypeError, KeyTooLargeError, ValueTooLargeError):
+                pass
+            except CatlogError as exc:
+                out.append(replies.error_bytes(f"ERR {exc}") * len(group))  # PROTO-54
+                return 0
+            else:
+                out.append(_OK * len(group))
+                if watches.active:  # PROTO-84
+                    for key, _ in group:
+                        watches.touch(key)
+                return written
+        written = 0
+        put = store.put_nowait
+        for key, value in group:
+            try:
+                written = put(key, value)
+            except CatlogError as exc:
+                out.append(replies.error_bytes(f"ERR {exc}"))  # PROTO-54, as the layer does
+            else:
+                out.append(_OK)
+                watches.touch(key)
+        return written
+
+    def close(self) -> None:
+        """The connection ended: its WATCHes go with it (PROTO-84)."""
+        self._session.close()
+
+    @staticmethod
+    def error_reply(message: str) -> bytes:
+        return replies.error_bytes("ERR " + message)
+
+
+_SET_NAMES: Final = frozenset((b"SET", b"set"))
+_GET_NAMES: Final = frozenset((b"GET", b"get"))
+_OK: Final = replies.encode(replies.OK)
+_NULL2: Final = replies.encode(None, 2)
+_NULL3: Final = replies.encode(None, 3)
+
+
+def _only_writes(command: list[bytes]) -> bool:
+    """SRV-5: a plain SET or an MSET reads nothing, so it need not wait for earlier writes."""
+    name = command[0].upper()
+    return (name == b"SET" and len(command) == 3) or name == b"MSET"

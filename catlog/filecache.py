@@ -152,8 +152,9 @@ class FileCache:
             sealed._handle = handle
             if not sealed._kept:
                 self._enqueue(sealed, 1)
+                return handle  # marked, unless making room passed over it: then as the queue says
         elif not sealed._kept:
-            self._open.move_to_end(sealed)
+            self._open.move_to_end(sealed)  # read since the hand passed: a second chance
         sealed._used = True
         sealed._segment.pread = handle.pread
         return handle

@@ -101,6 +101,14 @@ def _threshold(text: str) -> float | None:
     return value
 
 
+def _open_files(text: str) -> int:
+    """SRV-2: ``--max-open-files``: a positive count (ENG-65)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything ``catlog serve`` takes on its command line (SRV-2)."""
@@ -120,6 +128,8 @@ class ServerConfig:
     """SRV-10: the dead share of the data that starts a compaction (ENG-41); None: never."""
     hints: bool = True
     """SRV-10: write each sealed segment's hint in the background (ENG-43)."""
+    max_open_files: int | None = None
+    """SRV-2, ENG-65: sealed segments' descriptors held open at once; None: the default."""
 
 
 class StartError(CatlogError):
@@ -335,6 +345,7 @@ class Server:
                 compact_threshold=old.compact_threshold,
                 hints=old.hints,
                 fs=self._fs,
+                max_open_files=old.max_open_files,
             )
         except (CatlogError, OSError) as exc:
             self._lost = exc
@@ -908,6 +919,7 @@ async def serve(
             compact_threshold=config.compact_threshold,
             hints="background" if config.hints else False,
             fs=fs,
+            max_open_files=config.max_open_files,
         )
     except (CatlogError, OSError) as exc:
         reason = str(exc)
@@ -1008,6 +1020,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not write hint files for sealed segments (restarts then scan every segment)",
     )
     parser.add_argument(
+        "--max-open-files",
+        type=_open_files,
+        default=None,
+        help="sealed segments' descriptors held open at once (default: from ulimit -n, ENG-65)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -1029,6 +1047,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         idle_timeout=args.idle_timeout,
         compact_threshold=args.compact_threshold,
         hints=args.hints,
+        max_open_files=args.max_open_files,
     )
 
 

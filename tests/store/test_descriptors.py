@@ -9,6 +9,7 @@ one record each, so that thousands take a second) and open them in a child proce
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -223,3 +224,46 @@ def test_reads_under_a_tiny_budget_stay_right_while_writes_rotate_and_compaction
         store.compact()
         assert descriptors() - before <= 2 + 4, "the budget, the active segment and the lock"
     assert descriptors() == before
+
+
+REMEDIES: Final = {
+    errno.EMFILE: "raise the descriptor limit (ulimit -n) or lower max_open_files",
+    errno.ENFILE: "the system's table of open files is full (fs.file-max); lower max_open_files",
+    errno.ENOMEM: "out of memory maps (vm.max_map_count) or address space; lower max_open_files"
+    " or raise vm.max_map_count",
+    errno.EACCES: "check the owner and permissions of the data directory and its files",
+}
+
+
+@pytest.mark.spec("ENG-70", "ENG-22")
+@pytest.mark.parametrize("error", sorted(REMEDIES))
+def test_a_segment_that_cannot_be_opened_for_a_read_is_a_read_error_saying_what_to_do(
+    tmp_path: Path, error: int
+) -> None:
+    write_segments(tmp_path / "data", 4)
+    fs = FaultyFileSystem()
+    with catlog.open(tmp_path / "data", fs=fs, max_open_files=1) as store:
+        fs.fail("open", error=error)
+        with pytest.raises(catlog.ReadError) as caught:
+            store.get(key_of(1))  # opening left segment 3 open, the last it read
+        path = f"{tmp_path / 'data'}/segment-00001.log"
+        assert str(caught.value) == (
+            f"{path}@16: cannot open the segment to read it: {os.strerror(error)};"
+            f" {REMEDIES[error]}"
+        )
+        assert isinstance(caught.value, catlog.CatlogError)
+        assert store.get(key_of(1)) == value_of(1), "the next read tries again"
+
+
+@pytest.mark.spec("ENG-70", "ENG-49")
+@pytest.mark.parametrize("error", sorted(REMEDIES))
+def test_a_segment_that_cannot_be_opened_at_open_is_an_open_error_saying_what_to_do(
+    tmp_path: Path, error: int
+) -> None:
+    write_segments(tmp_path / "data", 4)
+    fs = FaultyFileSystem()
+    fs.fail("open", nth=3, error=error)
+    with pytest.raises(catlog.OpenError) as caught:
+        catlog.open(tmp_path / "data", fs=fs)
+    assert str(caught.value).endswith(f"{os.strerror(error)}; {REMEDIES[error]}")
+    assert "segment-0000" in str(caught.value)

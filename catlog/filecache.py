@@ -25,7 +25,7 @@ and moves it to the back of the queue; if it is still the miss path, nothing rea
 it is closed. A segment read after its bit was cleared passes once through the miss path, which
 finds its file open, moves it to the back and makes its ``pread`` fast again.
 
-Closing is dropping (ENG-67). A reader in another thread may have taken a segment's ``pread``
+Closing is dropping (ENG-68). A reader in another thread may have taken a segment's ``pread``
 a moment before the cache closed its file; that reader holds the file through the bound method,
 so the file and its map stay valid until it has finished its read, and the descriptor and the
 map are released when the last reference goes (CPython's reference counting; ``OsFile`` closes

@@ -192,7 +192,7 @@ class OsFile:
             self._fd = -1
 
     def __del__(self) -> None:
-        # ENG-67: the file cache closes a sealed segment by dropping it, since a reader in another
+        # ENG-68: the file cache closes a sealed segment by dropping it, since a reader in another
         # thread may still be using it; the last reference gone, its descriptor goes too (the
         # map's own goes with the map).
         if self._fd >= 0:

@@ -216,7 +216,7 @@ class _Opening:
             self._slots.append(segment)
             packed = self._apply_hint(file, number, slot) if hint_name(number) in names else None
             segment.packed = self._replay(file, slot, newest=False) if packed is None else packed
-            self._files.adopt(segment, file)  # ENG-67: may close an older one to make room
+            self._files.adopt(segment, file)  # ENG-69: may close an older one to make room
         number, slot = numbers[-1], len(numbers) - 1
         self._doing = f"reading {self.path}/{segment_name(number)}"
         file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)

@@ -68,7 +68,7 @@ class Segment:
     def keep_open(self) -> None:
         """Hold this segment's file open until it is closed, before its name is removed: once
         the name is gone a file the cache closed could not be opened again, and a snapshot may
-        still read it (ENG-40, ENG-67)."""
+        still read it (ENG-40, ENG-68)."""
         if isinstance(self.file, SealedFile):
             self.file.keep_open()
 

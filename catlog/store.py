@@ -20,6 +20,9 @@ Locks, in the order they are taken (a thread holding one takes only those after 
    whole or appended to, never changed in place (see :mod:`catlog.segment`).
 3. ``_commit_mutex`` (and ``_commit``, the condition on it): the group-commit state. The fsync
    itself runs with no lock held (ENG-29).
+4. ``_files``' lock (:class:`catlog.filecache.FileCache`): which sealed segments are open. Taken
+   inside ``_lock`` (rotation, compaction's install and removal, closing), or alone by a read of
+   a segment whose file is closed (ENG-66); a read of an open one takes no lock.
 
 Each waiter's own sleeper lock (see :meth:`Store.wait_durable`) is released by another thread and
 nests inside nothing. The attributes below say which lock guards them ("lock:" in their
@@ -240,7 +243,7 @@ class Store(MutableMapping[bytes, bytes]):
         self.max_open_files: Final = (
             default_max_open_files() if max_open_files is None else max_open_files
         )
-        """ENG-65: at most this many sealed segments are open at once."""
+        """ENG-65: at most this many descriptors are held by open sealed segments."""
         self._fs: Final = fs if fs is not None else OsFileSystem()
         self._clock: Final = clock if clock is not None else SystemClock()
         self._now_ms = self._clock.now_ms

@@ -267,3 +267,29 @@ def test_a_segment_that_cannot_be_opened_at_open_is_an_open_error_saying_what_to
         catlog.open(tmp_path / "data", fs=fs)
     assert str(caught.value).endswith(f"{os.strerror(error)}; {REMEDIES[error]}")
     assert "segment-0000" in str(caught.value)
+
+
+@pytest.mark.spec("ENG-69", "ENG-65")
+def test_catlog_stats_opens_a_store_of_more_segments_than_its_limit(tmp_path: Path) -> None:
+    """``catlog stats`` opens the store with the default budget (it used to fail with EMFILE)."""
+    write_segments(tmp_path / "data", 600)
+    limit = 128
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        from catlog import cli
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, hard))
+        sys.exit(cli.main(["stats", sys.argv[1]]))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(catlog.__file__).parent.parent)},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "segments        601" in done.stdout

@@ -97,7 +97,7 @@ def remedy(exc: OSError) -> str:
 class FileCache:
     """The open files of one store's sealed segments; see the module for how it works."""
 
-    __slots__ = ("_fs", "_held", "_lock", "_open", "capacity", "opens")
+    __slots__ = ("_fs", "_held", "_lock", "_open", "capacity")
 
     def __init__(self, fs: FileSystem, capacity: int) -> None:
         assert capacity >= 1, "ENG-65: the store checks max_open_files"
@@ -109,8 +109,6 @@ class FileCache:
         each with the descriptors its file holds. Lock: ``_lock``."""
         self._held = 0
         """The descriptors the files in :attr:`_open` hold. Lock: ``_lock``."""
-        self.opens = 0
-        """Files opened on a miss since the store opened (the benchmark reports it)."""
 
     def adopt(self, segment: Segment, handle: File | None, *, writable: bool = False) -> None:
         """Take over a sealed segment's file; ``handle``, open already, becomes its first open
@@ -128,11 +126,6 @@ class FileCache:
                 sealed._handle = handle
                 self._enqueue(sealed, 2 if writable else 1)
 
-    def held(self) -> int:
-        """ENG-65: the descriptors the sealed segments' open files hold, at most ``capacity``
-        (outside the segments kept open for compaction's removal)."""
-        return self._held
-
     def _acquire(self, sealed: SealedFile, offset: int) -> File:
         """The miss path: ``sealed``'s open file, opened now if it is not. ``offset`` is the
         read's, for the error (ENG-70)."""
@@ -148,7 +141,6 @@ class FileCache:
                 handle = self._fs.open(sealed.path)
             except OSError as exc:
                 raise _open_failed(sealed.path, offset, exc) from exc
-            self.opens += 1
             sealed._handle = handle
             if not sealed._kept:
                 self._enqueue(sealed, 1)

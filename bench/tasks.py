@@ -24,6 +24,8 @@ from typing import Final
 
 from crc32c import crc32c
 
+import catlog
+
 from . import compaction, dataset, memory, peers, server_loop
 from .children import Reply, Scalar
 from .group_floor import MinimalGroupCommit, TextbookGroupCommit
@@ -97,6 +99,33 @@ def get(_session: Session, peer: str, path: str, n: int) -> Reply:
     for key, value in expected.items():
         assert fetch(key) == value, f"{peer} returned a wrong value"
     handle.close()
+    return _sample(sample)
+
+
+def many_segments(_session: Session, path: str, n: int, segment_size: int) -> Reply:
+    """The open-files workload's store: the fill's ``n`` pairs in small segments, untimed."""
+    with catlog.open(path, fsync="never", segment_size=segment_size) as store:
+        for key, value in zip(dataset.keys(n), dataset.values(n), strict=True):
+            store.put(key, value)
+        return {"segments": store.stats().segments}
+
+
+def budget_get(_session: Session, path: str, n: int, max_open_files: int) -> Reply:
+    """Reopen with ``max_open_files`` (untimed), then ``n`` gets in shuffled order (ENG-66)."""
+    keys, values = dataset.keys(n), dataset.values(n)
+    order = dataset.shuffled(keys)
+    with catlog.open(path, fsync="never", max_open_files=max_open_files) as store:
+        fetch = store.get
+        for key in order[:1000]:  # the same warm-up for every budget: open what it keeps open
+            fetch(key)
+
+        def loop() -> None:
+            for key in order:
+                fetch(key)
+
+        sample = timed(n, loop)
+        for key, value in zip(keys[:100], values[:100], strict=True):
+            assert fetch(key) == value, "catlog returned a wrong value"
     return _sample(sample)
 
 
@@ -314,6 +343,8 @@ TASKS: Final = frozenset(
         "python_floor",
         "compact",
         "loop",
+        "many_segments",
+        "budget_get",
     }
 )
 """The functions of this module a parent may call, by the name :meth:`Child.call` sends."""

@@ -625,6 +625,44 @@ def compact_latency(run: Run) -> list[Outcome]:
     return compaction.latency(run.fresh_dir("compact-latency"), run.sizes.fill_keys // 2)
 
 
+OPEN_FILES_SEGMENT_SIZE: Final = 64 * 1024
+"""The open-files workload's segments: small, so that the fill's keys make hundreds of them."""
+OPEN_FILES_SMALL_BUDGET: Final = 8
+
+
+def open_files(run: Run) -> list[Outcome]:
+    """Random gets with every segment held open against a budget far below the segments (ENG-65).
+
+    The first is the get path as it is when the budget is not in the way (ENG-66: a hit costs
+    nothing); the second pays the miss path, an open and a map per read of a closed segment,
+    on nearly every get. Only the catlog beside bench/ takes part: older ones have no budget.
+    """
+    n = run.sizes.fill_keys
+    path = run.fresh_dir("open-files")
+    built = run.once(HERE, "many_segments", path=path, n=n, segment_size=OPEN_FILES_SEGMENT_SIZE)
+    segments = int(built["segments"])
+    budgets = {
+        f"max_open_files={10_000} (all {segments} segments open)": 10_000,
+        f"max_open_files={OPEN_FILES_SMALL_BUDGET}": OPEN_FILES_SMALL_BUDGET,
+    }
+
+    def once(budget: int) -> Callable[[], Sample]:
+        def run_once() -> Sample:
+            reply = run.once(HERE, "budget_get", path=path, n=n, max_open_files=budget)
+            return _sample(reply)
+
+        return run_once
+
+    timings = round_robin(run.sizes.repeats, {label: once(b) for label, b in budgets.items()})
+    shutil.rmtree(path)
+    all_open, small = (_figure(label, t, "gets/s") for label, t in timings.items())
+    return [
+        Outcome(
+            f"random get over {segments} segments: {n:,} gets", small, (all_open,), all_open.label
+        )
+    ]
+
+
 WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "fill": fill,
     "get": random_get,
@@ -637,5 +675,6 @@ WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "loop": server_loop,
     "compact": compact_space,
     "latency": compact_latency,
+    "files": open_files,
 }
 """By the name ``--only`` takes, in the order a full run goes through them."""

@@ -395,6 +395,7 @@ def install(store: Store, segment: Segment, moves: list[tuple[bytes, int, int]])
 def remove_segment(store: Store, segment: Segment) -> None:
     """ENG-39 step 3: remove one input, durably, before the next (see the clause's note)."""
     name = segment_name(segment.number)
+    segment.keep_open()  # ENG-68: a snapshot may read it once its name is gone
     try:
         store._fs.remove(f"{store.path}/{name}")
         hint = f"{store.path}/{hint_name(segment.number)}"

@@ -55,10 +55,12 @@ class OpenError(CatlogError, OSError):
     Also an :class:`OSError` (its ``errno`` is the cause's), which is what it wraps.
     """
 
-    def __init__(self, path: str, doing: str, cause: OSError) -> None:
+    def __init__(self, path: str, doing: str, cause: OSError, advice: str = "") -> None:
         self.path = path
         self.doing = doing
-        super().__init__(cause.errno, f"cannot open {path}: {doing}: {cause}")
+        message = f"cannot open {path}: {doing}: {cause}"
+        # ENG-70: where the operator can do something about it, the message says what.
+        super().__init__(cause.errno, f"{message}; {advice}" if advice else message)
 
     def __str__(self) -> str:
         return str(self.args[1])

@@ -109,7 +109,12 @@ class OsFile:
         self._size = status.st_size
         self._identity = (status.st_dev, status.st_ino)
         self._map: mmap.mmap | bytes = b""
-        self._remap()
+        try:
+            self._remap()
+        except BaseException:
+            os.close(fd)  # ENG-70: a failed mapping (ENOMEM, say) must not leak the descriptor
+            self._fd = -1
+            raise
         if not writable and self._map:
             # ENG-56: the map holds a descriptor of its own; a second one per sealed segment
             # would halve how many segments a store can open under the process's limit.
@@ -182,6 +187,14 @@ class OsFile:
     def close(self) -> None:
         self._closed = True
         self._map = b""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        # ENG-68: the file cache closes a sealed segment by dropping it, since a reader in another
+        # thread may still be using it; the last reference gone, its descriptor goes too (the
+        # map's own goes with the map).
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -37,6 +37,7 @@ from .errors import (
     OpenError,
     UnsupportedFormatError,
 )
+from .filecache import FileCache, remedy
 from .fs import File, FileLock, FileSystem
 from .hint import HintProblem, apply_hint, decode_hint, hint_name, segment_crc_of
 from .index import (
@@ -76,6 +77,8 @@ class Opened:
     index: dict[bytes, int]
     expiring: Expiring
     """The expiry of each key whose newest record found is an expiring PUT (ENG-33)."""
+    files: FileCache
+    """ENG-65: the open files of the sealed segments, which the store goes on using."""
     tail_repairs: list[TailRepair] = field(default_factory=list)
 
 
@@ -83,9 +86,12 @@ def _parent(path: str) -> str:
     return posixpath.dirname(path) or "."
 
 
-def open_directory(fs: FileSystem, path: str) -> Opened:
-    """ENG-25, ENG-13: create and lock ``path``, then recover what it holds; see the module."""
-    opening = _Opening(fs, path)
+def open_directory(fs: FileSystem, path: str, max_open_files: int) -> Opened:
+    """ENG-25, ENG-13: create and lock ``path``, then recover what it holds; see the module.
+
+    At most ``max_open_files`` sealed segments are held open at once, on the way too (ENG-65).
+    """
+    opening = _Opening(fs, path, FileCache(fs, max_open_files))
     try:
         return opening.run()
     except OSError as exc:
@@ -97,9 +103,10 @@ def open_directory(fs: FileSystem, path: str) -> Opened:
 class _Opening:
     """One open of one directory: the state its steps share, and the step under way."""
 
-    def __init__(self, fs: FileSystem, path: str) -> None:
+    def __init__(self, fs: FileSystem, path: str, files: FileCache) -> None:
         self._fs = fs
         self.path = path
+        self._files = files
         self._index: dict[bytes, int] = {}
         self._expiring: Expiring = {}
         self._slots: list[Segment] = []
@@ -125,7 +132,15 @@ class _Opening:
                 segment.file.close()
             lock.release()
             raise
-        return Opened(lock, self._slots, active, self._index, self._expiring, self._tail_repairs)
+        return Opened(
+            lock,
+            self._slots,
+            active,
+            self._index,
+            self._expiring,
+            self._files,
+            self._tail_repairs,
+        )
 
     def failed(self, exc: OSError) -> OpenError:
         """ENG-49: say which step of opening the OS failed, on which path, in words."""
@@ -137,7 +152,7 @@ class _Opening:
                 doing = f"a parent of the data directory {self.path} is a file, not a directory"
         if exc.errno == errno.ENOSPC:
             doing = f"no space left on device while {doing}"
-        return OpenError(self.path, doing, exc)
+        return OpenError(self.path, doing, exc, remedy(exc))
 
     def _missing_directories(self) -> list[str]:
         """The data directory and those of its ancestors that do not exist yet (ENG-25)."""
@@ -201,6 +216,7 @@ class _Opening:
             self._slots.append(segment)
             packed = self._apply_hint(file, number, slot) if hint_name(number) in names else None
             segment.packed = self._replay(file, slot, newest=False) if packed is None else packed
+            self._files.adopt(segment, file)  # ENG-69: may close an older one to make room
         number, slot = numbers[-1], len(numbers) - 1
         self._doing = f"reading {self.path}/{segment_name(number)}"
         file = self._fs.open(f"{self.path}/{segment_name(number)}", writable=True)
@@ -209,6 +225,8 @@ class _Opening:
         if self._replay(file, slot, newest=True):
             # REC-19: never append to a packed segment; start the next one after it.
             newest.packed = True
+            self._files.adopt(newest, None)  # ENG-66: opened for reading when read
+            file.close()  # no reader can hold it yet
             self._doing = f"creating {self.path}/{segment_name(number + 1)}"
             active = ActiveSegment.create(self._fs, self.path, number + 1, slot=slot + 1)
             self._slots.append(active)

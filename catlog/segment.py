@@ -18,6 +18,7 @@ import re
 from typing import Final
 
 from .codec import encode_segment_header
+from .filecache import SealedFile
 from .fs import File, FileSystem
 
 WRITE_BUFFER_SIZE: Final = 64 * 1024
@@ -44,7 +45,12 @@ def parse_segment_name(name: str) -> int | None:
 
 
 class Segment:
-    """A segment no longer written to: reads go straight to the file."""
+    """A segment no longer written to: reads go straight to the file.
+
+    Once the store's file cache has taken it over (:mod:`catlog.filecache`), ``file`` is a
+    :class:`~catlog.filecache.SealedFile` and ``pread`` is either its open file's ``pread`` or,
+    while that is closed, the cache's miss path (ENG-66).
+    """
 
     __slots__ = ("file", "number", "packed", "pread", "slot")
 
@@ -58,6 +64,13 @@ class Segment:
 
     def size(self) -> int:
         return self.file.size()
+
+    def keep_open(self) -> None:
+        """Hold this segment's file open until it is closed, before its name is removed: once
+        the name is gone a file the cache closed could not be opened again, and a snapshot may
+        still read it (ENG-40, ENG-68)."""
+        if isinstance(self.file, SealedFile):
+            self.file.keep_open()
 
 
 class ActiveSegment(Segment):

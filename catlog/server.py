@@ -216,6 +216,7 @@ class Server:
                 compact_threshold=old.compact_threshold,
                 hints=old.hints,
                 fs=self._fs,
+                max_open_files=old.max_open_files,
             )
         except (CatlogError, OSError) as exc:
             self._lost = exc
@@ -281,6 +282,7 @@ async def serve(
             compact_threshold=config.compact_threshold,
             hints="background" if config.hints else False,
             fs=fs,
+            max_open_files=config.max_open_files,
         )
     except (CatlogError, OSError) as exc:
         reason = str(exc)

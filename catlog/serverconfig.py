@@ -41,6 +41,14 @@ def _threshold(text: str) -> float | None:
     return value
 
 
+def _open_files(text: str) -> int:
+    """SRV-2: ``--max-open-files``: a positive count (ENG-65)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything ``catlog serve`` takes on its command line (SRV-2)."""
@@ -60,6 +68,8 @@ class ServerConfig:
     """SRV-10: the dead share of the data that starts a compaction (ENG-41); None: never."""
     hints: bool = True
     """SRV-10: write each sealed segment's hint in the background (ENG-43)."""
+    max_open_files: int | None = None
+    """SRV-2, ENG-65: sealed segments' descriptors held open at once; None: the default."""
     password: auth.Password | None = None
     """SRV-21: the password every RESP connection must give (PROTO-103); None: none."""
     protected_mode: bool = True
@@ -135,6 +145,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="hints",
         action="store_false",
         help="do not write hint files for sealed segments (restarts then scan every segment)",
+    )
+    parser.add_argument(
+        "--max-open-files",
+        type=_open_files,
+        default=None,
+        help="sealed segments' descriptors held open at once (default: from ulimit -n, ENG-65)",
     )
     parser.add_argument(
         "--requirepass",
@@ -215,6 +231,7 @@ def config_from(args: argparse.Namespace) -> ServerConfig:
         idle_timeout=args.idle_timeout,
         compact_threshold=args.compact_threshold,
         hints=args.hints,
+        max_open_files=args.max_open_files,
         password=password_from(args.requirepass, args.requirepass_file, os.environ),
         protected_mode=args.protected_mode == "yes",
     )

@@ -20,6 +20,9 @@ Locks, in the order they are taken (a thread holding one takes only those after 
    whole or appended to, never changed in place (see :mod:`catlog.segment`).
 3. ``_commit_mutex`` (and ``_commit``, the condition on it): the group-commit state. The fsync
    itself runs with no lock held (ENG-29).
+4. ``_files``' lock (:class:`catlog.filecache.FileCache`): which sealed segments are open. Taken
+   inside ``_lock`` (rotation, compaction's install and removal, closing), or alone by a read of
+   a segment whose file is closed (ENG-66); a read of an open one takes no lock.
 
 Each waiter's own sleeper lock (see :meth:`Store.wait_durable`) is released by another thread and
 nests inside nothing. The attributes below say which lock guards them ("lock:" in their
@@ -79,6 +82,7 @@ from .errors import (
     StoreClosedError,
     StoreFailedError,
 )
+from .filecache import default_max_open_files
 from .fs import FileSystem, OsFileSystem
 from .hint import hint_name
 from .hintwriter import HintWriter
@@ -158,6 +162,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     compact_threshold: float | None = None,
     fs: FileSystem | None = None,
     clock: Clock | None = None,
+    max_open_files: int | None = None,
 ) -> Store:
     """Open (creating if needed) the store in directory ``path``; see spec/engine.md."""
     return Store(
@@ -169,6 +174,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         compact_threshold=compact_threshold,
         fs=fs,
         clock=clock,
+        max_open_files=max_open_files,
     )
 
 
@@ -208,6 +214,7 @@ class Store(MutableMapping[bytes, bytes]):
         compact_threshold: float | None = None,
         fs: FileSystem | None = None,
         clock: Clock | None = None,
+        max_open_files: int | None = None,
     ) -> None:
         if not (hints is False or hints is True or hints == "background"):  # ENG-25: not 1
             raise ValueError(f"hints must be False, True or 'background', not {hints!r}")
@@ -221,6 +228,8 @@ class Store(MutableMapping[bytes, bytes]):
             )
         if fsync_interval_ms <= 0:
             raise ValueError("fsync_interval_ms must be positive")
+        if max_open_files is not None and max_open_files < 1:
+            raise ValueError("max_open_files must be at least 1, or None for the default")
         directory: object = os.fspath(path)  # a bytes path passes the type checker's view
         if not isinstance(directory, str):
             kind = type(directory).__name__
@@ -231,6 +240,10 @@ class Store(MutableMapping[bytes, bytes]):
         self.fsync_interval_ms: Final = fsync_interval_ms
         self.hints: Final = hints
         """ENG-30: write a hint for each segment at rotation (opening uses hints regardless)."""
+        self.max_open_files: Final = (
+            default_max_open_files() if max_open_files is None else max_open_files
+        )
+        """ENG-65: at most this many descriptors are held by open sealed segments."""
         self._fs: Final = fs if fs is not None else OsFileSystem()
         self._clock: Final = clock if clock is not None else SystemClock()
         self._now_ms = self._clock.now_ms
@@ -301,7 +314,8 @@ class Store(MutableMapping[bytes, bytes]):
         self._last_fsync = 0.0
         """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
 
-        opened = open_directory(self._fs, self.path)
+        opened = open_directory(self._fs, self.path, self.max_open_files)
+        self._files = opened.files
         self._dir_lock = opened.lock
         self._slots = opened.slots
         self._order[:] = opened.slots  # in place: the hint writer holds the list
@@ -1167,6 +1181,7 @@ class Store(MutableMapping[bytes, bytes]):
         except OSError as exc:
             raise self._fail("creating a segment", exc) from exc
         sealed = old.seal()
+        self._files.adopt(sealed, old.file, writable=True)  # ENG-65
         self._slots[old.slot] = sealed
         self._order[-1] = sealed
         self._place(new)
@@ -1188,6 +1203,8 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _place(self, segment: Segment) -> None:
         """Record a new segment in its slot and in number order. Lock held."""
+        if not isinstance(segment, ActiveSegment):
+            self._files.adopt(segment, segment.file)  # ENG-65: a compaction's output
         if segment.slot == len(self._slots):
             self._slots.append(segment)
         else:

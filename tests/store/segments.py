@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from catlog import codec
+from catlog.segment import segment_name
 
 
 def records(directory: str, number: int = 1) -> list[codec.Record]:
@@ -25,3 +28,22 @@ def is_packed(directory: str, number: int) -> bool:
     with open(f"{directory}/segment-{number:05d}.log", "rb") as segment:
         header = segment.read(codec.SEGMENT_HEADER_SIZE)
     return header == codec.encode_segment_header(codec.PACKED_VERSION)
+
+
+def key_of(number: int) -> bytes:
+    """The key :func:`write_segments` puts in segment ``number``."""
+    return b"key-%06d" % number
+
+
+def value_of(number: int) -> bytes:
+    return b"value-%06d" % number
+
+
+def write_segments(directory: Path, count: int) -> None:
+    """``count`` sealed segments of one PUT each, and an empty active segment after them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    header = codec.encode_segment_header()
+    for number in range(1, count + 1):
+        record = codec.encode_record(codec.RecordType.PUT, 1, key_of(number), value_of(number))
+        (directory / segment_name(number)).write_bytes(header + record)
+    (directory / segment_name(count + 1)).write_bytes(header)

@@ -186,9 +186,11 @@ def test_a_reopened_store_holds_one_descriptor_per_segment(data_dir: str) -> Non
     assert _open_descriptors() == before, "close() gives every descriptor back"
 
 
-@pytest.mark.spec("ENG-56", "ENG-49")
+@pytest.mark.spec("ENG-56", "ENG-49", "ENG-65", "ENG-70")
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs a child process")
 def test_a_store_opens_under_a_descriptor_limit_just_above_its_segments(data_dir: str) -> None:
+    """Under a limit below its segments it opens too, with the default budget (ENG-65); a
+    budget above the limit fails, and the error says what to do (ENG-70)."""
     with catlog.open(data_dir, segment_size=256, fsync="never") as store:
         for i in range(600):
             store.put(b"k%03d" % (i % 40), b"v" * 40)
@@ -207,6 +209,16 @@ def test_a_store_opens_under_a_descriptor_limit_just_above_its_segments(data_dir
     done = subprocess.run(
         [sys.executable, "-c", tight], capture_output=True, text=True, timeout=120, check=False
     )
+    assert (done.returncode, done.stdout.strip()) == (0, "40"), done.stderr[-2000:]
+    too_many = tight.replace(
+        f"catlog.open({data_dir!r})", f"catlog.open({data_dir!r}, max_open_files=1000)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", too_many], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode != 0
     assert "catlog.errors.OpenError: cannot open" in done.stderr, "ENG-49 names what failed"
-    assert "Too many open files" in done.stderr
+    assert (
+        "Too many open files; raise the descriptor limit (ulimit -n) or lower max_open_files"
+        in (done.stderr)
+    )

@@ -32,7 +32,8 @@ LAYERS: list[set[str]] = [
         "protocol.replies",
     },
     # One concept on top of the foundations.
-    {"arguments", "index", "recovery", "segment", "simfs", "reopen", "protocol.line"},
+    {"arguments", "index", "recovery", "filecache", "simfs", "reopen", "protocol.line"},
+    {"segment"},
     # Records in bulk: hints, batches, walking a directory, the protocol readers.
     {"hint", "batch", "scan", "snapshot", "protocol.resp"},
     # The store's parts, the tools that read a directory without a store, and what a

@@ -100,6 +100,13 @@ class ServerCounters:
         self.misses = 0
         self._samples: collections.deque[tuple[float, int]] = collections.deque(maxlen=self.SAMPLES)
 
+    def looked_up(self, found: bool) -> None:
+        """PROTO-113: one key read by a command: a hit if it had a value, else a miss."""
+        if found:
+            self.hits += 1
+        else:
+            self.misses += 1
+
     def sample(self, now: float) -> None:
         self._samples.append((now, self.commands))
 

@@ -47,9 +47,11 @@ def _del(session: Session, args: list[bytes]) -> Reply:
 
 
 def _exists(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-38: a key named twice counts twice."""
+    """PROTO-38: a key named twice counts twice; each is a lookup (PROTO-113)."""
     store = session.store
-    return sum(1 for key in args[1:] if key in store)
+    found = sum(1 for key in args[1:] if key in store)
+    _count_lookups(session, found, len(args) - 1)
+    return found
 
 
 _EXPIRE_UNITS: Final = {
@@ -101,10 +103,13 @@ def _expire(session: Session, args: list[bytes]) -> Reply:
 def _ttl(session: Session, args: list[bytes]) -> Reply:
     """PROTO-56: TTL and PTTL: -2 for no key, -1 for no expiry, else the time left."""
     store = session.store
+    counters = session.server.counters
     try:
         expires_at = store.expires_at(args[1])
     except KeyError:
+        counters.looked_up(False)  # PROTO-113
         return -2
+    counters.looked_up(True)
     if expires_at is None:
         return -1
     left = max(expires_at - store.now_ms(), 0)
@@ -113,10 +118,13 @@ def _ttl(session: Session, args: list[bytes]) -> Reply:
 
 def _expiretime(session: Session, args: list[bytes]) -> Reply:
     """PROTO-56: EXPIRETIME and PEXPIRETIME: -2, -1, or the absolute expiry."""
+    counters = session.server.counters
     try:
         expires_at = session.store.expires_at(args[1])
     except KeyError:
+        counters.looked_up(False)  # PROTO-113
         return -2
+    counters.looked_up(True)
     if expires_at is None:
         return -1
     return expires_at if args[0].lower() == b"pexpiretime" else (expires_at + 500) // 1000
@@ -155,6 +163,7 @@ def _scan(session: Session, args: list[bytes]) -> Reply:
     count = 10
     pattern: bytes | None = None
     strings_only = True
+    kind: bytes | None = None
     i = 2
     while i < len(args):
         option = args[i].upper()
@@ -170,16 +179,19 @@ def _scan(session: Session, args: list[bytes]) -> Reply:
         elif option == b"MATCH":
             pattern = args[i + 1]
         elif option == b"TYPE":
-            strings_only = args[i + 1].lower() == b"string"
+            kind = args[i + 1]
+            strings_only = kind.lower() == b"string"
         else:
             return SYNTAX_ERROR
         i += 2
     if pattern == b"*":
         pattern = None
     next_cursor, keys = session.scan_order.page(session.store, int(cursor), count)
+    page: list[Reply] = [key for key in keys if pattern is None or glob_match(pattern, key)]
+    if kind is not None:
+        session.server.counters.hits += len(page)  # PROTO-113: TYPE looks each key up
     if not strings_only:
         return [b"%d" % next_cursor, []]
-    page: list[Reply] = [key for key in keys if pattern is None or glob_match(pattern, key)]
     return [b"%d" % next_cursor, page]
 
 
@@ -224,14 +236,26 @@ def _keys(session: Session, args: list[bytes]) -> Reply:
 
 
 def _type(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-91: catlog holds strings only."""
-    return SimpleString(b"string" if args[1] in session.store else b"none")
+    """PROTO-91: catlog holds strings only. PROTO-113: a lookup."""
+    found = args[1] in session.store
+    session.server.counters.looked_up(found)
+    return SimpleString(b"string" if found else b"none")
 
 
 def _touch(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-91: how many of the keys have a value; a key named twice counts twice."""
+    """PROTO-91: how many of the keys have a value; a key named twice counts twice; each is a
+    lookup (PROTO-113)."""
     store = session.store
-    return sum(1 for key in args[1:] if key in store)
+    found = sum(1 for key in args[1:] if key in store)
+    _count_lookups(session, found, len(args) - 1)
+    return found
+
+
+def _count_lookups(session: Session, found: int, named: int) -> None:
+    """PROTO-113: ``named`` keys looked up, of which ``found`` had a value."""
+    counters = session.server.counters
+    counters.hits += found
+    counters.misses += named - found
 
 
 def _randomkey(session: Session, args: list[bytes]) -> Reply:
@@ -283,6 +307,7 @@ def _copy(session: Session, args: list[bytes]) -> Reply:
         return Error("ERR source and destination objects are the same")
     with session.store.transaction() as tx:
         value = tx.get(source)
+        session.server.counters.looked_up(value is not None)  # PROTO-113: the source only
         if value is None or (not replace and tx.get(destination) is not None):
             return 0
         tx.put(destination, value, expires_at_ms=tx.expires_at(source))

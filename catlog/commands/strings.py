@@ -90,6 +90,8 @@ def _set(session: Session, args: list[bytes]) -> Reply:
     # PROTO-93: judged on the newest state, so two clients' SET NX cannot both store.
     with store.transaction() as tx:
         old = tx.get(key)
+        if get:
+            session.server.counters.looked_up(old is not None)  # PROTO-113
         if (nx and old is not None) or (xx and old is None):
             return old if get else None
         if keepttl and not expires_at and old is not None:
@@ -182,6 +184,7 @@ def _getset(session: Session, args: list[bytes]) -> Reply:
     key = args[1]
     with session.store.transaction() as tx:
         old = tx.get(key)
+        session.server.counters.looked_up(old is not None)  # PROTO-113
         tx.put(key, args[2])
     session.watches.touch(key)
     return old
@@ -192,6 +195,7 @@ def _getdel(session: Session, args: list[bytes]) -> Reply:
     key = args[1]
     with session.store.transaction() as tx:
         old = tx.get(key)
+        session.server.counters.looked_up(old is not None)  # PROTO-113
         if old is not None:
             tx.delete(key)
     if old is not None:
@@ -221,6 +225,7 @@ def _getex(session: Session, args: list[bytes]) -> Reply:
     store = session.store
     with store.transaction() as tx:
         value = tx.get(key)
+        session.server.counters.looked_up(value is not None)  # PROTO-113
         if value is None:
             return None
         if unit is not None:
@@ -240,8 +245,9 @@ def _getex(session: Session, args: list[bytes]) -> Reply:
 
 
 def _strlen(session: Session, args: list[bytes]) -> Reply:
-    """PROTO-88"""
+    """PROTO-88, PROTO-113"""
     value = session.store.get(args[1])
+    session.server.counters.looked_up(value is not None)
     return 0 if value is None else len(value)
 
 
@@ -251,6 +257,7 @@ def _getrange(session: Session, args: list[bytes]) -> Reply:
     if start is None or end is None:
         return NOT_AN_INTEGER
     value = session.store.get(args[1])
+    session.server.counters.looked_up(value is not None)  # PROTO-113
     if value is None or (start < 0 and end < 0 and start > end):
         return b""
     size = len(value)

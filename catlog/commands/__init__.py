@@ -39,6 +39,7 @@ from .arguments import (
     NOT_AN_INTEGER,
     SYNTAX_ERROR,
     _store_error,
+    internal_error,
     parse_int,
     unknown_command,
     unknown_subcommand,
@@ -140,6 +141,7 @@ __all__ = [
     "StatsSource",
     "Syncable",
     "execute_line",
+    "internal_error",
     "parse_int",
     "unknown_command",
     "unknown_subcommand",
@@ -218,6 +220,8 @@ class Session:
             return command.run(self, args)
         except CatlogError as exc:
             return _store_error(exc)
+        except Exception as exc:
+            return Error("ERR " + internal_error(command.name, exc))  # PROTO-114
 
     def _queue(self, command: Command | None, args: list[bytes]) -> Reply:
         """PROTO-80, PROTO-81: inside MULTI a command is checked and queued, not run; the
@@ -231,7 +235,12 @@ class Session:
             self.queue_failed = True
             return self._refuse(command, wrong_arity(command.name))
         if command.name in _RUN_INSIDE_MULTI:
-            return command.run(self, args)
+            try:
+                return command.run(self, args)
+            except CatlogError as exc:
+                return _store_error(exc)
+            except Exception as exc:
+                return Error("ERR " + internal_error(command.name, exc))  # PROTO-114
         if "no_multi" in command.flags:
             self.queue_failed = True
             return Error("ERR Command not allowed inside a transaction")
@@ -435,4 +444,6 @@ def execute_line(
             return line.OK
     except CatlogError as exc:
         return line.ErrorReply(str(exc))
+    except Exception as exc:
+        return line.ErrorReply(internal_error(type(event).__name__.lower(), exc))  # PROTO-114
     return line.ErrorReply(event.message)

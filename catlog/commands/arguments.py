@@ -6,6 +6,7 @@ Redis's), PROTO-36 and PROTO-55 (expiry amounts), PROTO-54 (a store error as ``-
 
 from __future__ import annotations
 
+import logging
 from typing import Final
 
 from catlog.errors import CatlogError
@@ -54,6 +55,18 @@ def unknown_subcommand(args: list[bytes]) -> Error:
 def _store_error(exc: CatlogError) -> Error:
     """PROTO-54: a store error becomes ``-ERR <message>``; the connection goes on."""
     return Error(f"ERR {exc}")
+
+
+log = logging.getLogger("catlog.server")
+
+
+def internal_error(name: str, exc: Exception) -> str:
+    """PROTO-114: a command failed with an error no clause foresees, a defect in catlog. The
+    traceback goes to the log once, at ERROR; the message the client gets names the command and
+    the kind of error, so that a report of it can be matched with that log entry. Redis has no
+    such reply (a defect there stops the server), so the words are catlog's."""
+    log.error("[INTERNAL ERROR] '%s' command: %r", name, exc, exc_info=exc)
+    return f"internal error in '{name}' command: {type(exc).__name__}"
 
 
 _INT64_MIN: Final = -(1 << 63)

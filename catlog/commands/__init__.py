@@ -14,7 +14,7 @@ This module holds the session, the table and the dispatch (PROTO-7 .. PROTO-15 f
 protocol, PROTO-27, PROTO-29, PROTO-47 for COMMAND, PROTO-80 and PROTO-81 for queueing inside
 MULTI); the commands live by family, as Redis's documentation groups them:
 
-- :mod:`.strings`: GET, SET, MGET, MSET, INCR, APPEND, GETRANGE ...
+- :mod:`.strings`: GET, SET, MGET, MSET, INCR, APPEND, GETRANGE, LCS ...
 - :mod:`.keys`: DEL, EXISTS, EXPIRE, TTL, SCAN, KEYS, RENAME, COPY, FLUSHDB ...
 - :mod:`.server`: INFO, CONFIG, TIME, LASTSAVE, SAVE, BGREWRITEAOF
 - :mod:`.connection`: PING, ECHO, SELECT, QUIT, HELLO, AUTH, CLIENT
@@ -97,6 +97,7 @@ from .strings import (
     _getset,
     _incr,
     _incrbyfloat,
+    _lcs,
     _mget,
     _mset,
     _msetnx,
@@ -391,6 +392,7 @@ COMMANDS: Final = _table(
     Command("append", 3, _WF, 1, 1, 1, _append, ("write", "string", "fast")),
     Command("setrange", 4, _W, 1, 1, 1, _setrange, ("write", "string", "slow")),
     Command("msetnx", -3, _W, 1, -1, 2, _msetnx, ("write", "string", "slow")),
+    Command("lcs", -3, ("readonly",), 1, 2, 1, _lcs, ("read", "string", "slow")),
     Command("unlink", -2, ("write", "fast"), 1, -1, 1, _del, ("keyspace", "write", "fast")),
     Command("type", 2, _R, 1, 1, 1, _type, ("keyspace", "read", "fast")),
     Command("touch", -2, _R, 1, -1, 1, _touch, ("keyspace", "read", "fast")),

@@ -2,7 +2,7 @@
 KEYS, TYPE, TOUCH, RANDOMKEY, RENAME, COPY and FLUSHDB.
 
 Clauses: PROTO-37, PROTO-38, PROTO-41 .. PROTO-43, PROTO-45, PROTO-55 .. PROTO-57, PROTO-60,
-PROTO-91, PROTO-93, PROTO-100.
+PROTO-91, PROTO-93, PROTO-100, PROTO-113 (the lookups INFO counts).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The string commands: GET and SET and their variants, MGET, MSET, the counters (INCR and
-kin, INCRBYFLOAT), GETRANGE, STRLEN, APPEND, SETRANGE and MSETNX.
+kin, INCRBYFLOAT), GETRANGE, STRLEN, APPEND, SETRANGE, MSETNX and LCS.
 
-Clauses: PROTO-34 .. PROTO-36, PROTO-39, PROTO-40, PROTO-87 .. PROTO-90, PROTO-93, PROTO-94.
+Clauses: PROTO-34 .. PROTO-36, PROTO-39, PROTO-40, PROTO-87 .. PROTO-90, PROTO-93, PROTO-94,
+PROTO-113 (the lookups INFO counts), PROTO-115 (LCS).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Final
 
 from catlog import longdouble
 from catlog.codec import MAX_VALUE_SIZE
-from catlog.protocol.replies import OK, Error, Reply
+from catlog.protocol.replies import OK, Error, Map, Reply
 
 from .arguments import (
     _INT64_MAX,
@@ -344,3 +345,97 @@ def _incrbyfloat(session: Session, args: list[bytes]) -> Reply:
         tx.put(key, text, expires_at_ms=None if old is None else tx.expires_at(key))
     session.watches.touch(key)
     return text
+
+
+LCS_TABLE_LIMIT: Final = 4 * 1024 * 1024
+"""PROTO-115: the most bytes LCS's table may take, counted as Redis counts them (four a cell);
+Redis's bound is its ``proto-max-bulk-len`` (512 MB), which pure Python would take minutes to fill
+while every other connection waits."""
+
+
+def _lcs(session: Session, args: list[bytes]) -> Reply:
+    """PROTO-115: LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN], as Redis 7's
+    lcsCommand (t_string.c) computes it: the dynamic-programming table, then one walk back from
+    its corner that yields the string and the matching ranges, last ranges first."""
+    store = session.store
+    counters = session.server.counters
+    first, second = store.get(args[1]), store.get(args[2])
+    counters.looked_up(first is not None)  # PROTO-113: both keys, before the options
+    counters.looked_up(second is not None)
+    a, b = first or b"", second or b""
+    get_len = get_idx = with_match_len = False
+    min_match_len = 0
+    i = 3
+    while i < len(args):
+        option = args[i].upper()
+        if option == b"IDX":
+            get_idx = True
+        elif option == b"LEN":
+            get_len = True
+        elif option == b"WITHMATCHLEN":
+            with_match_len = True
+        elif option == b"MINMATCHLEN" and i + 1 < len(args):
+            parsed = parse_int(args[i + 1])
+            if parsed is None:
+                return NOT_AN_INTEGER
+            min_match_len = max(parsed, 0)
+            i += 1
+        else:
+            return SYNTAX_ERROR
+        i += 1
+    if get_len and get_idx:
+        return Error("ERR If you want both the length and indexes, please just use IDX.")
+    if (len(a) + 1) * (len(b) + 1) * 4 > LCS_TABLE_LIMIT:
+        return Error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+    table = [[0] * (len(b) + 1)]
+    for byte in a:
+        above = table[-1]
+        row = [0]
+        for j, other in enumerate(b, 1):
+            row.append(above[j - 1] + 1 if byte == other else max(above[j], row[j - 1]))
+        table.append(row)
+    length = table[len(a)][len(b)]
+    if get_len:
+        return length
+    result = bytearray(length)
+    matches: list[Reply] = []
+    idx = length
+    unset = len(a)
+    a_start = a_end = b_start = b_end = 0
+    a_start = unset
+    i, j = len(a), len(b)
+    while i > 0 and j > 0:
+        emit = False
+        if a[i - 1] == b[j - 1]:
+            result[idx - 1] = a[i - 1]
+            if a_start == unset:
+                a_start = a_end = i - 1
+                b_start = b_end = j - 1
+            elif a_start == i and b_start == j:
+                a_start -= 1
+                b_start -= 1
+            else:
+                emit = True
+            if a_start == 0 or b_start == 0:
+                emit = True
+            idx -= 1
+            i -= 1
+            j -= 1
+        else:
+            if table[i - 1][j] > table[i][j - 1]:
+                i -= 1
+            else:
+                j -= 1
+            if a_start != unset:
+                emit = True
+        match_len = a_end - a_start + 1
+        if emit:
+            if get_idx and (min_match_len == 0 or match_len >= min_match_len):
+                match: list[Reply] = [[a_start, a_end], [b_start, b_end]]
+                if with_match_len:
+                    match.append(match_len)
+                matches.append(match)
+            a_start = unset
+    if get_idx:
+        return Map(((b"matches", matches), (b"len", length)))
+    return bytes(result)

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Final
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -204,6 +204,7 @@ NAMES: Final = [
     "PING",
     "ECHO",
     "SELECT",
+    "LCS",
     "FROB",
 ]
 ONE_KEY: Final = frozenset(
@@ -290,6 +291,24 @@ def commands(draw: st.DrawFn) -> list[bytes]:
         args = [draw(st.sampled_from([b"*", b"k*", b"?"]))]
     elif name == "SELECT":
         args = [draw(st.sampled_from([b"0", b"1", b"-1", b"15", b"x", b"2147483648"]))]
+    elif name == "LCS":
+        options = draw(
+            st.lists(
+                st.sampled_from(
+                    [
+                        [b"LEN"],
+                        [b"IDX"],
+                        [b"WITHMATCHLEN"],
+                        [b"MINMATCHLEN", b"2"],
+                        [b"minmatchlen", b"-1"],
+                        [b"MINMATCHLEN", b"x"],
+                        [b"NOSUCH"],
+                    ]
+                ),
+                max_size=3,
+            )
+        )
+        args = [k, draw(keys), *(word for option in options for word in option)]
     elif name == "FROB":
         args = [k]
     else:  # MULTI, EXEC, DISCARD, UNWATCH, DBSIZE, FLUSHDB, PING
@@ -556,3 +575,54 @@ def test_catlog_answers_every_command_as_redis_does(servers: tuple[int, int]) ->
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+LCS_OPTIONS: Final = st.lists(
+    st.sampled_from(
+        [
+            [b"LEN"],
+            [b"IDX"],
+            [b"idx"],
+            [b"WITHMATCHLEN"],
+            [b"MINMATCHLEN", b"0"],
+            [b"MINMATCHLEN", b"2"],
+            [b"MINMATCHLEN", b"3"],
+            [b"MINMATCHLEN", b"-4"],
+            [b"MINMATCHLEN", b"x"],
+            [b"MINMATCHLEN"],
+            [b"ANY"],
+        ]
+    ),
+    max_size=4,
+)
+
+
+@pytest.mark.spec("PROTO-115", "PROTO-113")
+@settings(max_examples=1_000 if _NIGHTLY else 150, deadline=None)
+@given(
+    first=st.one_of(st.none(), st.binary(max_size=24).map(lambda s: bytes(b % 4 + 97 for b in s))),
+    second=st.one_of(st.none(), st.binary(max_size=24).map(lambda s: bytes(b % 4 + 97 for b in s))),
+    options=LCS_OPTIONS,
+)
+def test_lcs_answers_as_redis_does(
+    servers: tuple[int, int], first: bytes | None, second: bytes | None, options: list[list[bytes]]
+) -> None:
+    """Strings over a four-letter alphabet, so that they share long runs and many ways to match;
+    either key may be absent; every option, valid or not, in any order."""
+    clients = Client(servers[0]), Client(servers[1])
+    watchers = Client(servers[0]), Client(servers[1])
+    try:
+        replies = []
+        for client, watcher in zip(clients, watchers, strict=True):
+            client.call([b"DEL", b"l1", b"l2"])
+            for key, value in ((b"l1", first), (b"l2", second)):
+                if value is not None:
+                    client.call([b"SET", key, value])
+            before = keyspace_lookups(watcher)
+            reply = client.call([b"LCS", b"l1", b"l2", *(w for option in options for w in option)])
+            after = keyspace_lookups(watcher)
+            replies.append((reply, (after[0] - before[0], after[1] - before[1])))
+        assert replies[0] == replies[1], (first, second, options, *replies)
+    finally:
+        for client in (*clients, *watchers):
+            client.close()

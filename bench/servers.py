@@ -187,6 +187,13 @@ def contenders() -> list[Contender]:
 
 
 TESTS: Final = ("SET", "GET")
+COMMAND_TESTS: Final = ("INCR", "MSET")
+"""Run at the judged depth on every contender but the ceiling (which knows only SET and GET) and
+catlog under fsync always: what a command through the command layer costs against the loop's
+own SET (issue 14)."""
+MSET_KEYS: Final = 10
+"""The keys of one redis-benchmark MSET; its run sends a tenth of the requests, so that it
+writes as many keys as the SET run."""
 CEILING: Final = "minimal asyncio dict server (ceiling)"
 NEVER: Final = 'catlog fsync="never"'
 ALWAYS: Final = 'catlog fsync="always"'
@@ -227,9 +234,9 @@ def _round(
     found: _Rounds,
 ) -> None:
     """One round: every contender started on a fresh directory; then for each pipeline depth in
-    ``pipelines``, SET and then GET (which finds the keys the SETs wrote), each test run against
-    every server back to back, in an order rotated by ``turn``; each server's CPU time read
-    around its run.
+    ``pipelines``, SET and then GET (which finds the keys the SETs wrote), and at the first depth
+    INCR and MSET too (see :data:`COMMAND_TESTS`), each test run against every server back to
+    back, in an order rotated by ``turn``; each server's CPU time read around its run.
 
     The servers wait idle while the others are measured, so the runs whose ratio the table
     shows are seconds apart, not the length of a round.
@@ -244,12 +251,16 @@ def _round(
             running.append((contender, port, started))
         order = running[turn:] + running[:turn]
         for pipeline in pipelines:
-            for test in TESTS:
+            judged = pipeline == pipelines[0]
+            for test in TESTS + (COMMAND_TESTS if judged else ()):
+                sent = requests // MSET_KEYS if test == "MSET" else requests
                 for contender, port, process in order:
+                    if test in COMMAND_TESTS and contender.label in (CEILING, ALWAYS):
+                        continue
                     cpu_before = cpu_seconds(process.pid)
-                    rate = redis_benchmark(port, pipeline, requests, test.lower())
+                    rate = redis_benchmark(port, pipeline, sent, test.lower())
                     cpu = cpu_seconds(process.pid) - cpu_before
-                    found.add((contender.label, pipeline, test), rate, cpu / requests * 1e6)
+                    found.add((contender.label, pipeline, test), rate, cpu / sent * 1e6)
     finally:
         for _contender, _port, process in running:
             _stop(process)
@@ -291,7 +302,8 @@ def server_workload(
         _round(everyone, directory, turn=turn, pipelines=depths, requests=requests, found=found)
     labels = [c.label for c in everyone]
     how = (
-        f"redis-benchmark -t set, then -t get, -n {requests} -r {KEYSPACE} -d {VALUE_SIZE}; "
+        f"redis-benchmark -t set, then -t get (then incr and mset at -P {judged}), -n {requests} "
+        f"-r {KEYSPACE} -d {VALUE_SIZE}; "
         f"medians of {rounds} interleaved rounds at -P {judged} and of every third of them at "
         "the other depths (run after it), all servers restarted on fresh directories each round "
         "and each test run on every server back to back; the lowest and highest round in "
@@ -328,6 +340,8 @@ def server_workload(
                     ),
                 )
             )
+        if pipeline == judged:
+            outcomes += _command_outcomes(found, labels, pipeline)
         ratios = found.round_ratios(ALWAYS, NEVER, pipeline, "SET")
         outcomes.append(
             Outcome(
@@ -339,6 +353,52 @@ def server_workload(
                 (
                     "group commit: writes of all connections share each fsync (SRV-5).",
                     f"ratio to fsync never round by round: {_spread(ratios)}.",
+                ),
+            )
+        )
+    return outcomes
+
+
+SET_NEVER: Final = 'catlog fsync="never" SET'
+
+
+def _command_outcomes(found: _Rounds, labels: list[str], pipeline: int) -> list[Outcome]:
+    """INCR and MSET against catlog's own SET (fsync never), both in keys written per second:
+    INCR writes one key a request, MSET ten (issue 14's targets: 0.8x for both)."""
+    outcomes = []
+    for test in COMMAND_TESTS:
+        keys = MSET_KEYS if test == "MSET" else 1
+        others = [label for label in labels if label not in (CEILING, ALWAYS)]
+        figures = {
+            label: Figure(
+                label,
+                keys * statistics.median(found.rates[(label, pipeline, test)]),
+                "keys/s",
+                tuple(keys * rate for rate in found.rates[(label, pipeline, test)]),
+                median=True,
+            )
+            for label in others
+        }
+        set_rates = found.rates[(NEVER, pipeline, "SET")]
+        own_set = Figure(SET_NEVER, statistics.median(set_rates), "keys/s", tuple(set_rates), True)
+        ratios = [
+            keys * a / b
+            for a, b in zip(found.rates[(NEVER, pipeline, test)], set_rates, strict=True)
+        ]
+        cpu = ", ".join(f"{label} {found.cpu(label, pipeline, test):.1f}" for label in others)
+        name = f"{test} ({MSET_KEYS} keys)" if test == "MSET" else test
+        outcomes.append(
+            Outcome(
+                f"server {name}, -c {CLIENTS} -P {pipeline}",
+                figures[NEVER],
+                (own_set, *(figures[label] for label in others if label != NEVER)),
+                SET_NEVER,
+                Target(0.8, at_least=True),
+                (
+                    f"keys written per second; redis-benchmark -t {test.lower()}"
+                    + (f", -n {MSET_KEYS}x fewer requests" if test == "MSET" else "")
+                    + f"; ratio to catlog's own SET round by round: {_spread(ratios)}.",
+                    f"server CPU time per request (user + system, median), µs: {cpu}.",
                 ),
             )
         )

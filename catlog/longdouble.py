@@ -69,7 +69,7 @@ def parse(text: bytes) -> LongDouble | None:
         if not digits:
             return None
         scale = -4 * len(fraction or b"")
-        exponent2 = int(power or b"0")
+        exponent2 = _exponent(power)
         value = _scaled(int(digits, 16), 2, exponent2 + scale)
     else:
         found = _DECIMAL.fullmatch(text)
@@ -79,13 +79,40 @@ def parse(text: bytes) -> LongDouble | None:
         digits = whole + (fraction or b"")
         if not digits:
             return None
-        value = _scaled(int(digits), 10, int(power or b"0") - len(fraction or b""))
+        value = _scaled(_decimal(digits), 10, _exponent(power) - len(fraction or b""))
     if value is None:
         return None
     rounded = round_to_format(value)
     if isinstance(rounded, str) or (rounded == 0 and value != 0):
         return None  # ERANGE: overflow to HUGE_VAL, or underflow to zero
     return -rounded if sign == b"-" else rounded
+
+
+_CHUNK_DIGITS: Final = 4000
+"""Below Python's limit on the digits one ``int()`` of a decimal string may convert
+(``sys.get_int_max_str_digits``, 4,300), which a 5 KiB value passes."""
+
+_EXPONENT_LIMIT: Final = 1 << 20
+"""Beyond every exponent that leaves a value of MAX_CHARS digits in range, either way."""
+
+
+def _decimal(digits: bytes) -> int:
+    """``int(digits)`` for a string of decimal digits of any length."""
+    value = 0
+    for start in range(0, len(digits), _CHUNK_DIGITS):
+        chunk = digits[start : start + _CHUNK_DIGITS]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return value
+
+
+def _exponent(power: bytes | None) -> int:
+    """A decimal exponent, held within +-_EXPONENT_LIMIT: however many digits it has, one that
+    large already puts every mantissa out of range (or keeps zero zero)."""
+    if not power:
+        return 0
+    negative = power[:1] == b"-"
+    magnitude = min(_decimal(power.lstrip(b"+-")), _EXPONENT_LIMIT)
+    return -magnitude if negative else magnitude
 
 
 def _scaled(mantissa: int, base: int, exponent: int) -> Fraction | None:

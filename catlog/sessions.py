@@ -168,6 +168,8 @@ class RespSession:
                         value = get(command[1])
                     except CatlogError as exc:
                         reply = replies.error_bytes(f"ERR {exc}")
+                    except Exception as exc:
+                        reply = _internal_error("get", exc)  # PROTO-114, as the layer does
                     else:
                         if value is None:
                             counters.misses += 1
@@ -216,6 +218,9 @@ class RespSession:
             except CatlogError as exc:
                 out.append(replies.error_bytes(f"ERR {exc}") * len(group))  # PROTO-54
                 return 0
+            except Exception as exc:
+                out.append(_internal_error("set", exc) * len(group))  # PROTO-114
+                return 0
             else:
                 out.append(_OK * len(group))
                 if watches.active:  # PROTO-84
@@ -229,6 +234,8 @@ class RespSession:
                 written = put(key, value)
             except CatlogError as exc:
                 out.append(replies.error_bytes(f"ERR {exc}"))  # PROTO-54, as the layer does
+            except Exception as exc:
+                out.append(_internal_error("set", exc))  # PROTO-114
             else:
                 out.append(_OK)
                 watches.touch(key)
@@ -248,6 +255,10 @@ _GET_NAMES: Final = frozenset((b"GET", b"get"))
 _OK: Final = replies.encode(replies.OK)
 _NULL2: Final = replies.encode(None, 2)
 _NULL3: Final = replies.encode(None, 3)
+
+
+def _internal_error(name: str, exc: Exception) -> bytes:
+    return replies.error_bytes("ERR " + commands.internal_error(name, exc))
 
 
 def _only_writes(command: list[bytes]) -> bool:

@@ -1,4 +1,4 @@
-"""The command layer (catlog/commands.py) against a real store in a temporary directory."""
+"""The command layer (catlog/commands/) against a real store in a temporary directory."""
 
 from __future__ import annotations
 

@@ -86,3 +86,21 @@ def test_rounding_is_to_nearest_with_ties_to_even() -> None:
     assert one == 1, "half an ulp above 1 rounds to the even neighbour, 1"
     odd = Fraction(1) + Fraction(3, 2**64)
     assert longdouble.round_to_format(odd) == 1 + Fraction(2, 2**63)
+
+
+@pytest.mark.spec("PROTO-94")
+def test_values_longer_than_pythons_int_conversion_limit_are_read_as_redis_reads_them(
+    session: Session,
+) -> None:
+    """Python converts at most 4,300 decimal digits in one ``int()``; a value (or an exponent)
+    of more digits is still a float to Redis (answers read from redis-server 7.0.15)."""
+    huge = run(session, "INCRBYFLOAT", "k", "1e4932")
+    assert isinstance(huge, bytes)
+    assert len(huge) == 4933
+    assert run(session, "INCRBYFLOAT", "k", "0.1") == huge  # 0.1 is below its precision
+    assert run(session, "SET", "j", b"1e" + b"0" * 4400 + b"1") == OK
+    assert run(session, "INCRBYFLOAT", "j", "1") == b"11"
+    assert run(session, "SET", "j", b"0e" + b"9" * 4500) == OK
+    assert run(session, "INCRBYFLOAT", "j", "1") == b"1"
+    assert run(session, "SET", "j", b"1e-" + b"9" * 4500) == OK
+    assert run(session, "INCRBYFLOAT", "j", "1") == NOT_A_FLOAT

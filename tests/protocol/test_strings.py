@@ -12,8 +12,9 @@ import pytest
 import catlog
 from catlog import ManualClock
 from catlog.commands import Session
+from catlog.commands.strings import LCS_TABLE_LIMIT
 from catlog.multi import Watches
-from catlog.protocol.replies import NULL_ARRAY, OK, Error, Reply
+from catlog.protocol.replies import NULL_ARRAY, OK, Error, Reply, encode
 
 NOW_MS = 1_700_000_000_000
 NOT_AN_INTEGER = Error("ERR value is not an integer or out of range")
@@ -184,3 +185,28 @@ def test_string_writes_touch_what_they_change(
     run(writer, *write)
     assert run(watcher, "MULTI") == OK
     assert (run(watcher, "EXEC") is NULL_ARRAY) == spoils
+
+
+@pytest.mark.spec("PROTO-115")
+def test_lcs_in_resp3_and_its_table_limit(data_dir: str) -> None:
+    """The differential test compares LCS with Redis in RESP2; here the IDX map in RESP3, and the
+    refusal of a table over LCS_TABLE_LIMIT (Redis's bound is far higher: spec section 6)."""
+    with catlog.open(data_dir, fsync="never") as db:
+        session = Session(db)
+        session.execute([b"MSET", b"a", b"ohmytext", b"b", b"mynewtext"])
+        assert session.execute([b"LCS", b"a", b"b"]) == b"mytext"
+        assert session.execute([b"LCS", b"a", b"b", b"LEN"]) == 6
+        idx = session.execute([b"LCS", b"a", b"b", b"IDX", b"MINMATCHLEN", b"4", b"WITHMATCHLEN"])
+        assert encode(idx, 3) == (
+            b"%2\r\n$7\r\nmatches\r\n*1\r\n*3\r\n*2\r\n:4\r\n:7\r\n*2\r\n:5\r\n:8\r\n:4\r\n"
+            b"$3\r\nlen\r\n:6\r\n"
+        )
+        side = 1023  # (1024 * 1024) cells of four bytes: exactly the limit
+        session.execute([b"MSET", b"a", b"x" * side, b"b", b"x" * (side + 1)])
+        refused = session.execute([b"LCS", b"a", b"b", b"LEN"])
+        assert refused == Error(
+            "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+        )
+        session.execute([b"SET", b"b", b"x" * side])
+        assert (side + 1) ** 2 * 4 <= LCS_TABLE_LIMIT
+        assert session.execute([b"LCS", b"a", b"b", b"LEN"]) == side

@@ -81,6 +81,8 @@ EXEC_X = one(cmd("EXEC x"))
 PASSWORD = ("--requirepass", "q-secret")
 """A server with a password, for the replies of PROTO-103 .. PROTO-110."""
 
+INTERNAL = "a defect's reply: tests/server/test_internal_errors.py makes a command raise to see it"
+
 PROBES: dict[str, Probe | str] = {
     # line protocol (PROTO-4 .. PROTO-15, PROTO-58)
     "OK": one(b"PUT q-ok v\n"),
@@ -168,6 +170,15 @@ PROBES: dict[str, Probe | str] = {
     "ERR string exceeds maximum allowed size (proto-max-bulk-len)": one(
         cmd("SETRANGE q 67108864 x")
     ),
+    "ERR If you want both the length and indexes, please just use IDX.": one(
+        cmd("LCS q-lcs1 q-lcs2 LEN IDX")
+    ),
+    "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len": one(
+        cmd(f"MSET q-lcs1 {'x' * 1100} q-lcs2 {'y' * 1100}") + cmd("LCS q-lcs1 q-lcs2")
+    ),
+    # PROTO-114: a defect's reply, which no request provokes from outside
+    "-ERR internal error in '<name>' command: <kind>": INTERNAL,
+    "ERROR internal error in '<name>' command: <kind>": INTERNAL,
     # transactions (PROTO-80 .. PROTO-85)
     "+QUEUED": one(cmd("MULTI") + cmd("SET q v")),
     "-EXECABORT Transaction discarded because of previous errors.": one(

@@ -7,7 +7,8 @@ differ is normalised: TTL, PTTL, EXPIRETIME and PEXPIRETIME may be a second apar
 servers read their clocks at different moments. Commands whose replies are random or name the
 server (RANDOMKEY, TIME, INFO, HELLO) are not sent; nor are relative expiries short enough to pass
 between the two sends, nor absolute expiries in the past on SET (Redis keeps such a key until its
-expiry cycle, catlog never stores it: spec/protocol.md, section 6).
+expiry cycle, catlog never stores it: spec/protocol.md, section 6). After every command, the two
+servers' ``keyspace_hits`` and ``keyspace_misses`` must have grown alike (PROTO-113).
 
 Skipped when ``redis-server`` is not installed, unless ``CATLOG_REQUIRE_REDIS`` is set (CI sets it).
 The ``ci`` profile runs a bounded number of programs; ``nightly`` runs many more.
@@ -23,7 +24,7 @@ from collections.abc import Iterator
 from typing import Final
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -170,6 +171,7 @@ NAMES: Final = [
     "PING",
     "ECHO",
     "SELECT",
+    "LCS",
     "FROB",
 ]
 ONE_KEY: Final = frozenset(
@@ -256,6 +258,24 @@ def commands(draw: st.DrawFn) -> list[bytes]:
         args = [draw(st.sampled_from([b"*", b"k*", b"?"]))]
     elif name == "SELECT":
         args = [draw(st.sampled_from([b"0", b"1", b"-1", b"15", b"x", b"2147483648"]))]
+    elif name == "LCS":
+        options = draw(
+            st.lists(
+                st.sampled_from(
+                    [
+                        [b"LEN"],
+                        [b"IDX"],
+                        [b"WITHMATCHLEN"],
+                        [b"MINMATCHLEN", b"2"],
+                        [b"minmatchlen", b"-1"],
+                        [b"MINMATCHLEN", b"x"],
+                        [b"NOSUCH"],
+                    ]
+                ),
+                max_size=3,
+            )
+        )
+        args = [k, draw(keys), *(word for option in options for word in option)]
     elif name == "FROB":
         args = [k]
     else:  # MULTI, EXEC, DISCARD, UNWATCH, DBSIZE, FLUSHDB, PING
@@ -295,6 +315,10 @@ class SameAsRedis(RuleBasedStateMachine):
         self.queued: list[list[list[bytes]]] = [[], []]
         """The commands each connection queued since MULTI, to normalise EXEC's array."""
         self.in_multi = [False, False]
+        self.watchers = (Client(catlog_port), Client(redis_port))
+        """A third connection to each server, never in MULTI, that reads INFO stats."""
+        self.lookups = self.lookups_now()
+        """Each server's (hits, misses) after the last step, to compare what a step adds."""
 
     @initialize()
     def empty_both(self) -> None:
@@ -322,6 +346,13 @@ class SameAsRedis(RuleBasedStateMachine):
             self.in_multi[connection] = False
         elif self.in_multi[connection] and theirs == ("+", "QUEUED"):
             self.queued[connection].append(command)
+        lookups = self.lookups_now()
+        added = [
+            tuple(n - b for n, b in zip(now, before, strict=True))
+            for now, before in zip(lookups, self.lookups, strict=True)
+        ]
+        assert added[0] == added[1], (command, "keyspace (hits, misses) added", *added)
+        self.lookups = lookups
 
     @precondition(lambda self: not self.in_multi[0])
     @rule(
@@ -349,6 +380,12 @@ class SameAsRedis(RuleBasedStateMachine):
             assert cursor == b"0"
             found.append(keys_seen)
         assert found[0] == found[1]
+        # A walk's TYPE lookups depend on how often each server visits a key (Redis may visit
+        # one twice while its table grows), so the counters are compared from here on only.
+        self.lookups = self.lookups_now()
+
+    def lookups_now(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        return keyspace_lookups(self.watchers[0]), keyspace_lookups(self.watchers[1])
 
     @rule(counts=st.lists(st.sampled_from([b"*0", b"*-1", b"*-10", b"*-0"]), max_size=3))
     def empty_counts(self, counts: list[bytes]) -> None:
@@ -363,11 +400,116 @@ class SameAsRedis(RuleBasedStateMachine):
             assert read_reply(client.sock, client.buffer) == ("+", "PONG")
 
     def teardown(self) -> None:
-        for client in (*self.catlog, *self.redis):
+        for client in (*self.catlog, *self.redis, *self.watchers):
             client.close()
 
 
 _NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
+
+
+def keyspace_lookups(client: Client) -> tuple[int, int]:
+    """The server's ``keyspace_hits`` and ``keyspace_misses`` from ``INFO stats``."""
+    reply = client.call([b"INFO", b"stats"])
+    assert isinstance(reply, bytes), reply
+    fields = dict(line.split(":", 1) for line in reply.decode().splitlines() if ":" in line)
+    return int(fields["keyspace_hits"]), int(fields["keyspace_misses"])
+
+
+KEYSPACE_READS: Final[list[list[bytes]]] = [
+    [b"SET", b"a", b"1"],
+    [b"SET", b"t", b"v", b"EX", b"1000"],
+    [b"GET", b"a"],
+    [b"GET", b"nope"],
+    [b"MGET", b"a", b"nope", b"a"],
+    [b"EXISTS", b"a", b"nope", b"a"],
+    [b"TYPE", b"a"],
+    [b"TYPE", b"nope"],
+    [b"STRLEN", b"a"],
+    [b"STRLEN", b"nope"],
+    [b"GETRANGE", b"a", b"0", b"-1"],
+    [b"SUBSTR", b"nope", b"0", b"1"],
+    [b"GETRANGE", b"a", b"x", b"1"],  # refused before the lookup
+    [b"TTL", b"t"],
+    [b"PTTL", b"nope"],
+    [b"EXPIRETIME", b"a"],
+    [b"PEXPIRETIME", b"nope"],
+    [b"TOUCH", b"a", b"nope", b"t"],
+    [b"GETEX", b"a"],
+    [b"GETEX", b"nope", b"PERSIST"],
+    [b"GETEX", b"a", b"EX", b"0"],  # refused after the lookup
+    [b"GETEX", b"a", b"EX", b"1", b"PX", b"1"],  # refused before it
+    [b"GETSET", b"a", b"2"],
+    [b"GETSET", b"new", b"1"],
+    [b"GETDEL", b"new"],
+    [b"GETDEL", b"new"],
+    [b"SET", b"a", b"3", b"GET"],
+    [b"SET", b"b", b"3", b"NX", b"GET"],
+    [b"SET", b"b", b"4", b"XX", b"GET"],
+    [b"SET", b"a", b"4", b"EX", b"0", b"GET"],  # refused before the lookup
+    [b"SET", b"a", b"5", b"XX"],
+    [b"COPY", b"a", b"c"],
+    [b"COPY", b"nope", b"c"],
+    [b"COPY", b"a", b"c"],  # the destination has a value: the source was still read
+    [b"COPY", b"a", b"a"],  # refused before the lookup
+    # Writes look their key up too, in Redis with lookupKeyWrite, which counts nothing.
+    [b"INCR", b"n"],
+    [b"INCRBY", b"n", b"2"],
+    [b"DECR", b"n"],
+    [b"DECRBY", b"n", b"2"],
+    [b"INCRBYFLOAT", b"f", b"1.5"],
+    [b"APPEND", b"a", b"x"],
+    [b"SETRANGE", b"a", b"1", b"y"],
+    [b"SETNX", b"a", b"1"],
+    [b"SETNX", b"s", b"1"],
+    [b"MSETNX", b"x1", b"1", b"a", b"1"],
+    [b"MSET", b"m1", b"1", b"m2", b"2"],
+    [b"SETEX", b"e", b"100", b"v"],
+    [b"RENAME", b"c", b"d"],
+    [b"RENAMENX", b"d", b"a"],
+    [b"EXPIRE", b"a", b"100"],
+    [b"PERSIST", b"a"],
+    [b"DEL", b"d", b"nope"],
+    [b"UNLINK", b"m2"],
+    [b"KEYS", b"*"],
+    [b"DBSIZE"],
+    [b"WATCH", b"a", b"nope"],
+    [b"UNWATCH"],
+    [b"MULTI"],
+    [b"GET", b"a"],
+    [b"EXISTS", b"nope", b"a"],
+    [b"EXEC"],
+    [b"SCAN", b"0", b"COUNT", b"1000"],
+    [b"SCAN", b"0", b"COUNT", b"1000", b"TYPE", b"string"],
+    [b"SCAN", b"0", b"COUNT", b"1000", b"MATCH", b"m*", b"TYPE", b"hash"],
+    [b"FLUSHALL"],
+    [b"GET", b"a"],
+]
+"""Every command catlog runs that names a key, with keys present and absent, arguments Redis
+refuses before and after its lookup, writes, a transaction and SCAN's TYPE filter."""
+
+
+@pytest.mark.spec("PROTO-113", "PROTO-101")
+def test_keyspace_hits_and_misses_count_the_lookups_redis_counts(
+    servers: tuple[int, int],
+) -> None:
+    catlog_port, redis_port = servers
+    ours, theirs = Client(catlog_port), Client(redis_port)
+    watchers = Client(catlog_port), Client(redis_port)  # never in MULTI: they read INFO
+    try:
+        for client in (ours, theirs):
+            assert client.call([b"FLUSHALL"]) == ("+", "OK")
+        before = keyspace_lookups(watchers[0]), keyspace_lookups(watchers[1])
+        for command in KEYSPACE_READS:
+            replies = ours.call(command), theirs.call(command)
+            if command[0] not in (b"SCAN", b"KEYS"):  # their order differs by design
+                assert replies[0] == replies[1], (command, *replies)
+            after = keyspace_lookups(watchers[0]), keyspace_lookups(watchers[1])
+            added = [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)]
+            assert added[0] == added[1], (command, "(hits, misses) added: catlog, Redis", *added)
+            before = after
+    finally:
+        for client in (ours, theirs, *watchers):
+            client.close()
 
 
 @pytest.mark.spec(
@@ -387,6 +529,7 @@ _NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
     "PROTO-42",
     "PROTO-49",
     "PROTO-100",
+    "PROTO-113",
 )
 def test_catlog_answers_every_command_as_redis_does(servers: tuple[int, int]) -> None:
     SameAsRedis.ports = servers
@@ -399,3 +542,54 @@ def test_catlog_answers_every_command_as_redis_does(servers: tuple[int, int]) ->
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
+
+
+LCS_OPTIONS: Final = st.lists(
+    st.sampled_from(
+        [
+            [b"LEN"],
+            [b"IDX"],
+            [b"idx"],
+            [b"WITHMATCHLEN"],
+            [b"MINMATCHLEN", b"0"],
+            [b"MINMATCHLEN", b"2"],
+            [b"MINMATCHLEN", b"3"],
+            [b"MINMATCHLEN", b"-4"],
+            [b"MINMATCHLEN", b"x"],
+            [b"MINMATCHLEN"],
+            [b"ANY"],
+        ]
+    ),
+    max_size=4,
+)
+
+
+@pytest.mark.spec("PROTO-115", "PROTO-113")
+@settings(max_examples=1_000 if _NIGHTLY else 150, deadline=None)
+@given(
+    first=st.one_of(st.none(), st.binary(max_size=24).map(lambda s: bytes(b % 4 + 97 for b in s))),
+    second=st.one_of(st.none(), st.binary(max_size=24).map(lambda s: bytes(b % 4 + 97 for b in s))),
+    options=LCS_OPTIONS,
+)
+def test_lcs_answers_as_redis_does(
+    servers: tuple[int, int], first: bytes | None, second: bytes | None, options: list[list[bytes]]
+) -> None:
+    """Strings over a four-letter alphabet, so that they share long runs and many ways to match;
+    either key may be absent; every option, valid or not, in any order."""
+    clients = Client(servers[0]), Client(servers[1])
+    watchers = Client(servers[0]), Client(servers[1])
+    try:
+        replies = []
+        for client, watcher in zip(clients, watchers, strict=True):
+            client.call([b"DEL", b"l1", b"l2"])
+            for key, value in ((b"l1", first), (b"l2", second)):
+                if value is not None:
+                    client.call([b"SET", key, value])
+            before = keyspace_lookups(watcher)
+            reply = client.call([b"LCS", b"l1", b"l2", *(w for option in options for w in option)])
+            after = keyspace_lookups(watcher)
+            replies.append((reply, (after[0] - before[0], after[1] - before[1])))
+        assert replies[0] == replies[1], (first, second, options, *replies)
+    finally:
+        for client in (*clients, *watchers):
+            client.close()

@@ -52,6 +52,16 @@ LAYERS: list[set[str]] = [
     {"tools.map"},
     # What is built on the engine: the server's commands, the server, the tools.
     {"groupcommit", "serverconfig"},
+    # The Redis commands: their context and argument parsing, the families, then the table.
+    {"commands.context"},
+    {"commands.arguments"},
+    {
+        "commands.strings",
+        "commands.keys",
+        "commands.server",
+        "commands.connection",
+        "commands.transactions",
+    },
     {"commands"},
     {"sessions"},
     {"connection"},

@@ -26,7 +26,8 @@ from catlog.hint import (
     segment_crc,
     segment_crc_of,
 )
-from catlog.index import Expiring, pack_location, replay_segment
+from catlog.index import Expiring, pack_location
+from catlog.walk import replay_plain
 
 NOW_MS = 1_700_000_000_000
 
@@ -119,11 +120,11 @@ def test_applying_a_hint_gives_the_index_replay_gives(
     and batch members included."""
     start: dict[bytes, int] = {}
     start_expiring: Expiring = {}
-    replay_segment(segment_of(before), 16, 9, start, start_expiring)
+    replay_plain(segment_of(before), 16, 9, start, start_expiring)
     data = segment_of(ops)
     replayed = dict(start)
     replayed_expiring = dict(start_expiring)
-    assert replay_segment(data, 16, slot, replayed, replayed_expiring).damage is None
+    assert replay_plain(data, 16, slot, replayed, replayed_expiring).damage is None
     hinted = dict(start)
     hinted_expiring = dict(start_expiring)
     hint = decoded(hint_of(7, data))
@@ -144,7 +145,7 @@ def test_large_values_are_listed_with_their_real_length() -> None:
     hint = decoded(hint_of(1, data))
     assert list(hint.put_value_lens) == [70_000, 1]
     replayed: dict[bytes, int] = {}
-    replay_segment(data, 16, 2, replayed, {})
+    replay_plain(data, 16, 2, replayed, {})
     hinted: dict[bytes, int] = {}
     apply_hint(hint, 2, hinted, {})
     assert hinted == replayed

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from . import codec
+from . import codec, walk
 from .codec import (
     PACKED_VERSION,
     RECORD_HEADER_SIZE,
@@ -40,7 +40,6 @@ from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
 from .hint import hint_name
 from .index import pack_location, unpack_location
 from .segment import COMPACTING_SUFFIX, Segment, segment_name
-from .walk import PAUSE_EVERY, copy_packed, copy_plain
 
 if TYPE_CHECKING:
     from .store import Store
@@ -51,7 +50,7 @@ RETRY_FIRST: Final = 1.0
 RETRY_MOST: Final = 300.0
 """ENG-57: after a failed compaction, the next background one waits 1 s, doubling up to 5 min."""
 
-_CLOCK_CHECK_EVERY: Final = PAUSE_EVERY
+_CLOCK_CHECK_EVERY: Final = walk.PAUSE_EVERY
 _WORK_BETWEEN_PAUSES: Final = 0.001
 _PAUSE: Final = 0.0001
 """ENG-39: the copy loop sleeps this long after each millisecond of work (checked every
@@ -124,7 +123,11 @@ class Compaction:
             for segment in inputs:
                 check_writable(store)
                 data = segment.pread(segment.size(), 0)
-                counted += copy_live(store, segment, data, outputs)
+                if segment.packed:
+                    counted += copy_packed(store, segment, data, outputs)
+                else:
+                    copy_live(store, segment, data, outputs)
+                    counted += len(data) - SEGMENT_HEADER_SIZE
                 done += len(data)
                 if progress is not None:
                     progress(done, total)
@@ -192,15 +195,25 @@ class Compaction:
         )
 
 
-def copy_live(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> int:
-    """ENG-39 step 2 for one input: copy each live record (or member) it holds into ``outputs``.
+def copy_live(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> None:
+    """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
 
-    The walk is :func:`catlog.walk.copy_plain` or :func:`catlog.walk.copy_packed`; every record's
-    crc is checked, as replay checks it, so a walk through a segment damaged since it was opened
-    stops with an error instead of losing its way. Returns the input's records counted as ENG-41
-    counts them, with a 21-byte header each.
+    The walk is :func:`catlog.walk.copy_plain`. Every record's crc is checked, as replay checks
+    it, so that a walk through a segment damaged since it was opened stops with an error instead
+    of losing its way.
     """
-    copy = copy_packed if segment.packed else copy_plain
+    _copy(store, segment, data, outputs)
+
+
+def copy_packed(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> int:
+    """:func:`copy_live` for a packed input (an earlier compaction's output), through
+    :func:`catlog.walk.copy_packed`. Returns the input's records counted as ENG-41 counts them,
+    with a 21-byte header each."""
+    return _copy(store, segment, data, outputs)
+
+
+def _copy(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> int:
+    copy = walk.copy_packed if segment.packed else walk.copy_plain
     counted = copy(
         data,
         SEGMENT_HEADER_SIZE,

@@ -160,9 +160,11 @@ def _long(rtype: int, key: bytes, value: bytes) -> bytes:
 
 
 keys = st.sampled_from(KEYS)
+short_keys = st.sampled_from(KEYS[:5])
+"""Keys the short form can hold (FMT-27)."""
 values = st.binary(max_size=12) | st.sampled_from(
-    [bytes(n) for n in (PACKED_SHORT_MAX_VALUE, LARGE_VALUE, LARGE_VALUE + 1)]
-)
+    [PACKED_SHORT_MAX_VALUE, LARGE_VALUE, LARGE_VALUE + 1]
+).map(bytes)
 expiries = st.integers(0, 2**64 - 1)
 
 plain_records = st.one_of(
@@ -181,12 +183,14 @@ plain_records = st.one_of(
             max_size=3,
         ),
     ),
+)
+plain_broken = st.one_of(
     # Records whose crc verifies but which break the format (REC-7).
     st.builds(lambda k, v: _plain(DELETE, k, v), keys, st.binary(min_size=1, max_size=3)),
     st.builds(lambda k, v: _plain(EXPIRING, k, v), keys, st.binary(max_size=7)),
     st.builds(lambda t, k: _plain(t, k, b"v"), st.sampled_from([0, 5, 0x41, 0x81]), keys),
     st.builds(lambda k: _plain(BATCH, k, b""), keys),
-    st.just(_plain(PUT, bytes(MAX_KEY_SIZE + 1), b"")),
+    st.builds(lambda: _plain(PUT, bytes(MAX_KEY_SIZE + 1), b"")),
 )
 
 packed_records = st.one_of(
@@ -198,17 +202,22 @@ packed_records = st.one_of(
         values,
         expiries,
     ),
+)
+packed_broken = st.one_of(
     # Records whose crc verifies but which break the format (REC-7, FMT-27, FMT-28).
-    st.builds(lambda k: _short(PUT, k, bytes(LARGE_VALUE)), st.sampled_from(KEYS[:4])),
-    st.builds(lambda k, v: _long(PUT, k, v), st.sampled_from(KEYS[:5]), st.binary(max_size=4)),
+    st.builds(lambda k: _short(PUT, k, bytes(LARGE_VALUE)), short_keys),
+    st.builds(lambda k, v: _long(PUT, k, v), short_keys, st.binary(max_size=4)),
     st.builds(lambda k, v: encode_packed(DELETE, k, v), keys, st.binary(min_size=1, max_size=3)),
     st.builds(lambda k, v: encode_packed(EXPIRING, k, v), keys, st.binary(max_size=7)),
-    st.builds(lambda t, k: _short(t, k, b"v"), st.sampled_from([0, 4, 0x0F, 0x11]), keys),
+    st.builds(lambda t, k: _short(t, k, b"v"), st.sampled_from([0, 4, 0x0F, 0x11]), short_keys),
 )
 
 
 def _damaged(blob: bytes, data: st.DataObject) -> bytes:
-    """``blob`` torn, with a byte changed, with a tail added, or as it is."""
+    """``blob`` torn, with a byte changed, with a tail added, or as it is.
+
+    With a record that breaks the format inserted (or not) before, every kind of damage is
+    found: one at a time, since a walk stops at the first."""
     how = data.draw(st.sampled_from(["whole", "torn", "changed", "tail"]))
     if how == "torn" and len(blob) > SEGMENT_HEADER_SIZE:
         return blob[: data.draw(st.integers(SEGMENT_HEADER_SIZE, len(blob) - 1))]
@@ -229,6 +238,9 @@ def test_every_walk_accepts_what_decode_record_accepts_and_stops_where_it_stops(
     packed: bool, data: st.DataObject
 ) -> None:
     records = data.draw(st.lists(packed_records if packed else plain_records, max_size=40))
+    broken = data.draw(st.none() | (packed_broken if packed else plain_broken))
+    if broken is not None:
+        records.insert(data.draw(st.integers(0, len(records))), broken)
     header = encode_segment_header(PACKED_VERSION if packed else 1)
     blob = _damaged(header + b"".join(records), data)
     slot = data.draw(st.sampled_from([0, 1, 5, MAX_SLOTS - 1]))

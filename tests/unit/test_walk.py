@@ -18,6 +18,7 @@ from crc32c import crc32c
 from hypothesis import given
 from hypothesis import strategies as st
 
+import catlog.walk
 from catlog.codec import (
     BODY_HEADER,
     CRC_FIELD,
@@ -25,11 +26,15 @@ from catlog.codec import (
     MAX_KEY_SIZE,
     PACKED_LONG_TYPE,
     PACKED_SHORT_MAX_VALUE,
+    PACKED_SHORT_SIZE,
     PACKED_SHORT_TYPE,
     PACKED_VERSION,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
+    Damage,
+    Record,
     RecordType,
+    decode_record,
     encode_batch,
     encode_member,
     encode_packed,
@@ -41,6 +46,7 @@ from catlog.walk import (
     PAUSE_EVERY,
     LastRecords,
     ReplayResult,
+    Walked,
     copy_packed,
     copy_plain,
     last_packed,
@@ -72,27 +78,83 @@ def check_every_walk(data: bytes, *, packed: bool, slot: int, with_expiry: bool)
     """The replay, hint and copy walks of ``data``'s version against :func:`walk`."""
     start = SEGMENT_HEADER_SIZE
     reference = walk(data, start, packed=packed)
-    members = [m for record in reference.records for m in record.members or (record,)]
-    # Keys indexed before this segment, in another slot: a DELETE here must remove them.
-    before = {key: pack_location((slot + 1) % MAX_SLOTS, 16, 3) for key in KEYS[::2]}
+    with pytest.MonkeyPatch.context() as patch:
+        decoded: list[int] = []
 
-    index: dict[bytes, int] = dict(before)
+        def decode(data: bytes, offset: int, *, packed: bool = False) -> Record | Damage:
+            decoded.append(offset)
+            return decode_record(data, offset, packed=packed)
+
+        patch.setattr(catlog.walk, "decode_record", decode)
+        for check in (_check_replay, _check_last, _check_copy):
+            decoded.clear()
+            check(data, reference, packed=packed, slot=slot, with_expiry=with_expiry)
+            assert decoded == _decoded(data, reference, packed=packed), check.__name__
+
+
+def _decoded(data: bytes, reference: Walked, *, packed: bool) -> list[int]:
+    """Where a hot walk calls ``decode_record``: at each record it does not take inline, then
+    at the damage, if any, once in the loop (unless the header is cut short: the loop ends when
+    it cannot unpack it) and once more to report it (module doc of catlog/walk.py)."""
+    offsets = [r.offset for r in reference.records if not _inline(r, packed=packed)]
+    damage = reference.damage
+    if damage is not None:
+        cut = len(data) - damage.offset < (PACKED_SHORT_SIZE if packed else RECORD_HEADER_SIZE)
+        offsets += [damage.offset] * (1 if cut else 2)
+    return offsets
+
+
+def _inline(record: Record, *, packed: bool) -> bool:
+    """Whether the hot walks take ``record`` without decoding it: a plain PUT or DELETE, or a
+    packed PUT in the short form."""
+    if packed:
+        short = record.size == PACKED_SHORT_SIZE + len(record.key) + len(record.value)
+        return record.type == PUT and short
+    return record.type in (PUT, DELETE)
+
+
+def _before(slot: int) -> dict[bytes, int]:
+    """Keys indexed before the segment, in another slot: a DELETE in it must remove them."""
+    return {key: pack_location((slot + 1) % MAX_SLOTS, 16, 3) for key in KEYS[::2]}
+
+
+def _replayed(reference: Walked, slot: int) -> tuple[dict[bytes, int], Expiring]:
+    """The index and expiries replay must leave: the reference's records applied in order."""
+    index = _before(slot)
     expiring: Expiring = {}
     for record in reference.records:
         apply_record(record, slot, index, expiring)
-    replayed: dict[bytes, int] = dict(before)
+    return index, expiring
+
+
+def _check_replay(
+    data: bytes, reference: Walked, *, packed: bool, slot: int, with_expiry: bool
+) -> None:
+    replayed = _before(slot)
     replayed_expiring: Expiring = {}
     replay = replay_packed if packed else replay_plain
-    result = replay(data, start, slot, replayed, replayed_expiring)
+    result = replay(data, SEGMENT_HEADER_SIZE, slot, replayed, replayed_expiring)
     assert result == ReplayResult(reference.end, reference.damage)
-    assert (replayed, replayed_expiring) == (index, expiring)
+    assert (replayed, replayed_expiring) == _replayed(reference, slot)
 
+
+def _check_last(
+    data: bytes, reference: Walked, *, packed: bool, slot: int, with_expiry: bool
+) -> None:
+    members = [m for record in reference.records for m in record.members or (record,)]
     last: LastRecords = {}
     for m in members:
         last[m.key] = (m.type, m.offset, m.value_len, m.expires_at_ms)
-    found = (last_packed if packed else last_plain)(data, start)
+    found = (last_packed if packed else last_plain)(data, SEGMENT_HEADER_SIZE)
     assert found == (last if reference.damage is None else reference.damage)
 
+
+def _check_copy(
+    data: bytes, reference: Walked, *, packed: bool, slot: int, with_expiry: bool
+) -> None:
+    start = SEGMENT_HEADER_SIZE
+    members = [m for record in reference.records for m in record.members or (record,)]
+    index = _replayed(reference, slot)[0]
     expires = dict.fromkeys(index, NOW) if with_expiry else {}
     expected = Copied()
     for m in members:
@@ -320,6 +382,22 @@ BOUNDARIES: dict[str, tuple[bool, bytes]] = {
         + encode_packed(PUT, b"k" * 256, b"long key"),
     ),
     "pauses": (False, PLAIN + b"".join(MANY)),
+    "one record short of a pause": (False, PLAIN + b"".join(MANY[: PAUSE_EVERY - 1])),
+    "one packed record short of a pause": (True, PACKED + b"".join(MANY_PACKED[: PAUSE_EVERY - 1])),
+    "live puts of expired keys": (
+        False,
+        PLAIN
+        + encode_record(PUT, NOW, b"bee", b"1")
+        + encode_batch(NOW, [encode_member(DELETE, NOW, b"a"), encode_member(PUT, NOW, b"b", b"2")])
+        + encode_record(PUT, NOW, b"a", b"3"),
+    ),
+    "live packed puts of expired keys": (
+        True,
+        PACKED
+        + encode_packed(PUT, b"bee", b"1")
+        + encode_packed(PUT, b"b", bytes(LARGE_VALUE))
+        + encode_packed(PUT, b"a", b"3"),
+    ),
     "pauses packed": (True, PACKED + b"".join(MANY_PACKED)),
     "pauses then damage": (False, PLAIN + b"".join(MANY[: 2 * PAUSE_EVERY - 1]) + b"\x01"),
     "pauses then packed damage": (
@@ -367,6 +445,10 @@ WHOLE: frozenset[str] = frozenset(
         "packed expiring puts and deletes",
         "pauses",
         "pauses packed",
+        "one record short of a pause",
+        "one packed record short of a pause",
+        "live puts of expired keys",
+        "live packed puts of expired keys",
     }
 )
 """The cases with no damage; in every other one, the last record is damage."""

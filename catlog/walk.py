@@ -144,9 +144,10 @@ def replay_plain(
             ):
                 key = data[key_start : key_start + klen]
                 if rtype == _PUT:
-                    # The one inline spelling of index.pack_location, the only place the bits of
-                    # a location are written out outside catlog/index.py: a call per record cost
-                    # the "reopen scanning only" benchmark a tenth of its time.
+                    # The one inline spelling of index.pack_location (with slot_bits above), the
+                    # only place the bits of a location are written out outside catlog/index.py:
+                    # a call per record cost the "reopen scanning only" benchmark a tenth of its
+                    # time.
                     index[key] = (
                         slot_bits
                         | (pos << LEN_BITS)

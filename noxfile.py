@@ -187,9 +187,16 @@ MUTATION_TESTS: dict[str, tuple[str, ...]] = {
     "hintwriter": ("tests/store/test_hints.py", "tests/crash/test_hint_crash.py"),
     "hint": (
         "tests/unit/test_hint.py",
+        "tests/unit/test_packed.py",
         "tests/store/test_hints.py",
         "tests/crash/test_hint_crash.py",
         "tests/tools/test_hint_files.py",
+    ),
+    "walk": (
+        "tests/unit/test_walk.py",
+        "tests/unit/test_index.py",
+        "tests/unit/test_packed.py",
+        "tests/unit/test_hint.py",
     ),
 }
 """Each mutated module of ``catlog/`` and the tests run on its mutants (see tests/MUTANTS.md)."""

@@ -11,9 +11,9 @@ starts one, ENG-42 the background thread. In three steps:
 3. once nothing live points into an input, remove the inputs one by one, oldest first, each
    removal durable before the next.
 
-The copy loops are written out for the two segment versions (FMT-4, FMT-27): the common record
-of each is judged inline, without decoding it into an object, and everything else goes through
-:func:`catlog.codec.decode_record` (the compaction benchmark, bench/README.md, needs the loops).
+The copy loops, one for each segment version (FMT-4, FMT-27), are in :mod:`catlog.walk`, beside
+the other loops over a segment's records that are written out for speed (the compaction
+benchmark, bench/README.md, needs them).
 """
 
 from __future__ import annotations
@@ -27,29 +27,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from crc32c import crc32c
-
-from . import codec
+from . import codec, walk
 from .codec import (
-    EXPIRY_FIELD,
-    MAX_KEY_SIZE,
-    MAX_VALUE_SIZE,
-    PACKED_SHORT,
-    PACKED_SHORT_SIZE,
-    PACKED_SHORT_TYPE,
     PACKED_VERSION,
-    RECORD_HEADER,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
-    RecordType,
-    encode_packed,
     encode_segment_header,
 )
 from .errors import CatlogError, CompactionError, CorruptionError, StoreClosedError
 from .fs import File
 from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
 from .hint import hint_name
-from .index import LARGE_VALUE, LEN_BITS, OFFSET_MASK, SLOT_SHIFT
+from .index import pack_location, unpack_location
 from .segment import COMPACTING_SUFFIX, Segment, segment_name
 
 if TYPE_CHECKING:
@@ -61,11 +50,7 @@ RETRY_FIRST: Final = 1.0
 RETRY_MOST: Final = 300.0
 """ENG-57: after a failed compaction, the next background one waits 1 s, doubling up to 5 min."""
 
-_PUT: Final = int(RecordType.PUT)
-_DELETE: Final = int(RecordType.DELETE)
-_PACKED_PUT: Final = PACKED_SHORT_TYPE | _PUT
-
-_CLOCK_CHECK_EVERY: Final = 32
+_CLOCK_CHECK_EVERY: Final = walk.PAUSE_EVERY
 _WORK_BETWEEN_PAUSES: Final = 0.001
 _PAUSE: Final = 0.0001
 """ENG-39: the copy loop sleeps this long after each millisecond of work (checked every
@@ -213,134 +198,50 @@ class Compaction:
 def copy_live(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> None:
     """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
 
-    Every record's crc is checked, as replay checks it, so that a walk through a segment
-    damaged since it was opened stops with an error instead of losing its way. PUTs and
-    DELETEs are judged in this loop without decoding them into objects (the benchmark's
-    compaction of a million records took half the time); every other record goes through
-    :func:`catlog.codec.decode_record`.
+    The walk is :func:`catlog.walk.copy_plain`. Every record's crc is checked, as replay checks
+    it, so that a walk through a segment damaged since it was opened stops with an error instead
+    of losing its way.
     """
-    index = store._index
-    expires = store._expires
-    slot_bits = segment.slot << SLOT_SHIFT
-    unpack = RECORD_HEADER.unpack_from
-    end_of_data = len(data)
-    pos = SEGMENT_HEADER_SIZE
-    count = 0
-    clock = time.perf_counter
-    paused = clock()
-    while pos < end_of_data:
-        count += 1
-        if not count % _CLOCK_CHECK_EVERY and clock() - paused >= _WORK_BETWEEN_PAUSES:
-            time.sleep(_PAUSE)
-            paused = clock()
-        if end_of_data - pos >= RECORD_HEADER_SIZE:
-            crc, rtype, _ts, klen, vlen = unpack(data, pos)
-            key_start = pos + RECORD_HEADER_SIZE
-            end = key_start + klen + vlen
-            if (
-                (rtype == _PUT or (rtype == _DELETE and not vlen))
-                and klen <= MAX_KEY_SIZE
-                and vlen <= MAX_VALUE_SIZE
-                and end <= end_of_data
-                and crc32c(data[pos + 4 : end]) == crc
-            ):
-                if rtype == _PUT:
-                    key = data[key_start : key_start + klen]
-                    location = slot_bits | (pos << LEN_BITS) | min(vlen, LARGE_VALUE)
-                    if index.get(key) == location:
-                        if expires and store._expired(key):
-                            outputs.skipped.append((key, location))
-                        else:
-                            value = data[key_start + klen : end]
-                            outputs.add(key, location, vlen, encode_packed(_PUT, key, value))
-                pos = end
-                continue
-        pos = copy_other(store, segment, data, pos, outputs)
-
-
-def copy_other(store: Store, segment: Segment, data: bytes, pos: int, outputs: Outputs) -> int:
-    """:func:`copy_live` for an expiring PUT or a batch; returns where the next record is."""
-    record = codec.decode_record(data, pos)
-    if isinstance(record, codec.Damage):
-        raise CorruptionError(segment.file.path, record.offset, record.reason)
-    slot_bits = segment.slot << SLOT_SHIFT
-    for member in record.members or (record,):
-        if member.type is RecordType.DELETE:
-            continue
-        value_len = member.value_len
-        location = slot_bits | (member.offset << LEN_BITS) | min(value_len, LARGE_VALUE)
-        if store._index.get(member.key) != location:
-            continue
-        if store._expires and store._expired(member.key):
-            outputs.skipped.append((member.key, location))
-            continue
-        value = member.value
-        if member.type is RecordType.PUT_EXPIRING:
-            value = EXPIRY_FIELD.pack(member.expires_at_ms) + value
-        copy = encode_packed(member.type, member.key, value)
-        outputs.add(member.key, location, value_len, copy)
-    return pos + record.size
+    _copy(store, segment, data, outputs)
 
 
 def copy_packed(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> int:
-    """:func:`copy_live` for a packed input (an earlier compaction's output).
+    """:func:`copy_live` for a packed input (an earlier compaction's output), through
+    :func:`catlog.walk.copy_packed`. Returns the input's records counted as ENG-41 counts them,
+    with a 21-byte header each."""
+    return _copy(store, segment, data, outputs)
 
-    Its live records are copied byte for byte: they are packed already. Once a store has
-    compacted, most of what each later compaction reads is packed, so the common record, a
-    short-form PUT, is judged in the loop as :func:`catlog.index.replay_packed` judges it;
-    every other record goes through :func:`catlog.codec.decode_record`. Returns the input's
-    records counted as ENG-41 counts them, with a 21-byte header each.
-    """
-    counted = 0
-    index = store._index
-    expires = store._expires
-    slot_bits = segment.slot << SLOT_SHIFT
-    unpack = PACKED_SHORT.unpack_from
-    end_of_data = len(data)
-    pos = SEGMENT_HEADER_SIZE
-    count = 0
+
+def _copy(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> int:
+    copy = walk.copy_packed if segment.packed else walk.copy_plain
+    counted = copy(
+        data,
+        SEGMENT_HEADER_SIZE,
+        segment.slot,
+        index=store._index,
+        expires=store._expires,
+        expired=store._expired,
+        copies=outputs,
+        pause=pauser(),
+    )
+    if isinstance(counted, codec.Damage):
+        raise CorruptionError(segment.file.path, counted.offset, counted.reason)
+    return counted
+
+
+def pauser() -> Callable[[], None]:
+    """ENG-39: what the copy walks call every :data:`_CLOCK_CHECK_EVERY` records: a sleep of
+    ``_PAUSE`` once ``_WORK_BETWEEN_PAUSES`` of work has passed since the last one."""
     clock = time.perf_counter
     paused = clock()
-    while pos < end_of_data:
-        count += 1
-        if not count % _CLOCK_CHECK_EVERY and clock() - paused >= _WORK_BETWEEN_PAUSES:
+
+    def pause() -> None:
+        nonlocal paused
+        if clock() - paused >= _WORK_BETWEEN_PAUSES:
             time.sleep(_PAUSE)
             paused = clock()
-        if end_of_data - pos >= PACKED_SHORT_SIZE:
-            crc, rtype, klen, vlen = unpack(data, pos)
-            key_start = pos + PACKED_SHORT_SIZE
-            end = key_start + klen + vlen
-            if (
-                rtype == _PACKED_PUT
-                and vlen < LARGE_VALUE
-                and end <= end_of_data
-                and crc32c(data[pos + 4 : end]) == crc
-            ):
-                counted += RECORD_HEADER_SIZE + klen + vlen
-                key = data[key_start : key_start + klen]
-                location = slot_bits | (pos << LEN_BITS) | vlen
-                if index.get(key) == location:
-                    if expires and store._expired(key):
-                        outputs.skipped.append((key, location))
-                    else:
-                        outputs.add(key, location, vlen, data[pos:end])
-                pos = end
-                continue
-        record = codec.decode_record(data, pos, packed=True)
-        if isinstance(record, codec.Damage):
-            raise CorruptionError(segment.file.path, record.offset, record.reason)
-        end = pos + record.size
-        counted += RECORD_HEADER_SIZE + len(record.key) + record.value_len
-        if record.type is not RecordType.DELETE:
-            value_len = record.value_len
-            location = slot_bits | (pos << LEN_BITS) | min(value_len, LARGE_VALUE)
-            if index.get(record.key) == location:
-                if expires and store._expired(record.key):
-                    outputs.skipped.append((record.key, location))
-                else:
-                    outputs.add(record.key, location, value_len, data[pos:end])
-        pos = end
-    return counted
+
+    return pause
 
 
 def check_nothing_left(
@@ -362,14 +263,14 @@ def check_nothing_left(
             if index.get(key) == location:
                 del index[key]
                 store._expires.pop(key, None)
-                store._dead += RECORD_HEADER_SIZE + len(key) + (location & LARGE_VALUE)  # ENG-41
+                value_len = unpack_location(location)[2]
+                store._dead += RECORD_HEADER_SIZE + len(key) + value_len  # ENG-41
         locations = list(index.items())
     for key, location in locations:
-        if location >> SLOT_SHIFT in slots:
-            segment = store._slots[location >> SLOT_SHIFT]
-            offset = (location >> LEN_BITS) & OFFSET_MASK
+        slot, offset, _ = unpack_location(location)
+        if slot in slots:
             raise CorruptionError(
-                segment.file.path,
+                store._slots[slot].file.path,
                 offset,
                 f"compaction did not copy the live record of key {key!r:.60}; "
                 "no segment was removed",
@@ -387,7 +288,7 @@ def install(store: Store, segment: Segment, moves: list[tuple[bytes, int, int]])
                 if expires and store._expired(key):
                     del index[key]  # expired since it was copied: forget it (ENG-34)
                     del expires[key]
-                    store._dead += RECORD_HEADER_SIZE + len(key) + (new & LARGE_VALUE)  # ENG-41
+                    store._dead += RECORD_HEADER_SIZE + len(key) + unpack_location(new)[2]  # ENG-41
                 else:
                     index[key] = new
 
@@ -464,13 +365,7 @@ class Outputs:
         offset = self._size
         self._buffer += record
         self._size += len(record)
-        self._moves.append(
-            (
-                key,
-                old,
-                (self._slot << SLOT_SHIFT) | (offset << LEN_BITS) | min(value_len, LARGE_VALUE),
-            )
-        )
+        self._moves.append((key, old, pack_location(self._slot, offset, value_len)))
         self.records += 1
         size = RECORD_HEADER_SIZE + len(key) + value_len
         self.counted += size

@@ -4,7 +4,7 @@ This module is pure, like :mod:`catlog.codec`: bytes in, values out. It implemen
 of ``spec/format.md`` (FMT-15 .. FMT-20) and the rule that applying a hint gives the same index as
 replaying its segment (ENG-32). The store decides when to write and when to trust a hint.
 
-Theory of operation. Replaying a segment (:func:`catlog.index.replay_segment`) leaves each key the
+Theory of operation. Replaying a segment (:func:`catlog.walk.replay_plain`) leaves each key the
 segment touches in the state its *last* record there gives it: pointing at that record if it is a
 PUT, removed if it is a DELETE. Earlier records of the same key in the segment change nothing that
 survives. So a hint lists, for each key with a record in the segment, only that last record: its
@@ -37,21 +37,18 @@ from crc32c import crc32c
 from .codec import (
     MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
-    PACKED_SHORT,
     PACKED_SHORT_SIZE,
-    PACKED_SHORT_TYPE,
     PACKED_VERSION,
-    RECORD_HEADER,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
+    Damage,
     HeaderStatus,
-    Record,
     RecordType,
-    decode_record,
     decode_segment_header,
     encode_segment_header,
 )
-from .index import LARGE_VALUE, LEN_BITS, MAX_SEGMENT_SIZE, OFFSET_MASK, SLOT_SHIFT, Expiring
+from .index import Expiring, pack_locations, unpack_location
+from .walk import last_packed, last_plain
 
 HINT_MAGIC: Final = b"CATLOGHT"
 """FMT-16: the first eight bytes of every hint file."""
@@ -74,7 +71,6 @@ TEMPORARY_SUFFIX: Final = ".tmp"
 
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
-_PACKED_PUT: Final = PACKED_SHORT_TYPE | _PUT
 _BIG_ENDIAN: Final = sys.byteorder == "big"
 _SEGMENT_HEADER: Final = encode_segment_header()
 _PACKED_SEGMENT_HEADER: Final = encode_segment_header(PACKED_VERSION)
@@ -190,9 +186,9 @@ def build_hint(number: int, data: bytes) -> bytes | str:
     if status is not HeaderStatus.OK:
         return f"@0: {status.value}"
     packed = version == PACKED_VERSION
-    last = _last_packed_records(data) if packed else _last_records(data)
-    if isinstance(last, str):
-        return last
+    last = (last_packed if packed else last_plain)(data, SEGMENT_HEADER_SIZE)
+    if isinstance(last, Damage):
+        return f"@{last.offset}: {last.reason}"
     put_keys: list[bytes] = []
     put_offsets = array("I")
     put_value_lens = array("I")
@@ -225,93 +221,6 @@ def build_hint(number: int, data: bytes) -> bytes | str:
             packed,
         )
     )
-
-
-_LastRecords = dict[bytes, tuple[int, int, int, int]]
-"""Each key's last record in a segment: ``(type, offset, value_len, expires_at_ms)``."""
-
-
-def _last_records(data: bytes) -> _LastRecords | str:
-    """The walk of :func:`build_hint` over a version-1 segment, or the damage that stops it.
-
-    The loop is :func:`catlog.index.replay_segment`'s, collecting ``(type, offset, value_len)``
-    per key instead of index entries; it runs once per sealed segment (ENG-30).
-    """
-    unpack = RECORD_HEADER.unpack_from
-    last: dict[bytes, tuple[int, int, int, int]] = {}
-    end_of_data = len(data)
-    pos = SEGMENT_HEADER_SIZE
-    while pos < end_of_data:
-        if end_of_data - pos < RECORD_HEADER_SIZE:
-            break
-        crc, rtype, _ts, klen, vlen = unpack(data, pos)
-        key_start = pos + RECORD_HEADER_SIZE
-        end = key_start + klen + vlen
-        if (
-            klen > MAX_KEY_SIZE
-            or vlen > MAX_VALUE_SIZE
-            or end > end_of_data
-            or crc32c(data[pos + 4 : end]) != crc
-        ):
-            break
-        if rtype == _PUT or (rtype == _DELETE and not vlen):
-            last[data[key_start : key_start + klen]] = (rtype, pos, vlen, 0)
-        else:
-            record = decode_record(data, pos)
-            if not isinstance(record, Record):
-                break
-            for member in record.members or (record,):
-                last[member.key] = (
-                    member.type,
-                    member.offset,
-                    member.value_len,
-                    member.expires_at_ms,
-                )
-        pos = end
-    if pos != end_of_data:
-        damage = decode_record(data, pos)
-        assert not isinstance(damage, Record), "build_hint rejected a record decode_record accepts"
-        return f"@{damage.offset}: {damage.reason}"
-    return last
-
-
-def _last_packed_records(data: bytes) -> _LastRecords | str:
-    """The walk of :func:`build_hint` over a packed segment (FMT-27).
-
-    The loop is :func:`catlog.index.replay_packed`'s: a short-form PUT is judged straight from
-    the bytes, every other record goes through :func:`catlog.codec.decode_record`. Decoding every
-    record took 0.8 s of a 3.9 s compaction of a million records (100,000 of them live).
-    """
-    unpack = PACKED_SHORT.unpack_from
-    last: _LastRecords = {}
-    end_of_data = len(data)
-    pos = SEGMENT_HEADER_SIZE
-    try:
-        while pos < end_of_data:
-            crc, rtype, klen, vlen = unpack(data, pos)
-            key_start = pos + PACKED_SHORT_SIZE
-            end = key_start + klen + vlen
-            if (
-                rtype == _PACKED_PUT
-                and vlen < LARGE_VALUE
-                and end <= end_of_data
-                and crc32c(data[pos + 4 : end]) == crc
-            ):
-                last[data[key_start : key_start + klen]] = (_PUT, pos, vlen, 0)
-                pos = end
-                continue
-            record = decode_record(data, pos, packed=True)
-            if not isinstance(record, Record):
-                break
-            last[record.key] = (record.type, pos, record.value_len, record.expires_at_ms)
-            pos += record.size
-    except struct.error:
-        pass
-    if pos != end_of_data:
-        damage = decode_record(data, pos, packed=True)
-        assert not isinstance(damage, Record), "build_hint rejected a record decode_record accepts"
-        return f"@{damage.offset}: {damage.reason}"
-    return last
 
 
 def encode_hint(hint: Hint) -> bytes:
@@ -439,62 +348,6 @@ def _split_equal(data: bytes, start: int, length: int, count: int) -> list[bytes
     return keys
 
 
-_SLOT_LOW_BITS: Final = tuple(bytes((b | low << 6) & 0xFF for b in range(256)) for low in range(4))
-"""For each value of a slot's two low bits, the byte table that puts them above an offset's top
-six (see :func:`_locations`)."""
-_BELOW_64: Final = bytes(range(64))
-_BYTE_LAYOUT: Final = not _BIG_ENDIAN and array("I").itemsize == 4 and array("Q").itemsize == 8
-"""Whether :func:`_locations` may lay out bytes: little-endian, with 4- and 8-byte columns."""
-
-
-def _locations(hint: Hint, slot: int) -> list[int] | None:
-    """The index entries (see :mod:`catlog.index`) of the hint's PUT entries in ``slot``.
-
-    ``None`` if an offset is 2**30 or more, which no location can hold (FMT-12): its top bits
-    would land in the slot's.
-
-    A location is ``slot << 46 | offset << 16 | value_len`` (the length capped at 65,535). In
-    the common case, on a little-endian machine with every value shorter than that and every
-    offset below 2**30, each location's eight bytes are the value length's two low bytes, the
-    offset's four (its top byte with the slot's two low bits above its six), then the slot's
-    other twelve bits: the columns' bytes are laid into place with strided slices, in C, and
-    read back as u64s, instead of computing each location in Python, which the other cases still
-    do (the reopen benchmark).
-    """
-    offsets = hint.put_offsets
-    value_lens = hint.put_value_lens
-    longest = hint.longest_value
-    if longest is None:
-        longest = max(value_lens, default=0)
-    count = len(offsets)
-    if not _BYTE_LAYOUT or not count:
-        if max(offsets, default=0) >= MAX_SEGMENT_SIZE:
-            return None
-        top_bytes = b""
-    else:
-        top_bytes = memoryview(offsets).cast("B")[3::4].tobytes()
-        if top_bytes.translate(None, _BELOW_64):
-            return None
-    if not _BYTE_LAYOUT or not count or longest >= LARGE_VALUE:
-        base = slot << SLOT_SHIFT
-        return [
-            base | (offset << LEN_BITS) | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
-            for offset, value_len in zip(offsets, value_lens, strict=True)
-        ]
-    lengths = memoryview(value_lens).cast("B")
-    places = memoryview(offsets).cast("B")
-    packed = bytearray(8 * count)
-    packed[0::8] = lengths[0::4]
-    packed[1::8] = lengths[1::4]
-    packed[2::8] = places[0::4]
-    packed[3::8] = places[1::4]
-    packed[4::8] = places[2::4]
-    packed[5::8] = top_bytes.translate(_SLOT_LOW_BITS[slot & 3])
-    packed[6::8] = bytes(((slot >> 2) & 0xFF,)) * count
-    packed[7::8] = bytes((slot >> 10,)) * count
-    return array("Q", packed).tolist()
-
-
 def apply_hint(
     hint: Hint, slot: int, index: dict[bytes, int], expiring: Expiring
 ) -> HintProblem | None:
@@ -513,13 +366,13 @@ def apply_hint(
     what is left is inserting into the dict, which replay pays too. Expiring PUTs, the last
     ``expiring_count`` PUT entries, also note their expiry as replay does.
     """
-    locations = _locations(hint, slot)
+    locations = pack_locations(slot, hint.put_offsets, hint.put_value_lens, hint.longest_value)
     if locations is None:
         return HintProblem.BAD_LAYOUT
     if locations:
         head = PACKED_SHORT_SIZE if hint.packed else RECORD_HEADER_SIZE
-        first = (min(locations) >> LEN_BITS) & OFFSET_MASK
-        last = (max(locations) >> LEN_BITS) & OFFSET_MASK
+        first = unpack_location(min(locations))[1]
+        last = unpack_location(max(locations))[1]
         if first < SEGMENT_HEADER_SIZE or last + head > hint.segment_size:
             return HintProblem.BAD_LAYOUT
     for key in hint.delete_keys:

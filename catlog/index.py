@@ -16,13 +16,11 @@ the memory target of the benchmark (bench/README.md) or not.
   ``LARGE_VALUE`` and the reader first reads the record header to learn the real length; for such
   values the extra small read is lost in the cost of reading the value.
 
-:func:`replay_segment` rebuilds the index from a segment's bytes at start-up. It is the hottest
-loop of an open, so it inlines the validity checks of :func:`catlog.codec.decode_record` for the
-two commonest types, PUT and DELETE, and hands every other record (an expiring PUT, a batch) to
-``decode_record``, which also says why a record it rejects is damage. Its conditions must accept
-exactly what ``decode_record`` accepts; ``tests/unit/test_index.py`` checks that they agree.
-:func:`replay_packed` is its twin for the packed segments compaction writes (FMT-26), checked
-the same way in ``tests/unit/test_packed.py``.
+Locations are made by :func:`pack_location`, many at once by :func:`pack_locations`, and taken
+apart by :func:`unpack_location`; outside this module the bits are written out in one place only,
+the replay loop of :func:`catlog.walk.replay_plain`, which the reopen benchmark needs.
+:mod:`catlog.walk` replays segments into the index, with :func:`apply_record` for every record
+its loops do not take inline.
 
 Expiry times (FMT-21) live beside the index, in a second dict from key to ``(expires_at_ms,
 location)``. Replay only ever adds to it; an entry counts only while the index still holds the
@@ -32,25 +30,11 @@ later plain PUT or DELETE of the key costs the hot loop nothing for the expiry i
 
 from __future__ import annotations
 
-import struct
-from dataclasses import dataclass
+import sys
+from array import array
 from typing import Final
 
-from crc32c import crc32c
-
-from .codec import (
-    MAX_KEY_SIZE,
-    MAX_VALUE_SIZE,
-    PACKED_SHORT,
-    PACKED_SHORT_SIZE,
-    PACKED_SHORT_TYPE,
-    RECORD_HEADER,
-    RECORD_HEADER_SIZE,
-    Damage,
-    Record,
-    RecordType,
-    decode_record,
-)
+from .codec import Record, RecordType
 
 SLOT_BITS: Final = 14
 OFFSET_BITS: Final = 30
@@ -68,12 +52,75 @@ def pack_location(slot: int, offset: int, value_len: int) -> int:
     """The index entry for a record at ``offset`` of the segment in ``slot``."""
     assert 0 <= slot < MAX_SLOTS, "slot out of range: the store hands out at most MAX_SLOTS"
     assert 0 <= offset < MAX_SEGMENT_SIZE, "offset out of range: segment_size is capped"
-    return (slot << SLOT_SHIFT) | (offset << LEN_BITS) | min(value_len, LARGE_VALUE)
+    return (
+        (slot << SLOT_SHIFT)
+        | (offset << LEN_BITS)
+        | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
+    )
 
 
 def unpack_location(location: int) -> tuple[int, int, int]:
     """``(slot, offset, value_len)``; ``value_len == LARGE_VALUE`` means read the header first."""
     return location >> SLOT_SHIFT, (location >> LEN_BITS) & OFFSET_MASK, location & LARGE_VALUE
+
+
+_SLOT_LOW_BITS: Final = tuple(bytes((b | low << 6) & 0xFF for b in range(256)) for low in range(4))
+"""For each value of a slot's two low bits, the byte table that puts them above an offset's top
+six (see :func:`pack_locations`)."""
+_BELOW_64: Final = bytes(range(64))
+_BYTE_LAYOUT: Final = (
+    sys.byteorder == "little" and array("I").itemsize == 4 and array("Q").itemsize == 8
+)
+"""Whether :func:`pack_locations` may lay out bytes: little-endian, with 4- and 8-byte columns."""
+
+
+def pack_locations(
+    slot: int, offsets: array[int], value_lens: array[int], longest: int | None = None
+) -> list[int] | None:
+    """:func:`pack_location` of each ``(offset, value_len)`` of the two columns, in ``slot``: the
+    index entries of a hint's PUT entries (:func:`catlog.hint.apply_hint`). ``longest`` is the
+    largest of ``value_lens`` if the caller knows it already.
+
+    ``None`` if an offset is 2**30 or more, which no location can hold (FMT-12): its top bits
+    would land in the slot's.
+
+    A location is ``slot << 46 | offset << 16 | value_len`` (the length capped at 65,535). In
+    the common case, on a little-endian machine with every value shorter than that and every
+    offset below 2**30, each location's eight bytes are the value length's two low bytes, the
+    offset's four (its top byte with the slot's two low bits above its six), then the slot's
+    other twelve bits: the columns' bytes are laid into place with strided slices, in C, and
+    read back as u64s, instead of calling :func:`pack_location` for each, which the other cases
+    still do (the reopen benchmark). This byte layout and :func:`pack_location` are the two
+    spellings of a location's bits in this module; tests/unit/test_hint.py checks they agree.
+    """
+    if longest is None:
+        longest = max(value_lens, default=0)
+    count = len(offsets)
+    if not _BYTE_LAYOUT or not count:
+        if max(offsets, default=0) >= MAX_SEGMENT_SIZE:
+            return None
+        top_bytes = b""
+    else:
+        top_bytes = memoryview(offsets).cast("B")[3::4].tobytes()
+        if top_bytes.translate(None, _BELOW_64):
+            return None
+    if not _BYTE_LAYOUT or not count or longest >= LARGE_VALUE:
+        return [
+            pack_location(slot, offset, value_len)
+            for offset, value_len in zip(offsets, value_lens, strict=True)
+        ]
+    lengths = memoryview(value_lens).cast("B")
+    places = memoryview(offsets).cast("B")
+    packed = bytearray(8 * count)
+    packed[0::8] = lengths[0::4]
+    packed[1::8] = lengths[1::4]
+    packed[2::8] = places[0::4]
+    packed[3::8] = places[1::4]
+    packed[4::8] = places[2::4]
+    packed[5::8] = top_bytes.translate(_SLOT_LOW_BITS[slot & 3])
+    packed[6::8] = bytes(((slot >> 2) & 0xFF,)) * count
+    packed[7::8] = bytes((slot >> 10,)) * count
+    return array("Q", packed).tolist()
 
 
 Expiring = dict[bytes, tuple[int, int]]
@@ -95,107 +142,3 @@ def apply_record(record: Record, slot: int, index: dict[bytes, int], expiring: E
         index[member.key] = location
         if member.type is RecordType.PUT_EXPIRING:
             expiring[member.key] = (member.expires_at_ms, location)
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayResult:
-    """How far a segment replayed cleanly, and what stopped it if it did not reach the end."""
-
-    end: int
-    damage: Damage | None
-
-
-def replay_segment(
-    data: bytes, start: int, slot: int, index: dict[bytes, int], expiring: Expiring
-) -> ReplayResult:
-    """Apply every record of ``data`` from ``start`` to ``index``, oldest first (ENG-13).
-
-    A PUT points its key at the record; a DELETE removes the key; an expiring PUT also notes its
-    expiry in ``expiring``; a batch applies its members in order (FMT-22). Replay stops at the
-    first damage and reports it; records before it have been applied, nothing after it has (no
-    member of a damaged batch either).
-
-    Written for the reopen benchmark: one ``if`` for all the checks before the crc, the crc over
-    a ``bytes`` slice (cheaper than a ``memoryview`` slice for records this small), and no
-    per-record counter. A header cut short
-    at the end makes ``unpack_from`` raise, which ends the loop without a length test per record.
-    """
-    unpack = RECORD_HEADER.unpack_from
-    slot_bits = slot << SLOT_SHIFT
-    end_of_data = len(data)
-    pos = start
-    try:
-        while pos < end_of_data:
-            crc, rtype, _ts, klen, vlen = unpack(data, pos)
-            key_start = pos + RECORD_HEADER_SIZE
-            end = key_start + klen + vlen
-            if (
-                klen > MAX_KEY_SIZE
-                or vlen > MAX_VALUE_SIZE
-                or end > end_of_data
-                or crc32c(data[pos + 4 : end]) != crc
-            ):
-                break
-            if rtype == 1:
-                index[data[key_start : key_start + klen]] = (
-                    slot_bits | (pos << LEN_BITS) | (vlen if vlen < LARGE_VALUE else LARGE_VALUE)
-                )
-            elif rtype == 2 and not vlen:
-                index.pop(data[key_start : key_start + klen], None)
-            else:
-                record = decode_record(data, pos)
-                if not isinstance(record, Record):
-                    break
-                apply_record(record, slot, index, expiring)
-            pos = end
-    except struct.error:
-        pass
-    return _result(data, pos, packed=False)
-
-
-_PACKED_PUT: Final = PACKED_SHORT_TYPE | RecordType.PUT
-
-
-def replay_packed(
-    data: bytes, start: int, slot: int, index: dict[bytes, int], expiring: Expiring
-) -> ReplayResult:
-    """:func:`replay_segment` for a packed segment (FMT-26), whose records are FMT-27's.
-
-    The loop takes a short-form PUT, the common packed record, without decoding it into an
-    object: its lengths fit their limits by their widths (FMT-27), and ``vlen`` below 65,535
-    keeps a short value below ``LARGE_VALUE``. Every other record goes to ``decode_record``.
-    """
-    unpack = PACKED_SHORT.unpack_from
-    slot_bits = slot << SLOT_SHIFT
-    end_of_data = len(data)
-    pos = start
-    try:
-        while pos < end_of_data:
-            crc, rtype, klen, vlen = unpack(data, pos)
-            key_start = pos + PACKED_SHORT_SIZE
-            end = key_start + klen + vlen
-            if (
-                rtype == _PACKED_PUT
-                and vlen < LARGE_VALUE
-                and end <= end_of_data
-                and crc32c(data[pos + 4 : end]) == crc
-            ):
-                index[data[key_start : key_start + klen]] = slot_bits | (pos << LEN_BITS) | vlen
-                pos = end
-                continue
-            record = decode_record(data, pos, packed=True)
-            if not isinstance(record, Record):
-                break
-            apply_record(record, slot, index, expiring)
-            pos += record.size
-    except struct.error:
-        pass
-    return _result(data, pos, packed=True)
-
-
-def _result(data: bytes, pos: int, *, packed: bool) -> ReplayResult:
-    if pos == len(data):
-        return ReplayResult(pos, None)
-    damage = decode_record(data, pos, packed=packed)
-    assert not isinstance(damage, Record), "replay rejected a record decode_record accepts"
-    return ReplayResult(pos, damage)

@@ -40,15 +40,10 @@ from .errors import (
 from .filecache import FileCache, remedy
 from .fs import File, FileLock, FileSystem
 from .hint import HintProblem, apply_hint, decode_hint, hint_name, segment_crc_of
-from .index import (
-    MAX_SEGMENT_SIZE,
-    MAX_SLOTS,
-    Expiring,
-    replay_packed,
-    replay_segment,
-)
+from .index import MAX_SEGMENT_SIZE, MAX_SLOTS, Expiring
 from .recovery import Action, Verdict, judge_damage, judge_header
 from .segment import COMPACTING_SUFFIX, ActiveSegment, Segment, parse_segment_name, segment_name
+from .walk import replay_packed, replay_plain
 
 log = logging.getLogger("catlog")
 
@@ -291,7 +286,7 @@ class _Opening:
             follower = codec.find_follower_of_header(data)[0]
         verdict = judge_header(status, size=size, newest=newest, next_record=follower)
         if verdict.action is Action.ACCEPT:
-            replay = replay_packed if packed else replay_segment
+            replay = replay_packed if packed else replay_plain
             result = replay(data, SEGMENT_HEADER_SIZE, slot, self._index, self._expiring)
             if result.damage is None:
                 return packed

@@ -88,11 +88,11 @@ from .hint import hint_name
 from .hintwriter import HintWriter
 from .index import (
     LARGE_VALUE,
-    LEN_BITS,
     MAX_SEGMENT_SIZE,
     MAX_SLOTS,
-    SLOT_SHIFT,
     live_expiries,
+    pack_location,
+    unpack_location,
 )
 from .opening import TailRepair, open_directory
 from .reading import read_failed, read_value
@@ -554,7 +554,7 @@ class Store(MutableMapping[bytes, bytes]):
         with self._lock:
             active = self._active
             if self._refusal is not None or active.end + len(record) > self.segment_size:
-                location = self._append(record)  # refuses, or rotates first
+                location = self._append(record, value_len)  # refuses, or rotates first
             else:
                 # _append's common case, inline: the server benchmark showed its call.
                 try:
@@ -563,8 +563,7 @@ class Store(MutableMapping[bytes, bytes]):
                     raise self._fail("write", exc) from exc
                 self.last_ticket += 1
                 self._unsynced = True
-                location = (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
-            location |= value_len if value_len < LARGE_VALUE else LARGE_VALUE
+                location = pack_location(active.slot, offset, value_len)
             if self._sync_each_write:
                 self._pending.append((self.last_ticket, key, location, 0))
             else:
@@ -611,7 +610,7 @@ class Store(MutableMapping[bytes, bytes]):
                 # One at a time: _append refuses, or rotates where a record would not fit.
                 for key, record in zip(keys, records, strict=True):
                     value_len = len(record) - RECORD_HEADER_SIZE - len(key)
-                    location = self._append(record) | min(value_len, LARGE_VALUE)
+                    location = self._append(record, value_len)
                     self._effect(key, location, 0)
                 return self.last_ticket
             try:
@@ -621,7 +620,7 @@ class Store(MutableMapping[bytes, bytes]):
             ticket = self.last_ticket
             self.last_ticket = ticket + len(records)
             self._unsynced = True
-            base = active.slot << SLOT_SHIFT
+            slot = active.slot
             pending = self._pending if self._sync_each_write else None
             index = self._index
             expires = self._expires
@@ -629,8 +628,7 @@ class Store(MutableMapping[bytes, bytes]):
             for key, record in zip(keys, records, strict=True):
                 size = len(record)
                 value_len = size - RECORD_HEADER_SIZE - len(key)
-                location = base | (offset << LEN_BITS)
-                location |= value_len if value_len < LARGE_VALUE else LARGE_VALUE
+                location = pack_location(slot, offset, value_len)
                 offset += size
                 if pending is not None:
                     ticket += 1
@@ -652,7 +650,7 @@ class Store(MutableMapping[bytes, bytes]):
         expires_at_ms = check_expiry(expires_at_ms)
         record = encode_record(_PUT_EXPIRING, self._now_ms(), key, value, expires_at_ms)
         with self._lock:
-            location = self._append(record) | min(len(value) + EXPIRY_SIZE, LARGE_VALUE)
+            location = self._append(record, len(value) + EXPIRY_SIZE)
             self._effect(key, location, expires_at_ms)
             return self.last_ticket
 
@@ -773,7 +771,7 @@ class Store(MutableMapping[bytes, bytes]):
             if len(value) > MAX_EXPIRING_VALUE_SIZE:
                 check_value(value, MAX_EXPIRING_VALUE_SIZE)
             record = encode_record(_PUT_EXPIRING, self._now_ms(), key, value, expires_at_ms)
-            location = self._append(record) | min(len(value) + EXPIRY_SIZE, LARGE_VALUE)
+            location = self._append(record, len(value) + EXPIRY_SIZE)
             self._effect(key, location, expires_at_ms)
             return True, self.last_ticket
 
@@ -794,7 +792,7 @@ class Store(MutableMapping[bytes, bytes]):
             if value is None:
                 return False, self.last_ticket
             record = encode_record(_PUT, self._now_ms(), key, value)
-            location = self._append(record) | min(len(value), LARGE_VALUE)
+            location = self._append(record, len(value))
             self._effect(key, location, 0)
             return True, self.last_ticket
 
@@ -880,15 +878,15 @@ class Store(MutableMapping[bytes, bytes]):
     def _append_batch(self, record: bytes, members: list[bytes], effects: list[Effect]) -> int:
         """ENG-37: append a batch ``record`` of ``members``; its effects wait for its fsync under
         "always" and take effect at once otherwise. Returns its ticket. Lock held."""
-        base = self._append(record)
+        slot, start, _ = unpack_location(self._append(record))
         self._dead += RECORD_HEADER_SIZE  # ENG-41: the frame
-        offset = RECORD_HEADER_SIZE << LEN_BITS
+        offset = start + RECORD_HEADER_SIZE
         ticket = self.last_ticket
         located: list[tuple[int, bytes, int | None, int]] = []
         for (key, value_len, at), member in zip(effects, members, strict=True):
-            location = None if value_len is None else (base + offset) | min(value_len, LARGE_VALUE)
+            location = None if value_len is None else pack_location(slot, offset, value_len)
             located.append((ticket, key, location, at))
-            offset += len(member) << LEN_BITS
+            offset += len(member)
         if self._sync_each_write:
             self._pending.extend(located)
         else:
@@ -942,8 +940,8 @@ class Store(MutableMapping[bytes, bytes]):
         if not self.delete(key):
             raise KeyError(key)
 
-    def _append(self, record: bytes) -> int:
-        """Buffer ``record`` in the active segment; returns its location less the value length.
+    def _append(self, record: bytes, value_len: int = 0) -> int:
+        """Buffer ``record`` in the active segment; returns its location, for ``value_len``.
 
         Called with the write lock held. Rotates first if the record would overfill the active
         segment (ENG-9). Counts the record in :attr:`_appended`, whose value is its ticket.
@@ -959,7 +957,7 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("write", exc) from exc
         self.last_ticket += 1
         self._unsynced = True
-        return (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
+        return pack_location(active.slot, offset, value_len)
 
     # ----------------------------------------------------------------------------- group commit
 
@@ -1376,7 +1374,7 @@ class Store(MutableMapping[bytes, bytes]):
             assert self._slots[self._active.slot] is self._active, "the active one's slot"
             live = {id(segment) for segment in order}
             for key, location in self._index.items():
-                segment = self._slots[location >> SLOT_SHIFT]
+                segment = self._slots[unpack_location(location)[0]]
                 assert id(segment) in live, f"ENG-55: {key!r:.40} points into a removed segment"
             assert self._expires.keys() <= self._index.keys(), "expiries only of indexed keys"
             assert self._dead >= 0, "ENG-41: dead bytes are never negative"

@@ -13,8 +13,17 @@ from crc32c import crc32c
 from hypothesis import given
 from hypothesis import strategies as st
 
-from catlog.codec import encode_batch, encode_member, encode_record, encode_segment_header
+from catlog.codec import (
+    MAX_KEY_SIZE,
+    MAX_VALUE_SIZE,
+    encode_batch,
+    encode_member,
+    encode_record,
+    encode_segment_header,
+)
 from catlog.hint import (
+    HINT_HEADER,
+    HINT_MAGIC,
     Hint,
     HintProblem,
     apply_hint,
@@ -26,7 +35,8 @@ from catlog.hint import (
     segment_crc,
     segment_crc_of,
 )
-from catlog.index import Expiring, pack_location, replay_segment
+from catlog.index import Expiring, pack_location
+from catlog.walk import replay_plain
 
 NOW_MS = 1_700_000_000_000
 
@@ -101,7 +111,15 @@ def test_hint_names_follow_segment_names() -> None:
     assert hint_name(3) == "segment-00003.hint"
     assert hint_name(123456) == "segment-123456.hint"
     assert parse_hint_name("segment-00003.hint") == 3
-    for other in ("segment-3.hint", "segment-00003.hint.tmp", "segment-00003.log", "x.hint"):
+    assert parse_hint_name("segment-00001.hint") == 1
+    for other in (
+        "segment-3.hint",
+        "segment-00003.hint.tmp",
+        "segment-00003.log",
+        "x.hint",
+        "segment-00000.hint",
+        "segment-000001.hint",
+    ):
         assert parse_hint_name(other) is None
 
 
@@ -119,11 +137,11 @@ def test_applying_a_hint_gives_the_index_replay_gives(
     and batch members included."""
     start: dict[bytes, int] = {}
     start_expiring: Expiring = {}
-    replay_segment(segment_of(before), 16, 9, start, start_expiring)
+    replay_plain(segment_of(before), 16, 9, start, start_expiring)
     data = segment_of(ops)
     replayed = dict(start)
     replayed_expiring = dict(start_expiring)
-    assert replay_segment(data, 16, slot, replayed, replayed_expiring).damage is None
+    assert replay_plain(data, 16, slot, replayed, replayed_expiring).damage is None
     hinted = dict(start)
     hinted_expiring = dict(start_expiring)
     hint = decoded(hint_of(7, data))
@@ -144,7 +162,7 @@ def test_large_values_are_listed_with_their_real_length() -> None:
     hint = decoded(hint_of(1, data))
     assert list(hint.put_value_lens) == [70_000, 1]
     replayed: dict[bytes, int] = {}
-    replay_segment(data, 16, 2, replayed, {})
+    replay_plain(data, 16, 2, replayed, {})
     hinted: dict[bytes, int] = {}
     apply_hint(hint, 2, hinted, {})
     assert hinted == replayed
@@ -269,8 +287,21 @@ def test_the_segment_crc_read_a_chunk_at_a_time_is_the_crc_of_the_whole(size: in
         return data[offset : offset + length]
 
     assert segment_crc_of(pread, size) == segment_crc(data)
-    assert all(length <= 1 << 20 for length, _ in reads)
+    assert all(0 < length <= 1 << 20 for length, _ in reads)
     assert segment_crc_of(pread, size + 100) == segment_crc(data), "a short file ends the read"
+
+
+@pytest.mark.spec("FMT-19")
+def test_the_segment_crc_covers_the_size_asked_for_even_when_the_file_is_longer() -> None:
+    data = bytes(range(100))
+    reads: list[tuple[int, int]] = []
+
+    def pread(length: int, offset: int) -> bytes:
+        reads.append((length, offset))
+        return data[offset : offset + length]
+
+    assert segment_crc_of(pread, 50) == segment_crc(data[:50])
+    assert reads == [(34, 16)]
 
 
 @pytest.mark.spec("FMT-16", "FMT-17", "ENG-32")
@@ -333,3 +364,56 @@ def test_an_offset_no_location_can_hold_makes_the_hint_unusable(offset: int) -> 
     index: dict[bytes, int] = {}
     assert apply_hint(hint, 5, index, {}) is HintProblem.BAD_LAYOUT
     assert index == {}
+
+
+def raw_hint(
+    key_lens: list[int],
+    offsets: list[int],
+    value_lens: list[int],
+    keys: bytes,
+    *,
+    deletes: int = 0,
+) -> bytes:
+    """A version-2 hint of PUT entries laid out column by column, whatever the columns say."""
+    head = HINT_HEADER.pack(HINT_MAGIC, 2, len(offsets), 0, deletes, 0, 1, 1 << 30)
+    columns = [struct.pack(f"<{len(c)}I", *c) for c in (key_lens, offsets, value_lens)]
+    return reseal(head + b"".join(columns) + keys)
+
+
+@pytest.mark.spec("FMT-18", "FMT-9")
+@pytest.mark.parametrize(
+    ("key_lens", "value_lens", "keys"),
+    [
+        ([0xFFFF_FFFF, 3], [1, 1], b"ab"),  # read as signed, -1 + 3: the keys' 2 bytes
+        ([1, 1], [1, 0xFFFF_FFFF], b"ab"),
+        ([1, MAX_KEY_SIZE + 1], [1, 1], bytes(MAX_KEY_SIZE + 2)),  # the longest not the first
+        ([4, 3], [1, 1], b"nameoldX"),  # one byte of keys more than the lengths say
+    ],
+    ids=["key length 2**32-1", "value length 2**32-1", "a later key too long", "keys too long"],
+)
+def test_key_and_value_lengths_out_of_range_make_the_hint_unusable(
+    key_lens: list[int], value_lens: list[int], keys: bytes
+) -> None:
+    assert decode_hint(raw_hint(key_lens, [16, 40], value_lens, keys)) is HintProblem.BAD_LAYOUT
+
+
+@pytest.mark.spec("FMT-18", "FMT-9")
+def test_the_longest_key_and_value_fit_in_a_hint() -> None:
+    hint = decoded(
+        raw_hint([1, MAX_KEY_SIZE], [16, 40], [MAX_VALUE_SIZE, 1], bytes(MAX_KEY_SIZE + 1))
+    )
+    assert len(hint.put_keys[1]) == MAX_KEY_SIZE
+    assert hint.longest_value == MAX_VALUE_SIZE
+
+
+@pytest.mark.spec("FMT-16", "FMT-21")
+def test_the_latest_expiry_a_record_can_hold_is_read_back_from_its_hint() -> None:
+    latest = 2**64 - 1
+    hint = decoded(hint_of(2, segment_of([(b"k", b"v", latest)])))
+    assert list(hint.expires_at) == [latest]
+
+
+@pytest.mark.spec("FMT-16")
+def test_a_decoded_hint_knows_its_longest_value() -> None:
+    assert decoded(EXAMPLE_HINT).longest_value == 3
+    assert decoded(hint_of(2, encode_segment_header())).longest_value == 0

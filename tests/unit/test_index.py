@@ -22,11 +22,10 @@ from catlog.index import (
     LARGE_VALUE,
     MAX_SEGMENT_SIZE,
     MAX_SLOTS,
-    ReplayResult,
     pack_location,
-    replay_segment,
     unpack_location,
 )
+from catlog.walk import ReplayResult, replay_plain
 
 
 @pytest.mark.spec("ENG-11", "FMT-12")
@@ -58,7 +57,7 @@ def test_replay_leaves_each_key_at_its_newest_record(
             model[key] = len(data)
             data += encode_record(RecordType.PUT, 0, key, value)
     index: dict[bytes, int] = {}
-    result = replay_segment(data, 0, 3, index, {})
+    result = replay_plain(data, 0, 3, index, {})
     assert result.damage is None
     assert result.end == len(data)
     assert {k: unpack_location(v)[:2] for k, v in index.items()} == {
@@ -96,7 +95,7 @@ def test_replay_stops_exactly_where_the_reference_decoder_finds_damage(
     records, damage = codec.iter_records(bytes(blob), 0)
     index: dict[bytes, int] = {}
     expiring: dict[bytes, tuple[int, int]] = {}
-    result = replay_segment(bytes(blob), 0, 0, index, expiring)
+    result = replay_plain(bytes(blob), 0, 0, index, expiring)
     assert result.end == (damage.offset if damage else len(blob))
     expected: dict[bytes, int] = {}
     expected_expiry: dict[bytes, int] = {}
@@ -139,7 +138,7 @@ def test_replay_caps_a_large_value_length_without_touching_the_offset(vlen: int)
         RecordType.PUT, 0, b"big", b"v" * vlen
     )
     index: dict[bytes, int] = {}
-    assert replay_segment(data, 0, 5, index, {}).damage is None
+    assert replay_plain(data, 0, 5, index, {}).damage is None
     assert unpack_location(index[b"a"]) == (5, 0, 1)
     assert unpack_location(index[b"big"]) == (5, 23, min(vlen, LARGE_VALUE))
 
@@ -169,7 +168,7 @@ def test_replay_stops_at_a_whole_record_that_breaks_the_format(
     first = encode_record(RecordType.PUT, 0, b"k", b"1")
     data = first + _with_valid_crc(rtype, b"k", value) + encode_record(RecordType.PUT, 0, b"j", b"")
     index: dict[bytes, int] = {}
-    result = replay_segment(data, 0, 0, index, {})
+    result = replay_plain(data, 0, 0, index, {})
     assert result.end == len(first)
     assert result.damage is not None
     assert (result.damage.offset, result.damage.kind) == (len(first), kind)
@@ -181,7 +180,7 @@ def test_replay_stops_at_a_whole_record_that_breaks_the_format(
 def test_replay_applies_a_record_at_exactly_the_limits(key_len: int, value_len: int) -> None:
     record = encode_record(RecordType.PUT, 0, b"k" * key_len, bytes(value_len))
     index: dict[bytes, int] = {}
-    assert replay_segment(record, 0, 0, index, {}) == ReplayResult(len(record), None)
+    assert replay_plain(record, 0, 0, index, {}) == ReplayResult(len(record), None)
     assert list(index) == [b"k" * key_len]
 
 
@@ -192,7 +191,7 @@ def test_replay_refuses_a_record_beyond_the_limits_even_when_its_crc_verifies(
 ) -> None:
     record = _with_valid_crc(RecordType.PUT, b"k" * key_len, bytes(value_len))
     index: dict[bytes, int] = {}
-    result = replay_segment(record, 0, 0, index, {})
+    result = replay_plain(record, 0, 0, index, {})
     assert (result.end, index) == (0, {})
     assert result.damage is not None
     assert result.damage.kind is DamageKind.BAD_LENGTH

@@ -32,7 +32,8 @@ from catlog.hint import (
     build_hint,
     decode_hint,
 )
-from catlog.index import replay_packed, unpack_location
+from catlog.index import unpack_location
+from catlog.walk import replay_packed
 
 WORKED_PACKED_PUT = bytes.fromhex("81b317e8 41 04 0300 6e616d65 426f62".replace(" ", ""))
 PACKED_HEADER = encode_segment_header(PACKED_VERSION)

@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
     },
     # One concept on top of the foundations.
     {"arguments", "index", "recovery", "filecache", "simfs", "reopen", "protocol.line"},
-    {"segment"},
+    {"segment", "walk"},
     # Records in bulk: hints, batches, walking a directory, the protocol readers.
     {"hint", "batch", "scan", "snapshot", "protocol.resp"},
     # The store's parts, the tools that read a directory without a store, and what a

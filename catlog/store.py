@@ -88,8 +88,10 @@ from .hint import hint_name
 from .hintwriter import HintWriter
 from .index import (
     LARGE_VALUE,
+    LEN_BITS,
     MAX_SEGMENT_SIZE,
     MAX_SLOTS,
+    SLOT_SHIFT,
     live_expiries,
     pack_location,
     unpack_location,
@@ -957,7 +959,12 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("write", exc) from exc
         self.last_ticket += 1
         self._unsynced = True
-        return pack_location(active.slot, offset, value_len)
+        # inline pack_location: the fill benchmark's every put pays for a call otherwise.
+        return (
+            (active.slot << SLOT_SHIFT)
+            | (offset << LEN_BITS)
+            | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
+        )
 
     # ----------------------------------------------------------------------------- group commit
 

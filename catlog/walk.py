@@ -28,10 +28,13 @@ or says why it is damage. A header cut short at the end makes ``unpack_from`` ra
 the loop without a length test per record; the damage is then whatever ``decode_record`` says
 is at the offset where the loop stopped (:func:`_damage_at`).
 
-Why inline at all: decoding every record into a :class:`~catlog.codec.Record` doubled the
-compaction of a million records, and took 0.8 s of a 3.9 s one in hint building alone. The
-location of a record in the index is made by :func:`catlog.index.pack_location` everywhere but
-in :func:`replay_plain`, whose loop spells it out (the one place outside catlog/index.py).
+Why inline at all: decoding every record into a :class:`~catlog.codec.Record` costs the
+compaction and reopen benchmarks (bench/README.md) a large share of their time. The location
+of a record in the index is made by :func:`catlog.index.pack_location`, except in the PUT
+branches of :func:`replay_plain`, :func:`replay_packed` and :func:`copy_packed`, which spell it
+out under an ``inline pack_location`` comment (tests/unit/test_location_spelling.py finds every
+such copy). ``tests/unit/test_walk.py`` counts this module's calls of ``decode_record`` to check
+that the fast tests take what they should.
 """
 
 from __future__ import annotations
@@ -127,6 +130,7 @@ def replay_plain(
     member of a damaged batch either).
     """
     unpack = RECORD_HEADER.unpack_from
+    # inline pack_location: its slot part, for the spelling in the loop below
     slot_bits = slot << SLOT_SHIFT
     end_of_data = len(data)
     pos = start
@@ -144,10 +148,8 @@ def replay_plain(
             ):
                 key = data[key_start : key_start + klen]
                 if rtype == _PUT:
-                    # The one inline spelling of index.pack_location (with slot_bits above), the
-                    # only place the bits of a location are written out outside catlog/index.py:
-                    # a call per record cost the "reopen scanning only" benchmark a tenth of its
-                    # time.
+                    # inline pack_location (slot_bits above): the "reopen scanning only"
+                    # benchmark pays a tenth of its time for a call per record.
                     index[key] = (
                         slot_bits
                         | (pos << LEN_BITS)
@@ -172,6 +174,8 @@ def replay_packed(
 ) -> ReplayResult:
     """:func:`replay_plain` for a packed segment (FMT-26), whose records are FMT-27's."""
     unpack = PACKED_SHORT.unpack_from
+    # inline pack_location: its slot part, for the spelling in the loop below
+    slot_bits = slot << SLOT_SHIFT
     end_of_data = len(data)
     pos = start
     try:
@@ -186,7 +190,9 @@ def replay_packed(
                 and crc32c(data[pos + 4 : end]) == crc
             ):
                 key = data[key_start : key_start + klen]
-                index[key] = pack_location(slot, pos, vlen)
+                # inline pack_location (slot_bits above; a short value is below LARGE_VALUE):
+                # reopening a compacted store, as "reopen scanning only" measures a plain one.
+                index[key] = slot_bits | (pos << LEN_BITS) | vlen
                 pos = end
                 continue
             record = decode_record(data, pos, packed=True)
@@ -392,6 +398,8 @@ def copy_packed(
     counted as ENG-41 counts them, with a 21-byte header each, or the damage that stopped it.
     """
     unpack = PACKED_SHORT.unpack_from
+    # inline pack_location: its slot part, for the spelling in the loop below
+    slot_bits = slot << SLOT_SHIFT
     end_of_data = len(data)
     pos = start
     count = 0
@@ -412,7 +420,9 @@ def copy_packed(
             ):
                 counted += RECORD_HEADER_SIZE + klen + vlen
                 key = data[key_start : key_start + klen]
-                location = pack_location(slot, pos, vlen)
+                # inline pack_location (slot_bits above; a short value is below LARGE_VALUE):
+                # most of what the compaction benchmark's later rounds read is packed.
+                location = slot_bits | (pos << LEN_BITS) | vlen
                 if index.get(key) == location:
                     if expires and expired(key):
                         copies.skipped.append((key, location))

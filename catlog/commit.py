@@ -45,10 +45,11 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 W = TypeVar("W")
-"""A sleeper's token: the store's is a held ``threading.Lock``; the model check's, a name."""
+"""A sleeper's token, told apart by identity: the store's is a held ``threading.Lock``; the
+model check's, an interned name."""
 
 
 class Turn(Enum):
@@ -58,6 +59,14 @@ class Turn(Enum):
     RAISE = "the store refuses writes and its ticket is not durable: raise the refusal"
     SLEEP = "a term runs: sleep on a token of its own until it is released"
     LEAD = "lead the next term"
+
+
+# An Enum member's attribute access costs 0.1 us in CPython 3.11, here on the group-commit
+# benchmark's path: module constants cost a global lookup.
+_RETURN: Final = Turn.RETURN
+_RAISE: Final = Turn.RAISE
+_SLEEP: Final = Turn.SLEEP
+_LEAD: Final = Turn.LEAD
 
 
 @dataclass(slots=True)
@@ -102,29 +111,30 @@ class CommitMachine(Generic[W]):
                 self.leader_waits = False  # the last one the leader waited for is back
                 self.notify = True
         if self.durable >= ticket:
-            return Turn.RETURN
+            return _RETURN
         if self.failed:
-            return Turn.RAISE
+            return _RAISE
         if self.leading:
-            return Turn.SLEEP
+            return _SLEEP
         self.leading = True
-        return Turn.LEAD
+        return _LEAD
 
     def sleep(self, ticket: int, token: W) -> None:
         """The writer that :meth:`arrive` told to SLEEP sleeps on ``token`` until it is woken."""
         self.sleepers.append((ticket, token))
 
     def woken(self, ticket: int, token: W) -> Turn:
-        """The sleeper on ``token`` woke: pass the relay on, then lead, return or raise."""
+        """The sleeper on ``token`` woke: pass the relay on (at most one token to wake), then
+        lead, return or raise."""
         if self.relay:
             self.wake.append(self.relay.popleft())
-        if self.baton == token:
+        if self.baton is token:
             self.baton = None
-            return Turn.LEAD
+            return _LEAD
         if self.durable >= ticket:
-            return Turn.RETURN
+            return _RETURN
         assert self.failed, "only fail() wakes a sleeper its ticket's commit did not cover"
-        return Turn.RAISE
+        return _RAISE
 
     def abandon(self, ticket: int, token: W) -> None:
         """The sleeper on ``token`` leaves without waiting for its wake (a signal's exception):
@@ -136,7 +146,7 @@ class CommitMachine(Generic[W]):
         else:
             if self.relay:
                 self.wake.append(self.relay.popleft())
-            if self.baton == token:
+            if self.baton is token:
                 self.baton = None
                 self._hand_over()
 
@@ -172,13 +182,17 @@ class CommitMachine(Generic[W]):
                 self.sleepers = [entry for entry in sleepers if entry[0] > durable]
                 self.away += len(covered)
                 self.relay.extend(covered)
+            if self.relay:
                 self.wake.append(self.relay.popleft())
+        if self.leader_waits and not self.away:  # a sync() covered no sleeper: none to await
+            self.leader_waits = False
+            self.notify = True
 
     def end_term(self, ticket: int) -> Turn:
         """The leader of ``ticket`` ends its term, whether its commit succeeded, failed or
         had nothing to do: RETURN if its ticket is durable, else RAISE."""
         self._hand_over()
-        return Turn.RETURN if self.durable >= ticket else Turn.RAISE
+        return _RETURN if self.durable >= ticket else _RAISE
 
     def _hand_over(self) -> None:
         """Hand the lead to the oldest sleeper, or let it lapse if none sleeps."""

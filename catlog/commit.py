@@ -191,6 +191,7 @@ class CommitMachine(Generic[W]):
     def end_term(self, ticket: int) -> Turn:
         """The leader of ``ticket`` ends its term, whether its commit succeeded, failed or
         had nothing to do: RETURN if its ticket is durable, else RAISE."""
+        self.leader_waits = False  # set still if a signal's exception cut the leader's wait
         self._hand_over()
         return _RETURN if self.durable >= ticket else _RAISE
 

@@ -1059,7 +1059,7 @@ class Store(MutableMapping[bytes, bytes]):
         with self._commit_mutex:
             group = self._group
             group.took_effect(target, leading=leading)
-            if group.wake:
+            if group.wake or group.notify:
                 self._wake()
 
     def _flush(self) -> None:
@@ -1238,7 +1238,7 @@ class Store(MutableMapping[bytes, bytes]):
             if self._flusher is not threading.current_thread():  # dropped in its own tick
                 self._flusher.join()
         with self._commit_mutex:
-            while self._group.closing():  # a term ends before the files close (ENG-58)
+            while self._group.closing():  # a term ends before the files close (ENG-59)
                 self._commit.wait()
         with self._lock:
             if self._closed:

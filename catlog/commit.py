@@ -148,7 +148,7 @@ class CommitMachine(Generic[W]):
                 self.wake.append(self.relay.popleft())
             if self.baton is token:
                 self.baton = None
-                self._hand_over()
+                self.end_term(ticket)  # it ends the term it was handed and never began
 
     def start_term(self) -> bool:
         """A leader begins its term: True if it is to wait for the writers away (ENG-45), until
@@ -172,7 +172,7 @@ class CommitMachine(Generic[W]):
         """The writes up to ``target`` are durable and have taken effect: the covered sleepers
         join the relay, and its first is woken. They, and the leader if ``leading`` (a sync()
         or a rotation commits too, not leading), are the writers ENG-45's next leader awaits."""
-        self.durable = max(self.durable, target)
+        self.durable = max(self.durable, target)  # a sync() may have gone further meanwhile
         self.away = 1 if leading else 0
         sleepers = self.sleepers
         if sleepers:
@@ -192,12 +192,7 @@ class CommitMachine(Generic[W]):
         """The leader of ``ticket`` ends its term, whether its commit succeeded, failed or
         had nothing to do: RETURN if its ticket is durable, else RAISE."""
         self.leader_waits = False  # set still if a signal's exception cut the leader's wait
-        self._hand_over()
-        return _RETURN if self.durable >= ticket else _RAISE
-
-    def _hand_over(self) -> None:
-        """Hand the lead to the oldest sleeper, or let it lapse if none sleeps."""
-        if self.sleepers:
+        if self.sleepers:  # the lead goes to the oldest sleeper, or lapses
             _, baton = self.sleepers.pop(0)
             self.baton = baton
             self.wake.append(baton)
@@ -206,6 +201,7 @@ class CommitMachine(Generic[W]):
             if self.closer_waits:
                 self.closer_waits = False
                 self.notify = True
+        return _RETURN if self.durable >= ticket else _RAISE
 
     def fail(self) -> None:
         """REC-10: a write or fsync failed. Every sleeper is woken, to raise the refusal; the

@@ -25,8 +25,7 @@ store bounds that wait by the last fsync's duration, a clock this machine does n
 event              when                               answer
 =================  =================================  =========================================
 ``arrive``         a writer waits for its ticket      RETURN if durable, RAISE if failed,
-                                                      SLEEP if a term runs, else LEAD
-``sleep``          after SLEEP, same critical section  the token joins the sleepers
+                   (and offers a token to sleep on)   SLEEP if a term runs, else LEAD
 ``woken``          a sleeper's token was released     LEAD if it holds the baton, RETURN if
                                                       durable, else RAISE; wakes the relay's next
 ``abandon``        a sleeper leaves unwoken (signal)  does what its waking owed
@@ -102,9 +101,9 @@ class CommitMachine(Generic[W]):
     notify: bool = False
     """Output: notify the threads waiting for :attr:`leader_waits` or :attr:`closer_waits`."""
 
-    def arrive(self, ticket: int) -> Turn:
-        """A writer waits for ``ticket``. After SLEEP the caller must call :meth:`sleep`
-        before it lets go of the mutex."""
+    def arrive(self, ticket: int, token: W) -> Turn:
+        """A writer waits for ``ticket``; on SLEEP it is to sleep on ``token`` until the token
+        is released (then :meth:`woken`), or leave (then :meth:`abandon`)."""
         if self.away:
             self.away -= 1
             if not self.away and self.leader_waits:
@@ -115,13 +114,10 @@ class CommitMachine(Generic[W]):
         if self.failed:
             return _RAISE
         if self.leading:
+            self.sleepers.append((ticket, token))
             return _SLEEP
         self.leading = True
         return _LEAD
-
-    def sleep(self, ticket: int, token: W) -> None:
-        """The writer that :meth:`arrive` told to SLEEP sleeps on ``token`` until it is woken."""
-        self.sleepers.append((ticket, token))
 
     def woken(self, ticket: int, token: W) -> Turn:
         """The sleeper on ``token`` woke: pass the relay on (at most one token to wake), then

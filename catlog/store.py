@@ -956,16 +956,14 @@ class Store(MutableMapping[bytes, bytes]):
                 raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             return
         group = self._group
+        sleeper = threading.Lock()  # made outside the mutex: most writers sleep (group benchmark)
+        sleeper.acquire()
         with self._commit_mutex:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")  # ENG-19
-            turn = group.arrive(ticket)
+            turn = group.arrive(ticket, sleeper)
             if group.notify:
                 self._wake()
-            if turn is _SLEEP:
-                sleeper = threading.Lock()
-                sleeper.acquire()
-                group.sleep(ticket, sleeper)
         if turn is _SLEEP:
             # Released exactly once, by whichever event the machine answered with it.
             try:

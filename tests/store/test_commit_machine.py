@@ -48,7 +48,7 @@ def lead_one_commit(machine: CommitMachine[str], ticket: int, target: int) -> Tu
 @pytest.mark.spec("ENG-29")
 def test_the_first_writer_leads_and_a_lone_writer_returns_after_its_own_commit() -> None:
     machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1) is Turn.LEAD
+    assert machine.arrive(1, "a") is Turn.LEAD
     assert lead_one_commit(machine, 1, 1) is Turn.RETURN
     assert machine.durable == 1
     assert not machine.leading
@@ -59,17 +59,16 @@ def test_the_first_writer_leads_and_a_lone_writer_returns_after_its_own_commit()
 def test_a_lone_writer_coming_back_never_waits_for_others() -> None:
     machine: CommitMachine[str] = CommitMachine()
     for ticket in range(1, 4):
-        assert machine.arrive(ticket) is Turn.LEAD
+        assert machine.arrive(ticket, "a") is Turn.LEAD
         assert lead_one_commit(machine, ticket, ticket) is Turn.RETURN  # start_term: no wait
 
 
 @pytest.mark.spec("ENG-29", "ENG-58")
 def test_a_writer_arriving_during_a_term_sleeps_and_the_commit_covering_it_wakes_it() -> None:
     machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1) is Turn.LEAD
+    assert machine.arrive(1, "a") is Turn.LEAD
     assert not machine.start_term()
-    assert machine.arrive(2) is Turn.SLEEP
-    machine.sleep(2, "b")
+    assert machine.arrive(2, "b") is Turn.SLEEP
     machine.took_effect(2, leading=True)  # the leader's flush took ticket 2 too
     assert machine.wake == ["b"]
     machine.wake.clear()
@@ -81,10 +80,9 @@ def test_a_writer_arriving_during_a_term_sleeps_and_the_commit_covering_it_wakes
 @pytest.mark.spec("ENG-58")
 def test_a_commit_wakes_only_its_first_covered_sleeper_and_each_wakes_the_next() -> None:
     machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1) is Turn.LEAD
+    assert machine.arrive(1, "a") is Turn.LEAD
     for ticket, token in [(2, "b"), (3, "c"), (4, "d")]:
-        assert machine.arrive(ticket) is Turn.SLEEP
-        machine.sleep(ticket, token)
+        assert machine.arrive(ticket, token) is Turn.SLEEP
     machine.took_effect(4, leading=True)
     assert machine.wake == ["b"]
     machine.wake.clear()
@@ -101,34 +99,32 @@ def test_a_commit_wakes_only_its_first_covered_sleeper_and_each_wakes_the_next()
 @pytest.mark.spec("ENG-29", "ENG-58")
 def test_the_lead_passes_to_the_oldest_sleeper_the_commit_did_not_cover() -> None:
     machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1) is Turn.LEAD
+    assert machine.arrive(1, "a") is Turn.LEAD
     machine.took_effect(1, leading=True)  # b and c appended after the leader's flush
     for ticket, token in [(2, "b"), (3, "c")]:
-        assert machine.arrive(ticket) is Turn.SLEEP
-        machine.sleep(ticket, token)
+        assert machine.arrive(ticket, token) is Turn.SLEEP
     assert machine.end_term(1) is Turn.RETURN
     assert machine.wake == ["b"]
     machine.wake.clear()
     assert machine.leading, "the term goes on, with the baton on its way to b"
     assert machine.woken(2, "b") is Turn.LEAD
-    assert machine.arrive(4) is Turn.SLEEP, "a term runs while b leads"
+    assert machine.arrive(4, "a") is Turn.SLEEP, "a term runs while b leads"
 
 
 @pytest.mark.spec("ENG-45")
 def test_a_leader_waits_for_the_writers_the_last_commit_covered_until_the_last_is_back() -> None:
     machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1) is Turn.LEAD
-    assert machine.arrive(2) is Turn.SLEEP
-    machine.sleep(2, "b")
+    assert machine.arrive(1, "a") is Turn.LEAD
+    assert machine.arrive(2, "b") is Turn.SLEEP
     machine.took_effect(2, leading=True)
     machine.wake.clear()
     assert machine.end_term(1) is Turn.RETURN
     assert machine.woken(2, "b") is Turn.RETURN
     assert machine.away == 2, "the leader and b"
-    assert machine.arrive(3) is Turn.LEAD  # a is back first and leads
+    assert machine.arrive(3, "a") is Turn.LEAD  # a is back first and leads
     assert machine.start_term(), "b is still away"
     assert (machine.leader_waits, machine.notify) == (True, False)
-    assert machine.arrive(4) is Turn.SLEEP  # b is back
+    assert machine.arrive(4, "b") is Turn.SLEEP  # b is back
     assert (machine.leader_waits, machine.notify) == (False, True), "the leader is notified"
 
 
@@ -137,14 +133,13 @@ def test_a_sync_that_leaves_no_writer_away_ends_the_leaders_wait() -> None:
     """Found by the model check: sync() (or a rotation, or close()) commits too, and covers the
     writers the leader waits for; it used to leave the leader waiting out its whole bound."""
     machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1) is Turn.LEAD
-    assert machine.arrive(2) is Turn.SLEEP
-    machine.sleep(2, "b")
+    assert machine.arrive(1, "a") is Turn.LEAD
+    assert machine.arrive(2, "b") is Turn.SLEEP
     machine.took_effect(2, leading=True)
     machine.wake.clear()
     assert machine.end_term(1) is Turn.RETURN
     assert machine.woken(2, "b") is Turn.RETURN
-    assert machine.arrive(3) is Turn.LEAD
+    assert machine.arrive(3, "a") is Turn.LEAD
     assert machine.start_term(), "b is away"
     machine.took_effect(3, leading=False)  # sync() made ticket 3 durable: nobody is awaited
     assert (machine.leader_waits, machine.notify) == (False, True)
@@ -153,27 +148,25 @@ def test_a_sync_that_leaves_no_writer_away_ends_the_leaders_wait() -> None:
 @pytest.mark.spec("REC-10", "ENG-59")
 def test_a_failure_wakes_every_sleeper_to_raise_and_the_leader_raises_too() -> None:
     machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1) is Turn.LEAD
+    assert machine.arrive(1, "a") is Turn.LEAD
     for ticket, token in [(2, "b"), (3, "c")]:
-        assert machine.arrive(ticket) is Turn.SLEEP
-        machine.sleep(ticket, token)
+        assert machine.arrive(ticket, token) is Turn.SLEEP
     machine.fail()
     assert machine.wake == ["b", "c"]
     machine.wake.clear()
     assert machine.woken(2, "b") is Turn.RAISE
     assert machine.woken(3, "c") is Turn.RAISE
     assert machine.end_term(1) is Turn.RAISE
-    assert machine.arrive(4) is Turn.RAISE
+    assert machine.arrive(4, "a") is Turn.RAISE
     assert not machine.leading
 
 
 @pytest.mark.spec("ENG-29")
 def test_an_abandoning_sleeper_passes_on_what_its_waking_owed() -> None:
     machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1) is Turn.LEAD
+    assert machine.arrive(1, "a") is Turn.LEAD
     for ticket, token in [(2, "b"), (3, "c")]:
-        assert machine.arrive(ticket) is Turn.SLEEP
-        machine.sleep(ticket, token)
+        assert machine.arrive(ticket, token) is Turn.SLEEP
     machine.took_effect(3, leading=True)
     assert machine.wake == ["b"]
     machine.wake.clear()
@@ -188,7 +181,7 @@ def test_an_abandoning_sleeper_passes_on_what_its_waking_owed() -> None:
 def test_close_waits_while_a_term_runs_and_is_notified_when_it_lapses() -> None:
     machine: CommitMachine[str] = CommitMachine()
     assert not machine.closing()
-    assert machine.arrive(1) is Turn.LEAD
+    assert machine.arrive(1, "a") is Turn.LEAD
     assert machine.closing()
     assert lead_one_commit(machine, 1, 1) is Turn.RETURN
     assert machine.notify
@@ -394,10 +387,9 @@ class Model:
         if w.closed:  # ENG-19: refused whatever the ticket, before the machine is asked
             w.threads[i] = replace(thread, pc="done")
             return [w]
-        turn = w.machine.arrive(thread.ticket)
+        turn = w.machine.arrive(thread.ticket, token(i, thread))
         self.outputs(w)
         if turn is Turn.SLEEP:
-            w.machine.sleep(thread.ticket, token(i, thread))
             w.threads[i] = replace(thread, pc=SLEEPING)
         elif turn is Turn.LEAD:
             w.threads[i] = replace(thread, pc="lead_start")

@@ -1,11 +1,11 @@
-"""Group commit's state, as a pure machine: events in, what to do out (ENG-29, ENG-45, ENG-58).
+"""Group commit's state as a pure machine: events in, what to do out (ENG-29, ENG-45, ENG-58).
 
 No threads, locks, files or clock here: :class:`catlog.store.Store` drives this machine from its
 threads, holding its ``_commit_mutex`` around every call, and does what each call answers: wake
 the sleepers in :attr:`CommitMachine.wake`, notify its condition when :attr:`CommitMachine.notify`
 says so, lead, sleep, return or raise. Being pure, the machine can be explored exhaustively:
 ``tests/store/test_commit_machine.py`` runs every interleaving of a few writers' events through
-it and checks ENG-58 and ENG-59 in every state it reaches.
+it and checks ENG-58 and ENG-59 in every state it reaches, and on every path.
 
 Theory of operation. A writer under ``fsync="always"`` appends its record, which gets a
 *ticket* (ENG-28), then waits for that ticket to be durable: it *arrives*. The first to arrive

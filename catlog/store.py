@@ -6,9 +6,9 @@ and clock come in from the caller (ENG-23, ENG-24).
 
 The parts it delegates to, each a module of its own: :mod:`catlog.opening` (opening a directory),
 :mod:`catlog.reading` (one read), :mod:`catlog.hintwriter`, :mod:`catlog.compaction`,
-:mod:`catlog.snapshot`, :mod:`catlog.batch` and :mod:`catlog.transaction`. What stays here is the
-mapping API, the writes and their effects on the index, the fsync policies with group commit, and
-closing.
+:mod:`catlog.snapshot`, :mod:`catlog.batch` and :mod:`catlog.transaction`, and group commit's
+state, :mod:`catlog.commit`. What stays here is the mapping API, the writes and their effects on
+the index, the fsync policies with the threads that drive group commit, and closing.
 
 Locks, in the order they are taken (a thread holding one takes only those after it):
 
@@ -18,8 +18,8 @@ Locks, in the order they are taken (a thread holding one takes only those after 
    expiries, the dead-byte count, the segment lists and the refusal. Readers take no lock: a
    read is a dict lookup and one positional read, and the structures it touches are replaced
    whole or appended to, never changed in place (see :mod:`catlog.segment`).
-3. ``_commit_mutex`` (and ``_commit``, the condition on it): the group-commit state. The fsync
-   itself runs with no lock held (ENG-29).
+3. ``_commit_mutex`` (and ``_commit``, the condition on it): the group-commit state, ``_group``
+   (:class:`catlog.commit.CommitMachine`). The fsync itself runs with no lock held (ENG-29).
 4. ``_files``' lock (:class:`catlog.filecache.FileCache`): which sealed segments are open. Taken
    inside ``_lock`` (rotation, compaction's install and removal, closing), or alone by a read of
    a segment whose file is closed (ENG-66); a read of an open one takes no lock.
@@ -46,7 +46,6 @@ reopened, not repaired in place (REC-11).
 from __future__ import annotations
 
 import atexit
-import collections
 import heapq
 import logging
 import os
@@ -75,6 +74,7 @@ from .codec import (
     encode_batch,
     encode_record,
 )
+from .commit import CommitMachine, Turn
 from .compaction import Compaction, CompactionReport
 from .errors import (
     CatlogError,
@@ -121,6 +121,9 @@ DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _PUT_EXPIRING: Final = int(RecordType.PUT_EXPIRING)
+_SLEEP: Final = Turn.SLEEP
+_LEAD: Final = Turn.LEAD
+_RAISE: Final = Turn.RAISE
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,29 +293,18 @@ class Store(MutableMapping[bytes, bytes]):
         """The ticket of the newest record appended: records appended since open (ENG-28).
         Read it, never write it; the server reads it after each command to learn whether the
         command wrote, which costs less than wrapping every write."""
-        self._durable = 0
-        """The highest ticket that is durable and has taken effect. Lock: ``_commit_mutex``."""
         self._pending: list[tuple[int, bytes, int | None, int]] = []
         """Under always: (ticket, key, location or None for a delete, expiry or 0), not yet
         durable. The members of a batch share one ticket, so they take effect together. Lock:
         ``_lock``."""
         self._commit_mutex = threading.Lock()
-        """Guards the group-commit state below. Taken directly (a C-level ``with``), not through
-        ``_commit``, whose Python-level enter and exit the durable-put benchmark measures."""
+        """Guards ``_group``. Taken directly (a C-level ``with``), not through ``_commit``,
+        whose Python-level enter and exit the durable-put benchmark measures."""
         self._commit = threading.Condition(self._commit_mutex)
-        """For the two waits on the state: ENG-45's leader, and close() for a term to end."""
-        self._commit_waiters = 0
-        """Threads in ``_commit.wait``: with none, a notify is skipped (the durable-put
-        benchmark measures its cost). Lock: ``_commit_mutex``, as the rest below."""
-        self._committing = False
-        self._sleepers: list[tuple[int, threading.Lock]] = []
-        """Waiters asleep while another thread leads: (ticket, a lock held until it is woken)."""
-        self._baton: threading.Lock | None = None
-        """The sleeper's lock last released to make that sleeper the next leader."""
-        self._relay: collections.deque[threading.Lock] = collections.deque()
-        """Sleepers a commit covered, not woken yet: each woken sleeper wakes the next."""
-        self._away = 0
-        """ENG-45: writers the last commit covered that have not come back to wait again."""
+        """For the two waits on ``_group``: ENG-45's leader, and close() for a term to end."""
+        self._group: CommitMachine[threading.Lock] = CommitMachine()
+        """Group commit's state (catlog.commit); its tokens are held locks, released to wake.
+        Lock: ``_commit_mutex``; its ``durable`` may be read holding ``_lock`` instead."""
         self._last_fsync = 0.0
         """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
 
@@ -971,19 +963,10 @@ class Store(MutableMapping[bytes, bytes]):
     def wait_durable(self, ticket: int) -> None:
         """ENG-14, ENG-29: return once the write with ``ticket`` is durable and has taken effect.
 
-        Group commit: the first waiter to find no fsync in flight becomes the *leader*. It takes
-        every record appended so far, fsyncs them with no lock held (so other writers go on
-        appending behind it), applies their effects to the index in ticket order, and wakes the
-        waiters that fsync covered. Then, if a waiter it did not cover sleeps, it hands that
-        waiter the lead; otherwise the next writer to wait leads.
-
-        Waking is the cost here, not the fsync: each woken writer needs the GIL, and a thread
-        hand-off takes microseconds. So each waiter sleeps on a lock of its own, and a commit
-        wakes only the first waiter it covered; each woken waiter wakes the next as it starts (a
-        *relay*), so woken writers do not all queue for the GIL and for a shared lock at once,
-        as they would on a shared condition (the group-commit benchmark).
-        A leader first waits, a bounded while, for the writers the last commit woke to come
-        back (ENG-45), so that one fsync covers them all rather than half of them.
+        Group commit: the first waiter to find no fsync in flight leads; the others sleep, each
+        on a lock of its own, until a commit covers them or the lead passes to them. The state
+        and its rules are :class:`catlog.commit.CommitMachine`'s (read its module for why);
+        this thread only does what each of its answers says, releasing the locks it names.
         Under ``interval`` and ``never`` a write is as durable as its policy promises when it
         is appended, so this returns at once.
         """
@@ -991,104 +974,76 @@ class Store(MutableMapping[bytes, bytes]):
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             return
-        sleeper: threading.Lock | None = None
+        group = self._group
+        sleeper = threading.Lock()  # made outside the mutex: most writers sleep (group benchmark)
+        sleeper.acquire()
         with self._commit_mutex:
-            if self._away:
-                self._away -= 1
-                if not self._away and self._commit_waiters:
-                    self._commit.notify_all()  # a leader may be waiting for the last of them
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")  # ENG-19
-            if self._durable >= ticket:
-                return
-            if self._refusal is not None:
-                raise self._refused()
-            if self._committing:
-                sleeper = threading.Lock()
-                sleeper.acquire()
-                self._sleepers.append((ticket, sleeper))
-            else:
-                self._committing = True
-        if sleeper is not None:
-            # Released exactly once, by whoever took it off _sleepers or _relay: the relay when
-            # the ticket is durable, _fail when the store refuses, or a leader handing over.
+            turn = group.arrive(ticket, sleeper)
+            if group.notify:
+                self._wake()
+        if turn is _SLEEP:
+            # Released exactly once, by whichever event the machine answered with it.
             try:
                 sleeper.acquire()
             except BaseException:  # a signal's exception in the main thread
-                self._abandon(ticket, sleeper)
+                with self._commit_mutex:
+                    group.abandon(ticket, sleeper)
+                    self._wake()
                 raise
             with self._commit_mutex:
-                if self._relay:
-                    self._relay.popleft().release()
-                if self._baton is not sleeper:
-                    if self._durable >= ticket:
-                        return
-                    raise self._refused()
-                self._baton = None
-        self._lead()
-        if self._durable < ticket:
-            raise self._refused()  # only a failed commit leaves its leader's ticket uncovered
+                turn = group.woken(ticket, sleeper)
+                if group.wake:  # the relay's next, alone: _wake() inline (the group benchmark)
+                    group.wake.pop().release()
+        if turn is _LEAD:
+            turn = self._lead(ticket)
+        if turn is _RAISE:
+            raise self._refused()
 
-    def _lead(self) -> None:
+    def _lead(self, ticket: int) -> Turn:
         """A leader's term: one group commit, then the lead goes to a sleeper or lapses."""
         try:
             self._await_returning()
             self._lead_commit()
         finally:
             with self._commit_mutex:
-                self._end_term()
+                group = self._group
+                turn = group.end_term(ticket)
+                if group.wake or group.notify:
+                    self._wake()
+        return turn
 
     def _await_returning(self) -> None:
         """ENG-45: give the writers the last commit covered up to that commit's fsync time to
-        come back, so this commit covers them too. A lone writer never waits: it is the one
-        that came back. The bound is real time (a Condition's timeout), not the store's clock."""
+        come back. The bound is real time (a Condition's timeout), not the store's clock."""
+        group = self._group
         with self._commit_mutex:
-            if not self._away:
+            if not group.start_term():
                 return
             deadline = time.monotonic() + self._last_fsync
-            while self._away:
+            while group.leader_waits:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    group.stop_waiting()
                     return
-                self._wait_commit(left)
+                self._commit.wait(left)
 
-    def _end_term(self) -> None:
-        """Hand the lead to the oldest sleeper, or let it lapse if none sleeps (mutex held)."""
-        if self._sleepers:
-            _, baton = self._sleepers.pop(0)
-            self._baton = baton
-            baton.release()
-        else:
-            self._committing = False
-            if self._commit_waiters:
-                self._commit.notify_all()  # close() may be waiting for the term to end
-
-    def _wait_commit(self, timeout: float | None) -> None:
-        """Wait on ``_commit`` (``_commit_mutex`` held), counted so notifiers know to notify."""
-        self._commit_waiters += 1
-        try:
-            self._commit.wait(timeout)
-        finally:
-            self._commit_waiters -= 1
-
-    def _abandon(self, ticket: int, sleeper: threading.Lock) -> None:
-        """A sleeper leaves without being woken: take it out, or do what its waking owed."""
-        with self._commit_mutex:
-            if (ticket, sleeper) in self._sleepers:
-                self._sleepers.remove((ticket, sleeper))
-            elif sleeper in self._relay:
-                self._relay.remove(sleeper)
-            else:
-                if self._relay:
-                    self._relay.popleft().release()
-                if self._baton is sleeper:
-                    self._baton = None
-                    self._end_term()
+    def _wake(self) -> None:
+        """Do what the machine's last event answered: release the sleepers' locks it names and
+        notify the waits on ``_commit`` (``_commit_mutex`` held)."""
+        group = self._group
+        for sleeper in group.wake:
+            sleeper.release()
+        group.wake.clear()
+        if group.notify:
+            group.notify = False
+            self._commit.notify_all()
 
     def _lead_commit(self) -> None:
         """One group commit: flush under the write lock, fsync outside it, then take effect."""
         with self._lock:
-            if self._refusal is not None or self._durable >= self.last_ticket:
+            if self._refusal is not None or self._group.durable >= self.last_ticket:
                 return
             target = self.last_ticket
             self._flush()
@@ -1106,29 +1061,23 @@ class Store(MutableMapping[bytes, bytes]):
     def _take_effect(self, target: int, *, leading: bool = False) -> None:
         """Apply the deferred effects of the writes up to ``target``, now durable, in order.
 
-        Called with the write lock held. Writes are applied in ticket order, which is append
-        order, so the index ends where replay after a crash would (REC-2). Then the sleepers
-        whose tickets are covered join the relay, and its first is woken (see wait_durable);
-        they, and the ``leading`` thread, are the writers ENG-45's next leader waits for.
+        Called with the write lock held, which is what lets it read the machine's ``durable``
+        without the mutex. Writes are applied in ticket order, which is append order, so the
+        index ends where replay after a crash would (REC-2); only then does the machine learn
+        of it and wake the sleepers covered (ENG-58).
         """
         pending = self._pending
-        done = len(pending)
-        if done and pending[-1][0] > target:
-            done = next(i for i, entry in enumerate(pending) if entry[0] > target)
-        self._apply_in_order(pending[:done] if done < len(pending) else pending)
-        del pending[:done]
+        if pending and self._group.due(target):
+            done = len(pending)
+            if pending[-1][0] > target:
+                done = next(i for i, entry in enumerate(pending) if entry[0] > target)
+            self._apply_in_order(pending[:done] if done < len(pending) else pending)
+            del pending[:done]
         with self._commit_mutex:
-            durable = self._durable = max(self._durable, target)
-            sleepers = self._sleepers
-            self._away = 1 if leading else 0
-            if sleepers:
-                self._sleepers = [entry for entry in sleepers if entry[0] > durable]
-                relay = self._relay
-                covered = [sleeper for ticket, sleeper in sleepers if ticket <= durable]
-                self._away += len(covered)
-                relay.extend(covered)
-                if relay:
-                    relay.popleft().release()
+            group = self._group
+            group.took_effect(target, leading=leading)
+            if group.wake or group.notify:
+                self._wake()
 
     def _flush(self) -> None:
         try:
@@ -1158,9 +1107,8 @@ class Store(MutableMapping[bytes, bytes]):
         self._failure = error
         self._pending.clear()
         with self._commit_mutex:
-            sleepers, self._sleepers = self._sleepers, []
-            for _, sleeper in sleepers:
-                sleeper.release()  # each raises the refusal (wait_durable)
+            self._group.fail()
+            self._wake()  # each sleeper raises the refusal (wait_durable)
         return error
 
     def _refused(self) -> CatlogError:
@@ -1310,8 +1258,8 @@ class Store(MutableMapping[bytes, bytes]):
             if self._flusher is not threading.current_thread():  # dropped in its own tick
                 self._flusher.join()
         with self._commit_mutex:
-            while self._committing:
-                self._wait_commit(None)
+            while self._group.closing():  # a term ends before the files close (ENG-59)
+                self._commit.wait()
         with self._lock:
             if self._closed:
                 return
@@ -1388,7 +1336,7 @@ class Store(MutableMapping[bytes, bytes]):
             tickets = [entry[0] for entry in self._pending]
             assert tickets == sorted(tickets), "effects wait in ticket order"
             assert not tickets or self._sync_each_write, "effects wait only under always"
-            assert all(self._durable < ticket <= self.last_ticket for ticket in tickets)
+            assert all(self._group.durable < ticket <= self.last_ticket for ticket in tickets)
 
     def stats(self) -> StoreStats:
         """A snapshot of counters for people and tests (ENG-26)."""

@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
         "protocol.replies",
     },
     # One concept on top of the foundations.
-    {"arguments", "index", "recovery", "filecache", "simfs", "reopen", "protocol.line"},
+    {"arguments", "index", "recovery", "filecache", "simfs", "reopen", "commit", "protocol.line"},
     {"segment", "walk"},
     # Records in bulk: hints, batches, walking a directory, the protocol readers.
     {"hint", "batch", "scan", "snapshot", "protocol.resp"},

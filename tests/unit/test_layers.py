@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
         "errors",
         "clock",
         "codec",
+        "crashstate",
         "fs",
         "longdouble",
         "protocol.events",
@@ -32,8 +33,10 @@ LAYERS: list[set[str]] = [
         "protocol.replies",
     },
     # One concept on top of the foundations.
-    {"arguments", "index", "recovery", "filecache", "simfs", "reopen", "commit", "protocol.line"},
-    {"segment", "walk"},
+    {"arguments", "index", "recovery", "filecache", "simfile", "reopen", "commit", "protocol.line"},
+    # On one such concept: segments on the file cache, the walks on the index, the simulated
+    # file system on its files.
+    {"segment", "walk", "simfs"},
     # Records in bulk: hints, batches, walking a directory, the protocol readers.
     {"hint", "batch", "scan", "snapshot", "protocol.resp"},
     # The store's parts, the tools that read a directory without a store, and what a

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from . import children, compaction, peers, servers
+from . import children, compaction, expiry, peers, servers
 from . import server_loop as loop_module
 from .children import HERE, Checkout, Reply, Scalar, Worker
 from .report import Figure, Outcome, Target
@@ -625,6 +625,11 @@ def compact_latency(run: Run) -> list[Outcome]:
     return compaction.latency(run.fresh_dir("compact-latency"), run.sizes.fill_keys // 2)
 
 
+def expiry_latency(run: Run) -> list[Outcome]:
+    """Server PING latency while every key expires at once (see :mod:`bench.expiry`)."""
+    return expiry.workload(run.fresh_dir("expiry"), run.sizes.fill_keys, run.checkouts)
+
+
 WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "fill": fill,
     "get": random_get,
@@ -637,5 +642,6 @@ WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "loop": server_loop,
     "compact": compact_space,
     "latency": compact_latency,
+    "expiry": expiry_latency,
 }
 """By the name ``--only`` takes, in the order a full run goes through them."""

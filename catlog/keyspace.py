@@ -36,6 +36,7 @@ The store keeps ``self._index`` and ``self._expires`` as these very dict objects
 
 from __future__ import annotations
 
+import struct
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 from typing import Final
@@ -52,6 +53,9 @@ WRITE_PURGE: Final = 20
 PURGE_STEP: Final = 1000
 """ENG-62: at most this many expired keys forgotten by one :meth:`Keyspace.purge` step."""
 
+NEVER: Final = 1 << 63
+"""Later than any expiry (ENG-33's largest is 2^63 - 1): :attr:`ExpiryOrder.soonest` when empty."""
+
 
 def dead_size(key_len: int, location: int) -> int:
     """ENG-41: the size the estimate counts for the record at ``location`` of a key of ``key_len``
@@ -61,6 +65,14 @@ def dead_size(key_len: int, location: int) -> int:
     return RECORD_HEADER_SIZE + key_len + (location & LARGE_VALUE)
 
 
+_AT: Final = struct.Struct(">Q")
+"""An entry of :class:`ExpiryOrder` starts with its expiry as 8 big-endian bytes."""
+
+
+def _entry(expires_at_ms: int, key: bytes) -> bytes:
+    return _AT.pack(expires_at_ms) + key
+
+
 class ExpiryOrder:
     """``(expires_at_ms, key)`` pairs in sorted order, in blocks of up to ``2 * BLOCK``.
 
@@ -68,49 +80,68 @@ class ExpiryOrder:
     SET EX with 200,000 expiries); a heap cannot count its pairs before a time without popping
     them. Blocks give both: adding or removing moves at most one block's pairs, and counting the
     pairs before a time is a search in ``lasts`` and a sum of whole blocks' lengths.
+
+    Each pair is held as one ``bytes``, the expiry in 8 big-endian bytes then the key, which
+    sorts as the pair does (ENG-33's expiries are below 2^63) but compares with one ``memcmp``
+    rather than a tuple's element-by-element comparison: 200,000 keys given one expiry were
+    added at a third of the old heap's speed as tuples, and at close to it as bytes.
     """
 
-    __slots__ = ("_blocks", "_lasts", "_size")
+    __slots__ = ("_blocks", "_lasts", "_size", "soonest")
 
     def __init__(self, pairs: list[tuple[int, bytes]]) -> None:
         """``pairs`` sorted and distinct."""
-        self._blocks = [pairs[i : i + BLOCK] for i in range(0, len(pairs), BLOCK)]
+        entries = [_entry(at, key) for at, key in pairs]
+        self._blocks = [entries[i : i + BLOCK] for i in range(0, len(entries), BLOCK)]
         self._lasts = [block[-1] for block in self._blocks]
-        """The largest pair of each block, for the search that finds a pair's block."""
-        self._size = len(pairs)
+        """The largest entry of each block, for the search that finds an entry's block."""
+        self._size = len(entries)
+        self.soonest = pairs[0][0] if pairs else NEVER
+        """The earliest expiry held, or :data:`NEVER`: a write compares it with the clock so
+        that it calls :meth:`Keyspace.purge` only when some key has expired (ENG-61)."""
 
     def __len__(self) -> int:
         return self._size
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        unpack = _AT.unpack_from
         for block in self._blocks:
-            yield from block
+            for entry in block:
+                yield unpack(entry)[0], entry[8:]
 
-    def add(self, pair: tuple[int, bytes]) -> None:
+    def _first(self) -> int:
+        blocks = self._blocks
+        return int(_AT.unpack_from(blocks[0][0])[0]) if blocks else NEVER
+
+    def add(self, expires_at_ms: int, key: bytes) -> None:
+        entry = _AT.pack(expires_at_ms) + key
         blocks, lasts = self._blocks, self._lasts
         self._size += 1
+        if expires_at_ms < self.soonest:  # noqa: PLR1730 (min() is a call, on SET EX's path)
+            self.soonest = expires_at_ms
         if not blocks:
-            blocks.append([pair])
-            lasts.append(pair)
+            blocks.append([entry])
+            lasts.append(entry)
             return
-        i = bisect_left(lasts, pair)
-        if i == len(lasts):  # past every pair: the common case, a TTL from now
+        i = bisect_left(lasts, entry)
+        if i == len(lasts):  # past every entry: the common case, a TTL from now
             i -= 1
-            blocks[i].append(pair)
-            lasts[i] = pair
+            blocks[i].append(entry)
+            lasts[i] = entry
         else:
-            insort(blocks[i], pair)
+            insort(blocks[i], entry)
         block = blocks[i]
         if len(block) > 2 * BLOCK:
             blocks[i : i + 1] = [block[:BLOCK], block[BLOCK:]]
             lasts[i : i + 1] = [block[BLOCK - 1], block[-1]]
 
-    def remove(self, pair: tuple[int, bytes]) -> None:
+    def remove(self, expires_at_ms: int, key: bytes) -> None:
+        entry = _AT.pack(expires_at_ms) + key
         blocks, lasts = self._blocks, self._lasts
-        i = bisect_left(lasts, pair)
+        i = bisect_left(lasts, entry)
         block = blocks[i]
-        j = bisect_left(block, pair)
-        assert block[j] == pair, "every expiry has its pair (see the module's docstring)"
+        j = bisect_left(block, entry)
+        assert block[j] == entry, "every expiry has its pair (see the module's docstring)"
         del block[j]
         self._size -= 1
         if not block:
@@ -118,42 +149,48 @@ class ExpiryOrder:
             del lasts[i]
         elif j == len(block):
             lasts[i] = block[-1]
+        if not i and not j:
+            self.soonest = self._first()
 
     def count_before(self, now: int) -> int:
         """The pairs whose expiry is before ``now``: the keys expired at ``now`` (ENG-34)."""
-        blocks, lasts = self._blocks, self._lasts
-        if not blocks or blocks[0][0][0] >= now:
+        if self.soonest >= now:
             return 0
-        i = bisect_left(lasts, (now,))  # blocks before i lie wholly before now
+        blocks = self._blocks
+        probe = _AT.pack(now)  # sorts before every entry of expiry now, after all earlier ones
+        i = bisect_left(self._lasts, probe)  # blocks before i lie wholly before now
         count = sum(map(len, blocks[:i]))
-        if i < len(lasts):
-            count += bisect_left(blocks[i], (now,))
+        if i < len(blocks):
+            count += bisect_left(blocks[i], probe)
         return count
 
-    def pop_before(self, now: int, limit: int) -> list[tuple[int, bytes]]:
-        """Take off and return the first pairs before ``now``, at most ``limit`` of them."""
-        taken: list[tuple[int, bytes]] = []
+    def pop_before(self, now: int, limit: int) -> list[bytes]:
+        """Take off the first keys whose expiry is before ``now``, at most ``limit`` of them."""
+        taken: list[bytes] = []
         blocks, lasts = self._blocks, self._lasts
+        probe = _AT.pack(now)
         while blocks and len(taken) < limit:
             block = blocks[0]
-            j = min(bisect_left(block, (now,)), limit - len(taken))
+            j = min(bisect_left(block, probe), limit - len(taken))
             if not j:
                 break
-            taken += block[:j]
+            taken += [entry[8:] for entry in block[:j]]
             del block[:j]
             if not block:
                 del blocks[0]
                 del lasts[0]
         self._size -= len(taken)
+        self.soonest = self._first()
         return taken
 
     def check(self) -> None:
         """Raise AssertionError unless the blocks are sorted, non-empty and ``lasts`` agrees."""
-        flat = list(self)
-        assert flat == sorted(flat), "expiry pairs in order"
+        entries = [entry for block in self._blocks for entry in block]
+        assert entries == sorted(entries), "expiry entries in order"
         assert all(self._blocks), "no empty block"
         assert self._lasts == [block[-1] for block in self._blocks], "lasts match the blocks"
-        assert self._size == len(flat), "the size counts every pair"
+        assert self._size == len(entries), "the size counts every entry"
+        assert self.soonest == self._first(), "soonest is the first expiry"
 
 
 class Keyspace:
@@ -179,15 +216,15 @@ class Keyspace:
         """ENG-33: ``key``, indexed, now expires at ``expires_at_ms``."""
         old = self.expires.get(key)
         if old is not None:
-            self.order.remove((old, key))
+            self.order.remove(old, key)
         self.expires[key] = expires_at_ms
-        self.order.add((expires_at_ms, key))
+        self.order.add(expires_at_ms, key)
 
     def clear_expiry(self, key: bytes) -> None:
         """ENG-33: ``key`` no longer expires (its newest record is a plain PUT, or it is gone)."""
         old = self.expires.pop(key, None)
         if old is not None:
-            self.order.remove((old, key))
+            self.order.remove(old, key)
 
     def live_bytes(self) -> int:
         """ENG-41: :func:`dead_size` summed over the index, the bytes of the records it points at.
@@ -226,12 +263,12 @@ class Keyspace:
         returns how many. Writes nothing (ENG-34); each forgotten record counts as dead."""
         index, expires = self.index, self.expires
         dead = 0
-        pairs = self.order.pop_before(now, limit)
-        for _, key in pairs:
+        keys = self.order.pop_before(now, limit)
+        for key in keys:
             del expires[key]
             dead += dead_size(len(key), index.pop(key))
         self.dead += dead
-        return len(pairs)
+        return len(keys)
 
     def check(self) -> None:
         """The keyspace's invariants, for :meth:`catlog.store.Store._check_invariants`."""

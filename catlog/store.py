@@ -552,7 +552,7 @@ class Store(MutableMapping[bytes, bytes]):
                     self._keyspace.dead += dead_size(key_len, old)
                 if self._expires and key in self._expires:
                     self._keyspace.clear_expiry(key)
-            if self._expires:
+            if self._expires and self._keyspace.order.soonest < now:
                 self._keyspace.purge(now, WRITE_PURGE)  # ENG-61
             return self.last_ticket
 
@@ -623,7 +623,7 @@ class Store(MutableMapping[bytes, bytes]):
                 if expires and key in expires:
                     keyspace.clear_expiry(key)
             keyspace.dead += dead
-            if expires:
+            if expires and keyspace.order.soonest < now:
                 keyspace.purge(now, WRITE_PURGE)  # ENG-61
             return self.last_ticket
 
@@ -632,9 +632,10 @@ class Store(MutableMapping[bytes, bytes]):
         key = check_key(key)
         value = check_value(value, MAX_EXPIRING_VALUE_SIZE)
         expires_at_ms = check_expiry(expires_at_ms)
-        record = encode_record(_PUT_EXPIRING, self._now_ms(), key, value, expires_at_ms)
+        now = self._now_ms()
+        record = encode_record(_PUT_EXPIRING, now, key, value, expires_at_ms)
         with self._lock:
-            location = self._append(record) | min(len(value) + EXPIRY_SIZE, LARGE_VALUE)
+            location = self._append(record, now) | min(len(value) + EXPIRY_SIZE, LARGE_VALUE)
             self._effect(key, location, expires_at_ms)
             return self.last_ticket
 
@@ -927,11 +928,12 @@ class Store(MutableMapping[bytes, bytes]):
         if not self.delete(key):
             raise KeyError(key)
 
-    def _append(self, record: bytes) -> int:
+    def _append(self, record: bytes, now: int = 0) -> int:
         """Buffer ``record`` in the active segment; returns its location less the value length.
 
         Called with the write lock held. Rotates first if the record would overfill the active
-        segment (ENG-9). Counts the record in :attr:`_appended`, whose value is its ticket.
+        segment (ENG-9). Counts the record in :attr:`_appended`, whose value is its ticket. Then
+        forgets a few expired keys (ENG-61), judged at ``now`` if the caller read the clock.
         """
         if self._refusal is not None:
             raise self._refused()
@@ -944,8 +946,8 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("write", exc) from exc
         self.last_ticket += 1
         self._unsynced = True
-        if self._expires:
-            self._keyspace.purge(self._now_ms(), WRITE_PURGE)  # ENG-61
+        if self._expires and self._keyspace.order.soonest < (now or (now := self._now_ms())):
+            self._keyspace.purge(now, WRITE_PURGE)
         return (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
 
     # ----------------------------------------------------------------------------- group commit

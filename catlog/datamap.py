@@ -238,10 +238,10 @@ class DirectoryMapper:
         kept = [key for key in self._index if expiries.get(key, self._now_ms) >= self._now_ms]
         live = sum(dead_size(len(key), self._index[key]) for key in kept)
         figures = Figures(
-            keys=len(self._index),
+            keys=len(kept),  # ENG-60: stats() counts expired keys out, forgotten or not
             segments=count,
             disk_bytes=disk,
-            expiring_keys=len(expiries),
+            expiring_keys=sum(key in expiries for key in kept),
             dead_bytes=max(0, disk - SEGMENT_HEADER_SIZE * count - live),
         )
         return DirectoryMap(

@@ -16,9 +16,9 @@ Locks, in the order they are taken (a thread holding one takes only those after 
    ``close()`` takes it to wait for one.
 2. ``_lock``, the *write lock* (ENG-21): appending a record, and every change to the keyspace
    (the index, the expiries and the dead-byte count: :mod:`catlog.keyspace`), the segment lists
-   and the refusal. Readers take no lock: a
-   read is a dict lookup and one positional read, and the structures it touches are replaced
-   whole or appended to, never changed in place (see :mod:`catlog.segment`).
+   and the refusal. Readers take no lock: a read is a dict lookup and one positional read, and
+   the structures it touches are replaced whole or appended to, never changed in place (see
+   :mod:`catlog.segment`).
 3. ``_commit_mutex`` (and ``_commit``, the condition on it): the group-commit state. The fsync
    itself runs with no lock held (ENG-29).
 
@@ -312,7 +312,7 @@ class Store(MutableMapping[bytes, bytes]):
             self._index = keyspace.index
             self._expires = keyspace.expires
             if compact_threshold is not None:
-                keyspace.purge(self._now_ms(), len(keyspace.expires))  # ENG-61: open may
+                keyspace.purge(self._now_ms(), len(keyspace.expires))  # ENG-61: all, at open
                 headers = SEGMENT_HEADER_SIZE * len(self._order)
                 keyspace.dead = max(0, self._disk_bytes() - headers - keyspace.live_bytes())
         except BaseException:

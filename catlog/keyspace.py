@@ -45,7 +45,8 @@ from .codec import RECORD_HEADER_SIZE
 from .index import LARGE_VALUE
 
 BLOCK: Final = 512
-"""Pairs per block of :class:`ExpiryOrder`: a block splits at twice this."""
+"""Pairs per block of :class:`ExpiryOrder`: a block splits past twice this, and one below a
+quarter of it is merged into its neighbour, so blocks hold 128 to 1,024 pairs (but a lone one)."""
 
 WRITE_PURGE: Final = 20
 """ENG-61: at most this many expired keys forgotten by one write (Redis samples 20 per cycle)."""
@@ -93,6 +94,8 @@ class ExpiryOrder:
         """``pairs`` sorted and distinct."""
         entries = [_entry(at, key) for at, key in pairs]
         self._blocks = [entries[i : i + BLOCK] for i in range(0, len(entries), BLOCK)]
+        if len(self._blocks) > 1 and len(self._blocks[-1]) < BLOCK // 4:
+            self._blocks[-2:] = [self._blocks[-2] + self._blocks[-1]]
         self._lasts = [block[-1] for block in self._blocks]
         """The largest entry of each block, for the search that finds an entry's block."""
         self._size = len(entries)
@@ -130,10 +133,8 @@ class ExpiryOrder:
             lasts[i] = entry
         else:
             insort(blocks[i], entry)
-        block = blocks[i]
-        if len(block) > 2 * BLOCK:
-            blocks[i : i + 1] = [block[:BLOCK], block[BLOCK:]]
-            lasts[i : i + 1] = [block[BLOCK - 1], block[-1]]
+        if len(blocks[i]) > 2 * BLOCK:
+            self._mend(i)
 
     def remove(self, expires_at_ms: int, key: bytes) -> None:
         entry = _AT.pack(expires_at_ms) + key
@@ -144,13 +145,30 @@ class ExpiryOrder:
         assert block[j] == entry, "every expiry has its pair (see the module's docstring)"
         del block[j]
         self._size -= 1
+        if j == len(block) and block:
+            lasts[i] = block[-1]
+        if len(block) < BLOCK // 4:
+            self._mend(i)
+        if not i and not j:
+            self.soonest = self._first()
+
+    def _mend(self, i: int) -> None:
+        """Bring block ``i`` back within its bounds: drop it if empty, merge it into a neighbour
+        if small, split it if large (see :data:`BLOCK`)."""
+        blocks, lasts = self._blocks, self._lasts
+        block = blocks[i]
         if not block:
             del blocks[i]
             del lasts[i]
-        elif j == len(block):
-            lasts[i] = block[-1]
-        if not i and not j:
-            self.soonest = self._first()
+            return
+        if len(block) < BLOCK // 4 and len(blocks) > 1:
+            i = i if i + 1 < len(blocks) else i - 1
+            block = blocks[i] + blocks[i + 1]
+            blocks[i : i + 2] = [block]
+            lasts[i : i + 2] = [block[-1]]
+        if len(block) > 2 * BLOCK:
+            blocks[i : i + 1] = [block[:BLOCK], block[BLOCK:]]
+            lasts[i : i + 1] = [block[BLOCK - 1], block[-1]]
 
     def count_before(self, now: int) -> int:
         """The pairs whose expiry is before ``now``: the keys expired at ``now`` (ENG-34)."""
@@ -167,7 +185,7 @@ class ExpiryOrder:
     def pop_before(self, now: int, limit: int) -> list[bytes]:
         """Take off the first keys whose expiry is before ``now``, at most ``limit`` of them."""
         taken: list[bytes] = []
-        blocks, lasts = self._blocks, self._lasts
+        blocks = self._blocks
         probe = _AT.pack(now)
         while blocks and len(taken) < limit:
             block = blocks[0]
@@ -176,9 +194,8 @@ class ExpiryOrder:
                 break
             taken += [entry[8:] for entry in block[:j]]
             del block[:j]
-            if not block:
-                del blocks[0]
-                del lasts[0]
+            if len(block) < BLOCK // 4:
+                self._mend(0)
         self._size -= len(taken)
         self.soonest = self._first()
         return taken
@@ -187,7 +204,10 @@ class ExpiryOrder:
         """Raise AssertionError unless the blocks are sorted, non-empty and ``lasts`` agrees."""
         entries = [entry for block in self._blocks for entry in block]
         assert entries == sorted(entries), "expiry entries in order"
-        assert all(self._blocks), "no empty block"
+        sizes = [len(block) for block in self._blocks]
+        bounded = all(BLOCK // 4 <= size <= 2 * BLOCK for size in sizes)
+        assert bounded or len(sizes) == 1, "blocks hold 128 to 1,024 entries, but a lone one"
+        assert all(sizes), "no empty block"
         assert self._lasts == [block[-1] for block in self._blocks], "lasts match the blocks"
         assert self._size == len(entries), "the size counts every entry"
         assert self.soonest == self._first(), "soonest is the first expiry"

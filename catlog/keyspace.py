@@ -11,21 +11,24 @@ It holds four things the store changes together under its write lock:
 Theory of operation for expiry (ENG-34, ENG-60 .. ENG-64). A key expires when the clock passes
 its expiry; its index entry may stay until the engine *forgets* it (purging), which writes
 nothing. Forgetting is incremental: a few keys per write, a bounded step per :meth:`purge` call
-(the flusher's tick, the server's timer, compaction), never all of them at once, so 200,000 keys
-expiring together stall nothing.
+(the flusher's tick, the server's timer), and compaction forgets the keys it skipped a bounded
+number per hold of the lock; never all of them at once, so 200,000 keys expiring together stall
+nothing.
 
 Counting stays exact without forgetting, because ``order`` holds exactly one pair per entry of
 ``expires`` (no stale pairs: changing or clearing an expiry removes its pair at once), and every
 key of ``expires`` is in ``index``. So the keys indexed but expired at ``now`` are exactly the
-pairs of ``order`` before ``(now,)``, those with ``expires_at_ms < now``, and::
+pairs of ``order`` with ``expires_at_ms < now``, a prefix of it, and::
 
     live keys = len(index) - order.count_before(now)
 
 Forgetting takes a pair off the front of ``order`` and its key out of ``index`` and ``expires``:
 both sides of the subtraction drop by one, so the count is the same before and after any amount
 of purging, which is the point: when purging happens changes no answer. ``count_before`` costs a
-binary search plus one C-level ``len`` per block of :data:`BLOCK` due pairs, not a Python step per
-due key.
+binary search plus one C-level ``len`` per block of due pairs (128 to 1,024 of them, see
+:data:`BLOCK`), not a Python step per due key. The count is judged at the same ``now`` as ``get``
+judges a key, so the two agree at any clock reading, even one set back: a key forgotten is in
+neither ``index`` nor ``order``, and one not forgotten is counted as ``get`` sees it.
 
 Locks: the store's write lock (``Store._lock``, ENG-21) guards every change to all four. Readers
 (``get``, ``in``) read ``index`` and ``expires`` without it: each change is one dict operation,

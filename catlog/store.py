@@ -5,7 +5,8 @@ the index finds them, the recovery module judges what start-up found on disk, an
 and clock come in from the caller (ENG-23, ENG-24).
 
 The parts it delegates to, each a module of its own: :mod:`catlog.opening` (opening a directory),
-:mod:`catlog.reading` (one read), :mod:`catlog.hintwriter`, :mod:`catlog.compaction`,
+:mod:`catlog.reading` (one read), :mod:`catlog.keyspace` (the index, the expiries, the dead bytes
+and forgetting expired keys), :mod:`catlog.hintwriter`, :mod:`catlog.compaction`,
 :mod:`catlog.snapshot`, :mod:`catlog.batch` and :mod:`catlog.transaction`. What stays here is the
 mapping API, the writes and their effects on the index, the fsync policies with group commit, and
 closing.

@@ -159,7 +159,7 @@ class StoreAgainstDict(RuleBasedStateMachine):
             self.store._check_invariants()
 
     @invariant()
-    def stats_count_exactly(self) -> None:
+    def counts_exact_in_stats(self) -> None:
         """ENG-60: with expired keys forgotten or not, stats() counts the model's keys."""
         if self.store is not None:
             stats = self.db.stats()

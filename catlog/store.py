@@ -543,6 +543,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._unsynced = True
                 location = (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
             location |= value_len if value_len < LARGE_VALUE else LARGE_VALUE
+            expires = self._expires
             if self._sync_each_write:
                 self._pending.append((self.last_ticket, key, location, 0))
             else:
@@ -551,9 +552,9 @@ class Store(MutableMapping[bytes, bytes]):
                 index[key] = location
                 if old is not None:
                     self._keyspace.dead += dead_size(key_len, old)
-                if self._expires and key in self._expires:
+                if expires and key in expires:
                     self._keyspace.clear_expiry(key)
-            if self._expires and self._keyspace.order.soonest < now:
+            if expires and self._keyspace.order.soonest < now:
                 self._keyspace.purge(now, WRITE_PURGE)  # ENG-61
             return self.last_ticket
 

@@ -90,6 +90,8 @@ def test_writes_and_purge_steps_forget_a_bounded_number_and_counts_stay_exact(
             assert now - before == min(20, left), "ENG-61: a write forgets at most 20"
             left -= now - before
             assert len(store) == store.stats().keys == live
+        stats = store.stats()
+        written = stats.disk_bytes + stats.unflushed_bytes
         while True:
             before = _forgotten(store, dead)
             step = store.purge_expired()
@@ -101,6 +103,10 @@ def test_writes_and_purge_steps_forget_a_bounded_number_and_counts_stay_exact(
                 break
         assert left == 0
         assert _forgotten(store, dead) == MANY, "ENG-63: every forgotten record is dead"
+        stats = store.stats()
+        assert stats.disk_bytes + stats.unflushed_bytes == written, (
+            "ENG-63: forgetting writes nothing"
+        )
         assert store.purge_expired(5) == 0
         store._check_invariants()
 

@@ -258,7 +258,7 @@ class Server:
 
     def _expire(self) -> None:
         """ENG-62: one bounded step of active expiry, so expired keys are forgotten while no
-        client writes; the step holds the store's lock, and so the loop, for about 1 ms."""
+        client writes; the step holds the store's lock, and so the loop, for about 2 ms."""
         try:
             forgotten = self.store.purge_expired(PURGE_STEP)
         except CatlogError:  # closed under us, or lost (SRV-18): the next step tries again

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from . import children, compaction, peers, servers
+from . import children, compaction, expiry, peers, servers
 from . import server_loop as loop_module
 from .children import HERE, Checkout, Reply, Scalar, Worker
 from .report import Figure, Outcome, Target
@@ -663,6 +663,11 @@ def open_files(run: Run) -> list[Outcome]:
     ]
 
 
+def expiry_latency(run: Run) -> list[Outcome]:
+    """Server PING latency while every key expires at once (see :mod:`bench.expiry`)."""
+    return expiry.workload(run.fresh_dir("expiry"), run.sizes.fill_keys, run.checkouts)
+
+
 WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "fill": fill,
     "get": random_get,
@@ -676,5 +681,6 @@ WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "compact": compact_space,
     "latency": compact_latency,
     "files": open_files,
+    "expiry": expiry_latency,
 }
 """By the name ``--only`` takes, in the order a full run goes through them."""

@@ -39,6 +39,7 @@ from .fs import File
 from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
 from .hint import hint_name
 from .index import pack_location, unpack_location
+from .keyspace import PURGE_STEP
 from .segment import COMPACTING_SUFFIX, Segment, segment_name
 
 if TYPE_CHECKING:
@@ -106,7 +107,6 @@ class Compaction:
                 raise StoreClosedError(f"{store.path} is closed")
             if store._refusal is not None:
                 raise store._refused()
-            store._purge_expired()
             inputs = list(store._order)
             total = sum(segment.size() for segment in inputs)
             gap = 2 * math.ceil(total / store.segment_size) + 1
@@ -252,20 +252,20 @@ def check_nothing_left(
     The keys copying ``skipped`` as expired are forgotten first, as purging would forget them
     (ENG-34), if the index still points at the record skipped: left in the index, they would
     point into a removed segment, and a clock set back would make them read as damage (ENG-55).
+    They are forgotten ``PURGE_STEP`` at a time, taking the write lock for each step (ENG-63).
     Copying judged every other record of every input, so the rest holds unless something outside
     the rules changed them meanwhile; it is checked anyway, on a copy of the index's locations
     taken under the lock (a C-speed copy), because the next step deletes data.
     """
     slots = {segment.slot for segment in inputs}
+    for start in range(0, len(skipped), PURGE_STEP):
+        with store._lock:
+            index = store._index
+            for key, location in skipped[start : start + PURGE_STEP]:
+                if index.get(key) == location:
+                    store._keyspace.forget(key)  # ENG-41: its record becomes dead
     with store._lock:
-        index = store._index
-        for key, location in skipped:
-            if index.get(key) == location:
-                del index[key]
-                store._expires.pop(key, None)
-                value_len = unpack_location(location)[2]
-                store._dead += RECORD_HEADER_SIZE + len(key) + value_len  # ENG-41
-        locations = list(index.items())
+        locations = list(store._index.items())
     for key, location in locations:
         slot, offset, _ = unpack_location(location)
         if slot in slots:
@@ -286,9 +286,7 @@ def install(store: Store, segment: Segment, moves: list[tuple[bytes, int, int]])
         for key, old, new in moves:
             if index.get(key) == old:
                 if expires and store._expired(key):
-                    del index[key]  # expired since it was copied: forget it (ENG-34)
-                    del expires[key]
-                    store._dead += RECORD_HEADER_SIZE + len(key) + unpack_location(new)[2]  # ENG-41
+                    store._keyspace.forget(key)  # expired since it was copied (ENG-34, ENG-41)
                 else:
                     index[key] = new
 

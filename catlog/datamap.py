@@ -34,7 +34,6 @@ from typing import Final
 
 from .codec import (
     PACKED_VERSION,
-    RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
     HeaderStatus,
     Record,
@@ -42,7 +41,8 @@ from .codec import (
     decode_segment_header,
 )
 from .hint import HintProblem, apply_hint, decode_hint
-from .index import LARGE_VALUE, Expiring, apply_record, live_expiries
+from .index import Expiring, apply_record, live_expiries
+from .keyspace import dead_size
 from .scan import Entry, RegionKind
 
 LISTED_LINES: Final = 200
@@ -236,12 +236,12 @@ class DirectoryMapper:
         # ENG-41: with compact_threshold set, open forgets expired keys, then estimates the
         # dead bytes as everything on disk but the segment headers and the indexed records.
         kept = [key for key in self._index if expiries.get(key, self._now_ms) >= self._now_ms]
-        live = sum(RECORD_HEADER_SIZE + len(key) + (self._index[key] & LARGE_VALUE) for key in kept)
+        live = sum(dead_size(len(key), self._index[key]) for key in kept)
         figures = Figures(
-            keys=len(self._index),
+            keys=len(kept),  # ENG-60: stats() counts expired keys out, forgotten or not
             segments=count,
             disk_bytes=disk,
-            expiring_keys=len(expiries),
+            expiring_keys=sum(key in expiries for key in kept),
             dead_bytes=max(0, disk - SEGMENT_HEADER_SIZE * count - live),
         )
         return DirectoryMap(

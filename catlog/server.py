@@ -45,6 +45,7 @@ from .connection import Connection
 from .errors import CatlogError, OpenError
 from .fs import FileSystem, OsFileSystem
 from .groupcommit import Committer, TicketingStore
+from .keyspace import PURGE_STEP
 from .multi import Watches
 from .reopen import ReopenPolicy, Step, StoreWatch
 from .serverconfig import PASSWORD_VARIABLE, ServerConfig, StartError
@@ -54,6 +55,9 @@ log = logging.getLogger("catlog.server")
 
 OPS_SAMPLE_EVERY: Final = 0.1
 """Seconds between readings of the command count (PROTO-101), as Redis's serverCron."""
+EXPIRE_EVERY: Final = 0.1
+EXPIRE_AGAIN: Final = 0.01
+"""ENG-62: the active expiry's step comes every 100 ms, or 10 ms after a step that found more."""
 
 PROBE_NAME: Final = ".catlog-space-probe"
 """SRV-18: the file a reopen attempt writes and removes first. Opening a store and the tools
@@ -100,6 +104,7 @@ class Server:
             max_clients=config.max_connections,
         )
         self._sampler: asyncio.TimerHandle | None = None
+        self._expirer: asyncio.TimerHandle | None = None
         self._listener: asyncio.Server | None = None
         self._stopped = asyncio.Event()
         self._timer: asyncio.TimerHandle | None = None
@@ -124,12 +129,23 @@ class Server:
         self.info = dataclasses.replace(self.info, tcp_port=self.address[1])
         self._timer = loop.call_later(self._watch.policy.check_every, self._watch_store)
         self._sample()
+        self._expirer = loop.call_later(EXPIRE_EVERY, self._expire)
         return self.address
 
     def _sample(self) -> None:
         """PROTO-101: a reading of the command count every 100 ms, for instantaneous_ops_per_sec."""
         self.info.counters.sample(time.monotonic())
         self._sampler = asyncio.get_running_loop().call_later(OPS_SAMPLE_EVERY, self._sample)
+
+    def _expire(self) -> None:
+        """ENG-62: one bounded step of active expiry, so expired keys are forgotten while no
+        client writes; the step holds the store's lock, and so the loop, for about 2 ms."""
+        try:
+            forgotten = self.store.purge_expired(PURGE_STEP)
+        except CatlogError:  # closed under us, or lost (SRV-18): the next step tries again
+            forgotten = 0
+        delay = EXPIRE_AGAIN if forgotten >= PURGE_STEP else EXPIRE_EVERY
+        self._expirer = asyncio.get_running_loop().call_later(delay, self._expire)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()
@@ -145,6 +161,9 @@ class Server:
         if self._sampler is not None:
             self._sampler.cancel()
             self._sampler = None
+        if self._expirer is not None:
+            self._expirer.cancel()
+            self._expirer = None
         if self._listener is not None:
             self._listener.close()
         for connection in list(self.connections):

@@ -5,7 +5,8 @@ the index finds them, the recovery module judges what start-up found on disk, an
 and clock come in from the caller (ENG-23, ENG-24).
 
 The parts it delegates to, each a module of its own: :mod:`catlog.opening` (opening a directory),
-:mod:`catlog.reading` (one read), :mod:`catlog.hintwriter`, :mod:`catlog.compaction`,
+:mod:`catlog.reading` (one read), :mod:`catlog.keyspace` (the index, the expiries, the dead bytes
+and forgetting expired keys), :mod:`catlog.hintwriter`, :mod:`catlog.compaction`,
 :mod:`catlog.snapshot`, :mod:`catlog.batch` and :mod:`catlog.transaction`, and group commit's
 state, :mod:`catlog.commit`. What stays here is the mapping API, the writes and their effects on
 the index, the fsync policies with the threads that drive group commit, and closing.
@@ -14,10 +15,11 @@ Locks, in the order they are taken (a thread holding one takes only those after 
 
 1. ``_compaction.lock`` (:class:`catlog.compaction.Compaction`): held for a whole compaction;
    ``close()`` takes it to wait for one.
-2. ``_lock``, the *write lock* (ENG-21): appending a record, and every change to the index, the
-   expiries, the dead-byte count, the segment lists and the refusal. Readers take no lock: a
-   read is a dict lookup and one positional read, and the structures it touches are replaced
-   whole or appended to, never changed in place (see :mod:`catlog.segment`).
+2. ``_lock``, the *write lock* (ENG-21): appending a record, and every change to the keyspace
+   (the index, the expiries and the dead-byte count: :mod:`catlog.keyspace`), the segment lists
+   and the refusal. Readers take no lock: a read is a dict lookup and one positional read, and
+   the structures it touches are replaced whole or appended to, never changed in place (see
+   :mod:`catlog.segment`).
 3. ``_commit_mutex`` (and ``_commit``, the condition on it): the group-commit state, ``_group``
    (:class:`catlog.commit.CommitMachine`). The fsync itself runs with no lock held (ENG-29).
 4. ``_files``' lock (:class:`catlog.filecache.FileCache`): which sealed segments are open. Taken
@@ -46,7 +48,6 @@ reopened, not repaired in place (REC-11).
 from __future__ import annotations
 
 import atexit
-import heapq
 import logging
 import os
 import threading
@@ -96,6 +97,7 @@ from .index import (
     pack_location,
     unpack_location,
 )
+from .keyspace import PURGE_STEP, WRITE_PURGE, Keyspace, dead_size
 from .opening import TailRepair, open_directory
 from .reading import read_failed, read_value
 from .segment import (
@@ -255,15 +257,15 @@ class Store(MutableMapping[bytes, bytes]):
         self._sync_each_write: Final = fsync == "always"
         self._lock = threading.Lock()
         """The write lock (see the module's docstring for the lock order)."""
-        self._index: dict[bytes, int] = {}
-        """ENG-13: each live key's location (catlog.index). Lock: written under ``_lock``, read
+        self._keyspace = Keyspace({}, {})
+        """ENG-13, ENG-33, ENG-41, ENG-60: the index, the expiries and the dead bytes
+        (:mod:`catlog.keyspace`). Lock: ``_lock``."""
+        self._index = self._keyspace.index
+        """The keyspace's own index dict, named here so that ``get`` and the writes reach it
+        without a call (the get and fill benchmarks). Lock: written under ``_lock``, read
         without it."""
-        self._expires: dict[bytes, int] = {}
-        """ENG-33: the expiry of each indexed key whose newest record is an expiring PUT. Lock:
-        as ``_index``."""
-        self._expiry_heap: list[tuple[int, bytes]] = []
-        """``(expires_at_ms, key)`` for each expiry set, some stale; purging pops it in order.
-        Lock: ``_lock``."""
+        self._expires = self._keyspace.expires
+        """The keyspace's expiries dict, named here as ``_index`` is. Lock: as ``_index``."""
         self._slots: list[Segment] = []
         """Segments by slot, the number the index packs (catlog.index); a slot whose segment
         compaction removed keeps the old object until :meth:`_new_slot` hands it out again.
@@ -280,8 +282,6 @@ class Store(MutableMapping[bytes, bytes]):
         self.compact_threshold: Final = compact_threshold
         self._hints = HintWriter(self._fs, self.path, self._order.__contains__)
         self._compaction = Compaction()
-        self._dead = 0
-        """ENG-41: the estimate of dead bytes. Lock: ``_lock``."""
         self._refusal: CatlogError | None = None
         """Why writes are refused: the failure (REC-10), or StoreClosedError once closed."""
         self._failure: StoreFailedError | None = None
@@ -314,16 +314,16 @@ class Store(MutableMapping[bytes, bytes]):
         self._slots = opened.slots
         self._order[:] = opened.slots  # in place: the hint writer holds the list
         self._active = opened.active
-        self._index = opened.index
         self._tail_repairs = opened.tail_repairs
         try:
-            self._expires = live_expiries(self._index, opened.expiring)
-            self._expiry_heap = [(at, key) for key, at in self._expires.items()]
-            heapq.heapify(self._expiry_heap)
+            keyspace = Keyspace(opened.index, live_expiries(opened.index, opened.expiring))
+            self._keyspace = keyspace
+            self._index = keyspace.index
+            self._expires = keyspace.expires
             if compact_threshold is not None:
-                self._purge_expired()
+                keyspace.purge(self._now_ms(), len(keyspace.expires))  # ENG-61: all, at open
                 headers = SEGMENT_HEADER_SIZE * len(self._order)
-                self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
+                keyspace.dead = max(0, self._disk_bytes() - headers - keyspace.live_bytes())
         except BaseException:
             self._close_files()
             self._dir_lock.release()
@@ -340,15 +340,6 @@ class Store(MutableMapping[bytes, bytes]):
             self._flusher.start()
         self._closed = False
         _open_stores[id(self)] = self
-
-    def _live_bytes(self) -> int:
-        """The bytes of the records the index points at (large values counted as ENG-41 says)."""
-        index = self._index
-        return (
-            RECORD_HEADER_SIZE * len(index)
-            + sum(map(len, index))
-            + sum(map(LARGE_VALUE.__and__, index.values()))
-        )
 
     def _disk_bytes(self) -> int:
         return sum(segment.size() for segment in self._order)
@@ -421,43 +412,41 @@ class Store(MutableMapping[bytes, bytes]):
         return not (self._expires and self._expired(key))
 
     def __len__(self) -> int:
-        """ENG-6: the number of live keys (ENG-34: expired keys are not counted)."""
+        """ENG-6, ENG-60: the number of live keys, exact without forgetting any expired key."""
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
-            self._purge_expired()
-            return len(self._index)
+            return self._keyspace.live_keys(self._now_ms())
 
     def __iter__(self) -> Iterator[bytes]:
         """ENG-7: every live key once, in no promised order, as of the moment iteration began."""
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
-            self._purge_expired()
-            return iter(list(self._index))
+            keys = list(self._index)
+            due = set(self._keyspace.due(self._now_ms()))  # ENG-64: left out, not forgotten
+            return iter([key for key in keys if key not in due] if due else keys)
 
-    def _purge_expired(self) -> None:
-        """ENG-34: forget the keys whose expiry has passed. Called with the write lock held.
+    def purge_expired(self, limit: int = PURGE_STEP) -> int:
+        """ENG-62: forget at most ``limit`` expired keys, soonest expiry first; returns how many.
 
-        Forgetting writes nothing: the expiring PUT on disk says the same after a reopen, and
-        compaction drops it. The heap holds an entry per expiry ever set, so entries whose key
-        was written again since are stale; they are skipped here, and the heap is rebuilt when
-        they outnumber the live expiries, so it stays within twice their number.
+        A step of the server's active expiry, and of :meth:`tick`; it changes no answer, since
+        expired keys are neither seen nor counted (ENG-34, ENG-60), only the memory they hold
+        and the dead-byte estimate (ENG-41).
         """
-        heap = self._expiry_heap
-        if not heap:
-            return
-        now = self._now_ms()
-        expires = self._expires
-        while heap and heap[0][0] < now:
-            expires_at, key = heapq.heappop(heap)
-            if expires.get(key) == expires_at:
-                del expires[key]
-                location = self._index.pop(key)
-                self._dead += RECORD_HEADER_SIZE + len(key) + (location & LARGE_VALUE)
-        if len(heap) > 2 * len(expires) + 1024:
-            self._expiry_heap = [(at, key) for key, at in expires.items()]
-            heapq.heapify(self._expiry_heap)
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"{self.path} is closed")
+            return self._keyspace.purge(self._now_ms(), limit)
+
+    @property
+    def _dead(self) -> int:
+        """ENG-41: the keyspace's dead-byte estimate, by the name compaction reads. Lock held."""
+        return self._keyspace.dead
+
+    @_dead.setter
+    def _dead(self, value: int) -> None:
+        self._keyspace.dead = value
 
     def now_ms(self) -> int:
         """The store's clock (ENG-24) in ms since the epoch: the time expiries are judged by."""
@@ -483,8 +472,10 @@ class Store(MutableMapping[bytes, bytes]):
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
-            self._purge_expired()
-            snapshot = Snapshot(self, dict(self._index), list(self._slots))
+            index = dict(self._index)
+            for key in self._keyspace.due(self._now_ms()):  # ENG-64: left out, not forgotten
+                del index[key]
+            snapshot = Snapshot(self, index, list(self._slots))
             self._snapshots.add(snapshot)
             return snapshot
 
@@ -543,7 +534,8 @@ class Store(MutableMapping[bytes, bytes]):
         if key_len > MAX_KEY_SIZE or value_len > MAX_VALUE_SIZE:
             check_key(key)
             check_value(value)
-        body = BODY_HEADER.pack(_PUT, self._now_ms(), key_len, value_len) + key + value
+        now = self._now_ms()
+        body = BODY_HEADER.pack(_PUT, now, key_len, value_len) + key + value
         record = CRC_FIELD.pack(crc32c(body)) + body
         with self._lock:
             active = self._active
@@ -557,7 +549,13 @@ class Store(MutableMapping[bytes, bytes]):
                     raise self._fail("write", exc) from exc
                 self.last_ticket += 1
                 self._unsynced = True
-                location = pack_location(active.slot, offset, value_len)
+                # inline pack_location: the fill benchmark's every put pays for a call otherwise.
+                location = (
+                    (active.slot << SLOT_SHIFT)
+                    | (offset << LEN_BITS)
+                    | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
+                )
+            expires = self._expires
             if self._sync_each_write:
                 self._pending.append((self.last_ticket, key, location, 0))
             else:
@@ -565,9 +563,11 @@ class Store(MutableMapping[bytes, bytes]):
                 old = index.get(key)
                 index[key] = location
                 if old is not None:
-                    self._dead += RECORD_HEADER_SIZE + key_len + (old & LARGE_VALUE)
-                if self._expires:
-                    self._expires.pop(key, None)
+                    self._keyspace.dead += dead_size(key_len, old)
+                if expires and key in expires:
+                    self._keyspace.clear_expiry(key)
+            if expires and self._keyspace.order.soonest < now:
+                self._keyspace.purge(now, WRITE_PURGE)  # ENG-61
             return self.last_ticket
 
     def put_many_nowait(self, pairs: Iterable[tuple[bytes, bytes]]) -> int:
@@ -607,6 +607,7 @@ class Store(MutableMapping[bytes, bytes]):
                     location = self._append(record, value_len)
                     self._effect(key, location, 0)
                 return self.last_ticket
+            keyspace = self._keyspace
             try:
                 offset = active.append(data)
             except OSError as exc:
@@ -614,7 +615,8 @@ class Store(MutableMapping[bytes, bytes]):
             ticket = self.last_ticket
             self.last_ticket = ticket + len(records)
             self._unsynced = True
-            slot = active.slot
+            # inline pack_location: its slot part, for the spelling in the loop below
+            slot_bits = active.slot << SLOT_SHIFT
             pending = self._pending if self._sync_each_write else None
             index = self._index
             expires = self._expires
@@ -622,7 +624,12 @@ class Store(MutableMapping[bytes, bytes]):
             for key, record in zip(keys, records, strict=True):
                 size = len(record)
                 value_len = size - RECORD_HEADER_SIZE - len(key)
-                location = pack_location(slot, offset, value_len)
+                # inline pack_location: the server benchmark's pipelined SETs come here.
+                location = (
+                    slot_bits
+                    | (offset << LEN_BITS)
+                    | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
+                )
                 offset += size
                 if pending is not None:
                     ticket += 1
@@ -631,10 +638,12 @@ class Store(MutableMapping[bytes, bytes]):
                 old = index.get(key)
                 index[key] = location
                 if old is not None:
-                    dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
-                if expires:
-                    expires.pop(key, None)
-            self._dead += dead
+                    dead += dead_size(len(key), old)
+                if expires and key in expires:
+                    keyspace.clear_expiry(key)
+            keyspace.dead += dead
+            if expires and keyspace.order.soonest < now:
+                keyspace.purge(now, WRITE_PURGE)  # ENG-61
             return self.last_ticket
 
     def _put_expiring(self, key: bytes, value: bytes, expires_at_ms: int) -> int:
@@ -642,9 +651,10 @@ class Store(MutableMapping[bytes, bytes]):
         key = check_key(key)
         value = check_value(value, MAX_EXPIRING_VALUE_SIZE)
         expires_at_ms = check_expiry(expires_at_ms)
-        record = encode_record(_PUT_EXPIRING, self._now_ms(), key, value, expires_at_ms)
+        now = self._now_ms()
+        record = encode_record(_PUT_EXPIRING, now, key, value, expires_at_ms)
         with self._lock:
-            location = self._append(record, len(value) + EXPIRY_SIZE)
+            location = self._append(record, len(value) + EXPIRY_SIZE, now)
             self._effect(key, location, expires_at_ms)
             return self.last_ticket
 
@@ -657,19 +667,19 @@ class Store(MutableMapping[bytes, bytes]):
 
     def _apply(self, key: bytes, location: int | None, expires_at_ms: int) -> None:
         """Make one write's effect visible in the index and the expiries. Lock held."""
+        keyspace = self._keyspace
         if location is None:
             old = self._index.pop(key, None)
-            self._dead += RECORD_HEADER_SIZE + len(key)  # ENG-41: the tombstone itself
+            keyspace.dead += dead_size(len(key), 0)  # ENG-41: the tombstone itself
         else:
             old = self._index.get(key)
             self._index[key] = location
         if old is not None:
-            self._dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+            keyspace.dead += dead_size(len(key), old)
         if expires_at_ms and location is not None:
-            self._expires[key] = expires_at_ms
-            heapq.heappush(self._expiry_heap, (expires_at_ms, key))
-        elif self._expires:
-            self._expires.pop(key, None)
+            keyspace.set_expiry(key, expires_at_ms)
+        elif self._expires and key in self._expires:
+            keyspace.clear_expiry(key)
 
     def _apply_in_order(self, effects: list[tuple[int, bytes, int | None, int]]) -> None:
         """Apply writes' effects in order (lock held); runs of plain PUTs go in one update.
@@ -682,7 +692,7 @@ class Store(MutableMapping[bytes, bytes]):
             if location is not None and not expires_at:
                 replaced = run.get(key)
                 if replaced is not None:  # ENG-41: a PUT overwritten within the run is dead too
-                    self._dead += RECORD_HEADER_SIZE + len(key) + (replaced & LARGE_VALUE)
+                    self._keyspace.dead += dead_size(len(key), replaced)
                 run[key] = location
                 continue
             if run:
@@ -693,17 +703,20 @@ class Store(MutableMapping[bytes, bytes]):
             self._apply_run(run)
 
     def _apply_run(self, run: dict[bytes, int]) -> None:
+        keyspace = self._keyspace
         get = self._index.get
         dead = 0
         for key in run:
             old = get(key)
             if old is not None:
-                dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
-        self._dead += dead
+                dead += dead_size(len(key), old)
+        keyspace.dead += dead
         self._index.update(run)
-        if self._expires:
+        expires = self._expires
+        if expires:
             for key in run:
-                self._expires.pop(key, None)
+                if key in expires:
+                    keyspace.clear_expiry(key)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.put(key, value)
@@ -873,7 +886,7 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-37: append a batch ``record`` of ``members``; its effects wait for its fsync under
         "always" and take effect at once otherwise. Returns its ticket. Lock held."""
         slot, start, _ = unpack_location(self._append(record))
-        self._dead += RECORD_HEADER_SIZE  # ENG-41: the frame
+        self._keyspace.dead += dead_size(0, 0)  # ENG-41: the frame
         offset = start + RECORD_HEADER_SIZE
         ticket = self.last_ticket
         located: list[tuple[int, bytes, int | None, int]] = []
@@ -934,11 +947,12 @@ class Store(MutableMapping[bytes, bytes]):
         if not self.delete(key):
             raise KeyError(key)
 
-    def _append(self, record: bytes, value_len: int = 0) -> int:
+    def _append(self, record: bytes, value_len: int = 0, now: int = 0) -> int:
         """Buffer ``record`` in the active segment; returns its location, for ``value_len``.
 
         Called with the write lock held. Rotates first if the record would overfill the active
-        segment (ENG-9). Counts the record in :attr:`_appended`, whose value is its ticket.
+        segment (ENG-9). Counts the record in :attr:`_appended`, whose value is its ticket. Then
+        forgets a few expired keys (ENG-61), judged at ``now`` if the caller read the clock.
         """
         if self._refusal is not None:
             raise self._refused()
@@ -951,6 +965,8 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("write", exc) from exc
         self.last_ticket += 1
         self._unsynced = True
+        if self._expires and self._keyspace.order.soonest < (now or (now := self._now_ms())):
+            self._keyspace.purge(now, WRITE_PURGE)
         # inline pack_location: the fill benchmark's every put pays for a call otherwise.
         return (
             (active.slot << SLOT_SHIFT)
@@ -1202,6 +1218,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def tick(self) -> None:
         """ENG-15, ENG-16: the background flusher's step; syncs (or flushes) when one is due.
+        ENG-62: it also forgets a bounded number of expired keys.
 
         Public so that tests driving a :class:`~catlog.clock.ManualClock` can run the step
         themselves instead of waiting for the thread.
@@ -1209,6 +1226,8 @@ class Store(MutableMapping[bytes, bytes]):
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")  # ENG-19
+            if self._expires:
+                self._keyspace.purge(self._now_ms(), PURGE_STEP)
             if self._refusal is not None or not self._unsynced:
                 return
             due = self._clock.monotonic() - self._last_sync >= self.fsync_interval_ms / 1000
@@ -1271,7 +1290,9 @@ class Store(MutableMapping[bytes, bytes]):
                 self._closed = True
                 _open_stores.pop(id(self), None)
                 self._refusal = StoreClosedError(f"{self.path} is closed")
-                self._index = {}
+                self._keyspace = Keyspace({}, {})
+                self._index = self._keyspace.index
+                self._expires = self._keyspace.expires
                 self._close_files()
                 self._dir_lock.release()
             if failure is not None:
@@ -1331,8 +1352,10 @@ class Store(MutableMapping[bytes, bytes]):
             for key, location in self._index.items():
                 segment = self._slots[unpack_location(location)[0]]
                 assert id(segment) in live, f"ENG-55: {key!r:.40} points into a removed segment"
-            assert self._expires.keys() <= self._index.keys(), "expiries only of indexed keys"
-            assert self._dead >= 0, "ENG-41: dead bytes are never negative"
+            keyspace = self._keyspace
+            assert self._index is keyspace.index, "the store's index is the keyspace's own"
+            assert self._expires is keyspace.expires, "the store's expiries are the keyspace's"
+            keyspace.check()
             tickets = [entry[0] for entry in self._pending]
             assert tickets == sorted(tickets), "effects wait in ticket order"
             assert not tickets or self._sync_each_write, "effects wait only under always"
@@ -1343,15 +1366,17 @@ class Store(MutableMapping[bytes, bytes]):
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
+            keyspace = self._keyspace
+            expired = keyspace.expired(self._now_ms())  # ENG-60: counted, not forgotten
             return StoreStats(
-                keys=len(self._index),
+                keys=len(self._index) - expired,
                 segments=len(self._order),
                 active_segment=segment_name(self._active.number),
                 disk_bytes=self._disk_bytes() - self._active.unflushed,
                 unflushed_bytes=self._active.unflushed,
                 tail_repairs=tuple(self._tail_repairs),
-                expiring_keys=len(self._expires),
-                dead_bytes=self._dead,
+                expiring_keys=len(self._expires) - expired,
+                dead_bytes=keyspace.dead,
                 compacting=self._compaction.running(),
                 compaction_error=self._compaction.error,
             )

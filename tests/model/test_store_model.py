@@ -139,6 +139,11 @@ class StoreAgainstDict(RuleBasedStateMachine):
                 self._set(key, value)
         self.db.write_batch(batch)
 
+    @rule(limit=st.integers(1, 3))
+    def forget_expired(self, limit: int) -> None:
+        """ENG-62: a bounded step of forgetting changes no answer (the invariants check)."""
+        assert 0 <= self.db.purge_expired(limit) <= limit
+
     @rule()
     def sync(self) -> None:
         self.db.sync()
@@ -152,6 +157,13 @@ class StoreAgainstDict(RuleBasedStateMachine):
         """ENG-55 and the store's state table (catlog/store.py): its own consistency check."""
         if self.store is not None:
             self.store._check_invariants()
+
+    @invariant()
+    def counts_exact_in_stats(self) -> None:
+        """ENG-60: with expired keys forgotten or not, stats() counts the model's keys."""
+        if self.store is not None:
+            stats = self.db.stats()
+            assert (stats.keys, stats.expiring_keys) == (len(self.model), len(self.expiries))
 
     @invariant()
     def same_length(self) -> None:

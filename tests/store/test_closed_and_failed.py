@@ -37,6 +37,7 @@ STORE_CALLS: dict[str, Callable[[catlog.Store], object]] = {
     "expire_at_nowait": lambda s: s.expire_at_nowait(b"k", NOW_MS + 1),
     "expires_at": lambda s: s.expires_at(b"k"),
     "persist": lambda s: s.persist(b"k"),
+    "purge_expired": lambda s: s.purge_expired(),
     "persist_nowait": lambda s: s.persist_nowait(b"k"),
     "write_batch": lambda s: s.write_batch([]),
     "write_batch_nowait": lambda s: s.write_batch_nowait([]),

@@ -247,6 +247,8 @@ def test_dead_bytes_are_estimated_from_overwrites_deletes_and_expiry(
         assert store.stats().dead_bytes == 72 + 21 + 1 + 9, "an expiring put overwritten"
         clock.advance(2)
         assert len(store) == 0
+        assert store.stats().dead_bytes == 72 + 21 + 1 + 9, "expired, not forgotten yet"
+        assert store.purge_expired() == 1
         assert store.stats().dead_bytes == 72 + 2 * (21 + 1 + 9)
         store.write_batch([("put", b"b", b"1"), ("put", b"c", b"1")])
         assert store.stats().dead_bytes == 134 + 21, "the batch's frame"

@@ -203,7 +203,9 @@ def test_the_figures_are_what_the_store_reports_once_opened(
         assert seg.header + seg.live + seg.dead + seg.torn + seg.damaged == seg.size
         assert seg.damaged == 0
     assert dmap.opens
-    assert sum(seg.live_records for seg in dmap.segments) == dmap.figures.keys
+    # A record stays live in its segment until its expired key is forgotten; keys counts such
+    # keys out at once (ENG-60).
+    assert sum(seg.live_records for seg in dmap.segments) >= dmap.figures.keys
     assert dmap.figures == store_figures(fs, "/d", now)
 
 

@@ -36,7 +36,7 @@ LAYERS: list[set[str]] = [
     {"arguments", "index", "recovery", "filecache", "simfile", "reopen", "commit", "protocol.line"},
     # On one such concept: segments on the file cache, the walks on the index, the simulated
     # file system on its files.
-    {"segment", "walk", "simfs"},
+    {"segment", "walk", "simfs", "keyspace"},
     # Records in bulk: hints, batches, walking a directory, the protocol readers.
     {"hint", "batch", "scan", "snapshot", "protocol.resp"},
     # The store's parts, the tools that read a directory without a store, and what a

@@ -1,0 +1,305 @@
+"""The keyspace: which keys have a value, where it lies, until when, and what is dead on disk.
+
+It holds four things the store changes together under its write lock:
+
+- ``index``, each indexed key's location (ENG-11, ENG-13; packed as :mod:`catlog.index` says);
+- ``expires``, the expiry of each indexed key whose newest record is an expiring PUT (ENG-33);
+- ``order``, those same ``(expires_at_ms, key)`` pairs kept sorted (:class:`ExpiryOrder`);
+- ``dead``, ENG-41's estimate of the bytes on disk that compaction would reclaim, with the one
+  formula for a record's size, :func:`dead_size`.
+
+Theory of operation for expiry (ENG-34, ENG-60 .. ENG-64). A key expires when the clock passes
+its expiry; its index entry may stay until the engine *forgets* it (purging), which writes
+nothing. Forgetting is incremental: a few keys per write, a bounded step per :meth:`purge` call
+(the flusher's tick, the server's timer), and compaction forgets the keys it skipped a bounded
+number per hold of the lock; never all of them at once, so 200,000 keys expiring together stall
+nothing.
+
+Counting stays exact without forgetting, because ``order`` holds exactly one pair per entry of
+``expires`` (no stale pairs: changing or clearing an expiry removes its pair at once), and every
+key of ``expires`` is in ``index``. So the keys indexed but expired at ``now`` are exactly the
+pairs of ``order`` with ``expires_at_ms < now``, a prefix of it, and::
+
+    live keys = len(index) - order.count_before(now)
+
+Forgetting takes a pair off the front of ``order`` and its key out of ``index`` and ``expires``:
+both sides of the subtraction drop by one, so the count is the same before and after any amount
+of purging, which is the point: when purging happens changes no answer. ``count_before`` costs a
+binary search plus one C-level ``len`` per block of due pairs (128 to 1,024 of them, see
+:data:`BLOCK`), not a Python step per due key. The count is judged at the same ``now`` as ``get``
+judges a key, so the two agree at any clock reading, even one set back: a key forgotten is in
+neither ``index`` nor ``order``, and one not forgotten is counted as ``get`` sees it.
+
+Locks: the store's write lock (``Store._lock``, ENG-21) guards every change to all four. Readers
+(``get``, ``in``) read ``index`` and ``expires`` without it: each change is one dict operation,
+which CPython performs whole. ``order`` and ``dead`` are read and written only under the lock.
+The store keeps ``self._index`` and ``self._expires`` as these very dict objects, so its hot paths
+(``get``, ``put_nowait``, the appliers) read them without a call.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_left, insort
+from collections.abc import Iterator
+from typing import Final
+
+from .codec import RECORD_HEADER_SIZE
+from .index import LARGE_VALUE
+
+BLOCK: Final = 512
+"""Pairs per block of :class:`ExpiryOrder`: a block splits past twice this, and one below a
+quarter of it is merged into its neighbour, so blocks hold 128 to 1,024 pairs (but a lone one)."""
+
+WRITE_PURGE: Final = 20
+"""ENG-61: at most this many expired keys forgotten by one write (Redis samples 20 per cycle)."""
+
+PURGE_STEP: Final = 1000
+"""ENG-62: at most this many expired keys forgotten by one :meth:`Keyspace.purge` step."""
+
+NEVER: Final = 1 << 63
+"""Later than any expiry (ENG-33's largest is 2^63 - 1): :attr:`ExpiryOrder.soonest` when empty."""
+
+
+def dead_size(key_len: int, location: int) -> int:
+    """ENG-41: the size the estimate counts for the record at ``location`` of a key of ``key_len``
+    bytes: a 21-byte header (FMT-4), packed or not, the key, and the value length the location
+    holds, which is 65,535 for any larger value. A DELETE or a batch frame is ``dead_size(klen, 0)``
+    and ``dead_size(0, 0)``: a header, with no value."""
+    return RECORD_HEADER_SIZE + key_len + (location & LARGE_VALUE)
+
+
+_AT: Final = struct.Struct(">Q")
+"""An entry of :class:`ExpiryOrder` starts with its expiry as 8 big-endian bytes."""
+
+
+def _entry(expires_at_ms: int, key: bytes) -> bytes:
+    return _AT.pack(expires_at_ms) + key
+
+
+class ExpiryOrder:
+    """``(expires_at_ms, key)`` pairs in sorted order, in blocks of up to ``2 * BLOCK``.
+
+    One sorted list would make adding a pair a ``memmove`` of every later pair (a megabyte per
+    SET EX with 200,000 expiries); a heap cannot count its pairs before a time without popping
+    them. Blocks give both: adding or removing moves at most one block's pairs, and counting the
+    pairs before a time is a search in ``lasts`` and a sum of whole blocks' lengths.
+
+    Each pair is held as one ``bytes``, the expiry in 8 big-endian bytes then the key, which
+    sorts as the pair does (ENG-33's expiries are below 2^63) but compares with one ``memcmp``
+    rather than a tuple's element-by-element comparison: 200,000 keys given one expiry were
+    added at a third of the old heap's speed as tuples, and at close to it as bytes.
+    """
+
+    __slots__ = ("_blocks", "_lasts", "_size", "soonest")
+
+    def __init__(self, pairs: list[tuple[int, bytes]]) -> None:
+        """``pairs`` sorted and distinct."""
+        entries = [_entry(at, key) for at, key in pairs]
+        self._blocks = [entries[i : i + BLOCK] for i in range(0, len(entries), BLOCK)]
+        if len(self._blocks) > 1 and len(self._blocks[-1]) < BLOCK // 4:
+            self._blocks[-2:] = [self._blocks[-2] + self._blocks[-1]]
+        self._lasts = [block[-1] for block in self._blocks]
+        """The largest entry of each block, for the search that finds an entry's block."""
+        self._size = len(entries)
+        self.soonest = pairs[0][0] if pairs else NEVER
+        """The earliest expiry held, or :data:`NEVER`: a write compares it with the clock so
+        that it calls :meth:`Keyspace.purge` only when some key has expired (ENG-61)."""
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        unpack = _AT.unpack_from
+        for block in self._blocks:
+            for entry in block:
+                yield unpack(entry)[0], entry[8:]
+
+    def _first(self) -> int:
+        blocks = self._blocks
+        return int(_AT.unpack_from(blocks[0][0])[0]) if blocks else NEVER
+
+    def add(self, expires_at_ms: int, key: bytes) -> None:
+        entry = _AT.pack(expires_at_ms) + key
+        blocks, lasts = self._blocks, self._lasts
+        self._size += 1
+        if expires_at_ms < self.soonest:  # noqa: PLR1730 (min() is a call, on SET EX's path)
+            self.soonest = expires_at_ms
+        if not blocks:
+            blocks.append([entry])
+            lasts.append(entry)
+            return
+        i = bisect_left(lasts, entry)
+        if i == len(lasts):  # past every entry: the common case, a TTL from now
+            i -= 1
+            blocks[i].append(entry)
+            lasts[i] = entry
+        else:
+            insort(blocks[i], entry)
+        if len(blocks[i]) > 2 * BLOCK:
+            self._mend(i)
+
+    def remove(self, expires_at_ms: int, key: bytes) -> None:
+        entry = _AT.pack(expires_at_ms) + key
+        blocks, lasts = self._blocks, self._lasts
+        i = bisect_left(lasts, entry)
+        block = blocks[i]
+        j = bisect_left(block, entry)
+        assert block[j] == entry, "every expiry has its pair (see the module's docstring)"
+        del block[j]
+        self._size -= 1
+        if j == len(block) and block:
+            lasts[i] = block[-1]
+        if len(block) < BLOCK // 4:
+            self._mend(i)
+        if not i and not j:
+            self.soonest = self._first()
+
+    def _mend(self, i: int) -> None:
+        """Bring block ``i`` back within its bounds: drop it if empty, merge it into a neighbour
+        if small, split it if large (see :data:`BLOCK`)."""
+        blocks, lasts = self._blocks, self._lasts
+        block = blocks[i]
+        if not block:
+            del blocks[i]
+            del lasts[i]
+            return
+        if len(block) < BLOCK // 4 and len(blocks) > 1:
+            i = i if i + 1 < len(blocks) else i - 1
+            block = blocks[i] + blocks[i + 1]
+            blocks[i : i + 2] = [block]
+            lasts[i : i + 2] = [block[-1]]
+        if len(block) > 2 * BLOCK:
+            blocks[i : i + 1] = [block[:BLOCK], block[BLOCK:]]
+            lasts[i : i + 1] = [block[BLOCK - 1], block[-1]]
+
+    def count_before(self, now: int) -> int:
+        """The pairs whose expiry is before ``now``: the keys expired at ``now`` (ENG-34)."""
+        if self.soonest >= now:
+            return 0
+        blocks = self._blocks
+        probe = _AT.pack(now)  # sorts before every entry of expiry now, after all earlier ones
+        i = bisect_left(self._lasts, probe)  # blocks before i lie wholly before now
+        count = sum(map(len, blocks[:i]))
+        if i < len(blocks):
+            count += bisect_left(blocks[i], probe)
+        return count
+
+    def pop_before(self, now: int, limit: int) -> list[bytes]:
+        """Take off the first keys whose expiry is before ``now``, at most ``limit`` of them."""
+        taken: list[bytes] = []
+        blocks = self._blocks
+        probe = _AT.pack(now)
+        while blocks and len(taken) < limit:
+            block = blocks[0]
+            j = min(bisect_left(block, probe), limit - len(taken))
+            if not j:
+                break
+            taken += [entry[8:] for entry in block[:j]]
+            del block[:j]
+            if len(block) < BLOCK // 4:
+                self._mend(0)
+        self._size -= len(taken)
+        self.soonest = self._first()
+        return taken
+
+    def check(self) -> None:
+        """Raise AssertionError unless the blocks are sorted, non-empty and ``lasts`` agrees."""
+        entries = [entry for block in self._blocks for entry in block]
+        assert entries == sorted(entries), "expiry entries in order"
+        sizes = [len(block) for block in self._blocks]
+        bounded = all(BLOCK // 4 <= size <= 2 * BLOCK for size in sizes)
+        assert bounded or len(sizes) == 1, "blocks hold 128 to 1,024 entries, but a lone one"
+        assert all(sizes), "no empty block"
+        assert self._lasts == [block[-1] for block in self._blocks], "lasts match the blocks"
+        assert self._size == len(entries), "the size counts every entry"
+        assert self.soonest == self._first(), "soonest is the first expiry"
+
+
+class Keyspace:
+    """The index, the expiries and the dead-byte estimate of one open store (see the module).
+
+    Every method is called with the store's write lock held.
+    """
+
+    __slots__ = ("dead", "expires", "index", "order")
+
+    def __init__(self, index: dict[bytes, int], expires: dict[bytes, int]) -> None:
+        """ENG-13, ENG-33: the index and expiries replay left (``expires`` only of indexed keys)."""
+        self.index: Final = index
+        """ENG-11: each indexed key's location. Lock: written under the write lock, read without."""
+        self.expires: Final = expires
+        """ENG-33: expiry of each indexed key whose newest record expires. Lock: as ``index``."""
+        self.order: Final = ExpiryOrder(sorted((at, key) for key, at in expires.items()))
+        """Exactly the pairs ``(expires[key], key)``, sorted. Lock: the write lock."""
+        self.dead = 0
+        """ENG-41: the estimate of dead bytes. Lock: the write lock."""
+
+    def set_expiry(self, key: bytes, expires_at_ms: int) -> None:
+        """ENG-33: ``key``, indexed, now expires at ``expires_at_ms``."""
+        old = self.expires.get(key)
+        if old is not None:
+            self.order.remove(old, key)
+        self.expires[key] = expires_at_ms
+        self.order.add(expires_at_ms, key)
+
+    def clear_expiry(self, key: bytes) -> None:
+        """ENG-33: ``key`` no longer expires (its newest record is a plain PUT, or it is gone)."""
+        old = self.expires.pop(key, None)
+        if old is not None:
+            self.order.remove(old, key)
+
+    def live_bytes(self) -> int:
+        """ENG-41: :func:`dead_size` summed over the index, the bytes of the records it points at.
+
+        Spelled out with C-level maps rather than a call per key, since open computes it for a
+        whole index; :meth:`check` compares it with the sum of :func:`dead_size`."""
+        index = self.index
+        return (
+            RECORD_HEADER_SIZE * len(index)
+            + sum(map(len, index))
+            + sum(map(LARGE_VALUE.__and__, index.values()))
+        )
+
+    def forget(self, key: bytes) -> None:
+        """ENG-34, ENG-41: drop the expired ``key`` from the index; its record becomes dead."""
+        self.clear_expiry(key)
+        self.dead += dead_size(len(key), self.index.pop(key))
+
+    def expired(self, now: int) -> int:
+        """ENG-60: how many indexed keys have expired at ``now`` and are not forgotten yet."""
+        return self.order.count_before(now)
+
+    def live_keys(self, now: int) -> int:
+        """ENG-60: the number of keys with a value at ``now`` (see the module for why exact)."""
+        return len(self.index) - self.order.count_before(now)
+
+    def due(self, now: int) -> Iterator[bytes]:
+        """The keys expired at ``now`` not forgotten yet, for a listing to leave out."""
+        for expires_at, key in self.order:
+            if expires_at >= now:
+                return
+            yield key
+
+    def purge(self, now: int, limit: int) -> int:
+        """ENG-61, ENG-62: forget at most ``limit`` keys expired at ``now``, soonest first;
+        returns how many. Writes nothing (ENG-34); each forgotten record counts as dead."""
+        index, expires = self.index, self.expires
+        dead = 0
+        keys = self.order.pop_before(now, limit)
+        for key in keys:
+            del expires[key]
+            dead += dead_size(len(key), index.pop(key))
+        self.dead += dead
+        return len(keys)
+
+    def check(self) -> None:
+        """The keyspace's invariants, for :meth:`catlog.store.Store._check_invariants`."""
+        self.order.check()
+        assert self.expires.keys() <= self.index.keys(), "ENG-33: expiries only of indexed keys"
+        assert sorted(self.order) == sorted((at, key) for key, at in self.expires.items()), (
+            "ENG-60: one expiry pair for each expiry, and no other"
+        )
+        assert self.dead >= 0, "ENG-41: dead bytes are never negative"
+        summed = sum(dead_size(len(key), location) for key, location in self.index.items())
+        assert self.live_bytes() == summed, "ENG-41: live_bytes is dead_size summed"

@@ -128,6 +128,13 @@ class TicketingStore:
     def write_batch(self, ops: list[BatchOp]) -> int:
         return self.store.write_batch_nowait(ops)
 
+    def modify(self, key: bytes, change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        """ENG-80, ENG-51: one that wrote nothing owes a wait for the writes it was shown."""
+        written, ticket = self.store.modify_nowait(key, change)
+        if written is None:
+            self.owed = ticket
+        return written
+
     def expire_at(self, key: bytes, expires_at_ms: int) -> bool:
         return self._judged(self.store.expire_at_nowait(key, expires_at_ms))
 

@@ -27,6 +27,7 @@ from .arguments import (
 
 if TYPE_CHECKING:
     from . import Session
+    from .context import KeyValueStore
 
 
 def _get(session: Session, args: list[bytes]) -> Reply:
@@ -136,19 +137,34 @@ def _incr(session: Session, args: list[bytes]) -> Reply:
         if amount == _INT64_MIN:
             return Error("ERR decrement would overflow")
         amount = -amount
-    key = args[1]
-    with session.store.transaction() as tx:
-        old = tx.get(key)
+    new = increment(session.store, args[1], amount)
+    if not isinstance(new, Error):
+        session.watches.touch(args[1])
+    return new
+
+
+def increment(store: KeyValueStore, key: bytes, amount: int) -> int | Error:
+    """PROTO-87: add ``amount`` to the integer ``key`` holds (0 if none) in one step of the
+    store (ENG-80), keeping its expiry as Redis does; the new value, or the error. The server's
+    loop calls it for a plain INCR without the rest of the command layer (SRV-11's fast path)."""
+    refusal: list[Error] = []
+
+    def change(old: bytes | None) -> bytes | None:
         value = 0 if old is None else parse_int(old)
         if value is None:
-            return NOT_AN_INTEGER
+            refusal.append(NOT_AN_INTEGER)
+            return None
         new = value + amount
         if not _INT64_MIN <= new <= _INT64_MAX:
-            return Error("ERR increment or decrement would overflow")
-        expires_at = None if old is None else tx.expires_at(key)
-        tx.put(key, b"%d" % new, expires_at_ms=expires_at)  # INCR keeps the expiry, as Redis
-    session.watches.touch(key)
-    return new
+            refusal.append(OVERFLOW)
+            return None
+        return b"%d" % new
+
+    written = store.modify(key, change)
+    return refusal[0] if written is None else int(written)
+
+
+OVERFLOW: Final = Error("ERR increment or decrement would overflow")
 
 
 MAX_STRING: Final = MAX_VALUE_SIZE

@@ -109,6 +109,39 @@ def test_a_refused_set_or_get_answers_the_engines_error_as_the_command_layer_doe
     assert fast[4].startswith(b"-ERR ")
 
 
+@pytest.mark.spec("PROTO-87", "PROTO-54", "PROTO-84", "ENG-80")
+def test_plain_incr_answers_as_the_command_layer_does(data_dir: str) -> None:
+    commands = [
+        (b"INCR", b"n"),
+        (b"incr", b"n"),
+        (b"Incr", b"n"),  # another spelling: the command layer's path
+        (b"SET", b"s", b"abc"),
+        (b"INCR", b"s"),
+        (b"SET", b"max", b"9223372036854775807"),
+        (b"INCR", b"max"),
+        (b"INCR", BIG_KEY),
+        (b"INCR",),
+        (b"INCR", b"n", b"extra"),
+        (b"WATCH", b"n"),
+        (b"INCR", b"n"),  # touches the watched key: the EXEC runs nothing
+        (b"MULTI",),
+        (b"INCR", b"n"),
+        (b"EXEC",),
+        (b"GET", b"n"),
+        CLOSE,
+        (b"INCR", b"n"),
+    ]
+    fast, slow = both_ways(data_dir, commands)
+    assert fast == slow
+    assert fast[:3] == [b":1\r\n", b":2\r\n", b":3\r\n"]
+    assert fast[4] == b"-ERR value is not an integer or out of range\r\n"
+    assert fast[6] == b"-ERR increment or decrement would overflow\r\n"
+    assert fast[7].startswith(b"-ERR ")
+    assert fast[14] == b"*-1\r\n"
+    assert fast[15] == b"$1\r\n4\r\n"
+    assert fast[16].startswith(b"-ERR ")
+
+
 def pipelined_both_ways(path: str, reads: Sequence[Sequence[tuple[bytes, ...]]]) -> None:
     """Each read's commands arrive at once through the shortcut (so plain SETs in a row go as
     one group, SRV-11) and one by one through the command layer: the replies must agree."""

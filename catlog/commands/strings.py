@@ -117,9 +117,12 @@ def _mset(session: Session, args: list[bytes]) -> Reply:
     """PROTO-40"""
     if len(args) % 2 == 0:
         return wrong_arity("mset")
-    session.store.write_batch([("put", args[i], args[i + 1]) for i in range(1, len(args), 2)])
-    for i in range(1, len(args), 2):
-        session.watches.touch(args[i])
+    keys = args[1::2]
+    session.store.write_batch([("put", key, value) for key, value in zip(keys, args[2::2])])
+    watches = session.watches
+    if watches.active:  # PROTO-84; the server benchmark's MSET showed the touches when not
+        for key in keys:
+            watches.touch(key)
     return OK
 
 

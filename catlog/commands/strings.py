@@ -118,7 +118,9 @@ def _mset(session: Session, args: list[bytes]) -> Reply:
     if len(args) % 2 == 0:
         return wrong_arity("mset")
     keys = args[1::2]
-    session.store.write_batch([("put", key, value) for key, value in zip(keys, args[2::2])])
+    session.store.write_batch(
+        [("put", key, value) for key, value in zip(keys, args[2::2], strict=True)]
+    )
     watches = session.watches
     if watches.active:  # PROTO-84; the server benchmark's MSET showed the touches when not
         for key in keys:

@@ -5,8 +5,8 @@ No sockets here: :class:`LineSession` and :class:`RespSession` are fed the bytes
 read (through their ``reader``) and, in ``drive``, run the requests against the store, appending
 reply bytes to a list. They stop where a reply must wait for this connection's writes to be durable
 (SRV-5), or once enough replies are gathered for the connection to send them first (SRV-7). The
-RESP loop has the server's fast path for plain SET and GET (SRV-11), which a connection inside
-MULTI, or one that has not authenticated (PROTO-104), never takes.
+RESP loop has the server's fast path for plain SET, GET and INCR (SRV-11), which a connection
+inside MULTI, or one that has not authenticated (PROTO-104), never takes.
 """
 
 from __future__ import annotations
@@ -126,7 +126,8 @@ class RespSession:
         lookup, arity check, call and reply encoding costing a sixth of a pipelined SET beyond
         its parse and append. Plain SETs in a row are gathered and appended as one group
         (SRV-11) just before the next other command runs, or when the read's commands run out.
-        Every other command, and every other spelling of these two, takes the command layer;
+        A plain ``INCR key`` goes straight to :func:`catlog.commands.strings.increment` (ENG-80).
+        Every other command, and every other spelling of these three, takes the command layer;
         both ways give the same bytes (tests/server/test_fast_path.py). Inside MULTI every
         command takes the command layer, which queues it (PROTO-80), and so does every command
         of a connection that has not authenticated, which refuses it (PROTO-104).

@@ -38,6 +38,8 @@ STORE_CALLS: dict[str, Callable[[catlog.Store], object]] = {
     "expires_at": lambda s: s.expires_at(b"k"),
     "persist": lambda s: s.persist(b"k"),
     "persist_nowait": lambda s: s.persist_nowait(b"k"),
+    "modify": lambda s: s.modify(b"k", lambda old: b"v"),
+    "modify_nowait": lambda s: s.modify_nowait(b"k", lambda old: b"v"),
     "write_batch": lambda s: s.write_batch([]),
     "write_batch_nowait": lambda s: s.write_batch_nowait([]),
     "batch": lambda s: s.batch(),

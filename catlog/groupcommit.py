@@ -24,7 +24,7 @@ import concurrent.futures
 from collections.abc import Callable, Iterator
 
 from .batch import BatchOp
-from .errors import StoreFailedError
+from .errors import CatlogError, StoreFailedError
 from .store import Store
 from .transaction import Transaction
 
@@ -129,8 +129,15 @@ class TicketingStore:
         return self.store.write_batch_nowait(ops)
 
     def modify(self, key: bytes, change: Callable[[bytes | None], bytes | None]) -> bytes | None:
-        """ENG-80, ENG-51: one that wrote nothing owes a wait for the writes it was shown."""
-        written, ticket = self.store.modify_nowait(key, change)
+        """ENG-80, ENG-51: one that wrote nothing because of what ``change`` was shown (it
+        returned ``None`` or raised) owes a wait for the writes it was shown."""
+        try:
+            written, ticket = self.store.modify_nowait(key, change)
+        except CatlogError:
+            raise  # the store's own refusal: nothing was judged
+        except Exception:
+            self.owed = self.store.last_ticket
+            raise
         if written is None:
             self.owed = ticket
         return written

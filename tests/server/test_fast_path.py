@@ -2,10 +2,10 @@
 
 The loop runs ``SET key value``, ``GET key`` and ``INCR key`` itself, without
 :class:`catlog.commands.Session`, because the server benchmark showed the layer's cost, and takes
-a read's commands from the reader in one call. The first tests run the same commands both ways, each on a fresh store in the same
-directory (so that error messages naming the path agree), and compare the bytes; the others
-check that commands left over when the loop stops (to wait for an fsync, or to send a batch of
-replies) run later, in order.
+a read's commands from the reader in one call. The first tests run the same commands both ways,
+each on a fresh store in the same directory (so that error messages naming the path agree), and
+compare the bytes; the others check that commands left over when the loop stops (to wait for an
+fsync, or to send a batch of replies) run later, in order.
 """
 
 from __future__ import annotations

@@ -255,3 +255,28 @@ def test_replies_past_the_batch_limit_wait_and_the_commands_after_them_keep_thei
         out, stops = drive_to_the_end(session, store)
     assert out == [b"$100000\r\n" + value + b"\r\n"] * 8 + [b"+OK\r\n", b"$1\r\n1\r\n"]
     assert stops >= 2  # 800 KB of replies left in pieces of at most REPLY_BATCH and one reply
+
+
+@pytest.mark.spec("ENG-51", "ENG-80", "SRV-5", "PROTO-87")
+@pytest.mark.parametrize(("value", "reply"), [(b"1", b":2\r\n"), (b"abc", b"-ERR value is")])
+def test_an_incr_shown_another_clients_write_in_flight_answers_after_its_fsync(
+    data_dir: str, value: bytes, reply: bytes
+) -> None:
+    """Client B's INCR reads client A's SET still waiting for its fsync, so B's answer, a new
+    value or an error, is held until that fsync (the ticket ``drive`` leaves) as A's is."""
+    store = catlog.open(data_dir, fsync="always")
+    tickets = TicketingStore(store)
+    a = RespSession(tickets, ServerInfo(), client_id=1)
+    b = RespSession(tickets, ServerInfo(), client_id=2)
+    out: list[bytes] = []
+    a.reader.receive_data(encode_command(b"SET", b"k", value))
+    set_ticket = a.drive(out, 0, None)[0]
+    assert set_ticket and b"k" not in store, "A's SET waits for its fsync"
+    out.clear()
+    b.reader.receive_data(encode_command(b"INCR", b"k"))
+    incr_ticket = b.drive(out, 0, None)[0]
+    assert out[0].startswith(reply)
+    assert incr_ticket >= set_ticket, "B's reply waits for the write it was shown"
+    store.wait_durable(incr_ticket)
+    assert store[b"k"] == (b"2" if value == b"1" else b"abc")
+    store.close()

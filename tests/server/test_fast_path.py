@@ -271,7 +271,8 @@ def test_an_incr_shown_another_clients_write_in_flight_answers_after_its_fsync(
     out: list[bytes] = []
     a.reader.receive_data(encode_command(b"SET", b"k", value))
     set_ticket = a.drive(out, 0, None)[0]
-    assert set_ticket and b"k" not in store, "A's SET waits for its fsync"
+    assert set_ticket
+    assert b"k" not in store, "A's SET waits for its fsync"
     out.clear()
     b.reader.receive_data(encode_command(b"INCR", b"k"))
     incr_ticket = b.drive(out, 0, None)[0]

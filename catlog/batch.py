@@ -10,11 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
+from crc32c import crc32c
+
 from .arguments import check_key, check_value, ttl_ms
 from .codec import (
+    BODY_HEADER,
+    CRC_FIELD,
     EXPIRY_SIZE,
     MAX_EXPIRING_VALUE_SIZE,
+    MAX_KEY_SIZE,
     MAX_VALUE_SIZE,
+    MEMBER_CRC_MASK,
+    MEMBER_FLAG,
     RecordType,
     encode_member,
 )
@@ -29,6 +36,7 @@ Effect = tuple[bytes, int | None, int]
 _PUT = int(RecordType.PUT)
 _DELETE = int(RecordType.DELETE)
 _PUT_EXPIRING = int(RecordType.PUT_EXPIRING)
+_MEMBER_PUT = MEMBER_FLAG | _PUT
 
 
 Write = tuple[bytes, bytes | None, int]
@@ -41,26 +49,52 @@ def encode_ops(ops: Iterable[BatchOp], timestamp: int) -> tuple[list[bytes], lis
 
     Raises, before anything is written, for an operation of the wrong shape, an invalid key or
     value (ENG-2, ENG-3), or members that together would not fit one record (FMT-22).
+
+    A plain put, all of an MSET, is checked and encoded inline: the server benchmark's MSET
+    spent a third of its time in the per-member calls this spares.
     """
-    writes: list[Write] = []
+    members: list[bytes] = []
+    effects: list[Effect] = []
+    pack = BODY_HEADER.pack
+    crc_field = CRC_FIELD.pack
+    size = 0
     for op in ops:
-        kind, key, *rest = op
-        key = check_key(key)
-        if kind == "delete" and not rest:
-            writes.append((key, None, 0))
-        elif kind == "put" and len(rest) in (1, 2):
-            ttl = rest[1] if len(rest) == 2 else None
-            if ttl is None:
-                writes.append((key, check_value(rest[0]), 0))
-            else:
-                value = check_value(rest[0], MAX_EXPIRING_VALUE_SIZE)
-                writes.append((key, value, timestamp + ttl_ms(ttl)))
+        if len(op) == 3 and op[0] == "put":
+            key = op[1]
+            if type(key) is not bytes or len(key) > MAX_KEY_SIZE:
+                key = check_key(key)
+            value = op[2]
+            if type(value) is not bytes or len(value) > MAX_VALUE_SIZE:
+                value = check_value(value)
+            body = pack(_MEMBER_PUT, timestamp, len(key), len(value)) + key + value
+            member = crc_field(crc32c(body) ^ MEMBER_CRC_MASK) + body
+            effects.append((key, len(value), 0))
         else:
-            raise ValueError(
-                "a batch operation is ('put', key, value[, ttl]) or ('delete', key),"
-                f" not {op!r:.80}"
+            member, effect = _encode_write(_checked(op, timestamp), timestamp)
+            effects.append(effect)
+        members.append(member)
+        size += len(member)
+        if size > MAX_VALUE_SIZE:
+            raise BatchTooLargeError(
+                f"batch of more than {MAX_VALUE_SIZE} bytes of records (FMT-22)"
             )
-    return encode_writes(writes, timestamp)
+    return members, effects
+
+
+def _checked(op: BatchOp, timestamp: int) -> Write:
+    """ENG-37: one operation as a checked write, or the error its shape or sizes meet."""
+    kind, key, *rest = op
+    key = check_key(key)
+    if kind == "delete" and not rest:
+        return key, None, 0
+    if kind == "put" and len(rest) in (1, 2):
+        ttl = rest[1] if len(rest) == 2 else None
+        if ttl is None:
+            return key, check_value(rest[0]), 0
+        return key, check_value(rest[0], MAX_EXPIRING_VALUE_SIZE), timestamp + ttl_ms(ttl)
+    raise ValueError(
+        f"a batch operation is ('put', key, value[, ttl]) or ('delete', key), not {op!r:.80}"
+    )
 
 
 def encode_writes(writes: Iterable[Write], timestamp: int) -> tuple[list[bytes], list[Effect]]:
@@ -71,23 +105,26 @@ def encode_writes(writes: Iterable[Write], timestamp: int) -> tuple[list[bytes],
     members: list[bytes] = []
     effects: list[Effect] = []
     size = 0
-    for key, value, expires_at in writes:
-        if value is None:
-            member = encode_member(_DELETE, timestamp, key)
-            effects.append((key, None, 0))
-        elif expires_at:
-            member = encode_member(_PUT_EXPIRING, timestamp, key, value, expires_at)
-            effects.append((key, len(value) + EXPIRY_SIZE, expires_at))
-        else:
-            member = encode_member(_PUT, timestamp, key, value)
-            effects.append((key, len(value), 0))
+    for write in writes:
+        member, effect = _encode_write(write, timestamp)
         members.append(member)
+        effects.append(effect)
         size += len(member)
         if size > MAX_VALUE_SIZE:
             raise BatchTooLargeError(
                 f"batch of more than {MAX_VALUE_SIZE} bytes of records (FMT-22)"
             )
     return members, effects
+
+
+def _encode_write(write: Write, timestamp: int) -> tuple[bytes, Effect]:
+    key, value, expires_at = write
+    if value is None:
+        return encode_member(_DELETE, timestamp, key), (key, None, 0)
+    if expires_at:
+        member = encode_member(_PUT_EXPIRING, timestamp, key, value, expires_at)
+        return member, (key, len(value) + EXPIRY_SIZE, expires_at)
+    return encode_member(_PUT, timestamp, key, value), (key, len(value), 0)
 
 
 class BatchWriter(Protocol):

@@ -24,7 +24,7 @@ import concurrent.futures
 from collections.abc import Callable, Iterator
 
 from .batch import BatchOp
-from .errors import StoreFailedError
+from .errors import CatlogError, StoreFailedError
 from .store import Store
 from .transaction import Transaction
 
@@ -127,6 +127,20 @@ class TicketingStore:
 
     def write_batch(self, ops: list[BatchOp]) -> int:
         return self.store.write_batch_nowait(ops)
+
+    def modify(self, key: bytes, change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        """ENG-80, ENG-51: one that wrote nothing because of what ``change`` was shown (it
+        returned ``None`` or raised) owes a wait for the writes it was shown."""
+        try:
+            written, ticket = self.store.modify_nowait(key, change)
+        except CatlogError:
+            raise  # the store's own refusal: nothing was judged
+        except Exception:
+            self.owed = self.store.last_ticket
+            raise
+        if written is None:
+            self.owed = ticket
+        return written
 
     def expire_at(self, key: bytes, expires_at_ms: int) -> bool:
         return self._judged(self.store.expire_at_nowait(key, expires_at_ms))

@@ -128,6 +128,15 @@ class TransactionView:
         self._written[key] = None
         return self._tx.delete(key)
 
+    def modify(self, key: bytes, change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        """ENG-80 within the transaction, whose lock already makes it one step."""
+        old = self._tx.get(key)
+        new = change(old)
+        if new is not None:
+            expires_at = None if old is None else self._tx.expires_at(key)
+            self.put(key, new, expires_at_ms=expires_at)
+        return new
+
     def write_batch(self, ops: list[BatchOp]) -> object:
         """ENG-37's all-or-nothing: every operation is checked before any is recorded."""
         checked: list[tuple[bytes, bytes | None, int]] = []

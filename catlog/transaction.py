@@ -6,7 +6,8 @@ other write between them, and must see writes still waiting for their fsync (ENG
 lock for its whole block; its writes gather here, reads of a key it wrote see its own write, and
 when the block ends they are appended as one batch (ENG-37), so after a crash all of them are
 there or none. It is what the server's ``MULTI``/``EXEC`` and its read-modify-write commands are
-built on, and it serves an embedded user the same way::
+built on (but for ``INCR`` and kin, which change one key with the lighter
+:meth:`catlog.Store.modify`, ENG-80), and it serves an embedded user the same way::
 
     with store.transaction() as tx:
         tx.put(b"hits", b"%d" % (int(tx.get(b"hits") or b"0") + 1))

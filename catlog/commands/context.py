@@ -7,7 +7,7 @@ Clauses: PROTO-46 (the Redis version reported), PROTO-48, PROTO-70, PROTO-92, PR
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Final, Protocol, runtime_checkable
@@ -34,6 +34,10 @@ class KeyValueStore(Protocol):
     def delete(self, key: bytes) -> bool: ...
 
     def write_batch(self, ops: list[BatchOp]) -> object: ...
+
+    def modify(
+        self, key: bytes, change: Callable[[bytes | None], bytes | None]
+    ) -> bytes | None: ...
 
     def expire_at(self, key: bytes, expires_at_ms: int) -> bool: ...
 

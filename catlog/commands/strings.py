@@ -7,6 +7,7 @@ PROTO-113 (the lookups INFO counts), PROTO-115 (LCS).
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 from typing import TYPE_CHECKING, Final
 
@@ -27,6 +28,7 @@ from .arguments import (
 
 if TYPE_CHECKING:
     from . import Session
+    from .context import KeyValueStore
 
 
 def _get(session: Session, args: list[bytes]) -> Reply:
@@ -116,9 +118,14 @@ def _mset(session: Session, args: list[bytes]) -> Reply:
     """PROTO-40"""
     if len(args) % 2 == 0:
         return wrong_arity("mset")
-    session.store.write_batch([("put", args[i], args[i + 1]) for i in range(1, len(args), 2)])
-    for i in range(1, len(args), 2):
-        session.watches.touch(args[i])
+    keys = args[1::2]
+    session.store.write_batch(
+        [("put", key, value) for key, value in zip(keys, args[2::2], strict=True)]
+    )
+    watches = session.watches
+    if watches.active:  # PROTO-84; the server benchmark's MSET showed the touches when not
+        for key in keys:
+            watches.touch(key)
     return OK
 
 
@@ -136,19 +143,47 @@ def _incr(session: Session, args: list[bytes]) -> Reply:
         if amount == _INT64_MIN:
             return Error("ERR decrement would overflow")
         amount = -amount
-    key = args[1]
-    with session.store.transaction() as tx:
-        old = tx.get(key)
-        value = 0 if old is None else parse_int(old)
-        if value is None:
-            return NOT_AN_INTEGER
-        new = value + amount
-        if not _INT64_MIN <= new <= _INT64_MAX:
-            return Error("ERR increment or decrement would overflow")
-        expires_at = None if old is None else tx.expires_at(key)
-        tx.put(key, b"%d" % new, expires_at_ms=expires_at)  # INCR keeps the expiry, as Redis
-    session.watches.touch(key)
+    new = increment(session.store, args[1], amount)
+    if not isinstance(new, Error):
+        session.watches.touch(args[1])
     return new
+
+
+def increment(store: KeyValueStore, key: bytes, amount: int) -> int | Error:
+    """PROTO-87: add ``amount`` to the integer ``key`` holds (0 if none) in one step of the
+    store (ENG-80), keeping its expiry as Redis does; the new value, or the error. The server's
+    loop calls it for a plain INCR without the rest of the command layer (SRV-11's fast path)."""
+    try:
+        written = store.modify(key, _ADD_ONE if amount == 1 else functools.partial(_add, amount))
+    except _RefusedError as refused:
+        return refused.reply
+    assert written is not None, "_add writes or raises"
+    return int(written)
+
+
+class _RefusedError(Exception):
+    """PROTO-87: the value or the result is no 64-bit integer; :func:`increment` answers it."""
+
+    def __init__(self, reply: Error) -> None:
+        self.reply = reply
+
+
+def _add(amount: int, old: bytes | None) -> bytes:
+    """ENG-80's change for :func:`increment`: a partial, not a closure, for the loop
+    benchmark's INCR (it spares making a function and a cell per call)."""
+    value = 0 if old is None else parse_int(old)
+    if value is None:
+        raise _RefusedError(NOT_AN_INTEGER)
+    new = value + amount
+    if not _INT64_MIN <= new <= _INT64_MAX:
+        raise _RefusedError(OVERFLOW)
+    return b"%d" % new
+
+
+_ADD_ONE: Final = functools.partial(_add, 1)
+
+
+OVERFLOW: Final = Error("ERR increment or decrement would overflow")
 
 
 MAX_STRING: Final = MAX_VALUE_SIZE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import pytest
@@ -688,6 +688,9 @@ class DictStore:
 
     def transaction(self) -> AbstractContextManager[EngineTransaction]:
         raise NotImplementedError("nor run transactions")
+
+    def modify(self, key: bytes, change: Callable[[bytes | None], bytes | None]) -> bytes | None:
+        raise NotImplementedError("nor modify values")
 
     def __len__(self) -> int:
         return len(self.data)

@@ -1,11 +1,11 @@
 """The server's command loop (:meth:`catlog.sessions.RespSession.drive`) without sockets.
 
-The loop runs ``SET key value`` and ``GET key`` itself, without :class:`catlog.commands.Session`,
-because the server benchmark showed the layer's cost, and takes a read's commands from the reader
-in one call. The first tests run the same commands both ways, each on a fresh store in the same
-directory (so that error messages naming the path agree), and compare the bytes; the others
-check that commands left over when the loop stops (to wait for an fsync, or to send a batch of
-replies) run later, in order.
+The loop runs ``SET key value``, ``GET key`` and ``INCR key`` itself, without
+:class:`catlog.commands.Session`, because the server benchmark showed the layer's cost, and takes
+a read's commands from the reader in one call. The first tests run the same commands both ways,
+each on a fresh store in the same directory (so that error messages naming the path agree), and
+compare the bytes; the others check that commands left over when the loop stops (to wait for an
+fsync, or to send a batch of replies) run later, in order.
 """
 
 from __future__ import annotations
@@ -107,6 +107,39 @@ def test_a_refused_set_or_get_answers_the_engines_error_as_the_command_layer_doe
     assert fast[0].startswith(b"-ERR ")
     assert fast[3].startswith(b"-ERR ")
     assert fast[4].startswith(b"-ERR ")
+
+
+@pytest.mark.spec("PROTO-87", "PROTO-54", "PROTO-84", "ENG-80")
+def test_plain_incr_answers_as_the_command_layer_does(data_dir: str) -> None:
+    commands = [
+        (b"INCR", b"n"),
+        (b"incr", b"n"),
+        (b"Incr", b"n"),  # another spelling: the command layer's path
+        (b"SET", b"s", b"abc"),
+        (b"INCR", b"s"),
+        (b"SET", b"max", b"9223372036854775807"),
+        (b"INCR", b"max"),
+        (b"INCR", BIG_KEY),
+        (b"INCR",),
+        (b"INCR", b"n", b"extra"),
+        (b"WATCH", b"n"),
+        (b"INCR", b"n"),  # touches the watched key: the EXEC runs nothing
+        (b"MULTI",),
+        (b"INCR", b"n"),
+        (b"EXEC",),
+        (b"GET", b"n"),
+        CLOSE,
+        (b"INCR", b"n"),
+    ]
+    fast, slow = both_ways(data_dir, commands)
+    assert fast == slow
+    assert fast[:3] == [b":1\r\n", b":2\r\n", b":3\r\n"]
+    assert fast[4] == b"-ERR value is not an integer or out of range\r\n"
+    assert fast[6] == b"-ERR increment or decrement would overflow\r\n"
+    assert fast[7].startswith(b"-ERR ")
+    assert fast[14] == b"*-1\r\n"
+    assert fast[15] == b"$1\r\n4\r\n"
+    assert fast[16].startswith(b"-ERR ")
 
 
 def pipelined_both_ways(path: str, reads: Sequence[Sequence[tuple[bytes, ...]]]) -> None:
@@ -222,3 +255,29 @@ def test_replies_past_the_batch_limit_wait_and_the_commands_after_them_keep_thei
         out, stops = drive_to_the_end(session, store)
     assert out == [b"$100000\r\n" + value + b"\r\n"] * 8 + [b"+OK\r\n", b"$1\r\n1\r\n"]
     assert stops >= 2  # 800 KB of replies left in pieces of at most REPLY_BATCH and one reply
+
+
+@pytest.mark.spec("ENG-51", "ENG-80", "SRV-5", "PROTO-87")
+@pytest.mark.parametrize(("value", "reply"), [(b"1", b":2\r\n"), (b"abc", b"-ERR value is")])
+def test_an_incr_shown_another_clients_write_in_flight_answers_after_its_fsync(
+    data_dir: str, value: bytes, reply: bytes
+) -> None:
+    """Client B's INCR reads client A's SET still waiting for its fsync, so B's answer, a new
+    value or an error, is held until that fsync (the ticket ``drive`` leaves) as A's is."""
+    store = catlog.open(data_dir, fsync="always")
+    tickets = TicketingStore(store)
+    a = RespSession(tickets, ServerInfo(), client_id=1)
+    b = RespSession(tickets, ServerInfo(), client_id=2)
+    out: list[bytes] = []
+    a.reader.receive_data(encode_command(b"SET", b"k", value))
+    set_ticket = a.drive(out, 0, None)[0]
+    assert set_ticket
+    assert b"k" not in store, "A's SET waits for its fsync"
+    out.clear()
+    b.reader.receive_data(encode_command(b"INCR", b"k"))
+    incr_ticket = b.drive(out, 0, None)[0]
+    assert out[0].startswith(reply)
+    assert incr_ticket >= set_ticket, "B's reply waits for the write it was shown"
+    store.wait_durable(incr_ticket)
+    assert store[b"k"] == (b"2" if value == b"1" else b"abc")
+    store.close()

@@ -993,7 +993,7 @@ class Store(MutableMapping[bytes, bytes]):
             if expires_at:  # ENG-80: the value keeps its expiry, as Redis's INCR keeps a TTL
                 new = check_value(new, MAX_EXPIRING_VALUE_SIZE)
                 record = encode_record(_PUT_EXPIRING, self._now_ms(), key, new, expires_at)
-                location = self._append(record) | min(len(new) + EXPIRY_SIZE, LARGE_VALUE)
+                location = self._append(record, len(new) + EXPIRY_SIZE)
                 self._effect(key, location, expires_at)
                 return new, self.last_ticket
             if type(new) is not bytes or len(new) > MAX_VALUE_SIZE:
@@ -1001,11 +1001,12 @@ class Store(MutableMapping[bytes, bytes]):
             # As put_nowait from here: its inline append and index update.
             key_len = len(key)
             value_len = len(new)
-            body = BODY_HEADER.pack(_PUT, self._now_ms(), key_len, value_len) + key + new
+            now = self._now_ms()
+            body = BODY_HEADER.pack(_PUT, now, key_len, value_len) + key + new
             record = CRC_FIELD.pack(crc32c(body)) + body
             active = self._active
             if active.end + len(record) > self.segment_size:
-                location = self._append(record)  # rotates first
+                location = self._append(record, value_len, now)  # rotates first
             else:
                 try:
                     offset = active.append(record)
@@ -1013,17 +1014,24 @@ class Store(MutableMapping[bytes, bytes]):
                     raise self._fail("write", exc) from exc
                 self.last_ticket += 1
                 self._unsynced = True
-                location = (active.slot << SLOT_SHIFT) | (offset << LEN_BITS)
-            location |= value_len if value_len < LARGE_VALUE else LARGE_VALUE
+                # inline pack_location: the server benchmark's INCR, as put_nowait's SET.
+                location = (
+                    (active.slot << SLOT_SHIFT)
+                    | (offset << LEN_BITS)
+                    | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
+                )
+            expires = self._expires
             if self._sync_each_write:
                 self._pending.append((self.last_ticket, key, location, 0))
             else:
                 old_location = index.get(key)
                 index[key] = location
                 if old_location is not None:
-                    self._dead += RECORD_HEADER_SIZE + key_len + (old_location & LARGE_VALUE)
-                if self._expires:
-                    self._expires.pop(key, None)
+                    self._keyspace.dead += dead_size(key_len, old_location)
+                if expires and key in expires:
+                    self._keyspace.clear_expiry(key)
+            if expires and self._keyspace.order.soonest < now:
+                self._keyspace.purge(now, WRITE_PURGE)  # ENG-61
             return new, self.last_ticket
 
     def __delitem__(self, key: bytes) -> None:

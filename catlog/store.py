@@ -72,7 +72,7 @@ from .codec import (
     encode_batch,
     encode_record,
 )
-from .compaction import Compaction, CompactionReport
+from .compaction import DEFAULT_MAX_BYTES, RESERVED_SLOTS, Compaction, CompactionReport
 from .errors import (
     CatlogError,
     CorruptionError,
@@ -132,6 +132,12 @@ class StoreStats:
     """ENG-42: whether a compaction is running."""
     compaction_error: str | None = None
     """ENG-57: why the last compaction failed, or ``None`` if it did not."""
+    client_bytes: int = 0
+    """ENG-78: bytes of records appended to the active segment since open."""
+    compaction_bytes: int = 0
+    """ENG-78: bytes appended to compaction outputs since open."""
+    write_amplification: float = 0.0
+    """ENG-78: ``compaction_bytes / client_bytes``, 0 before any client write."""
 
 
 _open_stores: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
@@ -156,6 +162,8 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
     hints: HintMode = False,
     compact_threshold: float | None = None,
+    compact_max_bytes: int = DEFAULT_MAX_BYTES,
+    max_segments: int = MAX_SLOTS,
     fs: FileSystem | None = None,
     clock: Clock | None = None,
 ) -> Store:
@@ -167,6 +175,8 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         fsync_interval_ms=fsync_interval_ms,
         hints=hints,
         compact_threshold=compact_threshold,
+        compact_max_bytes=compact_max_bytes,
+        max_segments=max_segments,
         fs=fs,
         clock=clock,
     )
@@ -206,6 +216,8 @@ class Store(MutableMapping[bytes, bytes]):
         fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
         hints: HintMode = False,
         compact_threshold: float | None = None,
+        compact_max_bytes: int = DEFAULT_MAX_BYTES,
+        max_segments: int = MAX_SLOTS,
         fs: FileSystem | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -221,6 +233,10 @@ class Store(MutableMapping[bytes, bytes]):
             )
         if fsync_interval_ms <= 0:
             raise ValueError("fsync_interval_ms must be positive")
+        if type(compact_max_bytes) is not int or compact_max_bytes <= 0:
+            raise ValueError("compact_max_bytes must be a positive int")
+        if type(max_segments) is not int or not 2 * RESERVED_SLOTS <= max_segments <= MAX_SLOTS:
+            raise ValueError(f"max_segments must be between {2 * RESERVED_SLOTS} and {MAX_SLOTS}")
         directory: object = os.fspath(path)  # a bytes path passes the type checker's view
         if not isinstance(directory, str):
             kind = type(directory).__name__
@@ -260,6 +276,15 @@ class Store(MutableMapping[bytes, bytes]):
         ``_lock``."""
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self.compact_threshold: Final = compact_threshold
+        self.compact_max_bytes: Final = compact_max_bytes
+        """ENG-73: the bound on the input bytes of a compaction the trigger starts."""
+        self.max_segments: Final = max_segments
+        """ENG-74: the most segments open at once; writes leave RESERVED_SLOTS to compaction."""
+        self._slot_dead = [0] * MAX_SLOTS
+        """ENG-72: the dead bytes of ENG-41's estimate that lie in each slot's segment, counted
+        where ``_dead`` is. Lock: ``_lock``."""
+        self._client_bytes = 0
+        """ENG-78: bytes appended to segments sealed since open, less where each was at open."""
         self._hints = HintWriter(self._fs, self.path, self._order.__contains__)
         self._compaction = Compaction()
         self._dead = 0
@@ -308,6 +333,7 @@ class Store(MutableMapping[bytes, bytes]):
         self._active = opened.active
         self._index = opened.index
         self._tail_repairs = opened.tail_repairs
+        self._active_start = self._active.end
         try:
             self._expires = live_expiries(self._index, opened.expiring)
             self._expiry_heap = [(at, key) for key, at in self._expires.items()]
@@ -316,6 +342,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._purge_expired()
                 headers = SEGMENT_HEADER_SIZE * len(self._order)
                 self._dead = max(0, self._disk_bytes() - headers - self._live_bytes())
+                self._count_dead_by_slot()
         except BaseException:
             self._close_files()
             self._dir_lock.release()
@@ -342,8 +369,21 @@ class Store(MutableMapping[bytes, bytes]):
             + sum(map(LARGE_VALUE.__and__, index.values()))
         )
 
+    def _count_dead_by_slot(self) -> None:
+        """ENG-72: at open, each segment's dead bytes are its bytes less its live records'."""
+        live = [0] * len(self._slots)
+        for key, location in self._index.items():
+            live[location >> SLOT_SHIFT] += RECORD_HEADER_SIZE + len(key) + (location & LARGE_VALUE)
+        for segment in self._order:
+            size = segment.size() - SEGMENT_HEADER_SIZE
+            self._slot_dead[segment.slot] = max(0, size - live[segment.slot])
+
     def _disk_bytes(self) -> int:
         return sum(segment.size() for segment in self._order)
+
+    def _slots_in_use(self) -> int:
+        """ENG-74: the segments open, compaction outputs not yet installed included."""
+        return len(self._slots) - len(self._free_slots)
 
     def _write_hint(self, segment: Segment) -> None:
         """ENG-30, ENG-31: write the hint of a segment that just stopped being active.
@@ -446,7 +486,9 @@ class Store(MutableMapping[bytes, bytes]):
             if expires.get(key) == expires_at:
                 del expires[key]
                 location = self._index.pop(key)
-                self._dead += RECORD_HEADER_SIZE + len(key) + (location & LARGE_VALUE)
+                size = RECORD_HEADER_SIZE + len(key) + (location & LARGE_VALUE)
+                self._dead += size
+                self._slot_dead[location >> SLOT_SHIFT] += size
         if len(heap) > 2 * len(expires) + 1024:
             self._expiry_heap = [(at, key) for key, at in expires.items()]
             heapq.heapify(self._expiry_heap)
@@ -558,7 +600,9 @@ class Store(MutableMapping[bytes, bytes]):
                 old = index.get(key)
                 index[key] = location
                 if old is not None:
-                    self._dead += RECORD_HEADER_SIZE + key_len + (old & LARGE_VALUE)
+                    size = RECORD_HEADER_SIZE + key_len + (old & LARGE_VALUE)
+                    self._dead += size
+                    self._slot_dead[old >> SLOT_SHIFT] += size
                 if self._expires:
                     self._expires.pop(key, None)
             return self.last_ticket
@@ -625,7 +669,9 @@ class Store(MutableMapping[bytes, bytes]):
                 old = index.get(key)
                 index[key] = location
                 if old is not None:
-                    dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+                    size = RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+                    dead += size
+                    self._slot_dead[old >> SLOT_SHIFT] += size
                 if expires:
                     expires.pop(key, None)
             self._dead += dead
@@ -654,11 +700,14 @@ class Store(MutableMapping[bytes, bytes]):
         if location is None:
             old = self._index.pop(key, None)
             self._dead += RECORD_HEADER_SIZE + len(key)  # ENG-41: the tombstone itself
+            self._slot_dead[self._active.slot] += RECORD_HEADER_SIZE + len(key)
         else:
             old = self._index.get(key)
             self._index[key] = location
         if old is not None:
-            self._dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+            size = RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+            self._dead += size
+            self._slot_dead[old >> SLOT_SHIFT] += size
         if expires_at_ms and location is not None:
             self._expires[key] = expires_at_ms
             heapq.heappush(self._expiry_heap, (expires_at_ms, key))
@@ -676,7 +725,9 @@ class Store(MutableMapping[bytes, bytes]):
             if location is not None and not expires_at:
                 replaced = run.get(key)
                 if replaced is not None:  # ENG-41: a PUT overwritten within the run is dead too
-                    self._dead += RECORD_HEADER_SIZE + len(key) + (replaced & LARGE_VALUE)
+                    size = RECORD_HEADER_SIZE + len(key) + (replaced & LARGE_VALUE)
+                    self._dead += size
+                    self._slot_dead[replaced >> SLOT_SHIFT] += size
                 run[key] = location
                 continue
             if run:
@@ -692,7 +743,9 @@ class Store(MutableMapping[bytes, bytes]):
         for key in run:
             old = get(key)
             if old is not None:
-                dead += RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+                size = RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)
+                dead += size
+                self._slot_dead[old >> SLOT_SHIFT] += size
         self._dead += dead
         self._index.update(run)
         if self._expires:
@@ -868,6 +921,7 @@ class Store(MutableMapping[bytes, bytes]):
         "always" and take effect at once otherwise. Returns its ticket. Lock held."""
         base = self._append(record)
         self._dead += RECORD_HEADER_SIZE  # ENG-41: the frame
+        self._slot_dead[base >> SLOT_SHIFT] += RECORD_HEADER_SIZE
         offset = RECORD_HEADER_SIZE << LEN_BITS
         ticket = self.last_ticket
         located: list[tuple[int, bytes, int | None, int]] = []
@@ -1159,7 +1213,7 @@ class Store(MutableMapping[bytes, bytes]):
         """
         old = self._active
         self._flush_and_sync()
-        slot = self._new_slot()
+        slot = self._new_slot(compaction=bool(gap))
         if self.hints is True:
             self._write_hint(old)
         try:
@@ -1170,21 +1224,35 @@ class Store(MutableMapping[bytes, bytes]):
         self._slots[old.slot] = sealed
         self._order[-1] = sealed
         self._place(new)
+        self._client_bytes += old.end - self._active_start  # ENG-78
+        self._active_start = new.end
         self._active = new
         if self.hints == "background" and not gap:
             self._hints.queue(sealed)
         if not gap and self._compaction.due(self):
-            self._compaction.start(self)
+            self._compaction.start(self, self.compact_max_bytes)  # ENG-73: bounded
         return new
 
-    def _new_slot(self) -> int:
-        """A slot for a new segment: one compaction freed, or the next unused one."""
+    def _new_slot(self, *, compaction: bool = False) -> int:
+        """A slot for a new segment: one compaction freed, or the next unused one.
+
+        ENG-74: a rotation for writes leaves ``RESERVED_SLOTS`` free for compaction, and says
+        what to do instead of wedging at the limit.
+        """
+        in_use = self._slots_in_use()
+        limit = self.max_segments if compaction else self.max_segments - RESERVED_SLOTS
+        if in_use >= limit:
+            if compaction:
+                raise CatlogError(f"{self.path}: all {self.max_segments} segment slots are in use")
+            raise CatlogError(
+                f"{self.path}: {in_use} segments are open, the most writes may fill"
+                f" (max_segments={self.max_segments} less {RESERVED_SLOTS} kept for compaction);"
+                " compact the store (Store.compact() or catlog compact) or use a larger"
+                " segment_size"
+            )
         if self._free_slots:
             return self._free_slots.pop()
-        slot = len(self._slots)
-        if slot >= MAX_SLOTS:
-            raise CatlogError(f"{self.path}: more than {MAX_SLOTS} open segments")
-        return slot
+        return len(self._slots)
 
     def _place(self, segment: Segment) -> None:
         """Record a new segment in its slot and in number order. Lock held."""
@@ -1192,6 +1260,7 @@ class Store(MutableMapping[bytes, bytes]):
             self._slots.append(segment)
         else:
             self._slots[segment.slot] = segment
+        self._slot_dead[segment.slot] = 0  # ENG-72: nothing points into it yet
         position = len(self._order)
         while position and self._order[position - 1].number > segment.number:
             position -= 1
@@ -1207,12 +1276,20 @@ class Store(MutableMapping[bytes, bytes]):
             self._compaction.start(self)
             return True
 
-    def compact(self, progress: Callable[[int, int], None] | None = None) -> CompactionReport:
-        """ENG-39, ENG-40: copy the live records of every sealed segment, then remove them.
+    def compact(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> CompactionReport:
+        """ENG-39, ENG-40: copy the live records of every segment, then remove them; with
+        ``max_bytes``, of the oldest sealed segments ENG-73 chooses.
 
         ``progress(done, total)`` is called with input bytes read so far, for a progress bar.
         """
-        return self._compaction.run(self, progress)
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
+            raise ValueError("max_bytes must be a positive int or None")
+        return self._compaction.run(self, progress, max_bytes)
 
     # ----------------------------------------------------------------------------- durability
 
@@ -1373,6 +1450,8 @@ class Store(MutableMapping[bytes, bytes]):
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")
+            client = self._client_bytes + self._active.end - self._active_start
+            written = self._compaction.written_bytes
             return StoreStats(
                 keys=len(self._index),
                 segments=len(self._order),
@@ -1384,4 +1463,7 @@ class Store(MutableMapping[bytes, bytes]):
                 dead_bytes=self._dead,
                 compacting=self._compaction.running(),
                 compaction_error=self._compaction.error,
+                client_bytes=client,
+                compaction_bytes=written,
+                write_amplification=written / client if client else 0.0,
             )

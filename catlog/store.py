@@ -72,7 +72,7 @@ from .codec import (
     encode_batch,
     encode_record,
 )
-from .compaction import DEFAULT_MAX_BYTES, RESERVED_SLOTS, Compaction, CompactionReport
+from .compaction import RESERVED_SLOTS, Compaction, CompactionReport, default_max_bytes
 from .errors import (
     CatlogError,
     CorruptionError,
@@ -162,7 +162,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
     hints: HintMode = False,
     compact_threshold: float | None = None,
-    compact_max_bytes: int = DEFAULT_MAX_BYTES,
+    compact_max_bytes: int | None = None,
     max_segments: int = MAX_SLOTS,
     fs: FileSystem | None = None,
     clock: Clock | None = None,
@@ -216,7 +216,7 @@ class Store(MutableMapping[bytes, bytes]):
         fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
         hints: HintMode = False,
         compact_threshold: float | None = None,
-        compact_max_bytes: int = DEFAULT_MAX_BYTES,
+        compact_max_bytes: int | None = None,
         max_segments: int = MAX_SLOTS,
         fs: FileSystem | None = None,
         clock: Clock | None = None,
@@ -233,8 +233,10 @@ class Store(MutableMapping[bytes, bytes]):
             )
         if fsync_interval_ms <= 0:
             raise ValueError("fsync_interval_ms must be positive")
+        if compact_max_bytes is None:
+            compact_max_bytes = default_max_bytes(segment_size)
         if type(compact_max_bytes) is not int or compact_max_bytes <= 0:
-            raise ValueError("compact_max_bytes must be a positive int")
+            raise ValueError("compact_max_bytes must be a positive int or None")
         if type(max_segments) is not int or not 2 * RESERVED_SLOTS <= max_segments <= MAX_SLOTS:
             raise ValueError(f"max_segments must be between {2 * RESERVED_SLOTS} and {MAX_SLOTS}")
         directory: object = os.fspath(path)  # a bytes path passes the type checker's view

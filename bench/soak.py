@@ -1,6 +1,6 @@
 """``python -m bench.soak``: sustained random overwrite of an embedded store, for minutes.
 
-What automatic compaction (ENG-41, ENG-72 .. ENG-78) does to a store that never stops writing:
+What automatic compaction (ENG-41, ENG-72 .. ENG-77) does to a store that never stops writing:
 one thread overwrites random keys of a fixed set and reads random keys, one GET per SET, in
 small segments so that rotations and compactions come often; a second thread samples the store
 every ``SAMPLE_S`` seconds. It reports, over time and at steady state (the second half of the

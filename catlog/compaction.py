@@ -2,8 +2,8 @@
 
 ENG-39 is the procedure, ENG-40 its report and its failures, ENG-41 the dead-byte estimate that
 starts one, ENG-42 the background thread; ENG-72 .. ENG-75 which segments one compaction takes
-(:func:`choose_inputs`) and the slots it keeps in reserve, ENG-76 and ENG-77 what starts one,
-ENG-78 the write amplification. In three steps:
+(:func:`choose_inputs`) and the slots it keeps in reserve, ENG-76 the trigger by segment count,
+ENG-77 the write amplification. In three steps:
 
 1. under the store's lock, rotate past a gap of segment numbers reserved for the outputs, so
    that every input is sealed and every later write lands after the outputs in number order;
@@ -170,7 +170,7 @@ class Compaction:
         """ENG-57: no background compaction starts before this reading of the store's clock."""
         self._backoff = RETRY_FIRST
         self.written_bytes = 0
-        """ENG-78: the bytes appended to outputs since the store was opened. Lock: ``lock``."""
+        """ENG-77: the bytes appended to outputs since the store was opened. Lock: ``lock``."""
         self._through = 0
         self._total = 0
         self._finished = True
@@ -639,7 +639,7 @@ class Outputs:
         self.records = 0
         self.written = 0
         self.appended = 0
-        """ENG-78: bytes appended to outputs, installed or not."""
+        """ENG-77: bytes appended to outputs, installed or not."""
 
     def add(self, key: bytes, old: int, value_len: int, record: bytes) -> None:
         store = self._store

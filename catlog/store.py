@@ -133,11 +133,11 @@ class StoreStats:
     compaction_error: str | None = None
     """ENG-57: why the last compaction failed, or ``None`` if it did not."""
     client_bytes: int = 0
-    """ENG-78: bytes of records appended to the active segment since open."""
+    """ENG-77: bytes of records appended to the active segment since open."""
     compaction_bytes: int = 0
-    """ENG-78: bytes appended to compaction outputs since open."""
+    """ENG-77: bytes appended to compaction outputs since open."""
     write_amplification: float = 0.0
-    """ENG-78: ``compaction_bytes / client_bytes``, 0 before any client write."""
+    """ENG-77: ``compaction_bytes / client_bytes``, 0 before any client write."""
 
 
 _open_stores: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
@@ -283,10 +283,10 @@ class Store(MutableMapping[bytes, bytes]):
         self.max_segments: Final = max_segments
         """ENG-74: the most segments open at once; writes leave RESERVED_SLOTS to compaction."""
         self._slot_dead = [0] * MAX_SLOTS
-        """ENG-72: the dead bytes of ENG-41's estimate that lie in each slot's segment, counted
+        """ENG-73: the dead bytes of ENG-41's estimate that lie in each slot's segment, counted
         where ``_dead`` is. Lock: ``_lock``."""
         self._client_bytes = 0
-        """ENG-78: bytes appended to segments sealed since open, less where each was at open."""
+        """ENG-77: bytes appended to segments sealed since open, less where each was at open."""
         self._hints = HintWriter(self._fs, self.path, self._order.__contains__)
         self._compaction = Compaction()
         self._dead = 0
@@ -372,7 +372,7 @@ class Store(MutableMapping[bytes, bytes]):
         )
 
     def _count_dead_by_slot(self) -> None:
-        """ENG-72: at open, each segment's dead bytes are its bytes less its live records'."""
+        """ENG-73: at open, each segment's dead bytes are its bytes less its live records'."""
         live = [0] * len(self._slots)
         for key, location in self._index.items():
             live[location >> SLOT_SHIFT] += RECORD_HEADER_SIZE + len(key) + (location & LARGE_VALUE)
@@ -1226,7 +1226,7 @@ class Store(MutableMapping[bytes, bytes]):
         self._slots[old.slot] = sealed
         self._order[-1] = sealed
         self._place(new)
-        self._client_bytes += old.end - self._active_start  # ENG-78
+        self._client_bytes += old.end - self._active_start  # ENG-77
         self._active_start = new.end
         self._active = new
         if self.hints == "background" and not gap:

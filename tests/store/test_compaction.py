@@ -439,7 +439,7 @@ def test_compact_in_background_starts_one_compaction_at_a_time(
     with catlog.open(data_dir, fsync="never") as store:
         store.put(b"k", b"v")
         release = threading.Event()
-        monkeypatch.setattr(store._compaction, "_background", lambda _store: release.wait())
+        monkeypatch.setattr(store._compaction, "_background", lambda *_: release.wait())
         assert store.stats().compacting is False
         assert store.compact_in_background() is True
         compactor = store._compaction.thread

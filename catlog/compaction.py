@@ -171,6 +171,8 @@ class Compaction:
         self._backoff = RETRY_FIRST
         self.written_bytes = 0
         """ENG-77: the bytes appended to outputs since the store was opened. Lock: ``lock``."""
+        self._plan: tuple[list[Segment], int, int] | None = None
+        """ENG-73: the inputs the trigger chose at a rotation, the first output number, ``G``."""
         self._through = 0
         self._total = 0
         self._finished = True
@@ -227,38 +229,116 @@ class Compaction:
             if store._refusal is not None:
                 raise store._refused()
             store._purge_expired()
-            candidates = store._order if max_bytes is None else store._order[:-1]
-            if through is None:
-                self._through = store._active.number
-                self._total = sum(segment.size() for segment in store._order)
+            planned = self._planned(store) if max_bytes is not None else None
+            self._plan = None
+            if planned is not None:
+                inputs, first, gap = planned
+                self._finished = True
             else:
-                candidates = [segment for segment in candidates if segment.number <= through]
-            free = store.max_segments - store._slots_in_use()
-            if free < 2:
-                inputs = dead_prefix(store, candidates)
-                self._finished = max_bytes is not None
-            else:
-                dead = store._slot_dead
-                disk = store._disk_bytes()
-                count = choose_inputs(
-                    [(segment.size(), dead[segment.slot]) for segment in candidates],
-                    segment_size=store.segment_size,
-                    free_slots=free,
-                    max_bytes=max_bytes,
-                    worth=store._dead / disk if disk else 0.0,
-                )
-                inputs = candidates[:count]
-                self._finished = max_bytes is not None or inputs == candidates
+                inputs, first, gap = self._choose_and_seal(store, max_bytes, through)
             if not inputs:
                 return CompactionReport(0, 0, 0, 0, 0, 0.0)
-            if free < 2:
+            if not gap:
                 return self._remove_only(store, inputs, started)
-            total = sum(segment.size() for segment in inputs)
-            gap = output_bound(total, store.segment_size)
-            first = store._active.number + 1
-            store._rotate(gap=gap)
-            inputs = [store._slots[segment.slot] for segment in inputs]  # the sealed views
+        total = sum(segment.size() for segment in inputs)
         whole = self._total if max_bytes is None else total
+        return self._copy_and_remove(
+            store,
+            progress,
+            inputs,
+            first=first,
+            gap=gap,
+            whole=whole,
+            started=started,
+            before=before,
+        )
+
+    def _choose_and_seal(
+        self, store: Store, max_bytes: int | None, through: int | None
+    ) -> tuple[list[Segment], int, int]:
+        """ENG-39 step 1, ENG-73, ENG-75: choose a round's inputs and seal them, rotating past
+        ``G`` numbers; returns the sealed inputs, the first output number and ``G`` (0: remove
+        the inputs, copy nothing). Lock held."""
+        candidates = store._order if max_bytes is None else store._order[:-1]
+        if through is None:
+            self._through = store._active.number
+            self._total = sum(segment.size() for segment in store._order)
+        else:
+            candidates = [segment for segment in candidates if segment.number <= through]
+        free = store.max_segments - store._slots_in_use()
+        if free < 2:
+            inputs = dead_prefix(store, candidates)
+            self._finished = max_bytes is not None
+        else:
+            dead = store._slot_dead
+            disk = store._disk_bytes()
+            count = choose_inputs(
+                [(segment.size(), dead[segment.slot]) for segment in candidates],
+                segment_size=store.segment_size,
+                free_slots=free,
+                max_bytes=max_bytes,
+                worth=store._dead / disk if disk else 0.0,
+            )
+            inputs = candidates[:count]
+            self._finished = max_bytes is not None or inputs == candidates
+        if not inputs or free < 2:
+            return inputs, 0, 0
+        total = sum(segment.size() for segment in inputs)
+        gap = output_bound(total, store.segment_size)
+        first = store._active.number + 1
+        store._rotate(gap=gap)
+        return [store._slots[segment.slot] for segment in inputs], first, gap  # sealed views
+
+    def plan(self, store: Store) -> int:
+        """ENG-41, ENG-73: choose the trigger's inputs at the rotation that made it due, before
+        the new active segment is created, and return ``G``, the numbers that rotation skips
+        for the outputs (0: nothing to take). The compaction then needs no rotation of its own,
+        which would seal an almost empty segment each time. Lock held."""
+        store._purge_expired()
+        candidates = list(store._order)  # the active one among them: this rotation seals it
+        dead = store._slot_dead
+        disk = store._disk_bytes()
+        count = choose_inputs(
+            [(segment.size(), dead[segment.slot]) for segment in candidates],
+            segment_size=store.segment_size,
+            free_slots=store.max_segments - store._slots_in_use() - 1,  # the new segment's
+            max_bytes=store.compact_max_bytes,
+            worth=store._dead / disk if disk else 0.0,
+        )
+        if not count:
+            return 0
+        gap = output_bound(
+            sum(segment.size() for segment in candidates[:count]), store.segment_size
+        )
+        self._plan = (candidates[:count], store._active.number + 1, gap)
+        return gap
+
+    def _planned(self, store: Store) -> tuple[list[Segment], int, int] | None:
+        """The plan :meth:`plan` made, with the sealed views of its inputs, if every input is
+        still there (a ``compact()`` may have run first). Lock held."""
+        if self._plan is None:
+            return None
+        inputs, first, gap = self._plan
+        sealed = [store._slots[segment.slot] for segment in inputs]
+        for segment, view in zip(inputs, sealed, strict=True):
+            if view.number != segment.number or view not in store._order or view is store._active:
+                return None
+        return sealed, first, gap
+
+    def _copy_and_remove(
+        self,
+        store: Store,
+        progress: Callable[[int, int], None] | None,
+        inputs: list[Segment],
+        *,
+        first: int,
+        gap: int,
+        whole: int,
+        started: float,
+        before: int,
+    ) -> CompactionReport:
+        """ENG-39's steps 2 and 3, the inputs sealed and ``first .. first + gap`` free."""
+        total = sum(segment.size() for segment in inputs)
         # ENG-43: hints queued for inputs are written now, none once an input is removed; no
         # input can be queued after this point, since every later rotation seals a later segment.
         store._hints.join()

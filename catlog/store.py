@@ -1218,8 +1218,11 @@ class Store(MutableMapping[bytes, bytes]):
         slot = self._new_slot(compaction=bool(gap))
         if self.hints is True:
             self._write_hint(old)
+        planned = 0
+        if not gap and self._compaction.due(self):
+            planned = self._compaction.plan(self)  # ENG-73: the outputs go below the new one
         try:
-            new = ActiveSegment.create(self._fs, self.path, old.number + 1 + gap, slot)
+            new = ActiveSegment.create(self._fs, self.path, old.number + 1 + gap + planned, slot)
         except OSError as exc:
             raise self._fail("creating a segment", exc) from exc
         sealed = old.seal()
@@ -1231,7 +1234,7 @@ class Store(MutableMapping[bytes, bytes]):
         self._active = new
         if self.hints == "background" and not gap:
             self._hints.queue(sealed)
-        if not gap and self._compaction.due(self):
+        if planned:
             self._compaction.start(self, self.compact_max_bytes)  # ENG-73: bounded
         return new
 

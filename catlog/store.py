@@ -1445,6 +1445,9 @@ class Store(MutableMapping[bytes, bytes]):
                 assert id(segment) in live, f"ENG-55: {key!r:.40} points into a removed segment"
             assert self._expires.keys() <= self._index.keys(), "expiries only of indexed keys"
             assert self._dead >= 0, "ENG-41: dead bytes are never negative"
+            assert min(self._slot_dead) >= 0, "ENG-73: nor are a segment's"
+            assert self._slots_in_use() <= self.max_segments, "ENG-74: within the limit"
+            assert len(self._slots) <= MAX_SLOTS, "ENG-74: slots the index can name"
             tickets = [entry[0] for entry in self._pending]
             assert tickets == sorted(tickets), "effects wait in ticket order"
             assert not tickets or self._sync_each_write, "effects wait only under always"

@@ -1265,7 +1265,7 @@ class Store(MutableMapping[bytes, bytes]):
             self._slots.append(segment)
         else:
             self._slots[segment.slot] = segment
-        self._slot_dead[segment.slot] = 0  # ENG-72: nothing points into it yet
+        self._slot_dead[segment.slot] = 0  # ENG-73: nothing points into it yet
         position = len(self._order)
         while position and self._order[position - 1].number > segment.number:
             position -= 1

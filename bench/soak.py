@@ -308,9 +308,12 @@ def server_soak(directory: str, run: Run) -> str:
         live = keys * (HEADER + len("key:000000000000") + run.value_size)
         disk = int(info.get("catlog_disk_bytes", "0"))
         amplification = info.get("catlog_write_amplification", "n/a")
+        rates = [
+            line.strip() for line in bench.replace("\r", "\n").splitlines() if "per second" in line
+        ]
         return (
-            f"server: {bench.strip().splitlines()[-2:]}\n"
-            f"server disk/live {disk / max(1, live):.2f}, write amplification {amplification}"
+            f"server ({', '.join(rates)}): disk/live {disk / max(1, live):.2f},"
+            f" write amplification {amplification}"
         )
     finally:
         server.terminate()

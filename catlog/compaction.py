@@ -285,6 +285,10 @@ class Compaction:
             return inputs, 0, 0
         total = sum(segment.size() for segment in inputs)
         gap = output_bound(total, store.segment_size)
+        newest_sealed = store._order[-2].number if len(store._order) > 1 else 0
+        if store._active not in inputs and store._active.number - newest_sealed > gap:
+            store._flush_and_sync()  # ENG-39: as a seal would, without sealing
+            return inputs, newest_sealed + 1, gap  # in numbers an earlier compaction left free
         first = store._active.number + 1
         store._rotate(gap=gap)
         return [store._slots[segment.slot] for segment in inputs], first, gap  # sealed views

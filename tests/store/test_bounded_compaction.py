@@ -122,8 +122,8 @@ def test_writes_stop_short_of_the_segment_limit_saying_to_compact_and_compaction
         assert "max_segments=32" in message
         assert store.failure is None
         assert store[b"k"] == b"%040d" % 15
-        store.compact()  # in rounds (ENG-75): each leaves the segment its rotation sealed
-        assert store.stats().segments <= 5
+        store.compact()  # in rounds (ENG-75), the later ones in numbers the first skipped
+        assert store.stats().segments <= 3
         store.put(b"k", b"%040d" % 16)
         assert store[b"k"] == b"%040d" % 16
 

@@ -1,7 +1,7 @@
 """The gate: plain ``nox`` runs lint, typecheck and the suite under branch coverage.
 
-``tests`` runs the same suite without coverage; nightly, crash, fuzz, mutation and bench run on
-request.
+``tests`` runs the same suite without coverage; nightly, crash, fuzz, mutation, bench and soak
+run on request.
 """
 
 from __future__ import annotations
@@ -116,6 +116,15 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against peers measured in the same run; prints the table for bench/README.md."""
     session.install("-e", ".[bench]")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Sustained random overwrite with automatic compaction (bench/soak.py): disk over live
+    bytes, write amplification, p99 during compaction and outside; ``-- --seconds 600`` for
+    longer, ``-- --server`` to run it through a server with redis-benchmark too."""
+    session.install("-e", ".")
+    session.run("python", "-m", "bench.soak", *session.posargs)
 
 
 @nox.session

@@ -1,7 +1,9 @@
 """Compaction: copy the live records of the sealed segments into new ones, then remove the old.
 
 ENG-39 is the procedure, ENG-40 its report and its failures, ENG-41 the dead-byte estimate that
-starts one, ENG-42 the background thread. In three steps:
+starts one, ENG-42 the background thread; ENG-72 .. ENG-75 which segments one compaction takes
+(:func:`choose_inputs`) and the slots it keeps in reserve, ENG-76 the trigger by segment count,
+ENG-77 the write amplification. In three steps:
 
 1. under the store's lock, rotate past a gap of segment numbers reserved for the outputs, so
    that every input is sealed and every later write lands after the outputs in number order;
@@ -47,6 +49,22 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("catlog")
 
+DEFAULT_MAX_SEGMENTS_IN: Final = 16
+DEFAULT_MAX_BYTES: Final = 256 * 1024 * 1024
+"""ENG-73: by default one compaction the trigger starts reads at most 16 segments' bytes, and
+at most 256 MiB (4 segments of the default size). The soak workload (bench/README.md) needs the
+bound: with none, each compaction took the whole store and the disk swung with each one."""
+
+
+def default_max_bytes(segment_size: int) -> int:
+    """ENG-73: ``compact_max_bytes`` when ``catlog.open`` is not given one."""
+    return min(DEFAULT_MAX_SEGMENTS_IN * segment_size, DEFAULT_MAX_BYTES)
+
+
+RESERVED_SLOTS: Final = 16
+"""ENG-74: segment slots a rotation for writes never takes, so that a compaction always has
+one for its own rotation and some for its outputs."""
+
 RETRY_FIRST: Final = 1.0
 RETRY_MOST: Final = 300.0
 """ENG-57: after a failed compaction, the next background one waits 1 s, doubling up to 5 min."""
@@ -77,6 +95,49 @@ class CompactionReport:
         return self.input_bytes - self.output_bytes
 
 
+def output_bound(input_bytes: int, segment_size: int) -> int:
+    """ENG-39's ``G``: the most outputs ``input_bytes`` of inputs can fill."""
+    return 2 * math.ceil(input_bytes / segment_size) + 1
+
+
+def choose_inputs(
+    segments: list[tuple[int, int]],
+    *,
+    segment_size: int,
+    free_slots: int,
+    max_bytes: int | None,
+    worth: float = 0.0,
+) -> int:
+    """ENG-72, ENG-73: how many of the oldest segments one compaction takes as its inputs.
+
+    ``segments`` holds ``(size, dead bytes)`` of each candidate, oldest first. The inputs are
+    always a prefix (ENG-72 says why no other set is safe): the oldest segments while their
+    bytes stay within ``max_bytes`` (``None``: no bound) and their outputs, with the
+    compaction's own rotation, within ``free_slots``; then, when bounded, the segments at the
+    end of that prefix whose own dead fraction is below ``worth`` are left for a later
+    compaction, by which time more of them will be dead. At least one is taken, if any.
+    """
+    total = 0
+    count = 0
+    for size, _ in segments:
+        total += size
+        if count and (
+            (max_bytes is not None and total > max_bytes)
+            or output_bound(total, segment_size) + 1 > free_slots
+        ):
+            break
+        count += 1
+    if max_bytes is not None:
+        while count > 1 and _dead_fraction(*segments[count - 1]) < worth:
+            count -= 1
+    return count
+
+
+def _dead_fraction(size: int, dead: int) -> float:
+    """ENG-41 counts a packed record with a 21-byte header, so the estimate may pass 1."""
+    return min(1.0, dead / max(1, size - SEGMENT_HEADER_SIZE))
+
+
 class Compaction:
     """One store's compactions: at most one runs at a time (ENG-40), maybe in a thread (ENG-42).
 
@@ -94,30 +155,185 @@ class Compaction:
         self._retry_at: float | None = None
         """ENG-57: no background compaction starts before this reading of the store's clock."""
         self._backoff = RETRY_FIRST
+        self.written_bytes = 0
+        """ENG-77: the bytes appended to outputs since the store was opened. Lock: ``lock``."""
+        self._plan: tuple[list[Segment], int, int] | None = None
+        """ENG-73: the inputs the trigger chose at a rotation, the first output number, ``G``."""
+        self._through = 0
+        self._total = 0
+        self._finished = True
+        """A full compaction's rounds (ENG-75): the newest segment it takes, the bytes of those
+        that existed when it began, and whether the last round took the newest."""
 
-    def run(self, store: Store, progress: Callable[[int, int], None] | None) -> CompactionReport:
-        """ENG-39, ENG-40: one compaction of ``store``; a second waits for the first."""
+    def run(
+        self,
+        store: Store,
+        progress: Callable[[int, int], None] | None,
+        max_bytes: int | None = None,
+    ) -> CompactionReport:
+        """ENG-39, ENG-40: one compaction of ``store``; a second waits for the first.
+
+        With ``max_bytes`` it takes the inputs ENG-73 chooses; without, every segment (ENG-39),
+        in as many rounds as the free slots call for (ENG-75), each round's inputs the oldest
+        segments left of those that existed when it began.
+        """
         with self.lock:
-            return self._run(store, progress)
+            if max_bytes is not None:
+                return self._run(store, progress, max_bytes, None)
+            started = store._clock.monotonic()
+            report = self._run(store, progress, None, None)
+            through, done = self._through, report.input_bytes
+            while not self._finished:
+                more = self._run(store, progress, None, through, done)
+                done += more.input_bytes
+                report = CompactionReport(
+                    input_bytes=report.input_bytes + more.input_bytes,
+                    output_bytes=report.output_bytes + more.output_bytes,
+                    records_copied=report.records_copied + more.records_copied,
+                    segments_removed=report.segments_removed + more.segments_removed,
+                    segments_written=report.segments_written + more.segments_written,
+                    seconds=store._clock.monotonic() - started,
+                )
+            return report
 
-    def _run(self, store: Store, progress: Callable[[int, int], None] | None) -> CompactionReport:
+    def _run(
+        self,
+        store: Store,
+        progress: Callable[[int, int], None] | None,
+        max_bytes: int | None,
+        through: int | None,
+        before: int = 0,
+    ) -> CompactionReport:
+        """One round: choose the inputs, then ENG-39's three steps. ``through`` is the number of
+        the newest segment a full compaction takes (``None`` in its first round, which sets
+        :attr:`_through` and the total progress reports); :attr:`_finished` says whether this
+        round took it."""
         started = store._clock.monotonic()
         with store._lock:
             if store._closed:
                 raise StoreClosedError(f"{store.path} is closed")
             if store._refusal is not None:
                 raise store._refused()
-            inputs = list(store._order)
-            total = sum(segment.size() for segment in inputs)
-            gap = 2 * math.ceil(total / store.segment_size) + 1
-            first = store._active.number + 1
-            store._rotate(gap=gap)
-            inputs = [store._slots[segment.slot] for segment in inputs]  # the sealed views
+            store._keyspace.purge(store._now_ms(), PURGE_STEP)  # ENG-63: a bounded step
+            planned = self._planned(store) if max_bytes is not None else None
+            self._plan = None
+            if planned is not None:
+                inputs, first, gap = planned
+                self._finished = True
+            else:
+                inputs, first, gap = self._choose_and_seal(store, max_bytes, through)
+            if not inputs:
+                return CompactionReport(0, 0, 0, 0, 0, 0.0)
+            if not gap:
+                return self._remove_only(store, inputs, started)
+        total = sum(segment.size() for segment in inputs)
+        whole = self._total if max_bytes is None else total
+        return self._copy_and_remove(
+            store,
+            progress,
+            inputs,
+            first=first,
+            gap=gap,
+            whole=whole,
+            started=started,
+            before=before,
+        )
+
+    def _choose_and_seal(
+        self, store: Store, max_bytes: int | None, through: int | None
+    ) -> tuple[list[Segment], int, int]:
+        """ENG-39 step 1, ENG-73, ENG-75: choose a round's inputs and seal them, rotating past
+        ``G`` numbers; returns the sealed inputs, the first output number and ``G`` (0: remove
+        the inputs, copy nothing). Lock held."""
+        candidates = store._order if max_bytes is None else store._order[:-1]
+        if through is None:
+            self._through = store._active.number
+            self._total = sum(segment.size() for segment in store._order)
+        else:
+            candidates = [segment for segment in candidates if segment.number <= through]
+        free = store.max_segments - store._slots_in_use()
+        if free < 2:
+            inputs = dead_prefix(store, candidates)
+            self._finished = max_bytes is not None
+        else:
+            dead = store._slot_dead
+            disk = store._disk_bytes()
+            count = choose_inputs(
+                [(segment.size(), dead[segment.slot]) for segment in candidates],
+                segment_size=store.segment_size,
+                free_slots=free,
+                max_bytes=max_bytes,
+                worth=store._dead / disk if disk else 0.0,
+            )
+            inputs = candidates[:count]
+            self._finished = max_bytes is not None or inputs == candidates
+        if not inputs or free < 2:
+            return inputs, 0, 0
+        total = sum(segment.size() for segment in inputs)
+        gap = output_bound(total, store.segment_size)
+        newest_sealed = store._order[-2].number if len(store._order) > 1 else 0
+        if store._active not in inputs and store._active.number - newest_sealed > gap:
+            store._flush_and_sync()  # ENG-39: as a seal would, without sealing
+            return inputs, newest_sealed + 1, gap  # in numbers an earlier compaction left free
+        first = store._active.number + 1
+        store._rotate(gap=gap)
+        return [store._slots[segment.slot] for segment in inputs], first, gap  # sealed views
+
+    def plan(self, store: Store) -> int:
+        """ENG-41, ENG-73: choose the trigger's inputs at the rotation that made it due, before
+        the new active segment is created, and return ``G``, the numbers that rotation skips
+        for the outputs (0: nothing to take). The compaction then needs no rotation of its own,
+        which would seal an almost empty segment each time. Lock held."""
+        store._keyspace.purge(store._now_ms(), PURGE_STEP)  # ENG-63: a bounded step
+        candidates = list(store._order)  # the active one among them: this rotation seals it
+        dead = store._slot_dead
+        disk = store._disk_bytes()
+        count = choose_inputs(
+            [(segment.size(), dead[segment.slot]) for segment in candidates],
+            segment_size=store.segment_size,
+            free_slots=store.max_segments - store._slots_in_use() - 1,  # the new segment's
+            max_bytes=store.compact_max_bytes,
+            worth=store._dead / disk if disk else 0.0,
+        )
+        if not count:
+            return 0
+        gap = output_bound(
+            sum(segment.size() for segment in candidates[:count]), store.segment_size
+        )
+        self._plan = (candidates[:count], store._active.number + 1, gap)
+        return gap
+
+    def _planned(self, store: Store) -> tuple[list[Segment], int, int] | None:
+        """The plan :meth:`plan` made, with the sealed views of its inputs, if every input is
+        still there (a ``compact()`` may have run first). Lock held."""
+        if self._plan is None:
+            return None
+        inputs, first, gap = self._plan
+        sealed = [store._slots[segment.slot] for segment in inputs]
+        for segment, view in zip(inputs, sealed, strict=True):
+            if view.number != segment.number or view not in store._order or view is store._active:
+                return None
+        return sealed, first, gap
+
+    def _copy_and_remove(
+        self,
+        store: Store,
+        progress: Callable[[int, int], None] | None,
+        inputs: list[Segment],
+        *,
+        first: int,
+        gap: int,
+        whole: int,
+        started: float,
+        before: int,
+    ) -> CompactionReport:
+        """ENG-39's steps 2 and 3, the inputs sealed and ``first .. first + gap`` free."""
+        total = sum(segment.size() for segment in inputs)
         # ENG-43: hints queued for inputs are written now, none once an input is removed; no
         # input can be queued after this point, since every later rotation seals a later segment.
         store._hints.join()
         outputs = Outputs(store, first, first + gap)
-        done = 0
+        done = before
         counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
         try:
             for segment in inputs:
@@ -130,16 +346,18 @@ class Compaction:
                     counted += len(data) - SEGMENT_HEADER_SIZE
                 done += len(data)
                 if progress is not None:
-                    progress(done, total)
+                    progress(done, whole)
             outputs.finish()
         except CompactionError as exc:
             outputs.abandon()
+            self.written_bytes += outputs.appended
             with store._lock:
                 store._dead += outputs.installed_counted  # ENG-41: their inputs' copies are dead
             self.error = str(exc)
             self._retry_at = store._clock.monotonic() + self._backoff
             self._backoff = min(2 * self._backoff, RETRY_MOST)
             raise
+        self.written_bytes += outputs.appended
         check_nothing_left(store, inputs, outputs.skipped)
         for segment in inputs:
             remove_segment(store, segment)
@@ -155,14 +373,34 @@ class Compaction:
             seconds=store._clock.monotonic() - started,
         )
 
+    def _remove_only(self, store: Store, inputs: list[Segment], started: float) -> CompactionReport:
+        """ENG-75: a round with no slot to spare removes the oldest segments that hold no live
+        record, with no rotation and no output: step 3 of ENG-39 alone, safe for the reason
+        step 3 is. Called with the store's lock held; releases it while removing."""
+        total = sum(segment.size() for segment in inputs)
+        store._lock.release()
+        try:
+            store._hints.join()
+            check_nothing_left(store, inputs, [])
+            for segment in inputs:
+                remove_segment(store, segment)
+        finally:
+            store._lock.acquire()
+        store._dead = max(0, store._dead - (total - SEGMENT_HEADER_SIZE * len(inputs)))
+        self.error, self._retry_at, self._backoff = None, None, RETRY_FIRST
+        return CompactionReport(total, 0, 0, len(inputs), 0, store._clock.monotonic() - started)
+
     def due(self, store: Store) -> bool:
-        """ENG-41: whether the dead bytes call for a compaction now. Lock held."""
+        """ENG-41, ENG-76: whether the dead bytes, or the segments open, call for a compaction
+        now. Lock held."""
         threshold = store.compact_threshold
         if threshold is None or self.running():
             return False
         if self._retry_at is not None and store._clock.monotonic() < self._retry_at:
             return False  # ENG-57: the last one failed; wait out the backoff
         dead = store._dead
+        if dead >= store.segment_size and store._slots_in_use() >= crowded(store.max_segments):
+            return True
         return dead >= 4 * store.segment_size and dead >= threshold * store._disk_bytes()
 
     def running(self) -> bool:
@@ -170,16 +408,20 @@ class Compaction:
         compactor = self.thread
         return self.lock.locked() or (compactor is not None and compactor.is_alive())
 
-    def start(self, store: Store) -> None:
-        """ENG-41, ENG-42: compact ``store`` in a background thread (the store's lock held)."""
+    def start(self, store: Store, max_bytes: int | None = None) -> None:
+        """ENG-41, ENG-42: compact ``store`` in a background thread (the store's lock held):
+        bounded by ``max_bytes`` when the trigger starts it (ENG-73), whole when asked to."""
         self.thread = threading.Thread(
-            target=self._background, args=(store,), name=f"catlog-compact {store.path}", daemon=True
+            target=self._background,
+            args=(store, max_bytes),
+            name=f"catlog-compact {store.path}",
+            daemon=True,
         )
         self.thread.start()
 
-    def _background(self, store: Store) -> None:
+    def _background(self, store: Store, max_bytes: int | None) -> None:
         try:
-            report = store.compact()
+            report = self.run(store, None, max_bytes)
         except StoreClosedError:
             return
         except CatlogError:
@@ -193,6 +435,31 @@ class Compaction:
             report.reclaimed_bytes,
             report.seconds,
         )
+
+
+def dead_prefix(store: Store, candidates: list[Segment]) -> list[Segment]:
+    """ENG-75: the oldest sealed segments that no index entry points into. Lock held."""
+    live = {unpack_location(location)[0] for location in store._index.values()}
+    live.add(store._active.slot)
+    inputs: list[Segment] = []
+    for segment in candidates:
+        if segment.slot in live:
+            break
+        inputs.append(segment)
+    if not inputs:
+        path = segment_name(candidates[0].number) if candidates else "the store"
+        raise CompactionError(
+            f"{store.path}/{path}",
+            f"all {store.max_segments} segment slots are in use and the oldest segment holds"
+            " live records: there is no slot for an output",
+        )
+    return inputs
+
+
+def crowded(max_segments: int) -> int:
+    """ENG-76: from this many segments open, the trigger compacts (three quarters of the slots
+    writes may take)."""
+    return (max_segments - RESERVED_SLOTS) * 3 // 4
 
 
 def copy_live(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> None:
@@ -307,6 +574,7 @@ def remove_segment(store: Store, segment: Segment) -> None:
     with store._lock:
         store._order.remove(segment)
         store._free_slots.append(segment.slot)
+        store._slot_dead[segment.slot] = 0
         if len(store._snapshots):
             store._retired.append(segment)
         else:
@@ -353,6 +621,8 @@ class Outputs:
         expired; :func:`check_nothing_left` forgets them."""
         self.records = 0
         self.written = 0
+        self.appended = 0
+        """ENG-77: bytes appended to outputs, installed or not."""
 
     def add(self, key: bytes, old: int, value_len: int, record: bytes) -> None:
         store = self._store
@@ -378,7 +648,12 @@ class Outputs:
         self._next += 1
         path = f"{store.path}/{segment_name(self._number)}{COMPACTING_SUFFIX}"
         with store._lock:
-            self._slot = store._new_slot()
+            try:
+                self._slot = store._new_slot(compaction=True)
+            except CatlogError as exc:
+                raise CompactionError(
+                    f"{store.path}/{segment_name(self._number)}", str(exc)
+                ) from exc
             if self._slot == len(store._slots):
                 store._slots.append(store._slots[store._active.slot])  # held until installed
         self._uninstalled = True
@@ -390,6 +665,7 @@ class Outputs:
             self._file.append(encode_segment_header(PACKED_VERSION))
         except OSError as exc:
             raise self._failed("creating", exc) from exc
+        self.appended += SEGMENT_HEADER_SIZE
         self._size = SEGMENT_HEADER_SIZE
         self._moves = []
 
@@ -399,6 +675,7 @@ class Outputs:
             self._file.append(self._buffer)
         except OSError as exc:
             raise self._failed("writing", exc) from exc
+        self.appended += len(self._buffer)
         self._buffer = bytearray()
 
     def finish(self) -> None:
@@ -471,3 +748,4 @@ class Outputs:
             store._fs.sync_dir(store.path)
         with store._lock:
             store._free_slots.append(self._slot)
+            store._slot_dead[self._slot] = 0

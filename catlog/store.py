@@ -76,7 +76,7 @@ from .codec import (
     encode_record,
 )
 from .commit import CommitMachine, Turn
-from .compaction import Compaction, CompactionReport
+from .compaction import RESERVED_SLOTS, Compaction, CompactionReport, default_max_bytes
 from .errors import (
     CatlogError,
     CorruptionError,
@@ -143,6 +143,12 @@ class StoreStats:
     """ENG-42: whether a compaction is running."""
     compaction_error: str | None = None
     """ENG-57: why the last compaction failed, or ``None`` if it did not."""
+    client_bytes: int = 0
+    """ENG-77: bytes of records appended to the active segment since open."""
+    compaction_bytes: int = 0
+    """ENG-77: bytes appended to compaction outputs since open."""
+    write_amplification: float = 0.0
+    """ENG-77: ``compaction_bytes / client_bytes``, 0 before any client write."""
 
 
 _open_stores: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
@@ -167,6 +173,8 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
     hints: HintMode = False,
     compact_threshold: float | None = None,
+    compact_max_bytes: int | None = None,
+    max_segments: int = MAX_SLOTS,
     fs: FileSystem | None = None,
     clock: Clock | None = None,
     max_open_files: int | None = None,
@@ -179,6 +187,8 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         fsync_interval_ms=fsync_interval_ms,
         hints=hints,
         compact_threshold=compact_threshold,
+        compact_max_bytes=compact_max_bytes,
+        max_segments=max_segments,
         fs=fs,
         clock=clock,
         max_open_files=max_open_files,
@@ -219,6 +229,8 @@ class Store(MutableMapping[bytes, bytes]):
         fsync_interval_ms: int = DEFAULT_FSYNC_INTERVAL_MS,
         hints: HintMode = False,
         compact_threshold: float | None = None,
+        compact_max_bytes: int | None = None,
+        max_segments: int = MAX_SLOTS,
         fs: FileSystem | None = None,
         clock: Clock | None = None,
         max_open_files: int | None = None,
@@ -237,6 +249,12 @@ class Store(MutableMapping[bytes, bytes]):
             raise ValueError("fsync_interval_ms must be positive")
         if max_open_files is not None and max_open_files < 1:
             raise ValueError("max_open_files must be at least 1, or None for the default")
+        if compact_max_bytes is None:
+            compact_max_bytes = default_max_bytes(segment_size)
+        if type(compact_max_bytes) is not int or compact_max_bytes <= 0:
+            raise ValueError("compact_max_bytes must be a positive int or None")
+        if type(max_segments) is not int or not 2 * RESERVED_SLOTS <= max_segments <= MAX_SLOTS:
+            raise ValueError(f"max_segments must be between {2 * RESERVED_SLOTS} and {MAX_SLOTS}")
         directory: object = os.fspath(path)  # a bytes path passes the type checker's view
         if not isinstance(directory, str):
             kind = type(directory).__name__
@@ -280,6 +298,15 @@ class Store(MutableMapping[bytes, bytes]):
         ``_lock``."""
         self._snapshots: weakref.WeakSet[Snapshot] = weakref.WeakSet()
         self.compact_threshold: Final = compact_threshold
+        self.compact_max_bytes: Final = compact_max_bytes
+        """ENG-73: the bound on the input bytes of a compaction the trigger starts."""
+        self.max_segments: Final = max_segments
+        """ENG-74: the most segments open at once; writes leave RESERVED_SLOTS to compaction."""
+        self._slot_dead = self._keyspace.slot_dead
+        """ENG-73: the dead bytes of ENG-41's estimate that lie in each slot's segment (the
+        keyspace's own list, by the name compaction reads). Lock: ``_lock``."""
+        self._client_bytes = 0
+        """ENG-77: bytes appended to segments sealed since open, less where each was at open."""
         self._hints = HintWriter(self._fs, self.path, self._order.__contains__)
         self._compaction = Compaction()
         self._refusal: CatlogError | None = None
@@ -315,15 +342,18 @@ class Store(MutableMapping[bytes, bytes]):
         self._order[:] = opened.slots  # in place: the hint writer holds the list
         self._active = opened.active
         self._tail_repairs = opened.tail_repairs
+        self._active_start = self._active.end
         try:
             keyspace = Keyspace(opened.index, live_expiries(opened.index, opened.expiring))
             self._keyspace = keyspace
             self._index = keyspace.index
             self._expires = keyspace.expires
+            self._slot_dead = keyspace.slot_dead
             if compact_threshold is not None:
                 keyspace.purge(self._now_ms(), len(keyspace.expires))  # ENG-61: all, at open
                 headers = SEGMENT_HEADER_SIZE * len(self._order)
                 keyspace.dead = max(0, self._disk_bytes() - headers - keyspace.live_bytes())
+                self._count_dead_by_slot()
         except BaseException:
             self._close_files()
             self._dir_lock.release()
@@ -341,8 +371,21 @@ class Store(MutableMapping[bytes, bytes]):
         self._closed = False
         _open_stores[id(self)] = self
 
+    def _count_dead_by_slot(self) -> None:
+        """ENG-73: at open, each segment's dead bytes are its bytes less its live records'."""
+        live = [0] * len(self._slots)
+        for key, location in self._index.items():
+            live[unpack_location(location)[0]] += dead_size(len(key), location)
+        for segment in self._order:
+            size = segment.size() - SEGMENT_HEADER_SIZE
+            self._slot_dead[segment.slot] = max(0, size - live[segment.slot])
+
     def _disk_bytes(self) -> int:
         return sum(segment.size() for segment in self._order)
+
+    def _slots_in_use(self) -> int:
+        """ENG-74: the segments open, compaction outputs not yet installed included."""
+        return len(self._slots) - len(self._free_slots)
 
     def _write_hint(self, segment: Segment) -> None:
         """ENG-30, ENG-31: write the hint of a segment that just stopped being active.
@@ -563,7 +606,7 @@ class Store(MutableMapping[bytes, bytes]):
                 old = index.get(key)
                 index[key] = location
                 if old is not None:
-                    self._keyspace.dead += dead_size(key_len, old)
+                    self._keyspace.kill(key_len, old)
                 if expires and key in expires:
                     self._keyspace.clear_expiry(key)
             if expires and self._keyspace.order.soonest < now:
@@ -620,7 +663,6 @@ class Store(MutableMapping[bytes, bytes]):
             pending = self._pending if self._sync_each_write else None
             index = self._index
             expires = self._expires
-            dead = 0
             for key, record in zip(keys, records, strict=True):
                 size = len(record)
                 value_len = size - RECORD_HEADER_SIZE - len(key)
@@ -638,10 +680,9 @@ class Store(MutableMapping[bytes, bytes]):
                 old = index.get(key)
                 index[key] = location
                 if old is not None:
-                    dead += dead_size(len(key), old)
+                    keyspace.kill(len(key), old)
                 if expires and key in expires:
                     keyspace.clear_expiry(key)
-            keyspace.dead += dead
             if expires and keyspace.order.soonest < now:
                 keyspace.purge(now, WRITE_PURGE)  # ENG-61
             return self.last_ticket
@@ -670,12 +711,12 @@ class Store(MutableMapping[bytes, bytes]):
         keyspace = self._keyspace
         if location is None:
             old = self._index.pop(key, None)
-            keyspace.dead += dead_size(len(key), 0)  # ENG-41: the tombstone itself
+            keyspace.add_dead(self._active.slot, dead_size(len(key), 0))  # ENG-41: the tombstone
         else:
             old = self._index.get(key)
             self._index[key] = location
         if old is not None:
-            keyspace.dead += dead_size(len(key), old)
+            keyspace.kill(len(key), old)
         if expires_at_ms and location is not None:
             keyspace.set_expiry(key, expires_at_ms)
         elif self._expires and key in self._expires:
@@ -692,7 +733,7 @@ class Store(MutableMapping[bytes, bytes]):
             if location is not None and not expires_at:
                 replaced = run.get(key)
                 if replaced is not None:  # ENG-41: a PUT overwritten within the run is dead too
-                    self._keyspace.dead += dead_size(len(key), replaced)
+                    self._keyspace.kill(len(key), replaced)
                 run[key] = location
                 continue
             if run:
@@ -705,12 +746,10 @@ class Store(MutableMapping[bytes, bytes]):
     def _apply_run(self, run: dict[bytes, int]) -> None:
         keyspace = self._keyspace
         get = self._index.get
-        dead = 0
         for key in run:
             old = get(key)
             if old is not None:
-                dead += dead_size(len(key), old)
-        keyspace.dead += dead
+                keyspace.kill(len(key), old)
         self._index.update(run)
         expires = self._expires
         if expires:
@@ -886,7 +925,7 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-37: append a batch ``record`` of ``members``; its effects wait for its fsync under
         "always" and take effect at once otherwise. Returns its ticket. Lock held."""
         slot, start, _ = unpack_location(self._append(record))
-        self._keyspace.dead += dead_size(0, 0)  # ENG-41: the frame
+        self._keyspace.add_dead(slot, dead_size(0, 0))  # ENG-41: the frame
         offset = start + RECORD_HEADER_SIZE
         ticket = self.last_ticket
         located: list[tuple[int, bytes, int | None, int]] = []
@@ -1233,11 +1272,14 @@ class Store(MutableMapping[bytes, bytes]):
         """
         old = self._active
         self._flush_and_sync()
-        slot = self._new_slot()
+        slot = self._new_slot(compaction=bool(gap))
         if self.hints is True:
             self._write_hint(old)
+        planned = 0
+        if not gap and self._compaction.due(self):
+            planned = self._compaction.plan(self)  # ENG-73: the outputs go below the new one
         try:
-            new = ActiveSegment.create(self._fs, self.path, old.number + 1 + gap, slot)
+            new = ActiveSegment.create(self._fs, self.path, old.number + 1 + gap + planned, slot)
         except OSError as exc:
             raise self._fail("creating a segment", exc) from exc
         sealed = old.seal()
@@ -1245,21 +1287,35 @@ class Store(MutableMapping[bytes, bytes]):
         self._slots[old.slot] = sealed
         self._order[-1] = sealed
         self._place(new)
+        self._client_bytes += old.end - self._active_start  # ENG-77
+        self._active_start = new.end
         self._active = new
         if self.hints == "background" and not gap:
             self._hints.queue(sealed)
-        if not gap and self._compaction.due(self):
-            self._compaction.start(self)
+        if planned:
+            self._compaction.start(self, self.compact_max_bytes)  # ENG-73: bounded
         return new
 
-    def _new_slot(self) -> int:
-        """A slot for a new segment: one compaction freed, or the next unused one."""
+    def _new_slot(self, *, compaction: bool = False) -> int:
+        """A slot for a new segment: one compaction freed, or the next unused one.
+
+        ENG-74: a rotation for writes leaves ``RESERVED_SLOTS`` free for compaction, and says
+        what to do instead of wedging at the limit.
+        """
+        in_use = self._slots_in_use()
+        limit = self.max_segments if compaction else self.max_segments - RESERVED_SLOTS
+        if in_use >= limit:
+            if compaction:
+                raise CatlogError(f"{self.path}: all {self.max_segments} segment slots are in use")
+            raise CatlogError(
+                f"{self.path}: {in_use} segments are open, the most writes may fill"
+                f" (max_segments={self.max_segments} less {RESERVED_SLOTS} kept for compaction);"
+                " compact the store (Store.compact() or catlog compact) or use a larger"
+                " segment_size"
+            )
         if self._free_slots:
             return self._free_slots.pop()
-        slot = len(self._slots)
-        if slot >= MAX_SLOTS:
-            raise CatlogError(f"{self.path}: more than {MAX_SLOTS} open segments")
-        return slot
+        return len(self._slots)
 
     def _place(self, segment: Segment) -> None:
         """Record a new segment in its slot and in number order. Lock held."""
@@ -1269,6 +1325,7 @@ class Store(MutableMapping[bytes, bytes]):
             self._slots.append(segment)
         else:
             self._slots[segment.slot] = segment
+        self._slot_dead[segment.slot] = 0  # ENG-73: nothing points into it yet
         position = len(self._order)
         while position and self._order[position - 1].number > segment.number:
             position -= 1
@@ -1284,12 +1341,20 @@ class Store(MutableMapping[bytes, bytes]):
             self._compaction.start(self)
             return True
 
-    def compact(self, progress: Callable[[int, int], None] | None = None) -> CompactionReport:
-        """ENG-39, ENG-40: copy the live records of every sealed segment, then remove them.
+    def compact(
+        self,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        max_bytes: int | None = None,
+    ) -> CompactionReport:
+        """ENG-39, ENG-40: copy the live records of every segment, then remove them; with
+        ``max_bytes``, of the oldest sealed segments ENG-73 chooses.
 
         ``progress(done, total)`` is called with input bytes read so far, for a progress bar.
         """
-        return self._compaction.run(self, progress)
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
+            raise ValueError("max_bytes must be a positive int or None")
+        return self._compaction.run(self, progress, max_bytes)
 
     # ----------------------------------------------------------------------------- durability
 
@@ -1384,6 +1449,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._keyspace = Keyspace({}, {})
                 self._index = self._keyspace.index
                 self._expires = self._keyspace.expires
+                self._slot_dead = self._keyspace.slot_dead
                 self._close_files()
                 self._dir_lock.release()
             if failure is not None:
@@ -1447,6 +1513,9 @@ class Store(MutableMapping[bytes, bytes]):
             assert self._index is keyspace.index, "the store's index is the keyspace's own"
             assert self._expires is keyspace.expires, "the store's expiries are the keyspace's"
             keyspace.check()
+            assert self._slot_dead is keyspace.slot_dead, "compaction reads the keyspace's own"
+            assert self._slots_in_use() <= self.max_segments, "ENG-74: within the limit"
+            assert len(self._slots) <= MAX_SLOTS, "ENG-74: slots the index can name"
             tickets = [entry[0] for entry in self._pending]
             assert tickets == sorted(tickets), "effects wait in ticket order"
             assert not tickets or self._sync_each_write, "effects wait only under always"
@@ -1459,6 +1528,8 @@ class Store(MutableMapping[bytes, bytes]):
                 raise StoreClosedError(f"{self.path} is closed")
             keyspace = self._keyspace
             expired = keyspace.expired(self._now_ms())  # ENG-60: counted, not forgotten
+            client = self._client_bytes + self._active.end - self._active_start
+            written = self._compaction.written_bytes
             return StoreStats(
                 keys=len(self._index) - expired,
                 segments=len(self._order),
@@ -1470,4 +1541,7 @@ class Store(MutableMapping[bytes, bytes]):
                 dead_bytes=keyspace.dead,
                 compacting=self._compaction.running(),
                 compaction_error=self._compaction.error,
+                client_bytes=client,
+                compaction_bytes=written,
+                write_amplification=written / client if client else 0.0,
             )

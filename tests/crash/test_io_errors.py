@@ -173,6 +173,8 @@ def run_with_fault(
                 store.tick()
             elif step.kind == "compact":
                 store.compact()
+            elif step.kind == "compact oldest":
+                store.compact(max_bytes=2 * SEGMENT_SIZE)  # ENG-73
             else:
                 store.close()
                 store = open_store()

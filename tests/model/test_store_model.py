@@ -58,6 +58,8 @@ class StoreAgainstDict(RuleBasedStateMachine):
         self.clock = ManualClock()
         self.store: catlog.Store | None = None
         self.hints: catlog.HintMode = False
+        self.threshold: float | None = None
+        """ENG-41: automatic compaction, bounded (ENG-73), in the machines that draw one."""
 
     def _open(self, policy: catlog.FsyncPolicy, segment_size: int) -> catlog.Store:
         return catlog.open(
@@ -67,6 +69,7 @@ class StoreAgainstDict(RuleBasedStateMachine):
             fsync_interval_ms=3_600_000,
             clock=self.clock,
             hints=self.hints,
+            compact_threshold=self.threshold,
         )
 
     def _set(self, key: bytes, value: bytes, expires_at: int | None = None) -> None:
@@ -237,6 +240,14 @@ class StoreMatchesDict(StoreAgainstDict):
             self.db.compact()
             assert dict(before.items()) == self.model
 
+    @rule(max_bytes=st.integers(1, 2048))
+    def compact_the_oldest(self, max_bytes: int) -> None:
+        """ENG-72, ENG-73: a bounded compaction changes no value, and none comes back at the
+        next reopen (a tombstone dropped while an older PUT of its key survived would)."""
+        with self.db.snapshot() as before:
+            self.db.compact(max_bytes=max_bytes)
+            assert dict(before.items()) == self.model
+
     @rule(key=keys, value=small_values)
     def snapshot_ignores_later_writes(self, key: bytes, value: bytes) -> None:
         with self.db.snapshot() as snapshot:
@@ -276,6 +287,8 @@ class StoreMatchesDict(StoreAgainstDict):
     "ENG-38",
     "ENG-32",
     "ENG-39",
+    "ENG-72",
+    "ENG-73",
 )
 class TestStoreMatchesDict(StoreMatchesDict.TestCase):  # type: ignore[valid-type,misc]
     """Under the ``ci`` profile: 300 programs of up to 50 steps, about 20,000 steps in all."""
@@ -347,6 +360,7 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
         segment_size=tiny_segment_sizes,
         hints=hint_modes,
         first=st.dictionaries(st.binary(max_size=12), small_values, min_size=1, max_size=8),
+        threshold=st.sampled_from([None, 0.3]),
     )
     def open_store(
         self,
@@ -354,6 +368,7 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
         segment_size: int,
         hints: catlog.HintMode,
         first: dict[bytes, bytes],
+        threshold: float | None = None,
     ) -> MultipleResults[bytes]:
         """Open with a few keys written and a snapshot of them held from the start.
 
@@ -361,6 +376,7 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
         every program that compacts and rotates at all tests a view across it.
         """
         self.hints = hints
+        self.threshold = threshold
         self.store = self._open(policy, segment_size)
         for key, value in first.items():
             self.db.put(key, value)
@@ -431,14 +447,14 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
         if view.snapshot is not None:
             view.snapshot.close()
 
-    def _compact(self, background: bool) -> None:
+    def _compact(self, background: bool, max_bytes: int | None = None) -> None:
         """ENG-39: compaction frees the inputs' slots; the next rotations may reuse them.
 
         In the background (ENG-42) the step ends once the compactor has finished, so the model
-        stays a sequence of steps.
+        stays a sequence of steps. With ``max_bytes``, the oldest segments only (ENG-73).
         """
         if not background:
-            self.db.compact()
+            self.db.compact(max_bytes=max_bytes)
             return
         self.db.compact_in_background()
         deadline = time.monotonic() + COMPACTION_WAIT_S
@@ -468,6 +484,13 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
     @rule(background=st.booleans(), key=keys, value=small_values)
     def compact_then_rotate(self, background: bool, key: bytes, value: bytes) -> None:
         self._compact(background)
+        self.held_snapshots_match_their_frozen_models()
+        self._write_until_rotation(key, value, 3)
+
+    @rule(max_bytes=st.integers(1, 2048), key=keys, value=small_values)
+    def compact_the_oldest_then_rotate(self, max_bytes: int, key: bytes, value: bytes) -> None:
+        """ENG-73: the outputs join the segments left between the inputs and the new ones."""
+        self._compact(False, max_bytes)
         self.held_snapshots_match_their_frozen_models()
         self._write_until_rotation(key, value, 3)
 
@@ -502,7 +525,17 @@ class HeldViewsMatchFrozenModels(StoreAgainstDict):
 
 
 @pytest.mark.spec(
-    "ENG-7", "ENG-12", "ENG-19", "ENG-38", "ENG-39", "ENG-40", "ENG-42", "ENG-48", "ENG-55"
+    "ENG-7",
+    "ENG-12",
+    "ENG-19",
+    "ENG-38",
+    "ENG-39",
+    "ENG-40",
+    "ENG-42",
+    "ENG-48",
+    "ENG-55",
+    "ENG-72",
+    "ENG-73",
 )
 class TestHeldViewsMatchFrozenModels(HeldViewsMatchFrozenModels.TestCase):  # type: ignore[valid-type,misc]
     """Under the ``ci`` profile: 200 programs of up to 50 steps, every one holding a snapshot.

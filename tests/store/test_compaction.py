@@ -391,6 +391,7 @@ def test_after_a_failed_compaction_the_next_background_one_waits_out_a_backoff()
     with catlog.open(
         "/db", fs=fs, segment_size=256, clock=clock, compact_threshold=0.1, fsync="never"
     ) as store:
+        store.put(b"cold", b"a live record in the oldest segment: an output to rename")
         fs.fail("rename", persistent=True, error=errno.ENOSPC)
         for i in range(400):
             store.put(b"k%d" % (i % 5), b"value %d" % i)  # dead bytes pile up: compactions due
@@ -440,7 +441,7 @@ def test_compact_in_background_starts_one_compaction_at_a_time(
     with catlog.open(data_dir, fsync="never") as store:
         store.put(b"k", b"v")
         release = threading.Event()
-        monkeypatch.setattr(store._compaction, "_background", lambda _store: release.wait())
+        monkeypatch.setattr(store._compaction, "_background", lambda *_: release.wait())
         assert store.stats().compacting is False
         assert store.compact_in_background() is True
         compactor = store._compaction.thread

@@ -118,28 +118,32 @@ def test_a_sealed_segment_keeps_its_file_number_and_slot(data_dir: str) -> None:
         active.file.close()
 
 
-@pytest.mark.spec("ENG-11", "ENG-9")
+@pytest.mark.spec("ENG-11", "ENG-9", "ENG-74", "ENG-75")
 def test_at_most_16384_segments_are_open_at_once() -> None:
     """The index packs a segment's slot into 14 bits (catlog/index.py): 16,384 slots, no more.
 
-    A directory of exactly that many segments opens; the rotation that would need one more is
-    refused, and a directory with one more is refused at open, before anything is read.
+    A directory with one more is refused at open, before anything is read; one of exactly that
+    many opens, the rotation that would need one more is refused, saying to compact, and
+    compacting it works.
     """
     fs = SimFileSystem()
     fs.makedirs("/db")
     last = encode_segment_header() + encode_record(RecordType.PUT, 0, b"k", b"v")
-    for number in range(1, MAX_SLOTS + 1):
+    for number in range(1, MAX_SLOTS + 2):
         file = fs.open(f"/db/{segment_name(number)}", writable=True, create=True)
         file.append(last if number == MAX_SLOTS else encode_segment_header())
         file.close()
+    with pytest.raises(catlog.CatlogError) as caught:
+        catlog.open("/db", fs=fs)
+    assert str(caught.value) == "/db holds 16385 segments; at most 16384"
+    fs.remove(f"/db/{segment_name(MAX_SLOTS + 1)}")
     with catlog.open("/db", fs=fs, segment_size=64) as store:
         assert store.stats().segments == MAX_SLOTS
         with pytest.raises(catlog.CatlogError) as caught:
             store.put(b"x", b"y" * 40)
-        assert str(caught.value) == "/db: more than 16384 open segments"
+        assert "compact the store" in str(caught.value)  # ENG-74: says what to do
         assert store[b"k"] == b"v"
-    file = fs.open(f"/db/{segment_name(MAX_SLOTS + 1)}", writable=True, create=True)
-    file.close()
-    with pytest.raises(catlog.CatlogError) as caught:
-        catlog.open("/db", fs=fs)
-    assert str(caught.value) == "/db holds 16385 segments; at most 16384"
+        store.compact()  # ENG-75: no slot to spare: the empty segments go first, then the rest
+        assert store.stats().segments <= 3
+        store.put(b"x", b"y" * 40)
+        assert store[b"k"] == b"v"

@@ -359,6 +359,7 @@ class Compaction:
             raise
         self.written_bytes += outputs.appended
         check_nothing_left(store, inputs, outputs.skipped)
+        settle_writes(store)
         for segment in inputs:
             remove_segment(store, segment)
         with store._lock:
@@ -382,6 +383,7 @@ class Compaction:
         try:
             store._hints.join()
             check_nothing_left(store, inputs, [])
+            settle_writes(store)
             for segment in inputs:
                 remove_segment(store, segment)
         finally:
@@ -579,6 +581,24 @@ def remove_segment(store: Store, segment: Segment) -> None:
             store._retired.append(segment)
         else:
             segment.file.close()
+
+
+def settle_writes(store: Store) -> None:
+    """ENG-78: make every write appended so far durable before an input is removed.
+
+    Called after :func:`check_nothing_left`, so every write that made an input's record dead
+    (an overwrite or a delete the copy saw and skipped for) was appended before it. Under
+    ``interval`` and ``never`` such a write may be in the active segment's buffer only, while
+    the input holds the one durable copy of the value it replaced. Under ``always`` a write takes
+    effect only once durable, so nothing is owed. A failing fsync fails the store (REC-10)
+    before anything is removed.
+    """
+    if store.fsync == "always":
+        return
+    with store._lock:
+        if store._refusal is not None:
+            raise store._refused()
+        store._flush_and_sync()
 
 
 def check_writable(store: Store) -> None:

@@ -278,7 +278,7 @@ class Store(MutableMapping[bytes, bytes]):
             self._pending,
             flush=weakly(self._begin_commit),
             fail=weakly(self._fsync_failed),
-            apply=weakly(self._apply_in_order),
+            apply=weakly(self._apply_durable),
             refused=weakly(self._refused),
         )
         """Group commit's driver and state (:class:`catlog.commit.GroupCommit`), which holds
@@ -642,60 +642,12 @@ class Store(MutableMapping[bytes, bytes]):
         if self._sync_each_write:
             self._pending.append((self.last_ticket, key, location, expires_at_ms))
         else:
-            self._apply(key, location, expires_at_ms)
+            self._keyspace.apply(key, location, expires_at_ms)
 
-    def _apply(self, key: bytes, location: int | None, expires_at_ms: int) -> None:
-        """Make one write's effect visible in the index and the expiries. Lock held."""
-        keyspace = self._keyspace
-        if location is None:
-            old = self._index.pop(key, None)
-            keyspace.dead += dead_size(len(key), 0)  # ENG-41: the tombstone itself
-        else:
-            old = self._index.get(key)
-            self._index[key] = location
-        if old is not None:
-            keyspace.dead += dead_size(len(key), old)
-        if expires_at_ms and location is not None:
-            keyspace.set_expiry(key, expires_at_ms)
-        elif self._expires and key in self._expires:
-            keyspace.clear_expiry(key)
-
-    def _apply_in_order(self, effects: list[tuple[int, bytes, int | None, int]]) -> None:
-        """Apply writes' effects in order (lock held); runs of plain PUTs go in one update.
-
-        A run of plain PUTs (all of an MSET's, ENG-37) then becomes visible to lock-free readers
-        in one ``dict.update``, which CPython performs without letting another thread run.
-        """
-        run: dict[bytes, int] = {}
-        for _, key, location, expires_at in effects:
-            if location is not None and not expires_at:
-                replaced = run.get(key)
-                if replaced is not None:  # ENG-41: a PUT overwritten within the run is dead too
-                    self._keyspace.dead += dead_size(len(key), replaced)
-                run[key] = location
-                continue
-            if run:
-                self._apply_run(run)
-                run = {}
-            self._apply(key, location, expires_at)
-        if run:
-            self._apply_run(run)
-
-    def _apply_run(self, run: dict[bytes, int]) -> None:
-        keyspace = self._keyspace
-        get = self._index.get
-        dead = 0
-        for key in run:
-            old = get(key)
-            if old is not None:
-                dead += dead_size(len(key), old)
-        keyspace.dead += dead
-        self._index.update(run)
-        expires = self._expires
-        if expires:
-            for key in run:
-                if key in expires:
-                    keyspace.clear_expiry(key)
+    def _apply_durable(self, effects: list[tuple[int, bytes, int | None, int]]) -> None:
+        """Group commit's applier (write lock held): the keyspace's of the moment, which
+        closing replaces."""
+        self._keyspace.apply_in_order(effects)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.put(key, value)
@@ -876,7 +828,7 @@ class Store(MutableMapping[bytes, bytes]):
         if self._sync_each_write:
             self._pending.extend(located)
         else:
-            self._apply_in_order(located)
+            self._keyspace.apply_in_order(located)
         return ticket
 
     def transaction(self, *, wait: bool = True) -> Transaction:

@@ -52,9 +52,9 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Final, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
-from .errors import CatlogError, StoreClosedError
+from .errors import CatlogError, StoreClosedError, fresh_copy
 from .fs import File
 
 if TYPE_CHECKING:
@@ -233,25 +233,28 @@ Effects = list[tuple[int, bytes, int | None, int]]
 """Writes appended under "always" whose effects wait for their fsync, in ticket order:
 ``(ticket, key, location or None for a delete, expiry or 0)`` (ENG-58)."""
 
-P = ParamSpec("P")
+Owner = TypeVar("Owner")
+Arg = TypeVar("Arg")
 R = TypeVar("R")
 
 
-def weakly(method: Callable[P, R]) -> Callable[P, R]:
-    """``method``, a bound method, held without keeping its object alive.
+def weakly(function: Callable[[Owner, Arg], R], owner: Owner) -> Callable[[Arg], R]:
+    """``function`` bound to ``owner`` (a method of one argument), without keeping ``owner``
+    alive.
 
-    The store owns its :class:`GroupCommit`; were the driver to hold the store's methods, the
-    two would form a cycle, and a store dropped without ``close()`` would wait for the cycle
-    collector to be closed rather than be closed at once (ENG-27). Once the object is gone the
-    call raises :class:`StoreClosedError`.
+    The store owns its :class:`GroupCommit`; were the driver to hold the store's bound methods,
+    the two would form a cycle, and a store dropped without ``close()`` would wait for the cycle
+    collector to be closed rather than be closed at once (ENG-27). Once the owner is gone the
+    call raises :class:`StoreClosedError`. One argument, spelled out, and a plain weak reference
+    rather than ``weakref.WeakMethod``: the durable-put benchmark pays for two calls per fsync.
     """
-    ref = weakref.WeakMethod(method)
+    ref = weakref.ref(owner)
 
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        bound = ref()
-        if bound is None:
+    def call(argument: Arg) -> R:
+        target = ref()
+        if target is None:
             raise StoreClosedError("the store was closed when it was collected")
-        return bound(*args, **kwargs)
+        return function(target, argument)
 
     return call
 
@@ -264,12 +267,13 @@ class GroupCommit:
     it after the write lock: a thread holding the mutex takes no other lock), a condition on
     that mutex for the two waits (ENG-45's leader, and ``close()`` waiting for a term to end),
     and each sleeper's own lock. What it needs of the store it is given, not taken: the write
-    lock, the list of effects waiting for their fsync, and four callbacks, each called with
+    lock, the list of effects waiting for their fsync, and three callbacks, each called with
     the write lock held: ``flush(durable)`` flushes the active segment and returns the newest
     ticket and the file to fsync, or ``None`` if there is nothing to commit or writes are
     refused; ``fail(exc)`` makes the store refuse writes after a failed fsync and returns the
-    error (REC-10); ``apply(effects)`` makes durable writes' effects visible, in order;
-    ``refused()`` returns the error a refused writer raises, the store's closing included.
+    error (REC-10); ``apply(effects)`` makes durable writes' effects visible, in order. The
+    store tells it why writes are refused, by :meth:`fail` and :meth:`close`: a writer left
+    waiting raises a copy of that error.
     """
 
     def __init__(
@@ -280,7 +284,6 @@ class GroupCommit:
         flush: Callable[[int], tuple[int, File] | None],
         fail: Callable[[OSError], CatlogError],
         apply: Callable[[Effects], None],
-        refused: Callable[[], CatlogError],
     ) -> None:
         self._write_lock = write_lock
         self._pending = pending
@@ -288,7 +291,6 @@ class GroupCommit:
         self._flush = flush
         self._fail = fail
         self._apply = apply
-        self._refused = refused
         self._mutex = threading.Lock()
         """The commit mutex: guards ``_group``. Taken directly (a C-level ``with``), not
         through ``_condition``, whose Python-level enter and exit the durable-put benchmark
@@ -300,9 +302,12 @@ class GroupCommit:
         its ``durable`` may be read holding the write lock instead."""
         self._last_fsync = 0.0
         """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
-        self.closed = False
-        """Set by the store as it closes, once ``refused()`` answers that it is closed (ENG-19).
-        Lock: the write lock to set it."""
+        self._closed = False
+        """The store closed (ENG-19): a writer arriving raises at once. Lock: set holding the
+        write lock, read holding ``_mutex``; a late reader meets the refusal in the machine."""
+        self._refusal: CatlogError | None = None
+        """Why writes are refused, as the store last said: its failure (REC-10), then its
+        closing. Lock: set holding the write lock, before the machine can answer RAISE."""
 
     @property
     def durable(self) -> int:
@@ -321,7 +326,7 @@ class GroupCommit:
         sleeper = threading.Lock()  # made outside the mutex: most writers sleep (group benchmark)
         sleeper.acquire()
         with self._mutex:
-            if self.closed:
+            if self._closed:
                 raise self._refused()  # ENG-19
             turn = group.arrive(ticket, sleeper)
             if group.notify:
@@ -422,12 +427,24 @@ class GroupCommit:
             if group.wake or group.notify:
                 self._wake()
 
-    def fail(self) -> None:
-        """REC-10: writes are refused from now on; each sleeper wakes to raise the refusal.
-        The store clears the effects waiting first (write lock held)."""
+    def _refused(self) -> CatlogError:
+        refusal = self._refusal
+        assert refusal is not None, "RAISE is answered only once the store refuses writes"
+        return fresh_copy(refusal)
+
+    def fail(self, error: CatlogError) -> None:
+        """REC-10: writes are refused from now on, with ``error``; each sleeper wakes to raise
+        it. The store clears the effects waiting first (write lock held)."""
+        self._refusal = error
         with self._mutex:
             self._group.fail()
             self._wake()
+
+    def close(self, error: CatlogError) -> None:
+        """ENG-19: the store is closed (write lock held); a writer arriving now raises
+        ``error``. Called after :meth:`wait_for_term`."""
+        self._refusal = error
+        self._closed = True
 
     def wait_for_term(self) -> None:
         """ENG-59: close() waits for a running term to end before the files close."""

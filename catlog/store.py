@@ -83,6 +83,7 @@ from .errors import (
     CorruptionError,
     StoreClosedError,
     StoreFailedError,
+    fresh_copy,
 )
 from .filecache import default_max_open_files
 from .fs import File, FileSystem, OsFileSystem
@@ -276,10 +277,9 @@ class Store(MutableMapping[bytes, bytes]):
         self._commits = GroupCommit(
             self._lock,
             self._pending,
-            flush=weakly(self._begin_commit),
-            fail=weakly(self._fsync_failed),
-            apply=weakly(self._apply_durable),
-            refused=weakly(self._refused),
+            flush=weakly(Store._begin_commit, self),
+            fail=weakly(Store._fsync_failed, self),
+            apply=weakly(Store._apply_durable, self),
         )
         """Group commit's driver and state (:class:`catlog.commit.GroupCommit`), which holds
         the commit mutex. Lock: its own."""
@@ -960,16 +960,14 @@ class Store(MutableMapping[bytes, bytes]):
         self._refusal = error
         self._failure = error
         self._pending.clear()
-        self._commits.fail()  # each sleeper raises the refusal
+        self._commits.fail(error)  # each sleeper raises it
         return error
 
     def _refused(self) -> CatlogError:
         """A fresh copy of the refusal, so each raise gets its own traceback."""
         refusal = self._refusal
         assert refusal is not None, "called only when the store refuses writes"
-        if isinstance(refusal, StoreFailedError):
-            return StoreFailedError(str(refusal), fsync_failed=refusal.fsync_failed)
-        return type(refusal)(*refusal.args)
+        return fresh_copy(refusal)
 
     def _rotate(self, gap: int = 0) -> ActiveSegment:
         """ENG-9, ENG-10: seal the active segment (durable first), then start the next one.
@@ -1124,7 +1122,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._closed = True
                 _open_stores.pop(id(self), None)
                 self._refusal = StoreClosedError(f"{self.path} is closed")
-                self._commits.closed = True  # after the refusal it raises (ENG-19)
+                self._commits.close(self._refusal)
                 self._keyspace = Keyspace({}, {})
                 self._index = self._keyspace.index
                 self._expires = self._keyspace.expires

@@ -272,8 +272,8 @@ class Store(MutableMapping[bytes, bytes]):
         command wrote, which costs less than wrapping every write."""
         self._pending: list[tuple[int, bytes, int | None, int]] = []
         """Under always: (ticket, key, location or None for a delete, expiry or 0), not yet
-        durable. The members of a batch share one ticket, so they take effect together. Lock:
-        ``_lock``."""
+        durable. The members of a batch share one ticket, so they take effect together. The
+        same list is ``_commits``', which applies and drops them once durable. Lock: ``_lock``."""
         self._commits = GroupCommit(
             self._lock,
             self._pending,

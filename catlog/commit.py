@@ -1,11 +1,14 @@
-"""Group commit's state as a pure machine: events in, what to do out (ENG-29, ENG-45, ENG-58).
+"""Group commit: its state as a pure machine, and the driver that runs it from the writers'
+threads (ENG-14, ENG-28, ENG-29, ENG-44, ENG-45, ENG-58, ENG-59, REC-10); and the interval
+flusher's loop (ENG-15, ENG-16).
 
-No threads, locks, files or clock here: :class:`catlog.store.Store` drives this machine from its
-threads, holding its ``_commit_mutex`` around every call, and does what each call answers: wake
-the sleepers in :attr:`CommitMachine.wake`, notify its condition when :attr:`CommitMachine.notify`
-says so, lead, sleep, return or raise. Being pure, the machine can be explored exhaustively:
-``tests/store/test_commit_machine.py`` runs every interleaving of a few writers' events through
-it and checks ENG-58 and ENG-59 in every state it reaches, and on every path.
+:class:`CommitMachine` has no threads, locks, files or clock: events in, what to do out.
+:class:`GroupCommit`, which the store owns, drives it, holding its commit mutex around every call,
+and does what each call answers: wake the sleepers in :attr:`CommitMachine.wake`, notify its
+condition when :attr:`CommitMachine.notify` says so, lead, sleep, return or raise. Being pure, the
+machine can be explored exhaustively: ``tests/store/test_commit_machine.py`` runs every
+interleaving of a few writers' events through it and checks ENG-58 and ENG-59 in every state it
+reaches, and on every path.
 
 Theory of operation. A writer under ``fsync="always"`` appends its record, which gets a
 *ticket* (ENG-28), then waits for that ticket to be durable: it *arrives*. The first to arrive
@@ -42,9 +45,22 @@ event              when                               answer
 from __future__ import annotations
 
 import collections
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
+
+from .errors import CatlogError, StoreClosedError, fresh_copy
+from .fs import File
+
+if TYPE_CHECKING:
+    from .store import Store
+
+log = logging.getLogger("catlog")
 
 W = TypeVar("W")
 """A sleeper's token, told apart by identity: the store's is a held ``threading.Lock``; the
@@ -211,3 +227,250 @@ class CommitMachine(Generic[W]):
         """close() asks whether a term runs; True: it waits for :attr:`notify`, then asks again."""
         self.closer_waits = self.leading
         return self.leading
+
+
+Effects = list[tuple[int, bytes, int | None, int]]
+"""Writes appended under "always" whose effects wait for their fsync, in ticket order:
+``(ticket, key, location or None for a delete, expiry or 0)`` (ENG-58)."""
+
+Owner = TypeVar("Owner")
+Arg = TypeVar("Arg")
+R = TypeVar("R")
+
+
+def weakly(function: Callable[[Owner, Arg], R], owner: Owner) -> Callable[[Arg], R]:
+    """``function`` bound to ``owner`` (a method of one argument), without keeping ``owner``
+    alive.
+
+    The store owns its :class:`GroupCommit`; were the driver to hold the store's bound methods,
+    the two would form a cycle, and a store dropped without ``close()`` would wait for the cycle
+    collector to be closed rather than be closed at once (ENG-27). Once the owner is gone the
+    call raises :class:`StoreClosedError`. One argument, spelled out, and a plain weak reference
+    rather than ``weakref.WeakMethod``: the durable-put benchmark pays for two calls per fsync.
+    """
+    ref = weakref.ref(owner)
+
+    def call(argument: Arg) -> R:
+        target = ref()
+        if target is None:
+            raise StoreClosedError("the store was closed when it was collected")
+        return function(target, argument)
+
+    return call
+
+
+class GroupCommit:
+    """The threads' side of group commit: drives a :class:`CommitMachine` (ENG-14, ENG-28,
+    ENG-29, ENG-44, ENG-45, ENG-58, ENG-59, REC-10).
+
+    It holds the machine and the *commit mutex* that guards it (the store's lock order places
+    it after the write lock: a thread holding the mutex takes no other lock), a condition on
+    that mutex for the two waits (ENG-45's leader, and ``close()`` waiting for a term to end),
+    and each sleeper's own lock. What it needs of the store it is given, not taken: the write
+    lock, the list of effects waiting for their fsync, and three callbacks, each called with
+    the write lock held: ``flush(durable)`` flushes the active segment and returns the newest
+    ticket and the file to fsync, or ``None`` if there is nothing to commit or writes are
+    refused; ``fail(exc)`` makes the store refuse writes after a failed fsync and returns the
+    error (REC-10); ``apply(effects)`` makes durable writes' effects visible, in order. The
+    store tells it why writes are refused, by :meth:`fail` and :meth:`close`: a writer left
+    waiting raises a copy of that error.
+    """
+
+    def __init__(
+        self,
+        write_lock: threading.Lock,
+        pending: Effects,
+        *,
+        flush: Callable[[int], tuple[int, File] | None],
+        fail: Callable[[OSError], CatlogError],
+        apply: Callable[[Effects], None],
+    ) -> None:
+        self._write_lock = write_lock
+        self._pending = pending
+        """The store's effects waiting for their fsync (ENG-58). Lock: the write lock."""
+        self._flush = flush
+        self._fail = fail
+        self._apply = apply
+        self._mutex = threading.Lock()
+        """The commit mutex: guards ``_group``. Taken directly (a C-level ``with``), not
+        through ``_condition``, whose Python-level enter and exit the durable-put benchmark
+        measures."""
+        self._condition = threading.Condition(self._mutex)
+        """For the two waits on ``_group``: ENG-45's leader, and close() for a term to end."""
+        self._group: CommitMachine[threading.Lock] = CommitMachine()
+        """Group commit's state; its tokens are held locks, released to wake. Lock: ``_mutex``;
+        its ``durable`` may be read holding the write lock instead."""
+        self._last_fsync = 0.0
+        """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
+        self._closed = False
+        """The store closed (ENG-19): a writer arriving raises at once. Lock: set holding the
+        write lock, read holding ``_mutex``; a late reader meets the refusal in the machine."""
+        self._refusal: CatlogError | None = None
+        """Why writes are refused, as the store last said: its failure (REC-10), then its
+        closing. Lock: set holding the write lock, before the machine can answer RAISE."""
+
+    @property
+    def durable(self) -> int:
+        """The highest ticket durable and taken effect; read holding the write lock."""
+        return self._group.durable
+
+    def wait_durable(self, ticket: int) -> None:
+        """ENG-14, ENG-29: return once the write with ``ticket`` is durable and has taken effect.
+
+        The first waiter to find no fsync in flight leads; the others sleep, each on a lock of
+        its own, until a commit covers them or the lead passes to them. The state and its rules
+        are the machine's; this thread only does what each of its answers says, releasing the
+        locks it names.
+        """
+        group = self._group
+        sleeper = threading.Lock()  # made outside the mutex: most writers sleep (group benchmark)
+        sleeper.acquire()
+        with self._mutex:
+            if self._closed:
+                raise self._refused()  # ENG-19
+            turn = group.arrive(ticket, sleeper)
+            if group.notify:
+                self._wake()
+        if turn is _SLEEP:
+            # Released exactly once, by whichever event the machine answered with it.
+            try:
+                sleeper.acquire()
+            except BaseException:  # a signal's exception in the main thread
+                with self._mutex:
+                    group.abandon(ticket, sleeper)
+                    self._wake()
+                raise
+            with self._mutex:
+                turn = group.woken(ticket, sleeper)
+                if group.wake:  # the relay's next, alone: _wake() inline (the group benchmark)
+                    group.wake.pop().release()
+        if turn is _LEAD:
+            turn = self._lead(ticket)
+        if turn is _RAISE:
+            raise self._refused()
+
+    def _lead(self, ticket: int) -> Turn:
+        """A leader's term: one group commit, then the lead goes to a sleeper or lapses."""
+        try:
+            self._await_returning()
+            self._lead_commit()
+        finally:
+            with self._mutex:
+                group = self._group
+                turn = group.end_term(ticket)
+                if group.wake or group.notify:
+                    self._wake()
+        return turn
+
+    def _await_returning(self) -> None:
+        """ENG-45: give the writers the last commit covered up to that commit's fsync time to
+        come back. The bound is real time (a Condition's timeout), not the store's clock."""
+        group = self._group
+        with self._mutex:
+            if not group.start_term():
+                return
+            deadline = time.monotonic() + self._last_fsync
+            while group.leader_waits:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    group.stop_waiting()
+                    return
+                self._condition.wait(left)
+
+    def _wake(self) -> None:
+        """Do what the machine's last event answered: release the sleepers' locks it names and
+        notify the waits on ``_condition`` (``_mutex`` held)."""
+        group = self._group
+        for sleeper in group.wake:
+            sleeper.release()
+        group.wake.clear()
+        if group.notify:
+            group.notify = False
+            self._condition.notify_all()
+
+    def _lead_commit(self) -> None:
+        """One group commit: flush under the write lock, fsync outside it, then take effect."""
+        with self._write_lock:
+            begun = self._flush(self._group.durable)
+            if begun is None:
+                return
+            target, file = begun
+        began = time.monotonic()
+        try:
+            file.sync()
+        except OSError as exc:
+            with self._write_lock:
+                raise self._fail(exc) from exc
+        with self._write_lock:
+            self._last_fsync = time.monotonic() - began
+            self.take_effect(target, leading=True)
+
+    def take_effect(self, target: int, *, leading: bool = False) -> None:
+        """Apply the deferred effects of the writes up to ``target``, now durable, in order.
+
+        Called with the write lock held, which is what lets it read the machine's ``durable``
+        without the mutex; a ``sync()`` or a rotation calls it too, not ``leading``. Writes are
+        applied in ticket order, which is append order, so the index ends where replay after a
+        crash would (REC-2); only then does the machine learn of it and wake the sleepers
+        covered (ENG-58).
+        """
+        pending = self._pending
+        if pending and self._group.due(target):
+            done = len(pending)
+            if pending[-1][0] > target:
+                done = next(i for i, entry in enumerate(pending) if entry[0] > target)
+            self._apply(pending[:done] if done < len(pending) else pending)
+            del pending[:done]
+        with self._mutex:
+            group = self._group
+            group.took_effect(target, leading=leading)
+            if group.wake or group.notify:
+                self._wake()
+
+    def _refused(self) -> CatlogError:
+        refusal = self._refusal
+        assert refusal is not None, "RAISE is answered only once the store refuses writes"
+        return fresh_copy(refusal)
+
+    def fail(self, error: CatlogError) -> None:
+        """REC-10: writes are refused from now on, with ``error``; each sleeper wakes to raise
+        it. The store clears the effects waiting first (write lock held)."""
+        self._refusal = error
+        with self._mutex:
+            self._group.fail()
+            self._wake()
+
+    def close(self, error: CatlogError) -> None:
+        """ENG-19: the store is closed (write lock held); a writer arriving now raises
+        ``error``. Called after :meth:`wait_for_term`."""
+        self._refusal = error
+        self._closed = True
+
+    def wait_for_term(self) -> None:
+        """ENG-59: close() waits for a running term to end before the files close."""
+        with self._mutex:
+            while self._group.closing():
+                self._condition.wait()
+
+
+def flush_in_background(
+    ref: weakref.ReferenceType[Store], stop: threading.Event, interval: float
+) -> None:
+    """ENG-15, ENG-16: the flusher thread's loop under "interval" and "never", one
+    :meth:`Store.tick` per interval.
+
+    It holds the store only during a tick, so that a store dropped without ``close()`` is still
+    collected, and closed, at once (ENG-27); a bound method as the thread's target would keep
+    it alive until the interpreter exits.
+    """
+    while not stop.wait(interval):
+        store = ref()
+        if store is None:
+            return
+        try:
+            store.tick()
+        except StoreClosedError:
+            return
+        except CatlogError:
+            log.exception("%s: background flush failed", store.path)
+        del store

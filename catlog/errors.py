@@ -86,6 +86,14 @@ class StoreFailedError(CatlogError):
         super().__init__(message)
 
 
+def fresh_copy(error: CatlogError) -> CatlogError:
+    """A new error like ``error``, so that each raise of a refusal (REC-10, ENG-19) gets its
+    own traceback rather than growing one shared object's."""
+    if isinstance(error, StoreFailedError):
+        return StoreFailedError(str(error), fsync_failed=error.fsync_failed)
+    return type(error)(*error.args)
+
+
 class CompactionError(CatlogError):
     """A compaction failed on one of its outputs (a full disk, say); the store goes on (ENG-57).
 

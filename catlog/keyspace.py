@@ -1,6 +1,8 @@
 """The keyspace: which keys have a value, where it lies, until when, and what is dead on disk.
 
-It holds four things the store changes together under its write lock:
+It holds four things the store changes together under its write lock, and the appliers that
+change them as each write takes effect (:meth:`Keyspace.apply` and, for writes that waited for
+their fsync or a batch's members, :meth:`Keyspace.apply_in_order`; ENG-37, ENG-41, ENG-58):
 
 - ``index``, each indexed key's location (ENG-11, ENG-13; packed as :mod:`catlog.index` says);
 - ``expires``, the expiry of each indexed key whose newest record is an expiring PUT (ENG-33);
@@ -34,7 +36,8 @@ Locks: the store's write lock (``Store._lock``, ENG-21) guards every change to a
 (``get``, ``in``) read ``index`` and ``expires`` without it: each change is one dict operation,
 which CPython performs whole. ``order`` and ``dead`` are read and written only under the lock.
 The store keeps ``self._index`` and ``self._expires`` as these very dict objects, so its hot paths
-(``get``, ``put_nowait``, the appliers) read them without a call.
+(``get``, ``put_nowait`` and ``put_many_nowait``, which inline :meth:`Keyspace.apply`'s plain PUT)
+read them without a call.
 """
 
 from __future__ import annotations
@@ -265,6 +268,65 @@ class Keyspace:
         old = self.expires.pop(key, None)
         if old is not None:
             self.order.remove(old, key)
+
+    def apply(self, key: bytes, location: int | None, expires_at_ms: int, active_slot: int) -> None:
+        """ENG-1, ENG-5, ENG-33, ENG-41: make one write's effect visible: ``key`` now at
+        ``location`` (``None``: deleted), expiring at ``expires_at_ms`` (0: never). A delete's
+        tombstone is counted dead in the segment of ``active_slot`` (ENG-73), where it was
+        appended or, once a rotation came between, near it."""
+        index = self.index
+        if location is None:
+            old = index.pop(key, None)
+            self.add_dead(active_slot, dead_size(len(key), 0))  # ENG-41: the tombstone itself
+        else:
+            old = index.get(key)
+            index[key] = location
+        if old is not None:
+            self.kill(len(key), old)
+        if expires_at_ms and location is not None:
+            self.set_expiry(key, expires_at_ms)
+        elif self.expires and key in self.expires:
+            self.clear_expiry(key)
+
+    def apply_in_order(
+        self, effects: list[tuple[int, bytes, int | None, int]], active_slot: int
+    ) -> None:
+        """ENG-37, ENG-58: make writes' effects visible in order: ``(ticket, key, location or
+        None, expiry or 0)``, as the store's appends left them; runs of plain PUTs go in one
+        update.
+
+        A run of plain PUTs (all of an MSET's, ENG-37) then becomes visible to lock-free readers
+        in one ``dict.update``, which CPython performs without letting another thread run.
+        """
+        run: dict[bytes, int] = {}
+        for _, key, location, expires_at in effects:
+            if location is not None and not expires_at:
+                replaced = run.get(key)
+                if replaced is not None:  # ENG-41: a PUT overwritten within the run is dead too
+                    self.kill(len(key), replaced)
+                run[key] = location
+                continue
+            if run:
+                self._apply_run(run)
+                run = {}
+            self.apply(key, location, expires_at, active_slot)
+        if run:
+            self._apply_run(run)
+
+    def _apply_run(self, run: dict[bytes, int]) -> None:
+        index = self.index
+        get = index.get
+        kill = self.kill
+        for key in run:
+            old = get(key)
+            if old is not None:
+                kill(len(key), old)
+        index.update(run)
+        expires = self.expires
+        if expires:
+            for key in run:
+                if key in expires:
+                    self.clear_expiry(key)
 
     def live_bytes(self) -> int:
         """ENG-41: :func:`dead_size` summed over the index, the bytes of the records it points at.

@@ -7,9 +7,10 @@ and clock come in from the caller (ENG-23, ENG-24).
 The parts it delegates to, each a module of its own: :mod:`catlog.opening` (opening a directory),
 :mod:`catlog.reading` (one read), :mod:`catlog.keyspace` (the index, the expiries, the dead bytes
 and forgetting expired keys), :mod:`catlog.hintwriter`, :mod:`catlog.compaction`,
-:mod:`catlog.snapshot`, :mod:`catlog.batch` and :mod:`catlog.transaction`, and group commit's
-state, :mod:`catlog.commit`. What stays here is the mapping API, the writes and their effects on
-the index, the fsync policies with the threads that drive group commit, and closing.
+:mod:`catlog.snapshot`, :mod:`catlog.batch` and :mod:`catlog.transaction`, and group commit,
+its state and the driver that runs it from the writers' threads, with the interval flusher's
+loop, :mod:`catlog.commit`. What stays here is the mapping API, the writes and their effects on
+the index, the fsync policies, and closing.
 
 Locks, in the order they are taken (a thread holding one takes only those after it):
 
@@ -20,15 +21,16 @@ Locks, in the order they are taken (a thread holding one takes only those after 
    and the refusal. Readers take no lock: a read is a dict lookup and one positional read, and
    the structures it touches are replaced whole or appended to, never changed in place (see
    :mod:`catlog.segment`).
-3. ``_commit_mutex`` (and ``_commit``, the condition on it): the group-commit state, ``_group``
-   (:class:`catlog.commit.CommitMachine`). The fsync itself runs with no lock held (ENG-29).
+3. The *commit mutex* (and the condition on it), held by ``_commits``
+   (:class:`catlog.commit.GroupCommit`): the group-commit state, a
+   :class:`catlog.commit.CommitMachine`. The fsync itself runs with no lock held (ENG-29).
 4. ``_files``' lock (:class:`catlog.filecache.FileCache`): which sealed segments are open. Taken
    inside ``_lock`` (rotation, compaction's install and removal, closing), or alone by a read of
    a segment whose file is closed (ENG-66); a read of an open one takes no lock.
 
-Each waiter's own sleeper lock (see :meth:`Store.wait_durable`) is released by another thread and
-nests inside nothing. The attributes below say which lock guards them ("lock:" in their
-docstrings).
+Each waiter's own sleeper lock (see :meth:`catlog.commit.GroupCommit.wait_durable`) is released
+by another thread and nests inside nothing. The attributes below say which lock guards them
+("lock:" in their docstrings).
 
 The store's states, and what each allows:
 
@@ -51,7 +53,6 @@ import atexit
 import logging
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass
@@ -75,16 +76,17 @@ from .codec import (
     encode_batch,
     encode_record,
 )
-from .commit import CommitMachine, Turn
+from .commit import GroupCommit, flush_in_background, weakly
 from .compaction import RESERVED_SLOTS, Compaction, CompactionReport, default_max_bytes
 from .errors import (
     CatlogError,
     CorruptionError,
     StoreClosedError,
     StoreFailedError,
+    fresh_copy,
 )
 from .filecache import default_max_open_files
-from .fs import FileSystem, OsFileSystem
+from .fs import File, FileSystem, OsFileSystem
 from .hint import hint_name
 from .hintwriter import HintWriter
 from .index import (
@@ -123,9 +125,6 @@ DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
 _PUT: Final = int(RecordType.PUT)
 _DELETE: Final = int(RecordType.DELETE)
 _PUT_EXPIRING: Final = int(RecordType.PUT_EXPIRING)
-_SLEEP: Final = Turn.SLEEP
-_LEAD: Final = Turn.LEAD
-_RAISE: Final = Turn.RAISE
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,28 +192,6 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         clock=clock,
         max_open_files=max_open_files,
     )
-
-
-def _flush_in_background(
-    ref: weakref.ReferenceType[Store], stop: threading.Event, interval: float
-) -> None:
-    """ENG-15, ENG-16: the flusher thread's loop, one :meth:`Store.tick` per interval.
-
-    It holds the store only during a tick, so that a store dropped without ``close()`` is still
-    collected, and closed, at once (ENG-27); a bound method as the thread's target would keep
-    it alive until the interpreter exits.
-    """
-    while not stop.wait(interval):
-        store = ref()
-        if store is None:
-            return
-        try:
-            store.tick()
-        except StoreClosedError:
-            return
-        except CatlogError:
-            log.exception("%s: background flush failed", store.path)
-        del store
 
 
 class Store(MutableMapping[bytes, bytes]):
@@ -322,18 +299,20 @@ class Store(MutableMapping[bytes, bytes]):
         command wrote, which costs less than wrapping every write."""
         self._pending: list[tuple[int, bytes, int | None, int]] = []
         """Under always: (ticket, key, location or None for a delete, expiry or 0), not yet
-        durable. The members of a batch share one ticket, so they take effect together. Lock:
-        ``_lock``."""
-        self._commit_mutex = threading.Lock()
-        """Guards ``_group``. Taken directly (a C-level ``with``), not through ``_commit``,
-        whose Python-level enter and exit the durable-put benchmark measures."""
-        self._commit = threading.Condition(self._commit_mutex)
-        """For the two waits on ``_group``: ENG-45's leader, and close() for a term to end."""
-        self._group: CommitMachine[threading.Lock] = CommitMachine()
-        """Group commit's state (catlog.commit); its tokens are held locks, released to wake.
-        Lock: ``_commit_mutex``; its ``durable`` may be read holding ``_lock`` instead."""
-        self._last_fsync = 0.0
-        """How long the last group commit's fsync took, in seconds: the bound of ENG-45's wait."""
+        durable. The members of a batch share one ticket, so they take effect together. The
+        same list is ``_commits``', which applies and drops them once durable. Lock: ``_lock``."""
+        self._commits = GroupCommit(
+            self._lock,
+            self._pending,
+            flush=weakly(Store._begin_commit, self),
+            fail=weakly(Store._fsync_failed, self),
+            apply=weakly(Store._apply_durable, self),
+        )
+        """Group commit's driver and state (:class:`catlog.commit.GroupCommit`), which holds
+        the commit mutex. Lock: its own."""
+        if self._sync_each_write:
+            # The durable-put benchmark's every put pays for Store.wait_durable's call otherwise.
+            self.wait_durable = self._commits.wait_durable  # type: ignore[method-assign]
 
         opened = open_directory(self._fs, self.path, self.max_open_files)
         self._files = opened.files
@@ -362,7 +341,7 @@ class Store(MutableMapping[bytes, bytes]):
         self._flusher: threading.Thread | None = None
         if fsync != "always":
             self._flusher = threading.Thread(
-                target=_flush_in_background,
+                target=flush_in_background,
                 args=(weakref.ref(self), self._stop_flusher, fsync_interval_ms / 1000),
                 name=f"catlog-flush {self.path}",
                 daemon=True,
@@ -704,58 +683,12 @@ class Store(MutableMapping[bytes, bytes]):
         if self._sync_each_write:
             self._pending.append((self.last_ticket, key, location, expires_at_ms))
         else:
-            self._apply(key, location, expires_at_ms)
+            self._keyspace.apply(key, location, expires_at_ms, self._active.slot)
 
-    def _apply(self, key: bytes, location: int | None, expires_at_ms: int) -> None:
-        """Make one write's effect visible in the index and the expiries. Lock held."""
-        keyspace = self._keyspace
-        if location is None:
-            old = self._index.pop(key, None)
-            keyspace.add_dead(self._active.slot, dead_size(len(key), 0))  # ENG-41: the tombstone
-        else:
-            old = self._index.get(key)
-            self._index[key] = location
-        if old is not None:
-            keyspace.kill(len(key), old)
-        if expires_at_ms and location is not None:
-            keyspace.set_expiry(key, expires_at_ms)
-        elif self._expires and key in self._expires:
-            keyspace.clear_expiry(key)
-
-    def _apply_in_order(self, effects: list[tuple[int, bytes, int | None, int]]) -> None:
-        """Apply writes' effects in order (lock held); runs of plain PUTs go in one update.
-
-        A run of plain PUTs (all of an MSET's, ENG-37) then becomes visible to lock-free readers
-        in one ``dict.update``, which CPython performs without letting another thread run.
-        """
-        run: dict[bytes, int] = {}
-        for _, key, location, expires_at in effects:
-            if location is not None and not expires_at:
-                replaced = run.get(key)
-                if replaced is not None:  # ENG-41: a PUT overwritten within the run is dead too
-                    self._keyspace.kill(len(key), replaced)
-                run[key] = location
-                continue
-            if run:
-                self._apply_run(run)
-                run = {}
-            self._apply(key, location, expires_at)
-        if run:
-            self._apply_run(run)
-
-    def _apply_run(self, run: dict[bytes, int]) -> None:
-        keyspace = self._keyspace
-        get = self._index.get
-        for key in run:
-            old = get(key)
-            if old is not None:
-                keyspace.kill(len(key), old)
-        self._index.update(run)
-        expires = self._expires
-        if expires:
-            for key in run:
-                if key in expires:
-                    keyspace.clear_expiry(key)
+    def _apply_durable(self, effects: list[tuple[int, bytes, int | None, int]]) -> None:
+        """Group commit's applier (write lock held): the keyspace's of the moment, which
+        closing replaces."""
+        self._keyspace.apply_in_order(effects, self._active.slot)
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self.put(key, value)
@@ -936,7 +869,7 @@ class Store(MutableMapping[bytes, bytes]):
         if self._sync_each_write:
             self._pending.extend(located)
         else:
-            self._apply_in_order(located)
+            self._keyspace.apply_in_order(located, self._active.slot)
         return ticket
 
     def transaction(self, *, wait: bool = True) -> Transaction:
@@ -1109,121 +1042,28 @@ class Store(MutableMapping[bytes, bytes]):
     def wait_durable(self, ticket: int) -> None:
         """ENG-14, ENG-29: return once the write with ``ticket`` is durable and has taken effect.
 
-        Group commit: the first waiter to find no fsync in flight leads; the others sleep, each
-        on a lock of its own, until a commit covers them or the lead passes to them. The state
-        and its rules are :class:`catlog.commit.CommitMachine`'s (read its module for why);
-        this thread only does what each of its answers says, releasing the locks it names.
         Under ``interval`` and ``never`` a write is as durable as its policy promises when it
-        is appended, so this returns at once.
+        is appended, so this returns at once. Under ``always`` it is group commit's
+        (:meth:`catlog.commit.GroupCommit.wait_durable`), which ``__init__`` assigns over this
+        method so that a durable put pays no extra call (the durable-put benchmark).
         """
         if not self._sync_each_write:
             if self._closed:
                 raise StoreClosedError(f"{self.path} is closed")  # ENG-19
             return
-        group = self._group
-        sleeper = threading.Lock()  # made outside the mutex: most writers sleep (group benchmark)
-        sleeper.acquire()
-        with self._commit_mutex:
-            if self._closed:
-                raise StoreClosedError(f"{self.path} is closed")  # ENG-19
-            turn = group.arrive(ticket, sleeper)
-            if group.notify:
-                self._wake()
-        if turn is _SLEEP:
-            # Released exactly once, by whichever event the machine answered with it.
-            try:
-                sleeper.acquire()
-            except BaseException:  # a signal's exception in the main thread
-                with self._commit_mutex:
-                    group.abandon(ticket, sleeper)
-                    self._wake()
-                raise
-            with self._commit_mutex:
-                turn = group.woken(ticket, sleeper)
-                if group.wake:  # the relay's next, alone: _wake() inline (the group benchmark)
-                    group.wake.pop().release()
-        if turn is _LEAD:
-            turn = self._lead(ticket)
-        if turn is _RAISE:
-            raise self._refused()
+        self._commits.wait_durable(ticket)
 
-    def _lead(self, ticket: int) -> Turn:
-        """A leader's term: one group commit, then the lead goes to a sleeper or lapses."""
-        try:
-            self._await_returning()
-            self._lead_commit()
-        finally:
-            with self._commit_mutex:
-                group = self._group
-                turn = group.end_term(ticket)
-                if group.wake or group.notify:
-                    self._wake()
-        return turn
+    def _begin_commit(self, durable: int) -> tuple[int, File] | None:
+        """Group commit's flush (write lock held): the newest ticket and the file whose fsync
+        makes it durable, or ``None`` if everything up to ``durable`` is, or writes are refused."""
+        if self._refusal is not None or durable >= self.last_ticket:
+            return None
+        self._flush()
+        return self.last_ticket, self._active.file
 
-    def _await_returning(self) -> None:
-        """ENG-45: give the writers the last commit covered up to that commit's fsync time to
-        come back. The bound is real time (a Condition's timeout), not the store's clock."""
-        group = self._group
-        with self._commit_mutex:
-            if not group.start_term():
-                return
-            deadline = time.monotonic() + self._last_fsync
-            while group.leader_waits:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    group.stop_waiting()
-                    return
-                self._commit.wait(left)
-
-    def _wake(self) -> None:
-        """Do what the machine's last event answered: release the sleepers' locks it names and
-        notify the waits on ``_commit`` (``_commit_mutex`` held)."""
-        group = self._group
-        for sleeper in group.wake:
-            sleeper.release()
-        group.wake.clear()
-        if group.notify:
-            group.notify = False
-            self._commit.notify_all()
-
-    def _lead_commit(self) -> None:
-        """One group commit: flush under the write lock, fsync outside it, then take effect."""
-        with self._lock:
-            if self._refusal is not None or self._group.durable >= self.last_ticket:
-                return
-            target = self.last_ticket
-            self._flush()
-            file = self._active.file
-        began = time.monotonic()
-        try:
-            file.sync()
-        except OSError as exc:
-            with self._lock:
-                raise self._fail("fsync", exc, fsync_failed=True) from exc
-        with self._lock:
-            self._last_fsync = time.monotonic() - began
-            self._take_effect(target, leading=True)
-
-    def _take_effect(self, target: int, *, leading: bool = False) -> None:
-        """Apply the deferred effects of the writes up to ``target``, now durable, in order.
-
-        Called with the write lock held, which is what lets it read the machine's ``durable``
-        without the mutex. Writes are applied in ticket order, which is append order, so the
-        index ends where replay after a crash would (REC-2); only then does the machine learn
-        of it and wake the sleepers covered (ENG-58).
-        """
-        pending = self._pending
-        if pending and self._group.due(target):
-            done = len(pending)
-            if pending[-1][0] > target:
-                done = next(i for i, entry in enumerate(pending) if entry[0] > target)
-            self._apply_in_order(pending[:done] if done < len(pending) else pending)
-            del pending[:done]
-        with self._commit_mutex:
-            group = self._group
-            group.took_effect(target, leading=leading)
-            if group.wake or group.notify:
-                self._wake()
+    def _fsync_failed(self, exc: OSError) -> StoreFailedError:
+        """REC-10: group commit's fsync failed (write lock held)."""
+        return self._fail("fsync", exc, fsync_failed=True)
 
     def _flush(self) -> None:
         try:
@@ -1240,7 +1080,7 @@ class Store(MutableMapping[bytes, bytes]):
             raise self._fail("fsync", exc, fsync_failed=True) from exc
         self._unsynced = False
         self._last_sync = self._clock.monotonic()
-        self._take_effect(self.last_ticket)
+        self._commits.take_effect(self.last_ticket)
 
     def _fail(self, what: str, exc: OSError, *, fsync_failed: bool = False) -> StoreFailedError:
         """REC-10: refuse writes from now on; ``fsync_failed`` as ENG-47 defines it."""
@@ -1252,18 +1092,14 @@ class Store(MutableMapping[bytes, bytes]):
         self._refusal = error
         self._failure = error
         self._pending.clear()
-        with self._commit_mutex:
-            self._group.fail()
-            self._wake()  # each sleeper raises the refusal (wait_durable)
+        self._commits.fail(error)  # each sleeper raises it
         return error
 
     def _refused(self) -> CatlogError:
         """A fresh copy of the refusal, so each raise gets its own traceback."""
         refusal = self._refusal
         assert refusal is not None, "called only when the store refuses writes"
-        if isinstance(refusal, StoreFailedError):
-            return StoreFailedError(str(refusal), fsync_failed=refusal.fsync_failed)
-        return type(refusal)(*refusal.args)
+        return fresh_copy(refusal)
 
     def _rotate(self, gap: int = 0) -> ActiveSegment:
         """ENG-9, ENG-10: seal the active segment (durable first), then start the next one.
@@ -1432,9 +1268,7 @@ class Store(MutableMapping[bytes, bytes]):
             self._stop_flusher.set()
             if self._flusher is not threading.current_thread():  # dropped in its own tick
                 self._flusher.join()
-        with self._commit_mutex:
-            while self._group.closing():  # a term ends before the files close (ENG-59)
-                self._commit.wait()
+        self._commits.wait_for_term()  # a term ends before the files close (ENG-59)
         with self._lock:
             if self._closed:
                 return
@@ -1446,6 +1280,7 @@ class Store(MutableMapping[bytes, bytes]):
                 self._closed = True
                 _open_stores.pop(id(self), None)
                 self._refusal = StoreClosedError(f"{self.path} is closed")
+                self._commits.close(self._refusal)
                 self._keyspace = Keyspace({}, {})
                 self._index = self._keyspace.index
                 self._expires = self._keyspace.expires
@@ -1519,7 +1354,7 @@ class Store(MutableMapping[bytes, bytes]):
             tickets = [entry[0] for entry in self._pending]
             assert tickets == sorted(tickets), "effects wait in ticket order"
             assert not tickets or self._sync_each_write, "effects wait only under always"
-            assert all(self._group.durable < ticket <= self.last_ticket for ticket in tickets)
+            assert all(self._commits.durable < ticket <= self.last_ticket for ticket in tickets)
 
     def stats(self) -> StoreStats:
         """A snapshot of counters for people and tests (ENG-26)."""

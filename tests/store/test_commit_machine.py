@@ -464,7 +464,7 @@ class Model:
         return [w]
 
     def apply(self, world: World, target: int, *, leading: bool) -> None:
-        """Take effect up to ``target``, as ``Store._take_effect`` does (write lock held)."""
+        """Take effect up to ``target``, as ``GroupCommit.take_effect`` does (write lock held)."""
         if target > world.synced:
             raise InvariantError(f"ENG-14: effects up to {target} applied, not fsynced")
         due = world.machine.due(target)

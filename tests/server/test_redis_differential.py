@@ -342,7 +342,11 @@ class SameAsRedis(RuleBasedStateMachine):
         if name == b"multi" and theirs == ("+", "OK"):
             self.in_multi[connection] = True
             self.queued[connection] = []
-        elif name in (b"exec", b"discard") and self.in_multi[connection]:
+        elif self.in_multi[connection] and (
+            name == b"exec" or (name == b"discard" and theirs == ("+", "OK"))
+        ):
+            # A refused EXEC ends the transaction too (EXECABORT); a DISCARD refused for its
+            # arity does not, in Redis as in catlog.
             self.in_multi[connection] = False
         elif self.in_multi[connection] and theirs == ("+", "QUEUED"):
             self.queued[connection].append(command)

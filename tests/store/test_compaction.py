@@ -520,6 +520,33 @@ def test_compact_in_background_starts_one_compaction_at_a_time(data_dir: str) ->
         store.compact_in_background()
 
 
+@pytest.mark.spec("ENG-83")
+def test_wait_for_compaction_waits_for_a_compact_call_in_another_thread(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="never") as store:
+        assert store.wait_for_compaction(timeout=0) is True, "none runs: at once"
+        store.put(b"k", b"v")
+        store.put(b"k", b"w")
+        copying, release = threading.Event(), threading.Event()
+        reports: list[catlog.compaction.CompactionReport] = []
+
+        def held(_done: int, _total: int) -> None:
+            copying.set()
+            release.wait(timeout=30)
+
+        foreground = threading.Thread(target=lambda: reports.append(store.compact(held)))
+        foreground.start()
+        try:
+            assert copying.wait(timeout=30)
+            assert store.wait_for_compaction(timeout=0.01) is False
+            assert not reports
+        finally:
+            release.set()
+        assert store.wait_for_compaction(timeout=30) is True
+        assert not store.stats().compacting
+        foreground.join(timeout=30)
+        assert len(reports) == 1
+
+
 @pytest.mark.spec("ENG-42", "REC-10", "ENG-46", "ENG-57")
 def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
     caplog: pytest.LogCaptureFixture,

@@ -50,7 +50,7 @@ def _filled(fsync: catlog.FsyncPolicy, *, k_first: bool = False) -> tuple[SimFil
 
 
 def _during_first_input(action: Callable[[], None]) -> Callable[[int, int], None]:
-    done = []
+    done: list[bool] = []
 
     def progress(_copied: int, _total: int) -> None:
         if not done:

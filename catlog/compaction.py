@@ -400,10 +400,14 @@ class Compaction:
             return False
         if self._retry_at is not None and store._clock.monotonic() < self._retry_at:
             return False  # ENG-57: the last one failed; wait out the backoff
-        dead = store._dead
-        if dead >= store.segment_size and store._slots_in_use() >= crowded(store.max_segments):
-            return True
-        return dead >= 4 * store.segment_size and dead >= threshold * store._disk_bytes()
+        return due_by(
+            store._dead,
+            store._disk_bytes(),
+            threshold,
+            store.segment_size,
+            in_use=store._slots_in_use(),
+            max_segments=store.max_segments,
+        )
 
     def running(self) -> bool:
         """ENG-42: whether a compaction runs, in the caller's thread or the background one."""
@@ -456,6 +460,17 @@ def dead_prefix(store: Store, candidates: list[Segment]) -> list[Segment]:
             " live records: there is no slot for an output",
         )
     return inputs
+
+
+def due_by(
+    dead: int, disk: int, threshold: float, segment_size: int, *, in_use: int, max_segments: int
+) -> bool:
+    """ENG-41, ENG-76: the trigger's arithmetic on its own, so that its exact limits are tested
+    without building a store that sits on them: ``dead`` of ``disk`` bytes, ``in_use`` of the
+    slots."""
+    if dead >= segment_size and in_use >= crowded(max_segments):
+        return True
+    return dead >= 4 * segment_size and dead >= threshold * disk
 
 
 def crowded(max_segments: int) -> int:

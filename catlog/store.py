@@ -1380,3 +1380,26 @@ class Store(MutableMapping[bytes, bytes]):
                 compaction_bytes=written,
                 write_amplification=written / client if client else 0.0,
             )
+
+    def wait_for_compaction(self, timeout: float | None = None) -> bool:
+        """ENG-83: block until no compaction runs, so that a caller who started one in the
+        background (or whose writes made one due) can act on its result; ``False`` if
+        ``timeout`` seconds passed first.
+
+        Waits in real time, not the store's clock: the compactor's progress is real work.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise StoreClosedError(f"{self.path} is closed")
+                if not self._compaction.running():
+                    return True
+                compactor = self._compaction.thread
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            if compactor is not None and compactor.is_alive():
+                compactor.join(left)
+            elif self._compaction.lock.acquire(timeout=-1 if left is None else left):
+                self._compaction.lock.release()  # a compact() call in another thread ended

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
@@ -708,23 +709,36 @@ def test_bgrewriteaof_compacts_in_the_background_once_at_a_time(
 ) -> None:
     for i in range(50):
         run(session, "SET", "k", str(i))
-    with db._compaction.lock:  # a compaction is running, as far as anyone can tell
+    copying, release = threading.Event(), threading.Event()
+
+    def held(_done: int, _total: int) -> None:  # a compact() held mid-copy, in another thread
+        copying.set()
+        release.wait(timeout=30)
+
+    foreground = threading.Thread(target=db.compact, args=(held,))
+    foreground.start()
+    try:
+        assert copying.wait(timeout=30)
         assert db.stats().compacting
         persistence = parse_info(run(session, "INFO", "persistence"))["Persistence"]
         assert persistence["aof_rewrite_in_progress"] == "1"
         assert run(session, "BGREWRITEAOF") == err(
             "ERR Background append only file rewriting already in progress"
         )
+    finally:
+        release.set()
+        foreground.join(timeout=30)
+    for i in range(50, 100):
+        run(session, "SET", "k", str(i))
+    assert db.stats().dead_bytes >= 49 * 24
     assert run(session, "BGREWRITEAOF") == SimpleString(
         b"Background append only file rewriting started"
     )
-    compactor = db._compaction.thread
-    assert compactor is not None
-    compactor.join(timeout=30)
+    assert db.wait_for_compaction(timeout=30)
     persistence = parse_info(run(session, "INFO", "persistence"))["Persistence"]
     assert persistence["aof_rewrite_in_progress"] == "0"
-    assert int(persistence["catlog_dead_bytes"]) < 50 * 24
-    assert run(session, "GET", "k") == b"49"
+    assert int(persistence["catlog_dead_bytes"]) == 0
+    assert run(session, "GET", "k") == b"99"
 
 
 @pytest.mark.spec("PROTO-42", "ENG-34", "PROTO-38", "PROTO-39", "PROTO-41")

@@ -54,6 +54,7 @@ STORE_CALLS: dict[str, Callable[[catlog.Store], object]] = {
     "stats": lambda s: s.stats(),
     "compact": lambda s: s.compact(),
     "compact_in_background": lambda s: s.compact_in_background(),
+    "wait_for_compaction": lambda s: s.wait_for_compaction(),
     # The mapping's own and its mixins (collections.abc.MutableMapping):
     "__getitem__": lambda s: s[b"k"],
     "__setitem__": lambda s: s.__setitem__(b"k", b"v"),

@@ -7,10 +7,12 @@ compaction does is checked in tests/crash (the crash-point workloads compact too
 from __future__ import annotations
 
 import errno
+import gc
 import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import pytest
@@ -18,12 +20,15 @@ from crc32c import crc32c
 
 import catlog
 import catlog.compaction
+import catlog.fs
+import catlog.testing
 from catlog import codec
 from catlog.clock import ManualClock
 from catlog.codec import RecordType
 from catlog.reading import read_value
 from catlog.segment import Segment, parse_segment_name
 from catlog.simfs import SimFileSystem
+from tests.crash.faulty_fs import FaultyFileSystem
 from tests.failing_store import CLOSED_FAILED, failing
 from tests.store.segments import records
 
@@ -162,21 +167,55 @@ def test_reads_and_writes_go_on_while_a_compaction_runs(data_dir: str) -> None:
         assert dict(reopened.items()) == model
 
 
+class WatchedFile(catlog.fs.OsFile):
+    """An :class:`OsFile` that can be weakly referenced, so a test sees when the store lets go of
+    it: closing is dropping (catlog/filecache.py), the descriptor goes with the last reference."""
+
+
+class HandleWatcher(catlog.OsFileSystem):
+    """The real file system, recording every file the store opens and every name it removes."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[str, weakref.ref[WatchedFile]]] = []
+        self.removed: set[str] = set()
+
+    def open(self, path: str, *, writable: bool = False, create: bool = False) -> catlog.File:
+        flags = os.O_RDWR | os.O_APPEND if writable else os.O_RDONLY
+        if create:
+            flags |= os.O_CREAT
+        file = WatchedFile(path, os.open(path, flags | os.O_CLOEXEC, 0o644), writable=writable)
+        self.opened.append((path, weakref.ref(file)))
+        return file
+
+    def remove(self, path: str) -> None:
+        self.removed.add(path)
+        super().remove(path)
+
+    def removed_but_open(self) -> set[str]:
+        """The files removed by name that the store still holds: a compaction's inputs kept for
+        a snapshot (ENG-40)."""
+        gc.collect()
+        return {path for path, file in self.opened if path in self.removed and file() is not None}
+
+
 @pytest.mark.spec("ENG-40", "ENG-38")
+@pytest.mark.parametrize("fsync", ["always", "never"])
 def test_a_snapshot_reads_the_removed_inputs_until_it_is_closed(
-    store: catlog.Store, data_dir: str
+    data_dir: str, clock: ManualClock, fsync: catlog.FsyncPolicy
 ) -> None:
-    for i in range(200):
-        store.put(b"k%d" % (i % 20), b"v%d" % i)
-    snapshot = store.snapshot()
-    expected = dict(snapshot.items())
-    store.put(b"k0", b"changed")
-    store.compact()
-    assert dict(snapshot.items()) == expected
-    assert store[b"k0"] == b"changed"
-    assert store._retired, "the inputs are kept open for the snapshot"
-    snapshot.close()
-    assert not store._retired
+    fs = HandleWatcher()
+    with catlog.open(data_dir, fsync=fsync, segment_size=4096, clock=clock, fs=fs) as store:
+        for i in range(200):
+            store.put(b"k%d" % (i % 20), b"v%d" % i)
+        snapshot = store.snapshot()
+        expected = dict(snapshot.items())
+        store.put(b"k0", b"changed")
+        store.compact()
+        assert dict(snapshot.items()) == expected
+        assert store[b"k0"] == b"changed"
+        assert fs.removed_but_open(), "the inputs are kept open for the snapshot"
+        snapshot.close()
+        assert not fs.removed_but_open()
 
 
 @pytest.mark.spec("ENG-39", "ENG-30", "ENG-32")
@@ -220,9 +259,9 @@ def test_compaction_starts_by_itself_when_dead_bytes_cross_the_threshold(data_di
     with catlog.open(data_dir, fsync="never", segment_size=1024, compact_threshold=0.5) as store:
         for i in range(2000):
             store.put(b"k%d" % (i % 10), bytes(50))
-            compactor = store._compaction.thread
-            if compactor is not None:
-                compactor.join()
+            stats = store.stats()
+            if stats.compacting or stats.compaction_bytes:  # running, or ran and copied
+                assert store.wait_for_compaction(timeout=30)
                 break
         else:
             pytest.fail("no compaction started")
@@ -384,80 +423,128 @@ def test_a_failing_call_on_an_output_fails_the_compaction_not_the_store(
     assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
 
 
-@pytest.mark.spec("ENG-57", "ENG-41", "ENG-42")
-def test_after_a_failed_compaction_the_next_background_one_waits_out_a_backoff() -> None:
+def background_compactions(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What each background compaction that ended logged (ENG-42): it compacted, or it failed."""
+    return [
+        message
+        for message in map(logging.LogRecord.getMessage, caplog.records)
+        if " compacted " in message or message.endswith(" background compaction failed")
+    ]
+
+
+@pytest.mark.spec("ENG-57", "ENG-41", "ENG-42", "ENG-83")
+def test_after_a_failed_compaction_the_next_background_one_waits_out_a_backoff(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     fs = SimFileSystem()
     clock = catlog.ManualClock()
-    with catlog.open(
-        "/db", fs=fs, segment_size=256, clock=clock, compact_threshold=0.1, fsync="never"
-    ) as store:
+    with (
+        caplog.at_level(logging.INFO, logger="catlog"),
+        catlog.open(
+            "/db", fs=fs, segment_size=256, clock=clock, compact_threshold=0.1, fsync="never"
+        ) as store,
+    ):
         store.put(b"cold", b"a live record in the oldest segment: an output to rename")
         fs.fail("rename", persistent=True, error=errno.ENOSPC)
         for i in range(400):
             store.put(b"k%d" % (i % 5), b"value %d" % i)  # dead bytes pile up: compactions due
-            if store._compaction.thread is not None:
-                store._compaction.thread.join()
+            assert store.wait_for_compaction(timeout=30)
         assert store.stats().compaction_error is not None
-        started = store._compaction.thread
+        started = background_compactions(caplog)
+        assert started, "one started, and failed"
         for i in range(100):
             store.put(b"k%d" % (i % 5), b"again %d" % i)
-        assert store._compaction.thread is started, "none started within the backoff"
+            assert store.wait_for_compaction(timeout=30)
+        assert background_compactions(caplog) == started, "none started within the backoff"
         fs.heal()
         clock.advance(1.5)
         for i in range(100):
             store.put(b"k%d" % (i % 5), b"after %d" % i)
-            if store._compaction.thread is not started:
+            assert store.wait_for_compaction(timeout=30)
+            if background_compactions(caplog) != started:
                 break
-        restarted = store._compaction.thread
-        assert restarted is not None
-        assert restarted is not started, "one started once the backoff passed"
-        restarted.join()
+        restarted = background_compactions(caplog)[len(started) :]
+        assert len(restarted) == 1, "one started once the backoff passed"
+        assert restarted[0].startswith("/db: compacted ")
         assert store.stats().compaction_error is None
         assert store.failure is None
 
 
 @pytest.mark.spec("ENG-40", "ENG-38")
+@pytest.mark.parametrize("fsync", ["always", "never"])
 def test_the_inputs_stay_open_until_the_last_snapshot_is_closed(
-    store: catlog.Store, data_dir: str
+    data_dir: str, clock: ManualClock, fsync: catlog.FsyncPolicy
 ) -> None:
-    for i in range(200):
-        store.put(b"k%d" % (i % 20), b"v%d" % i)
-    first = store.snapshot()
-    second = store.snapshot()
-    expected = dict(second.items())
-    store.compact()
-    first.close()
-    assert store._retired, "the second snapshot still reads them"
-    assert dict(second.items()) == expected
-    second.close()
-    assert not store._retired
+    fs = HandleWatcher()
+    with catlog.open(data_dir, fsync=fsync, segment_size=4096, clock=clock, fs=fs) as store:
+        for i in range(200):
+            store.put(b"k%d" % (i % 20), b"v%d" % i)
+        first = store.snapshot()
+        second = store.snapshot()
+        expected = dict(second.items())
+        store.compact()
+        first.close()
+        assert fs.removed_but_open(), "the second snapshot still reads them"
+        assert dict(second.items()) == expected
+        second.close()
+        assert not fs.removed_but_open()
 
 
-@pytest.mark.spec("ENG-42", "ENG-26")
-def test_compact_in_background_starts_one_compaction_at_a_time(
-    data_dir: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def compactor_threads(data_dir: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"catlog-compact {data_dir}"]
+
+
+@pytest.mark.spec("ENG-42", "ENG-26", "ENG-83")
+def test_compact_in_background_starts_one_compaction_at_a_time(data_dir: str) -> None:
     """A compactor thread that has started but not yet taken the compaction lock counts too."""
     with catlog.open(data_dir, fsync="never") as store:
         store.put(b"k", b"v")
-        release = threading.Event()
-        monkeypatch.setattr(store._compaction, "_background", lambda *_: release.wait())
+        store.put(b"k", b"w")
+        with catlog.testing.parked_background_compactions(store):
+            assert store.stats().compacting is False
+            assert store.compact_in_background() is True
+            [compactor] = compactor_threads(data_dir)
+            assert compactor.daemon
+            assert store.stats().compacting is True
+            assert store.wait_for_compaction(timeout=0.01) is False
+            assert store.compact_in_background() is False
+            assert compactor_threads(data_dir) == [compactor], "nothing else was started"
+        assert store.wait_for_compaction() is True
+        assert not compactor.is_alive()
         assert store.stats().compacting is False
+        assert store.stats().dead_bytes == 0, "the parked compaction ran once let go"
         assert store.compact_in_background() is True
-        compactor = store._compaction.thread
-        assert compactor is not None
-        assert (compactor.name, compactor.daemon) == (f"catlog-compact {data_dir}", True)
-        assert store.stats().compacting is True
-        assert store.compact_in_background() is False
-        assert store._compaction.thread is compactor, "nothing else was started"
-        release.set()
-        compactor.join()
-        monkeypatch.undo()
-        assert store.stats().compacting is False
-        assert store.compact_in_background() is True
-        store._compaction.thread.join()
+        assert store.wait_for_compaction() is True
+        assert compactor_threads(data_dir) == []
     with pytest.raises(catlog.StoreClosedError, match=f"^{data_dir} is closed$"):
         store.compact_in_background()
+
+
+@pytest.mark.spec("ENG-83")
+def test_wait_for_compaction_waits_for_a_compact_call_in_another_thread(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="never") as store:
+        assert store.wait_for_compaction(timeout=0) is True, "none runs: at once"
+        store.put(b"k", b"v")
+        store.put(b"k", b"w")
+        copying, release = threading.Event(), threading.Event()
+        reports: list[catlog.compaction.CompactionReport] = []
+
+        def held(_done: int, _total: int) -> None:
+            copying.set()
+            release.wait(timeout=30)
+
+        foreground = threading.Thread(target=lambda: reports.append(store.compact(held)))
+        foreground.start()
+        try:
+            assert copying.wait(timeout=30)
+            assert store.wait_for_compaction(timeout=0.01) is False
+            assert not reports
+        finally:
+            release.set()
+        assert store.wait_for_compaction(timeout=30) is True
+        assert not store.stats().compacting
+        foreground.join(timeout=30)
+        assert len(reports) == 1
 
 
 @pytest.mark.spec("ENG-42", "REC-10", "ENG-46", "ENG-57")
@@ -473,8 +560,7 @@ def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
             store.put(b"k%d" % (i % 12), b"value %d" % i)
         inputs = store.stats().segments
         assert store.compact_in_background()
-        assert store._compaction.thread is not None
-        store._compaction.thread.join()
+        assert store.wait_for_compaction()
         done = [r for r in caplog.records if "compacted" in r.getMessage()]
         assert len(done) == 1
         message = done[0].getMessage()
@@ -486,8 +572,7 @@ def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
         store.put(b"more", b"x")
         fs.fail("rename", nth=1)  # an output's: the compaction fails, the store goes on (ENG-57)
         assert store.compact_in_background()
-        assert store._compaction.thread is not None
-        store._compaction.thread.join()
+        assert store.wait_for_compaction()
         failed = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert [r.getMessage() for r in failed] == ["/db: background compaction failed"]
         assert failed[0].exc_info is not None
@@ -496,7 +581,7 @@ def test_a_background_compaction_logs_what_it_did_or_why_it_failed(
         store.put(b"still", b"writable")
         fs.fail("remove", nth=1)  # an input's removal: that fails the store (REC-10)
         assert store.compact_in_background()
-        store._compaction.thread.join()
+        assert store.wait_for_compaction()
         last = [r for r in caplog.records if r.levelno == logging.ERROR][-1]
         assert last.exc_info is not None
         assert isinstance(last.exc_info[1], catlog.StoreFailedError)
@@ -752,9 +837,10 @@ def test_snapshots_and_compaction_of_a_closed_store_name_it(data_dir: str) -> No
 
 @pytest.mark.spec("ENG-39")
 def test_outputs_join_the_segments_in_number_order_and_are_the_inputs_of_the_next_compaction(
-    data_dir: str, monkeypatch: pytest.MonkeyPatch
+    data_dir: str,
 ) -> None:
-    with catlog.open(data_dir, fsync="never", segment_size=1024) as store:
+    fs = FaultyFileSystem()
+    with catlog.open(data_dir, fsync="never", segment_size=1024, fs=fs) as store:
         for i in range(200):
             store.put(b"k%02d" % (i % 40), b"v%d" % i + bytes(30))
         store.compact()
@@ -764,16 +850,10 @@ def test_outputs_join_the_segments_in_number_order_and_are_the_inputs_of_the_nex
             store.put(b"k%02d" % (i % 40), b"w%d" % i)
         assert store.stats().segments == len(segments(data_dir))
         expected = dict(store.items())
-        removed: list[str] = []
-        remove = store._fs.remove
-
-        def recording_remove(path: str) -> None:
-            removed.append(os.path.basename(path))
-            remove(path)
-
-        monkeypatch.setattr(store._fs, "remove", recording_remove)
         inputs = segments(data_dir)
+        mark = len(fs.trace)
         store.compact()
+        removed = [os.path.basename(path) for op, path in fs.trace[mark:] if op == "remove"]
         gone = [n for n in map(parse_segment_name, removed) if n is not None]
         assert gone == inputs, "every input removed, in ascending number order"
         assert not set(first_outputs) & set(segments(data_dir))
@@ -784,25 +864,36 @@ def test_outputs_join_the_segments_in_number_order_and_are_the_inputs_of_the_nex
 
 @pytest.mark.spec("ENG-41")
 def test_automatic_compaction_is_due_at_exactly_both_limits(data_dir: str) -> None:
-    """At least 4 segment sizes of dead bytes, and at least the threshold's share of the disk."""
+    """At least 4 segment sizes of dead bytes, and at least the threshold's share of the disk,
+    on the disk and slots of a real store (few segments: the ENG-76 rule stays out of it)."""
     with catlog.open(data_dir, fsync="never", segment_size=1024) as store:
         for i in range(400):
             store.put(b"k%d" % (i % 10), b"v%02d" % (i % 100))  # 26 bytes: every size is even
-    # nothing is written from here on, so no rotation starts a compaction
-    with catlog.open(data_dir, segment_size=1024, compact_threshold=0.5) as store:
-        disk = store._disk_bytes()
-        assert disk % 2 == 0
-        assert disk // 2 > 4 * 1024
-        store._dead = disk // 2
-        assert store._compaction.due(store)
-        store._dead = disk // 2 - 1
-        assert not store._compaction.due(store)
-    with catlog.open(data_dir, segment_size=1024, compact_threshold=0.1) as store:
-        assert 0.1 * store._disk_bytes() < 4 * 1024
-        store._dead = 4 * 1024
-        assert store._compaction.due(store)
-        store._dead = 4 * 1024 - 1
-        assert not store._compaction.due(store)
+        disk = store.stats().disk_bytes
+        in_use = store.stats().segments
+        assert in_use < catlog.compaction.crowded(store.max_segments)
+
+    def due(dead: int, threshold: float) -> bool:
+        return catlog.compaction.due_by(
+            dead, disk, threshold, 1024, in_use=in_use, max_segments=store.max_segments
+        )
+
+    assert disk % 2 == 0
+    assert disk // 2 > 4 * 1024
+    assert due(disk // 2, 0.5)
+    assert not due(disk // 2 - 1, 0.5)
+    assert 0.1 * disk < 4 * 1024
+    assert due(4 * 1024, 0.1)
+    assert not due(4 * 1024 - 1, 0.1)
+
+
+@pytest.mark.spec("ENG-76")
+def test_a_crowded_store_is_due_at_exactly_one_segment_of_dead_bytes() -> None:
+    due_by, slots = catlog.compaction.due_by, catlog.compaction.crowded(256)
+    disk = 1 << 30  # far from the threshold: only the crowding rule can make it due
+    assert due_by(1024, disk, 0.5, 1024, in_use=slots, max_segments=256)
+    assert not due_by(1023, disk, 0.5, 1024, in_use=slots, max_segments=256)
+    assert not due_by(1024, disk, 0.5, 1024, in_use=slots - 1, max_segments=256)
 
 
 @pytest.mark.spec("ENG-39", "ENG-4", "ENG-21")
@@ -836,11 +927,11 @@ def test_a_read_that_loses_the_race_with_compaction_reads_the_copy(
 @pytest.mark.spec("ENG-4", "ENG-39")
 def test_a_failing_read_that_no_compaction_explains_is_raised(data_dir: str) -> None:
     """get retries only when the index moved; a read error of a record still indexed is real."""
-    with catlog.open(data_dir, fsync="never", segment_size=100) as store:
+    fs = FaultyFileSystem()
+    with catlog.open(data_dir, fsync="never", segment_size=100, fs=fs) as store:
         store.put(b"k", b"v" * 60)
         store.put(b"next", b"w" * 60)  # rotates: k's segment is sealed
-        sealed = store._slots[0]
-        sealed.file.close()
+        fs.fail("pread", error=errno.EBADF, persistent=True, path=r"segment-00001\.log$")
         with pytest.raises(OSError, match="Bad file descriptor"):
             store.get(b"k")
         assert store.get(b"next") == b"w" * 60

@@ -13,6 +13,7 @@ import pytest
 
 import catlog
 from catlog.clock import ManualClock
+from catlog.hint import Hint, decode_hint, encode_hint, hint_name
 from catlog.segment import parse_segment_name
 from tests.store.segments import is_packed, records
 
@@ -199,14 +200,24 @@ def test_a_read_of_a_damaged_packed_record_names_its_file_and_offset(data_dir: s
 
 @pytest.mark.spec("ENG-12", "REC-19")
 def test_an_index_entry_that_points_at_another_packed_record_is_reported(data_dir: str) -> None:
-    """A location whose record holds another key: its crc verifies, its key does not match."""
-    with catlog.open(data_dir) as store:
+    """A location whose record holds another key: its crc verifies, its key does not match.
+    The index is made to point there by a hint that says so."""
+    with catlog.open(data_dir, hints=True) as store:
         store.put(b"a", b"1")
         store.put(b"b", b"2")
         store.compact()
-        store._index[b"b"] = store._index[b"a"]
-        with pytest.raises(catlog.CorruptionError) as caught:
-            store.get(b"b")
+        packed = segments(data_dir)[0]
+    path = Path(f"{data_dir}/{hint_name(packed)}")
+    hint = decode_hint(path.read_bytes())
+    assert isinstance(hint, Hint)
+    a, b = hint.put_keys.index(b"a"), hint.put_keys.index(b"b")
+    hint.put_offsets[b] = hint.put_offsets[a]  # a hint that lies, its crc made to match
+    path.write_bytes(encode_hint(hint))
+    with (
+        catlog.open(data_dir, hints=True) as store,
+        pytest.raises(catlog.CorruptionError) as caught,
+    ):
+        store.get(b"b")
     assert caught.value.reason == "index points at a record of another key or type (PUT) " + (
         "(reading key b'b')"
     )

@@ -46,6 +46,8 @@ LAYERS: list[set[str]] = [
     {"compaction", "transaction"},
     # The store.
     {"store"},
+    # Test hooks on the store (it names the store only in annotations).
+    {"testing"},
     # The public face of the engine.
     {""},
     # The command-line tools, each a module of catlog/tools/, on their shared parts.

@@ -201,6 +201,9 @@ MUTATION_TESTS: dict[str, tuple[str, ...]] = {
         "tests/crash/test_hint_crash.py",
         "tests/tools/test_hint_files.py",
     ),
+    "keyspace": ("tests/unit/test_keyspace.py", *STORE_TESTS, "tests/model/test_store_model.py"),
+    "commit": ("tests/store/test_commit_machine.py", *STORE_TESTS),
+    "filecache": ("tests/store/test_descriptors.py", *STORE_TESTS),
     "walk": (
         "tests/unit/test_walk.py",
         "tests/unit/test_index.py",

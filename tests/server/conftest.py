@@ -44,14 +44,19 @@ class RunningServer:
         return self.process.returncode
 
 
-def start_server(data_dir: str, *flags: str) -> RunningServer:
-    """Start ``python -m catlog serve --port 0`` and wait for its ``[LISTENING]`` line (SRV-3)."""
+def start_server(
+    data_dir: str, *flags: str, preexec: Callable[[], None] | None = None
+) -> RunningServer:
+    """Start ``python -m catlog serve --port 0`` and wait for its ``[LISTENING]`` line (SRV-3).
+
+    ``preexec`` runs in the child before it execs (a lowered resource limit, say)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "catlog", "serve", "--port", "0", "--data-dir", data_dir, *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=preexec,  # noqa: PLW1509 - the child runs no threads before it execs
     )
     assert process.stdout is not None, "stdout is piped"
     deadline = time.monotonic() + STARTUP_SECONDS

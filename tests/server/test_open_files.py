@@ -7,13 +7,12 @@ import resource
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Final
 
 import pytest
 
-from tests.server.conftest import RunningServer, _drain_in_background, send_and_read
+from tests.server.conftest import RunningServer, send_and_read, start_server
 from tests.store.segments import key_of, value_of, write_segments
 
 SEGMENTS: Final = 3000
@@ -31,30 +30,7 @@ def start_limited(data_dir: str, limit: int, *flags: str) -> RunningServer:
     def lower() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "catlog", "serve", "--port", "0", "--data-dir", data_dir, *flags],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        preexec_fn=lower,  # noqa: PLW1509 - the child runs no threads before it execs
-    )
-    assert process.stdout is not None, "stdout is piped"
-    seen: list[str] = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen.append(line.rstrip("\n"))
-        if line.startswith("[LISTENING] "):
-            host, port = line.split()[1].rsplit(":", 1)
-            server = RunningServer(process, host, int(port), data_dir, seen)
-            _drain_in_background(server)
-            return server
-    process.kill()
-    process.communicate()
-    raise AssertionError(f"server did not start; it said: {seen}")
+    return start_server(data_dir, *flags, preexec=lower)
 
 
 def held(server: RunningServer) -> int:

@@ -190,6 +190,7 @@ MUTATION_TESTS: dict[str, tuple[str, ...]] = {
     "opening": STORE_TESTS,
     "reading": STORE_TESTS,
     "compaction": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
+    "compactionoutputs": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
     "snapshot": ("tests/store", "tests/model/test_store_model.py"),
     "batch": ("tests/store", "tests/unit"),
     "transaction": ("tests/store",),

@@ -41,7 +41,17 @@ LAYERS: list[set[str]] = [
     {"hint", "batch", "scan", "snapshot", "protocol.resp"},
     # The store's parts, the tools that read a directory without a store, and what a
     # connection may do (auth) and queue (multi).
-    {"hintwriter", "opening", "reading", "repair", "datamap", "multi", "protocol", "auth"},
+    {
+        "hintwriter",
+        "opening",
+        "reading",
+        "compactionoutputs",
+        "repair",
+        "datamap",
+        "multi",
+        "protocol",
+        "auth",
+    },
     # What runs under the store's write lock: it names the store only in annotations.
     {"compaction", "transaction"},
     # The store.

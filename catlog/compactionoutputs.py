@@ -1,0 +1,209 @@
+"""The output segments of one compaction (ENG-39 step 2, ENG-57): written one after another.
+
+:class:`Outputs` takes the live records the copy walks (:mod:`catlog.walk`) hand it and writes
+them as packed segments (FMT-26) in the numbers the compaction reserved. Each output is fsynced,
+hinted, renamed into place and the directory fsynced before the index entries move to it, so
+nothing the store relies on lies in an output before it is installed; one that fails is closed
+and removed with its hint, and fails only the compaction (ENG-57). :mod:`catlog.compaction`
+drives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Final
+
+from .codec import PACKED_VERSION, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, encode_segment_header
+from .errors import CatlogError, CompactionError
+from .fs import File
+from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
+from .hint import hint_name
+from .index import pack_location
+from .segment import COMPACTING_SUFFIX, Segment, segment_name
+
+if TYPE_CHECKING:
+    from .store import Store
+
+
+def install(store: Store, segment: Segment, moves: list[tuple[bytes, int, int]]) -> None:
+    """ENG-39 step 2, lock held: a durable output joins the store; its entries move to it."""
+    with store._lock:
+        store._place(segment)
+        index = store._index
+        expires = store._expires
+        for key, old, new in moves:
+            if index.get(key) == old:
+                if expires and store._expired(key):
+                    store._keyspace.forget(key)  # expired since it was copied (ENG-34, ENG-41)
+                else:
+                    index[key] = new
+
+
+def check_writable(store: Store) -> None:
+    """Stop a compaction once the store refuses writes (REC-10) or is closing."""
+    with store._lock:
+        if store._refusal is not None:
+            raise store._refused()
+
+
+class Outputs:
+    """ENG-39 step 2: the output segments of one compaction, written one after another.
+
+    Records are gathered in a buffer and appended in chunks; an output is finished (fsynced,
+    hinted, renamed into place, the directory fsynced, then installed) when the next record
+    would take it past ``segment_size``, as the active segment would be rotated (ENG-9).
+    """
+
+    CHUNK: Final = 1 << 20
+
+    def __init__(self, store: Store, first: int, end: int) -> None:
+        self._store = store
+        self._next = first
+        self._end = end
+        self._file: File | None = None
+        self._number = 0
+        self._size = 0
+        self._buffer = bytearray()
+        self._moves: list[tuple[bytes, int, int]] = []
+        self._slot = 0
+        self._uninstalled = False
+        """ENG-57: an output was started and is not installed yet: a failure removes it."""
+        self._output_counted = 0
+        self.bytes = 0
+        self.counted = 0
+        """The records copied as ENG-41's estimate counts them: 21 header bytes each."""
+        self.installed_counted = 0
+        """:attr:`counted` of the outputs installed so far."""
+        self.skipped: list[tuple[bytes, int]] = []
+        """ENG-55: ``(key, location)`` of the records copying skipped because their key had
+        expired; :func:`check_nothing_left` forgets them."""
+        self.records = 0
+        self.written = 0
+        self.appended = 0
+        """ENG-77: bytes appended to outputs, installed or not."""
+
+    def add(self, key: bytes, old: int, value_len: int, record: bytes) -> None:
+        store = self._store
+        if self._file is not None and self._size + len(record) > store.segment_size:
+            self.finish()
+        if self._file is None:
+            self._start()
+        offset = self._size
+        self._buffer += record
+        self._size += len(record)
+        self._moves.append((key, old, pack_location(self._slot, offset, value_len)))
+        self.records += 1
+        size = RECORD_HEADER_SIZE + len(key) + value_len
+        self.counted += size
+        self._output_counted += size
+        if len(self._buffer) >= self.CHUNK:
+            self._write()
+
+    def _start(self) -> None:
+        store = self._store
+        assert self._next < self._end, "ENG-39: the gap bounds the number of outputs"
+        self._number = self._next
+        self._next += 1
+        path = f"{store.path}/{segment_name(self._number)}{COMPACTING_SUFFIX}"
+        with store._lock:
+            try:
+                self._slot = store._new_slot(compaction=True)
+            except CatlogError as exc:
+                raise CompactionError(
+                    f"{store.path}/{segment_name(self._number)}", str(exc)
+                ) from exc
+            if self._slot == len(store._slots):
+                store._slots.append(store._slots[store._active.slot])  # held until installed
+        self._uninstalled = True
+        self._output_counted = 0
+        try:
+            if store._fs.exists(path):
+                store._fs.remove(path)
+            self._file = store._fs.open(path, writable=True, create=True)
+            self._file.append(encode_segment_header(PACKED_VERSION))
+        except OSError as exc:
+            raise self._failed("creating", exc) from exc
+        self.appended += SEGMENT_HEADER_SIZE
+        self._size = SEGMENT_HEADER_SIZE
+        self._moves = []
+
+    def _write(self) -> None:
+        assert self._file is not None
+        try:
+            self._file.append(self._buffer)
+        except OSError as exc:
+            raise self._failed("writing", exc) from exc
+        self.appended += len(self._buffer)
+        self._buffer = bytearray()
+
+    def finish(self) -> None:
+        """Make the current output durable, put it in place and move the index to it."""
+        file = self._file
+        if file is None:
+            return
+        store = self._store
+        check_writable(store)
+        self._write()
+        name = segment_name(self._number)
+        try:
+            file.sync()
+        except OSError as exc:
+            raise self._failed("fsyncing", exc) from exc
+        try:
+            file.close()
+            reader = store._fs.open(file.path)  # ENG-39: every output gets its hint
+            try:
+                data = reader.pread(self._size, 0)
+            finally:
+                reader.close()
+            store._hints.write(self._number, data)
+            store._fs.rename(file.path, f"{store.path}/{name}")
+        except OSError as exc:
+            raise self._failed("finishing", exc) from exc
+        try:
+            store._fs.sync_dir(store.path)
+        except OSError as exc:
+            raise self._failed("fsyncing the directory of", exc) from exc
+        try:
+            installed = store._fs.open(f"{store.path}/{name}")
+        except OSError as exc:
+            raise self._failed("finishing", exc) from exc
+        segment = Segment(installed, self._number, self._slot, packed=True)
+        install(store, segment, self._moves)
+        self._uninstalled = False
+        self.installed_counted += self._output_counted
+        self.bytes += self._size
+        self.written += 1
+        self._file = None
+        self._moves = []
+
+    def _failed(self, what: str, exc: OSError) -> CompactionError:
+        """ENG-57: a failing call on an output fails the compaction, not the store: nothing the
+        store relies on is in an output until it is installed."""
+        path = f"{self._store.path}/{segment_name(self._number)}"
+        return CompactionError(path, f"{what} a compaction output failed ({exc})")
+
+    def abandon(self) -> None:
+        """ENG-57: after a failure, give back what the output not yet installed holds: its file,
+        closed and removed (under either name, with its hint), and its slot. Best effort: what
+        cannot be removed now is a leftover the next open removes (REC-18) or replays as the
+        copies it holds."""
+        if not self._uninstalled:
+            return
+        self._uninstalled = False
+        store = self._store
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()
+        name = f"{store.path}/{segment_name(self._number)}"
+        hint = f"{store.path}/{hint_name(self._number)}"
+        for path in (name + COMPACTING_SUFFIX, name, hint, hint + HINT_TEMPORARY_SUFFIX):
+            with contextlib.suppress(OSError):
+                if store._fs.exists(path):
+                    store._fs.remove(path)
+        with contextlib.suppress(OSError):
+            store._fs.sync_dir(store.path)
+        with store._lock:
+            store._free_slots.append(self._slot)
+            store._slot_dead[self._slot] = 0

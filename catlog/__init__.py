@@ -24,16 +24,10 @@ from .errors import (
 )
 from .fs import File, FileLock, FileSystem, OsFileSystem
 from .opening import TailRepair
+from .options import DEFAULT_FSYNC_INTERVAL_MS, DEFAULT_SEGMENT_SIZE, FsyncPolicy, HintMode
 from .snapshot import Snapshot
-from .store import (
-    DEFAULT_FSYNC_INTERVAL_MS,
-    DEFAULT_SEGMENT_SIZE,
-    FsyncPolicy,
-    HintMode,
-    Store,
-    StoreStats,
-    open,
-)
+from .stats import StoreStats
+from .store import Store, open
 from .transaction import Transaction
 
 __version__ = "0.1.0"

@@ -24,7 +24,7 @@ from .clock import SystemClock
 from .errors import CatlogError
 from .fs import FileSystem, OsFileSystem
 from .index import MAX_SEGMENT_SIZE
-from .store import DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE
+from .options import DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE
 from .tools.check import check
 from .tools.compact import compact
 from .tools.dump import dump

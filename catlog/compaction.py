@@ -40,7 +40,7 @@ from .keyspace import PURGE_STEP
 from .segment import Segment, segment_name
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .writer import Writer
 
 log = logging.getLogger("catlog")
 
@@ -162,7 +162,7 @@ class Compaction:
 
     def run(
         self,
-        store: Store,
+        writer: Writer,
         progress: Callable[[int, int], None] | None,
         max_bytes: int | None = None,
     ) -> CompactionReport:
@@ -174,12 +174,12 @@ class Compaction:
         """
         with self.lock:
             if max_bytes is not None:
-                return self._run(store, progress, max_bytes, None)
-            started = store._clock.monotonic()
-            report = self._run(store, progress, None, None)
+                return self._run(writer, progress, max_bytes, None)
+            started = writer.clock.monotonic()
+            report = self._run(writer, progress, None, None)
             through, done = self._through, report.input_bytes
             while not self._finished:
-                more = self._run(store, progress, None, through, done)
+                more = self._run(writer, progress, None, through, done)
                 done += more.input_bytes
                 report = CompactionReport(
                     input_bytes=report.input_bytes + more.input_bytes,
@@ -187,13 +187,13 @@ class Compaction:
                     records_copied=report.records_copied + more.records_copied,
                     segments_removed=report.segments_removed + more.segments_removed,
                     segments_written=report.segments_written + more.segments_written,
-                    seconds=store._clock.monotonic() - started,
+                    seconds=writer.clock.monotonic() - started,
                 )
             return report
 
     def _run(
         self,
-        store: Store,
+        writer: Writer,
         progress: Callable[[int, int], None] | None,
         max_bytes: int | None,
         through: int | None,
@@ -203,28 +203,28 @@ class Compaction:
         the newest segment a full compaction takes (``None`` in its first round, which sets
         :attr:`_through` and the total progress reports); :attr:`_finished` says whether this
         round took it."""
-        started = store._clock.monotonic()
-        with store._lock:
-            if store._closed:
-                raise StoreClosedError(f"{store.path} is closed")
-            if store._refusal is not None:
-                raise store._refused()
-            store._keyspace.purge(store._now_ms(), PURGE_STEP)  # ENG-63: a bounded step
-            planned = self._planned(store) if max_bytes is not None else None
+        started = writer.clock.monotonic()
+        with writer.lock:
+            if writer.closed:
+                raise StoreClosedError(f"{writer.path} is closed")
+            if writer.refusal is not None:
+                raise writer.refused()
+            writer.keyspace.purge(writer.now_ms(), PURGE_STEP)  # ENG-63: a bounded step
+            planned = self._planned(writer) if max_bytes is not None else None
             self._plan = None
             if planned is not None:
                 inputs, first, gap = planned
                 self._finished = True
             else:
-                inputs, first, gap = self._choose_and_seal(store, max_bytes, through)
+                inputs, first, gap = self._choose_and_seal(writer, max_bytes, through)
             if not inputs:
                 return CompactionReport(0, 0, 0, 0, 0, 0.0)
             if not gap:
-                return self._remove_only(store, inputs, started)
+                return self._remove_only(writer, inputs, started)
         total = sum(segment.size() for segment in inputs)
         whole = self._total if max_bytes is None else total
         return self._copy_and_remove(
-            store,
+            writer,
             progress,
             inputs,
             first=first,
@@ -235,84 +235,96 @@ class Compaction:
         )
 
     def _choose_and_seal(
-        self, store: Store, max_bytes: int | None, through: int | None
+        self, writer: Writer, max_bytes: int | None, through: int | None
     ) -> tuple[list[Segment], int, int]:
         """ENG-39 step 1, ENG-73, ENG-75: choose a round's inputs and seal them, rotating past
         ``G`` numbers; returns the sealed inputs, the first output number and ``G`` (0: remove
         the inputs, copy nothing). Lock held."""
-        candidates = store._order if max_bytes is None else store._order[:-1]
+        candidates = writer.segments.order if max_bytes is None else writer.segments.order[:-1]
         if through is None:
-            self._through = store._active.number
-            self._total = sum(segment.size() for segment in store._order)
+            self._through = writer.active.number
+            self._total = sum(segment.size() for segment in writer.segments.order)
         else:
             candidates = [segment for segment in candidates if segment.number <= through]
-        free = store.max_segments - store._slots_in_use()
+        free = writer.segments.max_segments - writer.segments.in_use()
         if free < 2:
-            inputs = dead_prefix(store, candidates)
+            inputs = dead_prefix(writer, candidates)
             self._finished = max_bytes is not None
         else:
-            dead = store._slot_dead
-            disk = store._disk_bytes()
+            dead = writer.keyspace.slot_dead
+            disk = writer.segments.disk_bytes()
             count = choose_inputs(
                 [(segment.size(), dead[segment.slot]) for segment in candidates],
-                segment_size=store.segment_size,
+                segment_size=writer.segment_size,
                 free_slots=free,
                 max_bytes=max_bytes,
-                worth=store._dead / disk if disk else 0.0,
+                worth=writer.keyspace.dead / disk if disk else 0.0,
             )
             inputs = candidates[:count]
             self._finished = max_bytes is not None or inputs == candidates
         if not inputs or free < 2:
             return inputs, 0, 0
         total = sum(segment.size() for segment in inputs)
-        gap = output_bound(total, store.segment_size)
-        newest_sealed = store._order[-2].number if len(store._order) > 1 else 0
-        if store._active not in inputs and store._active.number - newest_sealed > gap:
-            store._flush_and_sync()  # ENG-39: as a seal would, without sealing
+        gap = output_bound(total, writer.segment_size)
+        newest_sealed = writer.segments.order[-2].number if len(writer.segments.order) > 1 else 0
+        if writer.active not in inputs and writer.active.number - newest_sealed > gap:
+            writer.flush_and_sync()  # ENG-39: as a seal would, without sealing
             return inputs, newest_sealed + 1, gap  # in numbers an earlier compaction left free
-        first = store._active.number + 1
-        store._rotate(gap=gap)
-        return [store._slots[segment.slot] for segment in inputs], first, gap  # sealed views
+        first = writer.active.number + 1
+        writer.rotate(gap=gap)
+        return (
+            [writer.segments.slots[segment.slot] for segment in inputs],
+            first,
+            gap,
+        )  # sealed views
 
-    def plan(self, store: Store) -> int:
+    def plan(self, writer: Writer) -> int:
         """ENG-41, ENG-73: choose the trigger's inputs at the rotation that made it due, before
         the new active segment is created, and return ``G``, the numbers that rotation skips
         for the outputs (0: nothing to take). The compaction then needs no rotation of its own,
         which would seal an almost empty segment each time. Lock held."""
-        store._keyspace.purge(store._now_ms(), PURGE_STEP)  # ENG-63: a bounded step
-        candidates = list(store._order)  # the active one among them: this rotation seals it
-        dead = store._slot_dead
-        disk = store._disk_bytes()
+        writer.keyspace.purge(writer.now_ms(), PURGE_STEP)  # ENG-63: a bounded step
+        candidates = list(
+            writer.segments.order
+        )  # the active one among them: this rotation seals it
+        dead = writer.keyspace.slot_dead
+        disk = writer.segments.disk_bytes()
         count = choose_inputs(
             [(segment.size(), dead[segment.slot]) for segment in candidates],
-            segment_size=store.segment_size,
-            free_slots=store.max_segments - store._slots_in_use() - 1,  # the new segment's
-            max_bytes=store.compact_max_bytes,
-            worth=store._dead / disk if disk else 0.0,
+            segment_size=writer.segment_size,
+            free_slots=writer.segments.max_segments
+            - writer.segments.in_use()
+            - 1,  # the new segment's
+            max_bytes=writer.options.compact_max_bytes,
+            worth=writer.keyspace.dead / disk if disk else 0.0,
         )
         if not count:
             return 0
         gap = output_bound(
-            sum(segment.size() for segment in candidates[:count]), store.segment_size
+            sum(segment.size() for segment in candidates[:count]), writer.segment_size
         )
-        self._plan = (candidates[:count], store._active.number + 1, gap)
+        self._plan = (candidates[:count], writer.active.number + 1, gap)
         return gap
 
-    def _planned(self, store: Store) -> tuple[list[Segment], int, int] | None:
+    def _planned(self, writer: Writer) -> tuple[list[Segment], int, int] | None:
         """The plan :meth:`plan` made, with the sealed views of its inputs, if every input is
         still there (a ``compact()`` may have run first). Lock held."""
         if self._plan is None:
             return None
         inputs, first, gap = self._plan
-        sealed = [store._slots[segment.slot] for segment in inputs]
+        sealed = [writer.segments.slots[segment.slot] for segment in inputs]
         for segment, view in zip(inputs, sealed, strict=True):
-            if view.number != segment.number or view not in store._order or view is store._active:
+            if (
+                view.number != segment.number
+                or view not in writer.segments.order
+                or view is writer.active
+            ):
                 return None
         return sealed, first, gap
 
     def _copy_and_remove(
         self,
-        store: Store,
+        writer: Writer,
         progress: Callable[[int, int], None] | None,
         inputs: list[Segment],
         *,
@@ -326,18 +338,18 @@ class Compaction:
         total = sum(segment.size() for segment in inputs)
         # ENG-43: hints queued for inputs are written now, none once an input is removed; no
         # input can be queued after this point, since every later rotation seals a later segment.
-        store._hints.join()
-        outputs = Outputs(store, first, first + gap)
+        writer.hints.join()
+        outputs = Outputs(writer, first, first + gap)
         done = before
         counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
         try:
             for segment in inputs:
-                check_writable(store)
+                check_writable(writer)
                 data = segment.pread(segment.size(), 0)
                 if segment.packed:
-                    counted += copy_packed(store, segment, data, outputs)
+                    counted += copy_packed(writer, segment, data, outputs)
                 else:
-                    copy_live(store, segment, data, outputs)
+                    copy_live(writer, segment, data, outputs)
                     counted += len(data) - SEGMENT_HEADER_SIZE
                 done += len(data)
                 if progress is not None:
@@ -346,19 +358,21 @@ class Compaction:
         except CompactionError as exc:
             outputs.abandon()
             self.written_bytes += outputs.appended
-            with store._lock:
-                store._dead += outputs.installed_counted  # ENG-41: their inputs' copies are dead
+            with writer.lock:
+                writer.keyspace.dead += (
+                    outputs.installed_counted
+                )  # ENG-41: their inputs' copies are dead
             self.error = str(exc)
-            self._retry_at = store._clock.monotonic() + self._backoff
+            self._retry_at = writer.clock.monotonic() + self._backoff
             self._backoff = min(2 * self._backoff, RETRY_MOST)
             raise
         self.written_bytes += outputs.appended
-        check_nothing_left(store, inputs, outputs.skipped)
-        settle_writes(store)
+        check_nothing_left(writer, inputs, outputs.skipped)
+        settle_writes(writer)
         for segment in inputs:
-            remove_segment(store, segment)
-        with store._lock:
-            store._dead = max(0, store._dead - (counted - outputs.counted))
+            remove_segment(writer, segment)
+        with writer.lock:
+            writer.keyspace.dead = max(0, writer.keyspace.dead - (counted - outputs.counted))
         self.error, self._retry_at, self._backoff = None, None, RETRY_FIRST
         return CompactionReport(
             input_bytes=total,
@@ -366,42 +380,46 @@ class Compaction:
             records_copied=outputs.records,
             segments_removed=len(inputs),
             segments_written=outputs.written,
-            seconds=store._clock.monotonic() - started,
+            seconds=writer.clock.monotonic() - started,
         )
 
-    def _remove_only(self, store: Store, inputs: list[Segment], started: float) -> CompactionReport:
+    def _remove_only(
+        self, writer: Writer, inputs: list[Segment], started: float
+    ) -> CompactionReport:
         """ENG-75: a round with no slot to spare removes the oldest segments that hold no live
         record, with no rotation and no output: step 3 of ENG-39 alone, safe for the reason
         step 3 is. Called with the store's lock held; releases it while removing."""
         total = sum(segment.size() for segment in inputs)
-        store._lock.release()
+        writer.lock.release()
         try:
-            store._hints.join()
-            check_nothing_left(store, inputs, [])
-            settle_writes(store)
+            writer.hints.join()
+            check_nothing_left(writer, inputs, [])
+            settle_writes(writer)
             for segment in inputs:
-                remove_segment(store, segment)
+                remove_segment(writer, segment)
         finally:
-            store._lock.acquire()
-        store._dead = max(0, store._dead - (total - SEGMENT_HEADER_SIZE * len(inputs)))
+            writer.lock.acquire()
+        writer.keyspace.dead = max(
+            0, writer.keyspace.dead - (total - SEGMENT_HEADER_SIZE * len(inputs))
+        )
         self.error, self._retry_at, self._backoff = None, None, RETRY_FIRST
-        return CompactionReport(total, 0, 0, len(inputs), 0, store._clock.monotonic() - started)
+        return CompactionReport(total, 0, 0, len(inputs), 0, writer.clock.monotonic() - started)
 
-    def due(self, store: Store) -> bool:
+    def due(self, writer: Writer) -> bool:
         """ENG-41, ENG-76: whether the dead bytes, or the segments open, call for a compaction
         now. Lock held."""
-        threshold = store.compact_threshold
+        threshold = writer.options.compact_threshold
         if threshold is None or self.running():
             return False
-        if self._retry_at is not None and store._clock.monotonic() < self._retry_at:
+        if self._retry_at is not None and writer.clock.monotonic() < self._retry_at:
             return False  # ENG-57: the last one failed; wait out the backoff
         return due_by(
-            store._dead,
-            store._disk_bytes(),
+            writer.keyspace.dead,
+            writer.segments.disk_bytes(),
             threshold,
-            store.segment_size,
-            in_use=store._slots_in_use(),
-            max_segments=store.max_segments,
+            writer.segment_size,
+            in_use=writer.segments.in_use(),
+            max_segments=writer.segments.max_segments,
         )
 
     def running(self) -> bool:
@@ -409,28 +427,46 @@ class Compaction:
         compactor = self.thread
         return self.lock.locked() or (compactor is not None and compactor.is_alive())
 
-    def start(self, store: Store, max_bytes: int | None = None) -> None:
+    def wait(self, writer: Writer, deadline: float | None) -> bool:
+        """ENG-83: block until no compaction runs; ``False`` if ``time.monotonic()`` passed
+        ``deadline`` first. Takes the write lock to look, and none while it waits."""
+        while True:
+            with writer.lock:
+                if writer.closed:
+                    raise StoreClosedError(f"{writer.path} is closed")
+                if not self.running():
+                    return True
+                compactor = self.thread
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            if compactor is not None and compactor.is_alive():
+                compactor.join(left)
+            elif self.lock.acquire(timeout=-1 if left is None else left):
+                self.lock.release()  # a compact() call in another thread ended
+
+    def start(self, writer: Writer, max_bytes: int | None = None) -> None:
         """ENG-41, ENG-42: compact ``store`` in a background thread (the store's lock held):
         bounded by ``max_bytes`` when the trigger starts it (ENG-73), whole when asked to."""
         self.thread = threading.Thread(
             target=self._background,
-            args=(store, max_bytes),
-            name=f"catlog-compact {store.path}",
+            args=(writer, max_bytes),
+            name=f"catlog-compact {writer.path}",
             daemon=True,
         )
         self.thread.start()
 
-    def _background(self, store: Store, max_bytes: int | None) -> None:
+    def _background(self, writer: Writer, max_bytes: int | None) -> None:
         try:
-            report = self.run(store, None, max_bytes)
+            report = self.run(writer, None, max_bytes)
         except StoreClosedError:
             return
         except CatlogError:
-            log.exception("%s: background compaction failed", store.path)
+            log.exception("%s: background compaction failed", writer.path)
             return
         log.info(
             "%s: compacted %d segments into %d, reclaiming %d bytes in %.1f s",
-            store.path,
+            writer.path,
             report.segments_removed,
             report.segments_written,
             report.reclaimed_bytes,
@@ -438,10 +474,10 @@ class Compaction:
         )
 
 
-def dead_prefix(store: Store, candidates: list[Segment]) -> list[Segment]:
+def dead_prefix(writer: Writer, candidates: list[Segment]) -> list[Segment]:
     """ENG-75: the oldest sealed segments that no index entry points into. Lock held."""
-    live = {unpack_location(location)[0] for location in store._index.values()}
-    live.add(store._active.slot)
+    live = {unpack_location(location)[0] for location in writer.index.values()}
+    live.add(writer.active.slot)
     inputs: list[Segment] = []
     for segment in candidates:
         if segment.slot in live:
@@ -450,9 +486,9 @@ def dead_prefix(store: Store, candidates: list[Segment]) -> list[Segment]:
     if not inputs:
         path = segment_name(candidates[0].number) if candidates else "the store"
         raise CompactionError(
-            f"{store.path}/{path}",
-            f"all {store.max_segments} segment slots are in use and the oldest segment holds"
-            " live records: there is no slot for an output",
+            f"{writer.path}/{path}",
+            f"all {writer.segments.max_segments} segment slots are in use and the oldest"
+            " segment holds live records: there is no slot for an output",
         )
     return inputs
 
@@ -474,32 +510,32 @@ def crowded(max_segments: int) -> int:
     return (max_segments - RESERVED_SLOTS) * 3 // 4
 
 
-def copy_live(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> None:
+def copy_live(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> None:
     """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
 
     The walk is :func:`catlog.walk.copy_plain`. Every record's crc is checked, as replay checks
     it, so that a walk through a segment damaged since it was opened stops with an error instead
     of losing its way.
     """
-    _copy(store, segment, data, outputs)
+    _copy(writer, segment, data, outputs)
 
 
-def copy_packed(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> int:
+def copy_packed(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
     """:func:`copy_live` for a packed input (an earlier compaction's output), through
     :func:`catlog.walk.copy_packed`. Returns the input's records counted as ENG-41 counts them,
     with a 21-byte header each."""
-    return _copy(store, segment, data, outputs)
+    return _copy(writer, segment, data, outputs)
 
 
-def _copy(store: Store, segment: Segment, data: bytes, outputs: Outputs) -> int:
+def _copy(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
     copy = walk.copy_packed if segment.packed else walk.copy_plain
     counted = copy(
         data,
         SEGMENT_HEADER_SIZE,
         segment.slot,
-        index=store._index,
-        expires=store._expires,
-        expired=store._expired,
+        index=writer.index,
+        expires=writer.expires,
+        expired=writer.expired,
         copies=outputs,
         pause=pauser(),
     )
@@ -524,7 +560,7 @@ def pauser() -> Callable[[], None]:
 
 
 def check_nothing_left(
-    store: Store, inputs: list[Segment], skipped: list[tuple[bytes, int]]
+    writer: Writer, inputs: list[Segment], skipped: list[tuple[bytes, int]]
 ) -> None:
     """ENG-39, ENG-55: before any input is removed, no key may still point into one.
 
@@ -538,60 +574,54 @@ def check_nothing_left(
     """
     slots = {segment.slot for segment in inputs}
     for start in range(0, len(skipped), PURGE_STEP):
-        with store._lock:
-            index = store._index
+        with writer.lock:
+            index = writer.index
             for key, location in skipped[start : start + PURGE_STEP]:
                 if index.get(key) == location:
-                    store._keyspace.forget(key)  # ENG-41: its record becomes dead
-    with store._lock:
-        locations = list(store._index.items())
+                    writer.keyspace.forget(key)  # ENG-41: its record becomes dead
+    with writer.lock:
+        locations = list(writer.index.items())
     for key, location in locations:
         slot, offset, _ = unpack_location(location)
         if slot in slots:
             raise CorruptionError(
-                store._slots[slot].file.path,
+                writer.segments.slots[slot].file.path,
                 offset,
                 f"compaction did not copy the live record of key {key!r:.60}; "
                 "no segment was removed",
             )
 
 
-def remove_segment(store: Store, segment: Segment) -> None:
+def remove_segment(writer: Writer, segment: Segment) -> None:
     """ENG-39 step 3: remove one input, durably, before the next (see the clause's note)."""
     name = segment_name(segment.number)
     segment.keep_open()  # ENG-68: a snapshot may read it once its name is gone
     try:
-        store._fs.remove(f"{store.path}/{name}")
-        hint = f"{store.path}/{hint_name(segment.number)}"
-        if store._fs.exists(hint):
-            store._fs.remove(hint)
-        store._fs.sync_dir(store.path)
+        writer.fs.remove(f"{writer.path}/{name}")
+        hint = f"{writer.path}/{hint_name(segment.number)}"
+        if writer.fs.exists(hint):
+            writer.fs.remove(hint)
+        writer.fs.sync_dir(writer.path)
     except OSError as exc:
-        with store._lock:
-            raise store._fail(f"removing {name} after compaction", exc) from exc
-    with store._lock:
-        store._order.remove(segment)
-        store._free_slots.append(segment.slot)
-        store._slot_dead[segment.slot] = 0
-        if len(store._snapshots):
-            store._retired.append(segment)
-        else:
-            segment.file.close()
+        with writer.lock:
+            raise writer.fail(f"removing {name} after compaction", exc) from exc
+    with writer.lock:
+        writer.segments.remove(segment)
 
 
-def settle_writes(store: Store) -> None:
+def settle_writes(writer: Writer) -> None:
     """ENG-78: make every write appended so far durable before an input is removed.
 
     Called after :func:`check_nothing_left`, so every write that made an input's record dead
     (an overwrite or a delete the copy saw and skipped for) was appended before it. Under
     ``interval`` and ``never`` such a write may be in the active segment's buffer only, while
     the input holds the one durable copy of the value it replaced. Under ``always`` a write takes
-    effect only once durable, so nothing is owed. A failing fsync fails the store (REC-10)
+    effect only once durable, so nothing is owed. A failing fsync fails the writer (REC-10)
     before anything is removed.
     """
-    if store.fsync == "always":
+    if writer.options.fsync == "always":
         return
-    with store._lock:
-        if store._refusal is not None:
-            raise store._refused()
-        store._flush_and_sync()
+    with writer.lock:
+        if writer.refusal is not None:
+            raise writer.refused()
+        writer.flush_and_sync()

@@ -3,7 +3,7 @@
 :class:`Outputs` takes the live records the copy walks (:mod:`catlog.walk`) hand it and writes
 them as packed segments (FMT-26) in the numbers the compaction reserved. Each output is fsynced,
 hinted, renamed into place and the directory fsynced before the index entries move to it, so
-nothing the store relies on lies in an output before it is installed; one that fails is closed
+nothing the writer relies on lies in an output before it is installed; one that fails is closed
 and removed with its hint, and fails only the compaction (ENG-57). :mod:`catlog.compaction`
 drives it.
 """
@@ -22,28 +22,28 @@ from .index import pack_location
 from .segment import COMPACTING_SUFFIX, Segment, segment_name
 
 if TYPE_CHECKING:
-    from .store import Store
+    from .writer import Writer
 
 
-def install(store: Store, segment: Segment, moves: list[tuple[bytes, int, int]]) -> None:
+def install(writer: Writer, segment: Segment, moves: list[tuple[bytes, int, int]]) -> None:
     """ENG-39 step 2, lock held: a durable output joins the store; its entries move to it."""
-    with store._lock:
-        store._place(segment)
-        index = store._index
-        expires = store._expires
+    with writer.lock:
+        writer.segments.place(segment)
+        index = writer.index
+        expires = writer.expires
         for key, old, new in moves:
             if index.get(key) == old:
-                if expires and store._expired(key):
-                    store._keyspace.forget(key)  # expired since it was copied (ENG-34, ENG-41)
+                if expires and writer.expired(key):
+                    writer.keyspace.forget(key)  # expired since it was copied (ENG-34, ENG-41)
                 else:
                     index[key] = new
 
 
-def check_writable(store: Store) -> None:
+def check_writable(writer: Writer) -> None:
     """Stop a compaction once the store refuses writes (REC-10) or is closing."""
-    with store._lock:
-        if store._refusal is not None:
-            raise store._refused()
+    with writer.lock:
+        if writer.refusal is not None:
+            raise writer.refused()
 
 
 class Outputs:
@@ -56,8 +56,8 @@ class Outputs:
 
     CHUNK: Final = 1 << 20
 
-    def __init__(self, store: Store, first: int, end: int) -> None:
-        self._store = store
+    def __init__(self, writer: Writer, first: int, end: int) -> None:
+        self._writer = writer
         self._next = first
         self._end = end
         self._file: File | None = None
@@ -83,8 +83,8 @@ class Outputs:
         """ENG-77: bytes appended to outputs, installed or not."""
 
     def add(self, key: bytes, old: int, value_len: int, record: bytes) -> None:
-        store = self._store
-        if self._file is not None and self._size + len(record) > store.segment_size:
+        writer = self._writer
+        if self._file is not None and self._size + len(record) > writer.segment_size:
             self.finish()
         if self._file is None:
             self._start()
@@ -100,26 +100,25 @@ class Outputs:
             self._write()
 
     def _start(self) -> None:
-        store = self._store
+        writer = self._writer
         assert self._next < self._end, "ENG-39: the gap bounds the number of outputs"
         self._number = self._next
         self._next += 1
-        path = f"{store.path}/{segment_name(self._number)}{COMPACTING_SUFFIX}"
-        with store._lock:
+        path = f"{writer.path}/{segment_name(self._number)}{COMPACTING_SUFFIX}"
+        with writer.lock:
             try:
-                self._slot = store._new_slot(compaction=True)
+                self._slot = writer.segments.new_slot(compaction=True)
             except CatlogError as exc:
                 raise CompactionError(
-                    f"{store.path}/{segment_name(self._number)}", str(exc)
+                    f"{writer.path}/{segment_name(self._number)}", str(exc)
                 ) from exc
-            if self._slot == len(store._slots):
-                store._slots.append(store._slots[store._active.slot])  # held until installed
+            writer.segments.hold(self._slot, writer.active)
         self._uninstalled = True
         self._output_counted = 0
         try:
-            if store._fs.exists(path):
-                store._fs.remove(path)
-            self._file = store._fs.open(path, writable=True, create=True)
+            if writer.fs.exists(path):
+                writer.fs.remove(path)
+            self._file = writer.fs.open(path, writable=True, create=True)
             self._file.append(encode_segment_header(PACKED_VERSION))
         except OSError as exc:
             raise self._failed("creating", exc) from exc
@@ -141,8 +140,8 @@ class Outputs:
         file = self._file
         if file is None:
             return
-        store = self._store
-        check_writable(store)
+        writer = self._writer
+        check_writable(writer)
         self._write()
         name = segment_name(self._number)
         try:
@@ -151,25 +150,25 @@ class Outputs:
             raise self._failed("fsyncing", exc) from exc
         try:
             file.close()
-            reader = store._fs.open(file.path)  # ENG-39: every output gets its hint
+            reader = writer.fs.open(file.path)  # ENG-39: every output gets its hint
             try:
                 data = reader.pread(self._size, 0)
             finally:
                 reader.close()
-            store._hints.write(self._number, data)
-            store._fs.rename(file.path, f"{store.path}/{name}")
+            writer.hints.write(self._number, data)
+            writer.fs.rename(file.path, f"{writer.path}/{name}")
         except OSError as exc:
             raise self._failed("finishing", exc) from exc
         try:
-            store._fs.sync_dir(store.path)
+            writer.fs.sync_dir(writer.path)
         except OSError as exc:
             raise self._failed("fsyncing the directory of", exc) from exc
         try:
-            installed = store._fs.open(f"{store.path}/{name}")
+            installed = writer.fs.open(f"{writer.path}/{name}")
         except OSError as exc:
             raise self._failed("finishing", exc) from exc
         segment = Segment(installed, self._number, self._slot, packed=True)
-        install(store, segment, self._moves)
+        install(writer, segment, self._moves)
         self._uninstalled = False
         self.installed_counted += self._output_counted
         self.bytes += self._size
@@ -179,8 +178,8 @@ class Outputs:
 
     def _failed(self, what: str, exc: OSError) -> CompactionError:
         """ENG-57: a failing call on an output fails the compaction, not the store: nothing the
-        store relies on is in an output until it is installed."""
-        path = f"{self._store.path}/{segment_name(self._number)}"
+        writer relies on is in an output until it is installed."""
+        path = f"{self._writer.path}/{segment_name(self._number)}"
         return CompactionError(path, f"{what} a compaction output failed ({exc})")
 
     def abandon(self) -> None:
@@ -191,19 +190,18 @@ class Outputs:
         if not self._uninstalled:
             return
         self._uninstalled = False
-        store = self._store
+        writer = self._writer
         file, self._file = self._file, None
         if file is not None:
             with contextlib.suppress(OSError):
                 file.close()
-        name = f"{store.path}/{segment_name(self._number)}"
-        hint = f"{store.path}/{hint_name(self._number)}"
+        name = f"{writer.path}/{segment_name(self._number)}"
+        hint = f"{writer.path}/{hint_name(self._number)}"
         for path in (name + COMPACTING_SUFFIX, name, hint, hint + HINT_TEMPORARY_SUFFIX):
             with contextlib.suppress(OSError):
-                if store._fs.exists(path):
-                    store._fs.remove(path)
+                if writer.fs.exists(path):
+                    writer.fs.remove(path)
         with contextlib.suppress(OSError):
-            store._fs.sync_dir(store.path)
-        with store._lock:
-            store._free_slots.append(self._slot)
-            store._slot_dead[self._slot] = 0
+            writer.fs.sync_dir(writer.path)
+        with writer.lock:
+            writer.segments.release(self._slot)

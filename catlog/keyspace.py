@@ -112,6 +112,12 @@ class ExpiryOrder:
     def __len__(self) -> int:
         return self._size
 
+    def clear(self) -> None:
+        self._blocks.clear()
+        self._lasts.clear()
+        self._size = 0
+        self.soonest = NEVER
+
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         unpack = _AT.unpack_from
         for block in self._blocks:
@@ -369,6 +375,15 @@ class Keyspace:
             del expires[key]
             kill(len(key), index.pop(key))
         return len(keys)
+
+    def clear(self) -> None:
+        """ENG-18: a closed store lets go of its keys (the objects stay, so that the names the
+        store and its writer hold for them stay right)."""
+        self.index.clear()
+        self.expires.clear()
+        self.order.clear()
+        self.dead = 0
+        self.slot_dead[:] = [0] * len(self.slot_dead)
 
     def check(self) -> None:
         """The keyspace's invariants, for :meth:`catlog.store.Store._check_invariants`."""

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from . import auth
-from . import store as store_module
+from . import options as store_module
 from .errors import CatlogError
+from .options import FsyncPolicy
 from .protocol import line, resp
-from .store import FsyncPolicy
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 4000

@@ -20,19 +20,20 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .store import Store
+    from .writer import Writer
 
 
 @contextmanager
 def parked_background_compactions(store: Store) -> Iterator[None]:
     """Within the block, a background compaction ``store`` starts parks in its thread before
     taking the compaction lock; leaving the block lets it run. For tests only."""
-    compaction = store._compaction
+    compaction = store._writer.compaction
     run = compaction._background
     release = threading.Event()
 
-    def parked(store: Store, max_bytes: int | None) -> None:
+    def parked(writer: Writer, max_bytes: int | None) -> None:
         release.wait()
-        run(store, max_bytes)
+        run(writer, max_bytes)
 
     setattr(compaction, "_background", parked)  # noqa: B010 - shadows the method, for this block
     try:

@@ -15,23 +15,20 @@ built on (but for ``INCR`` and kin, which change one key with the lighter
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .arguments import check_expiry, check_key, check_value, ttl_ms
 from .batch import Write
 from .codec import MAX_EXPIRING_VALUE_SIZE
-
-if TYPE_CHECKING:
-    from .store import Store
+from .updates import abort, begin, commit, newest_value
+from .writer import Writer
 
 
 class Transaction:
     """ENG-54: a transaction's view of the store; made by :meth:`catlog.Store.transaction`."""
 
-    __slots__ = ("_open", "_store", "_wait", "_writes", "_written", "ticket")
+    __slots__ = ("_open", "_wait", "_writer", "_writes", "_written", "ticket")
 
-    def __init__(self, store: Store, *, wait: bool) -> None:
-        self._store = store
+    def __init__(self, writer: Writer, *, wait: bool) -> None:
+        self._writer = writer
         self._wait = wait
         self._writes: list[Write] = []
         self._written: dict[bytes, tuple[bytes | None, int]] = {}
@@ -42,18 +39,18 @@ class Transaction:
         """The ticket of the batch the transaction appended, 0 if it wrote nothing (ENG-28)."""
 
     def __enter__(self) -> Transaction:
-        self._store._begin()
+        begin(self._writer)
         self._open = True
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         self._open = False
         if exc_type is not None:
-            self._store._abort_transaction()
+            abort(self._writer)
             return
-        self.ticket = self._store._commit_transaction(self._writes)
+        self.ticket = commit(self._writer, self._writes)
         if self.ticket and self._wait:
-            self._store.wait_durable(self.ticket)
+            self._writer.wait_durable(self.ticket)
 
     def _newest(self, key: bytes) -> tuple[bytes, int] | None:
         if not self._open:
@@ -61,10 +58,10 @@ class Transaction:
         key = check_key(key)
         if key in self._written:
             value, expires_at = self._written[key]
-            if value is None or (expires_at and self._store.now_ms() > expires_at):
+            if value is None or (expires_at and self._writer.now_ms() > expires_at):
                 return None
             return value, expires_at
-        return self._store._newest_value(key)
+        return newest_value(self._writer, key)
 
     def get(self, key: bytes) -> bytes | None:
         """The key's value as every write before this one, and this transaction's own, leave it."""
@@ -92,7 +89,7 @@ class Transaction:
         if ttl is not None:
             if expires_at_ms is not None:
                 raise ValueError("give ttl or expires_at_ms, not both")
-            expires_at_ms = self._store.now_ms() + ttl_ms(ttl)
+            expires_at_ms = self._writer.now_ms() + ttl_ms(ttl)
         elif expires_at_ms is not None:
             check_expiry(expires_at_ms)
         at = expires_at_ms or 0

@@ -16,7 +16,7 @@ from catlog.batch import BatchOp
 from catlog.clock import Clock, SystemClock
 from catlog.errors import StoreFailedError
 from catlog.multi import EngineTransaction
-from catlog.store import StoreStats
+from catlog.stats import StoreStats
 
 REDIS_VERSION: Final = "7.2.0"
 """The Redis version whose behaviour catlog follows; HELLO and INFO report it (PROTO-46)."""

@@ -11,7 +11,7 @@ import sys
 
 from catlog import open as open_store
 from catlog.fs import FileSystem
-from catlog.store import DEFAULT_SEGMENT_SIZE
+from catlog.options import DEFAULT_SEGMENT_SIZE
 
 from .listing import segments_of
 from .progress import ProgressBar

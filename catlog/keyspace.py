@@ -32,12 +32,13 @@ binary search plus one C-level ``len`` per block of due pairs (128 to 1,024 of t
 judges a key, so the two agree at any clock reading, even one set back: a key forgotten is in
 neither ``index`` nor ``order``, and one not forgotten is counted as ``get`` sees it.
 
-Locks: the store's write lock (``Store._lock``, ENG-21) guards every change to all four. Readers
-(``get``, ``in``) read ``index`` and ``expires`` without it: each change is one dict operation,
-which CPython performs whole. ``order`` and ``dead`` are read and written only under the lock.
-The store keeps ``self._index`` and ``self._expires`` as these very dict objects, so its hot paths
-(``get``, ``put_nowait`` and ``put_many_nowait``, which inline :meth:`Keyspace.apply`'s plain PUT)
-read them without a call.
+Locks: the store's write lock (:attr:`catlog.writer.Writer.lock`, ENG-21) guards every change to
+all four. Readers (``get``, ``in``) read ``index`` and ``expires`` without it: each change is one
+dict operation, which CPython performs whole. ``order`` and ``dead`` are read and written only
+under the lock.
+The store and its writer name ``index`` and ``expires`` as these very dict objects (which is why
+closing clears them in place), so their hot paths (``get``, :meth:`catlog.writer.Writer.put` and
+``put_many``, which inline :meth:`Keyspace.apply`'s plain PUT) read them without a call.
 """
 
 from __future__ import annotations

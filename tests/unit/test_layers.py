@@ -182,7 +182,7 @@ def test_the_checker_sees_relative_absolute_and_hidden_imports(tmp_path: Path) -
     """The parser must not miss the import forms catlog uses, or the layer test proves nothing."""
     names = _module_names()
     store_imports = _runtime_imports("store", names["store"])
-    assert {"codec", "segment", "compaction"} <= store_imports
+    assert {"segment", "compaction", "writer"} <= store_imports
     resp = _runtime_imports("protocol.resp", names["protocol.resp"])
     assert "codec" in resp  # written as ``from catlog.codec import ...``
     assert "protocol.events" in resp

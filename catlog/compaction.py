@@ -427,6 +427,21 @@ class Compaction:
         compactor = self.thread
         return self.lock.locked() or (compactor is not None and compactor.is_alive())
 
+    def running_in_background(self) -> bool:
+        """ENG-98: whether a background compaction runs in a thread other than the caller's."""
+        compactor = self.thread
+        return (
+            compactor is not None
+            and compactor.is_alive()
+            and compactor is not threading.current_thread()
+        )
+
+    def wait_in_background(self, timeout: float) -> None:
+        """ENG-98: wait for the background compaction to end, at most ``timeout`` seconds."""
+        compactor = self.thread
+        if compactor is not None and compactor is not threading.current_thread():
+            compactor.join(timeout)
+
     def wait(self, writer: Writer, deadline: float | None) -> bool:
         """ENG-83: block until no compaction runs; ``False`` if ``time.monotonic()`` passed
         ``deadline`` first. Takes the write lock to look, and none while it waits."""

@@ -30,6 +30,10 @@ class StoreStats:
     """ENG-77: bytes appended to compaction outputs since open."""
     write_amplification: float = 0.0
     """ENG-77: ``compaction_bytes / client_bytes``, 0 before any client write."""
+    write_stalls: int = 0
+    """ENG-98: how many times a writer waited for compaction since open."""
+    write_stall_seconds: float = 0.0
+    """ENG-98: the time those waits took, in all."""
 
 
 def stats_of(writer: Writer, tail_repairs: tuple[TailRepair, ...]) -> StoreStats:
@@ -53,4 +57,6 @@ def stats_of(writer: Writer, tail_repairs: tuple[TailRepair, ...]) -> StoreStats
         client_bytes=client,
         compaction_bytes=written,
         write_amplification=written / client if client else 0.0,
+        write_stalls=writer.stalls,
+        write_stall_seconds=writer.stall_seconds,
     )

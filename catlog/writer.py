@@ -18,6 +18,7 @@ with it held unless they say they take it. Readers take no lock: ``index``, ``ex
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable
 from typing import Final
 
@@ -53,6 +54,12 @@ from .segmentset import SegmentSet
 
 _PUT: Final = int(RecordType.PUT)
 _PUT_EXPIRING: Final = int(RecordType.PUT_EXPIRING)
+
+STALL_AT: Final = 1.1
+"""ENG-98: writers wait at a rotation once the dead bytes reach this many times the share of
+the disk that makes a compaction due (``compact_threshold``)."""
+STALL_MOST: Final = 0.05
+"""ENG-98: the longest one writer waits for compaction, in seconds."""
 
 Pending = tuple[int, bytes, int | None, int]
 """A write waiting for its fsync under always: its ticket, its key, its location (``None`` for a
@@ -97,6 +104,11 @@ class Writer:
         self.hints: Final = HintWriter(fs, self.path, segments.order.__contains__)
         self.compaction: Final = Compaction()
         """ENG-39 .. ENG-42, ENG-57, ENG-73 .. ENG-76. Lock: its own ``lock``, taken first."""
+        self.behind = False
+        """ENG-98: whether the last :meth:`append` rotated while compaction was behind."""
+        self.stalls = 0
+        """ENG-98: the waits of writers for compaction since open."""
+        self.stall_seconds = 0.0
         self.last_ticket = 0
         """The ticket of the newest record appended: records appended since open (ENG-28)."""
         self.unsynced = False
@@ -163,7 +175,8 @@ class Writer:
         record = CRC_FIELD.pack(crc32c(body)) + body
         with self.lock:
             active = self.active
-            if self.refusal is not None or active.end + len(record) > self.segment_size:
+            rotating = self.refusal is not None or active.end + len(record) > self.segment_size
+            if rotating:
                 location = self.append(record, value_len)  # refuses, or rotates first
             else:
                 # append's common case, inline: the server benchmark showed its call.
@@ -192,7 +205,13 @@ class Writer:
                     self.keyspace.clear_expiry(key)
             if expires and self.keyspace.order.soonest < now:
                 self.keyspace.purge(now, WRITE_PURGE)  # ENG-61
-            return self.last_ticket
+            ticket = self.last_ticket
+            if not rotating:
+                return ticket
+            stall = self.behind
+        if stall:
+            self.stall()
+        return ticket
 
     def index_put(self, key: bytes, location: int, now: int) -> None:
         """A plain PUT of ``key`` just appended at ``location`` takes effect, or waits for its
@@ -241,49 +260,61 @@ class Writer:
         data = b"".join(records)
         with self.lock:
             active = self.active
-            if self.refusal is not None or active.end + len(data) > self.segment_size:
-                # One at a time: append refuses, or rotates where a record would not fit.
-                for key, record in zip(keys, records, strict=True):
-                    value_len = len(record) - RECORD_HEADER_SIZE - len(key)
-                    location = self.append(record, value_len)
-                    self.effect(key, location, 0)
-                return self.last_ticket
-            keyspace = self.keyspace
-            try:
-                offset = active.append(data)
-            except OSError as exc:
-                raise self.fail("write", exc) from exc
-            ticket = self.last_ticket
-            self.last_ticket = ticket + len(records)
-            self.unsynced = True
-            # inline pack_location: its slot part, for the spelling in the loop below
-            slot_bits = active.slot << SLOT_SHIFT
-            pending = self.pending if self.sync_each_write else None
-            index = self.index
-            expires = self.expires
+            if self.refusal is None and active.end + len(data) <= self.segment_size:
+                return self._put_run(active, data, keys, records, now)
+            # One at a time: append refuses, or rotates where a record would not fit.
+            stall = False
             for key, record in zip(keys, records, strict=True):
-                size = len(record)
-                value_len = size - RECORD_HEADER_SIZE - len(key)
-                # inline pack_location: the server benchmark's pipelined SETs come here.
-                location = (
-                    slot_bits
-                    | (offset << LEN_BITS)
-                    | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
-                )
-                offset += size
-                if pending is not None:
-                    ticket += 1
-                    pending.append((ticket, key, location, 0))
-                    continue
-                old = index.get(key)
-                index[key] = location
-                if old is not None:
-                    keyspace.kill(len(key), old)
-                if expires and key in expires:
-                    keyspace.clear_expiry(key)
-            if expires and keyspace.order.soonest < now:
-                keyspace.purge(now, WRITE_PURGE)  # ENG-61
-            return self.last_ticket
+                value_len = len(record) - RECORD_HEADER_SIZE - len(key)
+                location = self.append(record, value_len)
+                stall = stall or self.behind
+                self.effect(key, location, 0)
+            ticket = self.last_ticket
+        if stall:
+            self.stall()
+        return ticket
+
+    def _put_run(
+        self, active: ActiveSegment, data: bytes, keys: list[bytes], records: list[bytes], now: int
+    ) -> int:
+        """:meth:`put_many`'s common case: the ``records`` (``data`` joined) fit in the active
+        segment: one buffer append and one index loop."""
+        keyspace = self.keyspace
+        try:
+            offset = active.append(data)
+        except OSError as exc:
+            raise self.fail("write", exc) from exc
+        ticket = self.last_ticket
+        self.last_ticket = ticket + len(records)
+        self.unsynced = True
+        # inline pack_location: its slot part, for the spelling in the loop below
+        slot_bits = active.slot << SLOT_SHIFT
+        pending = self.pending if self.sync_each_write else None
+        index = self.index
+        expires = self.expires
+        for key, record in zip(keys, records, strict=True):
+            size = len(record)
+            value_len = size - RECORD_HEADER_SIZE - len(key)
+            # inline pack_location: the server benchmark's pipelined SETs come here.
+            location = (
+                slot_bits
+                | (offset << LEN_BITS)
+                | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
+            )
+            offset += size
+            if pending is not None:
+                ticket += 1
+                pending.append((ticket, key, location, 0))
+                continue
+            old = index.get(key)
+            index[key] = location
+            if old is not None:
+                keyspace.kill(len(key), old)
+            if expires and key in expires:
+                keyspace.clear_expiry(key)
+        if expires and keyspace.order.soonest < now:
+            keyspace.purge(now, WRITE_PURGE)  # ENG-61
+        return self.last_ticket
 
     def put_expiring(self, key: bytes, value: bytes, expires_at_ms: int) -> int:
         """ENG-33: append an expiring PUT (FMT-21); see :meth:`put`. Takes the lock."""
@@ -295,7 +326,11 @@ class Writer:
         with self.lock:
             location = self.append(record, len(value) + EXPIRY_SIZE, now)
             self.effect(key, location, expires_at_ms)
-            return self.last_ticket
+            ticket = self.last_ticket
+            stall = self.behind
+        if stall:
+            self.stall()
+        return ticket
 
     # ----------------------------------------------------------------------------- effects
 
@@ -340,6 +375,7 @@ class Writer:
         if self.refusal is not None:
             raise self.refused()
         active = self.active
+        self.behind = False
         if active.end + len(record) > self.segment_size and active.end > SEGMENT_HEADER_SIZE:
             active = self.rotate()
         try:
@@ -385,7 +421,23 @@ class Writer:
             self.hints.queue(sealed)
         if planned:
             compaction.start(self, self.options.compact_max_bytes)  # ENG-73: bounded
+        threshold = self.options.compact_threshold
+        self.behind = (
+            not gap
+            and threshold is not None
+            and compaction.running_in_background()
+            and self.keyspace.dead >= STALL_AT * threshold * self.segments.disk_bytes()
+        )
         return new
+
+    def stall(self) -> None:
+        """ENG-98: the writer whose record made the store rotate while compaction is behind
+        waits, with no lock held, for the compaction to end, at most :data:`STALL_MOST`."""
+        started = time.monotonic()
+        self.compaction.wait_in_background(STALL_MOST)
+        with self.lock:
+            self.stalls += 1
+            self.stall_seconds += time.monotonic() - started
 
     def write_hint(self, segment: Segment) -> None:
         """ENG-30, ENG-31: write the hint of a segment that just stopped being active.

@@ -138,6 +138,7 @@ def _info_persistence(session: Session) -> list[str]:
             f"catlog_unflushed_bytes:{stats.unflushed_bytes}",
             f"catlog_dead_bytes:{stats.dead_bytes}",
             f"catlog_write_amplification:{stats.write_amplification:.2f}",  # ENG-77
+            f"catlog_write_stalls:{stats.write_stalls}",  # ENG-98
         ]
     if isinstance(store, FailureSource):
         lines += _write_status(store.failure)

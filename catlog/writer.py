@@ -58,7 +58,7 @@ _PUT_EXPIRING: Final = int(RecordType.PUT_EXPIRING)
 STALL_AT: Final = 1.1
 """ENG-98: writers wait at a rotation once the dead bytes reach this many times the share of
 the disk that makes a compaction due (``compact_threshold``)."""
-STALL_MOST: Final = 0.05
+STALL_MOST: Final = 0.02
 """ENG-98: the longest one writer waits for compaction, in seconds."""
 
 Pending = tuple[int, bytes, int | None, int]

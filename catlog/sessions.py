@@ -156,9 +156,9 @@ class RespSession:
         group: list[tuple[bytes, bytes]] = []
         """SRV-11: the run of plain SETs read and not appended yet."""
         counts: list[tuple[bytes, Change]] = []
-        """SRV-28: the run of plain counters (INCR and kin) read and not run yet, and their
-        names."""
+        """SRV-28: the run of plain counters (INCR and kin) read and not run yet."""
         names: list[bytes] = []
+        """Their command names, for a PROTO-114 reply."""
         while True:
             # A list iterator, so that commands left when the loop returns stay in it, in order.
             self._pending = pending

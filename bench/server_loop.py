@@ -6,7 +6,9 @@ workload swing by half either way. Here the same reads that ``redis-benchmark -P
 replies go to a transport that drops them: catlog's :class:`catlog.connection.Connection` on a store
 with fsync never, against the minimal asyncio server's protocol (:mod:`bench.minimal_server`).
 What is left is the Python each server runs per request, measured in the same run, interleaved,
-each repetition of each server in a child process of its own.
+each repetition of each server in a child process of its own. catlog is fed the reads of
+``redis-benchmark -t incr`` too (keys ``counter:<n>``), which the minimal server does not know:
+that row is catlog's INCR against its own SET, issue 14's ratio without the client's noise.
 """
 
 from __future__ import annotations
@@ -52,11 +54,12 @@ class _Sink(asyncio.Transport):
 
 def _reads(name: bytes, reads: int, seed: int) -> list[bytes]:
     rng = random.Random(seed)
+    prefix = b"counter:" if name == b"INCR" else b"key:"  # as redis-benchmark names them
     out = []
     for _ in range(reads):
         commands = []
         for _ in range(PIPELINE):
-            key = b"key:%012d" % rng.randrange(KEY_SPACE)
+            key = b"%b%012d" % (prefix, rng.randrange(KEY_SPACE))
             commands.append(
                 encode_command(name, key, VALUE) if name == b"SET" else encode_command(name, key)
             )
@@ -71,23 +74,26 @@ def _cpu(feed: Callable[[bytes], object], reads: list[bytes]) -> Sample:
     return Sample(len(reads) * PIPELINE, time.process_time() - start)
 
 
-def once(kind: str, root: str, reads: int) -> tuple[Sample, Sample]:
-    """One server (``catlog`` or ``ceiling``) fed the SET reads, then the GET reads; CPU time
-    of each feeding loop. Runs in a child process of its own (:mod:`bench.tasks`, ``loop``)."""
+def once(kind: str, root: str, reads: int) -> Timings:
+    """One server (``catlog`` or ``ceiling``) fed the SET reads, then the GET reads, then
+    (catlog only) the INCR reads; CPU time of each feeding loop. Runs in a child process of its
+    own (:mod:`bench.tasks`, ``loop``)."""
     sets = _reads(b"SET", reads, 1)
     gets = _reads(b"GET", reads, 2)
+    incrs = _reads(b"INCR", reads, 3)
     if kind == "ceiling":
         minimal_server._data.clear()
         protocol = minimal_server._Minimal()
         protocol.connection_made(_Sink())
-        return _cpu(protocol.data_received, sets), _cpu(protocol.data_received, gets)
+        return _cpu(protocol.data_received, sets), _cpu(protocol.data_received, gets), None
     assert kind == "catlog", f"unknown server-loop contender {kind!r}"
     directory = tempfile.mkdtemp(dir=root)
     store = catlog.open(directory, fsync="never")
     server = Server(ServerConfig(data_dir=directory, fsync="never", idle_timeout=0), store)
     connection = Connection(server)
     connection.connection_made(_Sink())
-    timings = _cpu(connection.data_received, sets), _cpu(connection.data_received, gets)
+    feed = connection.data_received
+    timings = _cpu(feed, sets), _cpu(feed, gets), _cpu(feed, incrs)
     store.close()
     shutil.rmtree(directory)
     return timings
@@ -95,15 +101,25 @@ def once(kind: str, root: str, reads: int) -> tuple[Sample, Sample]:
 
 CEILING: Final = "minimal asyncio dict server (ceiling)"
 
+Timings = tuple[Sample, Sample, Sample | None]
+"""One repetition of one server: its SET, GET and INCR (catlog only) feeding loops."""
 
-def outcomes(found: dict[str, list[tuple[Sample, Sample]]], reads: int) -> list[Outcome]:
+
+def _set(runs: Timings) -> Sample:
+    return runs[0]
+
+
+def _get(runs: Timings) -> Sample:
+    return runs[1]
+
+
+def outcomes(found: dict[str, list[Timings]], reads: int) -> list[Outcome]:
     """The SET and GET rows from every repetition of each server, keyed by label (catlog's
-    first, then any ``catlog@LABEL`` checkouts, then :data:`CEILING`)."""
+    first, then any ``catlog@LABEL`` checkouts, then :data:`CEILING`), and the INCR row: each
+    catlog's INCR against the first one's own SET."""
     result = []
-    for index, command in enumerate(("SET", "GET")):
-        timings = {
-            label: Timing(tuple(pair[index] for pair in pairs)) for label, pairs in found.items()
-        }
+    for command, pick in (("SET", _set), ("GET", _get)):
+        timings = {label: Timing(tuple(map(pick, runs))) for label, runs in found.items()}
         figures = [
             Figure(label, t.rate, "req/s", tuple(s.rate for s in t.samples))
             for label, t in timings.items()
@@ -123,4 +139,36 @@ def outcomes(found: dict[str, list[tuple[Sample, Sample]]], reads: int) -> list[
                 ),
             )
         )
+    incr = {
+        label: (Timing(tuple(r[0] for r in runs)), Timing(tuple(r[2] for r in runs if r[2])))
+        for label, runs in found.items()
+        if label != CEILING
+    }
+    own_set = f"{next(iter(incr))} SET"
+    figures = [
+        Figure(f"{label} INCR", t.rate, "req/s", tuple(s.rate for s in t.samples))
+        for label, (_, t) in incr.items()
+    ]
+    sets = next(iter(incr.values()))[0]
+    ratios = ", ".join(
+        f"{label} {1e6 / t.rate:.2f} µs an INCR, {1e6 / s.rate:.2f} a SET, {t.rate / s.rate:.2f}x"
+        for label, (s, t) in incr.items()
+    )
+    result.append(
+        Outcome(
+            f"server loop, INCR x{PIPELINE} per read, no sockets",
+            figures[0],
+            (
+                Figure(own_set, sets.rate, "req/s", tuple(s.rate for s in sets.samples)),
+                *figures[1:],
+            ),
+            own_set,
+            None,
+            (
+                f"{reads:,} reads of {PIPELINE} pipelined INCRs of counter:<n> (random out of "
+                f"{KEY_SPACE:,}; each catlog after its SET and GET reads), against the same "
+                f"server's SET (issue 14's ratio, without the client); CPU time: {ratios}.",
+            ),
+        )
+    )
     return result

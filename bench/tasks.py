@@ -318,18 +318,22 @@ def compact(_session: Session, kind: str, path: str, n: int) -> Reply:
 
 
 def loop(_session: Session, kind: str, root: str, reads: int) -> Reply:
-    """One server's CPU time over the SET reads, then the GET reads (see bench.server_loop)."""
+    """One server's CPU time over the SET reads, then the GET reads, then (catlog) the INCR
+    reads (see bench.server_loop)."""
     # Imported here: it needs the server's modules, which a --compare-with checkout of an older
     # catlog may lay out otherwise, and only this task uses them.
     from . import server_loop  # noqa: PLC0415
 
-    sets, gets = server_loop.once(kind, root, reads)
-    return {
+    sets, gets, incrs = server_loop.once(kind, root, reads)
+    reply: Reply = {
         "set_ops": sets.ops,
         "set_seconds": sets.seconds,
         "get_ops": gets.ops,
         "get_seconds": gets.seconds,
     }
+    if incrs is not None:
+        reply |= {"incr_ops": incrs.ops, "incr_seconds": incrs.seconds}
+    return reply
 
 
 TASKS: Final = frozenset(

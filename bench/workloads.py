@@ -589,16 +589,16 @@ def server_loop(run: Run) -> list[Outcome]:
     reads = 5_000 if run.sizes.fill_keys >= 100_000 else 500
     root = run.fresh_dir("server-loop")
     contenders = [*_catlogs(run, "catlog", "catlog"), Contender(loop_module.CEILING, "ceiling")]
-    found: dict[str, list[tuple[Sample, Sample]]] = {c.label: [] for c in contenders}
+    found: dict[str, list[loop_module.Timings]] = {c.label: [] for c in contenders}
 
     def once(contender: Contender) -> Callable[[], Sample]:
         def run_once() -> Sample:
             reply = run.once(
                 contender.checkout, "loop", kind=contender.peer, root=root, reads=reads
             )
-            pair = _sample(reply, "set_"), _sample(reply, "get_")
-            found[contender.label].append(pair)
-            return pair[0]
+            incr = _sample(reply, "incr_") if "incr_ops" in reply else None
+            found[contender.label].append((_sample(reply, "set_"), _sample(reply, "get_"), incr))
+            return found[contender.label][-1][0]
 
         return run_once
 

@@ -1,18 +1,18 @@
 """A connection's protocol: its request reader, and the loop that runs what it reads (spec/server.md
-SRV-5, SRV-7, SRV-11; spec/protocol.md PROTO-80, PROTO-104, PROTO-110).
+SRV-5, SRV-7, SRV-11, SRV-28; spec/protocol.md PROTO-80, PROTO-104, PROTO-110).
 
 No sockets here: :class:`LineSession` and :class:`RespSession` are fed the bytes a connection
 read (through their ``reader``) and, in ``drive``, run the requests against the store, appending
 reply bytes to a list. They stop where a reply must wait for this connection's writes to be durable
 (SRV-5), or once enough replies are gathered for the connection to send them first (SRV-7). The
-RESP loop has the server's fast path for plain SET, GET and INCR (SRV-11), which a connection
-inside MULTI, or one that has not authenticated (PROTO-104), never takes.
+RESP loop has the server's fast path for plain SET, GET and the counters (SRV-11, SRV-28), which a
+connection inside MULTI, or one that has not authenticated (PROTO-104), never takes.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final, cast
 
 from . import auth, commands
@@ -22,7 +22,11 @@ from .groupcommit import TicketingStore
 from .multi import Watches
 from .protocol import line, replies, resp
 from .protocol.events import NEED_DATA, NeedData
+from .protocol.replies import Error
 from .protocol.resp import RespParser, RespProtocolError
+
+Change = Callable[[bytes | None], bytes | None]
+"""ENG-80: what a counter does to its key's value."""
 
 Request = line.LineRequest | line.LineError | list[bytes] | RespProtocolError
 """A request as a reader gives it: a line-protocol event or a RESP command (or its error)."""
@@ -126,8 +130,11 @@ class RespSession:
         lookup, arity check, call and reply encoding costing a sixth of a pipelined SET beyond
         its parse and append. Plain SETs in a row are gathered and appended as one group
         (SRV-11) just before the next other command runs, or when the read's commands run out.
-        A plain ``INCR key`` goes straight to :func:`catlog.commands.strings.increment` (ENG-80).
-        Every other command, and every other spelling of these three, takes the command layer;
+        Plain ``INCR``, ``DECR``, ``INCRBY`` and ``DECRBY`` in a row are gathered likewise and
+        run as one ``modify_many_nowait`` (SRV-28, ENG-90) under ``never`` and ``interval``;
+        under ``always`` a plain ``INCR key`` goes alone to
+        :func:`catlog.commands.strings.increment` (ENG-80), after the writes it must wait for.
+        Every other command, and every other spelling of these, takes the command layer;
         both ways give the same bytes (tests/server/test_fast_path.py). Inside MULTI every
         command takes the command layer, which queues it (PROTO-80), and so does every command
         of a connection that has not authenticated, which refuses it (PROTO-104).
@@ -148,6 +155,10 @@ class RespSession:
         counters = session.server.counters
         group: list[tuple[bytes, bytes]] = []
         """SRV-11: the run of plain SETs read and not appended yet."""
+        counts: list[tuple[bytes, Change]] = []
+        """SRV-28: the run of plain counters (INCR and kin) read and not run yet."""
+        names: list[bytes] = []
+        """Their command names, for a PROTO-114 reply."""
         while True:
             # A list iterator, so that commands left when the loop returns stay in it, in order.
             self._pending = pending
@@ -155,8 +166,29 @@ class RespSession:
                 counters.commands += 1
                 words = len(command)
                 if words == 3 and command[0] in _SET_NAMES and not layered:
+                    if counts:
+                        self._count(counts, names, out)
+                        counts, names = [], []
                     group.append((command[1], command[2]))
                     continue
+                if not tracks and not layered:
+                    # SRV-28: the server benchmark's pipelined INCRs, gathered as SETs are.
+                    if words == 2 and command[0] in _STEPS:
+                        change: Change | None = _STEPS[command[0]]
+                    elif words == 3 and command[0] in _BY_NAMES:
+                        change = _change_by(command)
+                    else:
+                        change = None
+                    if change is not None:
+                        if group:
+                            self._append_group(group, out)
+                            group = []
+                        counts.append((command[1], change))
+                        names.append(command[0])
+                        continue
+                if counts:
+                    self._count(counts, names, out)
+                    counts, names = [], []
                 if group:
                     written = self._append_group(group, out)
                     if tracks and written:
@@ -204,6 +236,9 @@ class RespSession:
                 if tracks and written:
                     ticket = written
                 group = []
+            if counts:
+                self._count(counts, names, out)
+                counts, names = [], []
             event = self.reader.next_commands()
             if event is NEED_DATA:
                 return ticket, None, False, False
@@ -249,6 +284,36 @@ class RespSession:
                 watches.touch(key)
         return written
 
+    def _count(
+        self, counts: list[tuple[bytes, Change]], names: list[bytes], out: list[bytes]
+    ) -> None:
+        """SRV-28: run a run of plain counters with one ``modify_many_nowait`` (ENG-90) and
+        answer each as the command layer would have answered it run alone."""
+        try:
+            outcomes, _ = self._store.store.modify_many_nowait(counts)
+        except CatlogError as exc:
+            out.append(replies.error_bytes(f"ERR {exc}") * len(counts))  # PROTO-54
+            return
+        except Exception as exc:
+            for number, name in enumerate(names):  # PROTO-114: logged once, for the run
+                out.append(_internal_error(name.lower().decode(), exc, logged=number > 0))
+            return
+        touch = self._watches.touch if self._watches.active else None  # PROTO-84
+        for outcome, (key, _), name in zip(outcomes, counts, names, strict=True):
+            if type(outcome) is bytes:
+                out.append(b":%b\r\n" % outcome)
+                if touch is not None:
+                    touch(key)
+            elif isinstance(outcome, CatlogError):
+                out.append(replies.error_bytes(f"ERR {outcome}"))  # PROTO-54
+            else:
+                assert isinstance(outcome, Exception), "a counter's change always writes"
+                refused = strings.refusal(outcome)
+                if refused is not None:
+                    out.append(replies.encode(refused))
+                else:
+                    out.append(_internal_error(name.lower().decode(), outcome))  # PROTO-114
+
     def _incr(self, key: bytes) -> bytes:
         """PROTO-87: a plain ``INCR key``, answered as the command layer would (the server
         benchmark's INCR spent a fifth of its time in the layer's lookup, call and encoding)."""
@@ -275,13 +340,26 @@ class RespSession:
 _SET_NAMES: Final = frozenset((b"SET", b"set"))
 _GET_NAMES: Final = frozenset((b"GET", b"get"))
 _INCR_NAMES: Final = frozenset((b"INCR", b"incr"))
+_STEPS: Final[dict[bytes, Change]] = {
+    name: strings.change_by(amount)
+    for name, amount in ((b"INCR", 1), (b"incr", 1), (b"DECR", -1), (b"decr", -1))
+}
+"""SRV-28: the plain ``INCR key`` and ``DECR key`` in the usual spellings, and their changes."""
+_BY_NAMES: Final = frozenset((b"INCRBY", b"incrby", b"DECRBY", b"decrby"))
 _OK: Final = replies.encode(replies.OK)
 _NULL2: Final = replies.encode(None, 2)
 _NULL3: Final = replies.encode(None, 3)
 
 
-def _internal_error(name: str, exc: Exception) -> bytes:
-    return replies.error_bytes("ERR " + commands.internal_error(name, exc))
+def _internal_error(name: str, exc: Exception, *, logged: bool = False) -> bytes:
+    return replies.error_bytes("ERR " + commands.internal_error(name, exc, logged=logged))
+
+
+def _change_by(command: list[bytes]) -> Change | None:
+    """SRV-28: the change of a plain ``INCRBY`` or ``DECRBY``, or ``None`` if its amount is
+    refused, which the command layer then answers."""
+    amount = strings.counter_amount(command)
+    return None if isinstance(amount, Error) else strings.change_by(amount)
 
 
 def _only_writes(command: list[bytes]) -> bool:

@@ -488,6 +488,14 @@ class Store(MutableMapping[bytes, bytes]):
         """ENG-80, ENG-81: :meth:`modify` without the wait (:func:`catlog.updates.modify`)."""
         return updates.modify(self._open(), key, change)
 
+    def modify_many_nowait(
+        self, changes: Iterable[tuple[bytes, Callable[[bytes | None], bytes | None]]]
+    ) -> tuple[list[bytes | Exception | None], int]:
+        """ENG-90, ENG-91: :meth:`modify_nowait` for each ``(key, change)`` in order, under one
+        hold of the write lock (:func:`catlog.updates.modify_many`); returns each one's outcome
+        (the value written, ``None``, or the exception it met) and the newest ticket."""
+        return updates.modify_many(self._open(), changes)
+
     def write_batch(self, ops: Iterable[BatchOp]) -> None:
         """ENG-37: apply every operation of ``ops`` in order, all or nothing, even across a crash.
 

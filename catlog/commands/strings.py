@@ -8,6 +8,7 @@ PROTO-113 (the lookups INFO counts), PROTO-115 (LCS).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from fractions import Fraction
 from typing import TYPE_CHECKING, Final
 
@@ -131,6 +132,18 @@ def _mset(session: Session, args: list[bytes]) -> Reply:
 
 def _incr(session: Session, args: list[bytes]) -> Reply:
     """PROTO-87: INCR, DECR, INCRBY, DECRBY key [amount], read and written as one step."""
+    amount = counter_amount(args)
+    if isinstance(amount, Error):
+        return amount
+    new = increment(session.store, args[1], amount)
+    if not isinstance(new, Error):
+        session.watches.touch(args[1])
+    return new
+
+
+def counter_amount(args: list[bytes]) -> int | Error:
+    """PROTO-87: what INCR, DECR, INCRBY or DECRBY (``args``, of the right arity) adds, or the
+    error it is answered with before anything is read."""
     name = args[0].lower()
     if name in (b"incr", b"decr"):
         amount = 1
@@ -143,10 +156,19 @@ def _incr(session: Session, args: list[bytes]) -> Reply:
         if amount == _INT64_MIN:
             return Error("ERR decrement would overflow")
         amount = -amount
-    new = increment(session.store, args[1], amount)
-    if not isinstance(new, Error):
-        session.watches.touch(args[1])
-    return new
+    return amount
+
+
+def change_by(amount: int) -> Callable[[bytes | None], bytes]:
+    """ENG-80's change for adding ``amount`` (PROTO-87); it raises what :func:`refusal` turns
+    into the command's error reply."""
+    return _ADD_ONE if amount == 1 else functools.partial(_add, amount)
+
+
+def refusal(exc: Exception) -> Error | None:
+    """PROTO-87: the reply to a counter whose change raised ``exc`` because of the value (not an
+    integer, or the result out of range), or ``None`` for any other exception."""
+    return exc.reply if isinstance(exc, _RefusedError) else None
 
 
 def increment(store: KeyValueStore, key: bytes, amount: int) -> int | Error:
@@ -154,7 +176,7 @@ def increment(store: KeyValueStore, key: bytes, amount: int) -> int | Error:
     store (ENG-80), keeping its expiry as Redis does; the new value, or the error. The server's
     loop calls it for a plain INCR without the rest of the command layer (SRV-11's fast path)."""
     try:
-        written = store.modify(key, _ADD_ONE if amount == 1 else functools.partial(_add, amount))
+        written = store.modify(key, change_by(amount))
     except _RefusedError as refused:
         return refused.reply
     assert written is not None, "_add writes or raises"

@@ -281,3 +281,43 @@ def test_an_incr_shown_another_clients_write_in_flight_answers_after_its_fsync(
     store.wait_durable(incr_ticket)
     assert store[b"k"] == (b"2" if value == b"1" else b"abc")
     store.close()
+
+
+@pytest.mark.spec("SRV-28", "ENG-90", "PROTO-87", "PROTO-54", "PROTO-84")
+def test_plain_counters_in_a_row_are_answered_as_each_alone(data_dir: str) -> None:
+    low = b"-9223372036854775808"
+    pipelined_both_ways(
+        data_dir,
+        [
+            [(b"INCR", b"n"), (b"INCR", b"n"), (b"DECR", b"n"), (b"INCRBY", b"n", b"10")],
+            [(b"DECRBY", b"n", b"3"), (b"incrby", b"n", b"-5"), (b"decrby", b"n", b"2")],
+            [(b"SET", b"s", b"abc"), (b"INCR", b"s"), (b"INCR", b"n"), (b"INCRBY", b"n", b"x")],
+            [(b"INCR", b"n"), (b"DECRBY", b"n", low), (b"INCRBY", b"n", low), (b"INCR", b"n")],
+            [(b"SET", b"max", b"9223372036854775807"), (b"INCR", b"max"), (b"DECR", b"max")],
+            [(b"INCRBY", b"max", b"0"), (b"INCR", BIG_KEY), (b"INCR", b"n"), (b"GET", b"n")],
+            [(b"INCR", b"a"), (b"SET", b"a", b"10"), (b"INCR", b"a"), (b"GET", b"a")],
+            [(b"INCR", b"a"), (b"Incr", b"a"), (b"INCR", b"a"), (b"INCR", b"a", b"extra")],
+            [(b"WATCH", b"a"), (b"INCR", b"a"), (b"MULTI",), (b"INCR", b"a"), (b"EXEC",)],
+            [(b"INCR", b"n"), (b"MULTI",), (b"INCR", b"n"), (b"DECR", b"n"), (b"EXEC",)],
+            [(b"SET", b"e", b"007"), (b"INCR", b"e"), (b"SET", b"f", b" 1"), (b"DECR", b"f")],
+            [CLOSE],
+            [(b"INCR", b"n"), (b"DECR", b"n"), (b"SET", b"a", b"1")],
+        ],
+    )
+
+
+@pytest.mark.spec("SRV-28", "ENG-91", "PROTO-54", "REC-10")
+def test_a_run_of_counters_whose_append_fails_answers_each_with_the_error(data_dir: str) -> None:
+    fs = FaultyFileSystem()
+    with failing(catlog.open(data_dir, fs=fs, fsync="never")) as store:
+        store.put(b"filler", b"v" * 65_400)  # the write buffer is nearly full, not handed over
+        session = RespSession(TicketingStore(store), ServerInfo(), client_id=1)
+        fs.fail("append")
+        pipeline = [(b"INCR", b"a")] * 8 + [(b"GET", b"a"), (b"INCR", b"b")]
+        session.reader.receive_data(b"".join(encode_command(*c) for c in pipeline))
+        out, _ = drive_to_the_end(session, store)
+    error = out[0][: len(out[0]) // 8]
+    assert out[0] == error * 8, "each INCR of the run is told, none is acknowledged"
+    assert error.startswith(b"-ERR ")
+    assert b"segment-00001.log: write failed ([Errno 5] " in error
+    assert out[1:] == [b"$-1\r\n", error], "nothing of the run took effect; then REC-10"

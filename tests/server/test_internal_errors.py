@@ -129,3 +129,41 @@ def test_the_line_protocol_answers_error_and_goes_on(
     assert line.encode_reply(reply) == b"ERROR internal error in 'get' command: RuntimeError\n"
     assert execute_line(store, line.Put(b"k", b"v")) == line.OK
     assert len(internal_errors(caplog)) == 1
+
+
+@pytest.mark.spec("PROTO-114", "SRV-28")
+def test_the_loops_own_counters_answer_the_error_too(
+    store: catlog.Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = RespSession(TicketingStore(store), Info(), client_id=1)
+    monkeypatch.setattr(store, "modify_many_nowait", _raise)
+    replies = drive(
+        session,
+        (b"INCR", b"k"),
+        (b"decrby", b"k", b"2"),
+        (b"ECHO", b"between"),
+        (b"INCRBY", b"a", b"1"),
+    )
+    assert replies == (
+        b"-ERR internal error in 'incr' command: RuntimeError\r\n"
+        b"-ERR internal error in 'decrby' command: RuntimeError\r\n"
+        b"$7\r\nbetween\r\n"
+        b"-ERR internal error in 'incrby' command: RuntimeError\r\n"
+    )
+    assert len(internal_errors(caplog)) == 2  # one per failure; the run of two fails once
+
+
+@pytest.mark.spec("PROTO-114", "PROTO-54", "SRV-28", "ENG-90")
+def test_each_counter_of_a_run_is_answered_its_own_outcome(
+    store: catlog.Store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = RespSession(TicketingStore(store), Info(), client_id=1)
+    outcomes = [b"5", RuntimeError(BROKEN), catlog.CorruptionError("/db/x", 16, "crc mismatch")]
+    monkeypatch.setattr(store, "modify_many_nowait", lambda changes: (outcomes, 1))
+    replies = drive(session, (b"INCR", b"k"), (b"DECR", b"k"), (b"INCRBY", b"k", b"3"))
+    assert replies == (
+        b":5\r\n"
+        b"-ERR internal error in 'decr' command: RuntimeError\r\n"
+        b"-ERR /db/x@16: crc mismatch\r\n"
+    )
+    assert len(internal_errors(caplog)) == 1

@@ -597,3 +597,49 @@ def test_lcs_answers_as_redis_does(
     finally:
         for client in (*clients, *watchers):
             client.close()
+
+
+AMOUNTS: Final = [*NUMBERS, b"-9223372036854775808", b"9223372036854775806", b"-2", b" 1"]
+
+
+@st.composite
+def counters(draw: st.DrawFn) -> list[bytes]:
+    """A counter (in any of three spellings, sometimes with a wrong number of arguments), or now
+    and then a SET or GET that ends a run of them (SRV-28)."""
+    name = draw(st.sampled_from(["INCR", "DECR", "INCRBY", "DECRBY", "SET", "GET"]))
+    if name in ("SET", "GET") and draw(st.integers(0, 2)):
+        name = draw(st.sampled_from(["INCR", "INCRBY"]))
+    args = [draw(keys)]
+    if name in ("INCRBY", "DECRBY"):
+        args.append(draw(st.sampled_from(AMOUNTS)))
+    elif name == "SET":
+        args.append(draw(values))
+    if draw(st.integers(0, 19)) == 0:
+        args = args[:-1] if draw(st.booleans()) else [*args, b"1"]
+    spelling = draw(st.sampled_from([name, name.lower(), name.capitalize()]))
+    return [spelling.encode(), *args]
+
+
+@pytest.mark.spec("SRV-28", "PROTO-87", "PROTO-54")
+@settings(max_examples=1_000 if _NIGHTLY else 100, deadline=None)
+@given(
+    start=st.lists(st.tuples(keys, values), max_size=4),
+    pipeline=st.lists(counters(), min_size=1, max_size=24),
+)
+def test_pipelined_counters_answer_as_redis_does(
+    servers: tuple[int, int], start: list[tuple[bytes, bytes]], pipeline: list[list[bytes]]
+) -> None:
+    """The whole pipeline in one write, so that catlog runs its counters in a row together."""
+    clients = Client(servers[0]), Client(servers[1])
+    try:
+        replies = []
+        for client in clients:
+            assert client.call([b"FLUSHALL"]) == ("+", "OK")
+            for key, value in start:
+                client.call([b"SET", key, value])
+            client.sock.sendall(b"".join(encode_command(*command) for command in pipeline))
+            replies.append([read_reply(client.sock, client.buffer) for _ in pipeline])
+        assert replies[0] == replies[1], (start, pipeline)
+    finally:
+        for client in clients:
+            client.close()

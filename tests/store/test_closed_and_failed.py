@@ -41,6 +41,7 @@ STORE_CALLS: dict[str, Callable[[catlog.Store], object]] = {
     "persist_nowait": lambda s: s.persist_nowait(b"k"),
     "modify": lambda s: s.modify(b"k", lambda old: b"v"),
     "modify_nowait": lambda s: s.modify_nowait(b"k", lambda old: b"v"),
+    "modify_many_nowait": lambda s: s.modify_many_nowait([(b"k", lambda old: b"v")]),
     "write_batch": lambda s: s.write_batch([]),
     "write_batch_nowait": lambda s: s.write_batch_nowait([]),
     "batch": lambda s: s.batch(),

@@ -26,7 +26,7 @@ from crc32c import crc32c
 
 import catlog
 
-from . import compaction, dataset, memory, peers
+from . import compaction, dataset, memory, peers, segments
 from .children import Reply, Scalar
 from .group_floor import MinimalGroupCommit, TextbookGroupCommit
 from .peers import Handle
@@ -336,6 +336,16 @@ def loop(_session: Session, kind: str, root: str, reads: int) -> Reply:
     return reply
 
 
+def segment_files(_session: Session, path: str, count: int) -> Reply:
+    """The segments workload's store, ``count`` segments written as files (untimed)."""
+    return segments.write_store(path, count)
+
+
+def segments_under_limit(_session: Session, path: str, count: int, limit: int) -> Reply:
+    """The segments workload: the store's life under ``ulimit -n limit``, each step timed."""
+    return segments.under_limit(path, count, limit)
+
+
 TASKS: Final = frozenset(
     {
         "fill",
@@ -353,6 +363,8 @@ TASKS: Final = frozenset(
         "loop",
         "many_segments",
         "budget_get",
+        "segment_files",
+        "segments_under_limit",
     }
 )
 """The functions of this module a parent may call, by the name :meth:`Child.call` sends."""

@@ -20,7 +20,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from . import children, compaction, expiry, peers, servers
+from . import children, compaction, expiry, peers, segments, servers
 from . import server_loop as loop_module
 from .children import HERE, Checkout, Reply, Scalar, Worker
 from .report import Figure, Outcome, Target
@@ -663,6 +663,54 @@ def open_files(run: Run) -> list[Outcome]:
     ]
 
 
+def many_segments(run: Run) -> list[Outcome]:
+    """Issue 17: a store of 20,000 segments under ``ulimit -n 1024`` (see :mod:`bench.segments`).
+
+    Run once, not ``repeats`` times: the figures say that it works and roughly what each step
+    costs, and the peak of descriptors is the one judged. Only the catlog beside bench/ takes
+    part: before FMT-12's 15 slot bits no catlog opened more than 16,384 segments.
+    """
+    path = run.fresh_dir("segments")
+    built = run.once(HERE, "segment_files", path=path, count=segments.SEGMENTS)
+    reply = run.once(
+        HERE, "segments_under_limit", path=path, count=segments.SEGMENTS, limit=segments.LIMIT
+    )
+    shutil.rmtree(path)
+    limit, budget = int(reply["limit"]), int(reply["budget"])
+    count = int(built["segments"])
+
+    def seconds(step: str) -> Figure:
+        return Figure(step, float(reply[f"{step}_seconds"]), "s")
+
+    def rate(step: str, ops: str, unit: str) -> Figure:
+        return Figure(step, int(reply[ops]) / float(reply[f"{step}_seconds"]), unit)
+
+    steps = (
+        seconds("open"),
+        rate("get", "gets", "gets/s"),
+        rate("put", "puts", "puts/s"),
+        seconds("compact"),
+        seconds("close"),
+    )
+    where = f"{count:,} segments, ulimit -n {limit}"
+    return [
+        Outcome(
+            f"peak descriptors: {where}",
+            Figure("catlog", float(reply["peak"]), "fds"),
+            steps,
+            None,
+            Target(limit - 1, at_least=False, absolute=True),
+            (
+                f"max_open_files {budget} (the default, ENG-65); {reply['gets']} gets of every"
+                f" key, {reply['puts']} puts each rotating, a compaction bounded to"
+                f" {segments.COMPACT_SEGMENTS} segments' bytes removed {reply['removed']} and"
+                f" wrote {reply['written']} ({reply['copied']} records copied); segments"
+                f" {reply['segments_before']} before it, {reply['segments_after']} after",
+            ),
+        )
+    ]
+
+
 def expiry_latency(run: Run) -> list[Outcome]:
     """Server PING latency while every key expires at once (see :mod:`bench.expiry`)."""
     return expiry.workload(run.fresh_dir("expiry"), run.sizes.fill_keys, run.checkouts)
@@ -681,6 +729,7 @@ WORKLOADS: Final[dict[str, Callable[[Run], list[Outcome]]]] = {
     "compact": compact_space,
     "latency": compact_latency,
     "files": open_files,
+    "segments": many_segments,
     "expiry": expiry_latency,
 }
 """By the name ``--only`` takes, in the order a full run goes through them."""

@@ -23,8 +23,7 @@ from . import open as open_store
 from .clock import SystemClock
 from .errors import CatlogError
 from .fs import FileSystem, OsFileSystem
-from .index import MAX_SEGMENT_SIZE
-from .options import DEFAULT_SEGMENT_SIZE, MIN_SEGMENT_SIZE
+from .options import DEFAULT_SEGMENT_SIZE
 from .tools.check import check
 from .tools.compact import compact
 from .tools.dump import dump
@@ -116,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     compact.add_argument("data_dir", metavar="DIR")
     compact.add_argument(
         "--segment-size",
-        type=_segment_size,
+        type=serverconfig.segment_size,
         default=DEFAULT_SEGMENT_SIZE,
         metavar="N",
         help="bytes per output segment, as serve --segment-size (default %(default)s)",
@@ -170,16 +169,6 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _segment_size(text: str) -> int:
-    """TOOL-42: the sizes a store accepts (ENG-9), refused here as a usage error (TOOL-40)."""
-    value = int(text)
-    if not MIN_SEGMENT_SIZE <= value <= MAX_SEGMENT_SIZE:
-        raise argparse.ArgumentTypeError(
-            f"must be between {MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE} bytes"
-        )
     return value
 
 

@@ -5,8 +5,8 @@ integer below 2**60, because CPython stores such an int in 32 bytes while a ``(s
 size)`` tuple costs over 100: with a million keys that is the difference between the index fitting
 the memory target of the benchmark (bench/README.md) or not.
 
-    bit 59 ............ 46 45 ........... 16 15 ........ 0
-        segment slot (14)   offset (30)       value_len (16)
+    bit 59 ............ 45 44 ........... 16 15 ........ 0
+        segment slot (15)   offset (29)       value_len (16)
 
 * The *slot* is a small number the store gives each open segment (not its file number, which only
   grows), so at most ``MAX_SLOTS`` segments are open at once.
@@ -36,8 +36,8 @@ from typing import Final
 
 from .codec import Record, RecordType
 
-SLOT_BITS: Final = 14
-OFFSET_BITS: Final = 30
+SLOT_BITS: Final = 15
+OFFSET_BITS: Final = 29
 LEN_BITS: Final = 16
 
 MAX_SLOTS: Final = 1 << SLOT_BITS
@@ -46,6 +46,23 @@ LARGE_VALUE: Final = (1 << LEN_BITS) - 1
 
 SLOT_SHIFT: Final = OFFSET_BITS + LEN_BITS
 OFFSET_MASK: Final = MAX_SEGMENT_SIZE - 1
+
+FORMER_MAX_SEGMENT_SIZE: Final = 1 << 30
+"""FMT-36: the longest segment an older catlog wrote, when an offset had 30 bits and a slot 14."""
+
+
+def older_segment(size: int, directory: str) -> str:
+    """FMT-36: why a segment of ``size`` bytes, over :data:`MAX_SEGMENT_SIZE` but not over
+    :data:`FORMER_MAX_SEGMENT_SIZE`, is refused, and how to bring the store in ``directory``
+    back within the limit: nothing about its bytes is wrong, so the remedy is not a repair.
+    """
+    assert MAX_SEGMENT_SIZE < size <= FORMER_MAX_SEGMENT_SIZE, "FMT-12's corruption otherwise"
+    return (
+        f"segment of {size} bytes, longer than this catlog reads ({MAX_SEGMENT_SIZE}); an older"
+        f" catlog, which allowed {FORMER_MAX_SEGMENT_SIZE}, wrote it, and nothing was changed:"
+        f" compact the store with that catlog (catlog compact --segment-size {MAX_SEGMENT_SIZE}"
+        f" {directory}), then open it with this one"
+    )
 
 
 def pack_location(slot: int, offset: int, value_len: int) -> int:
@@ -64,10 +81,10 @@ def unpack_location(location: int) -> tuple[int, int, int]:
     return location >> SLOT_SHIFT, (location >> LEN_BITS) & OFFSET_MASK, location & LARGE_VALUE
 
 
-_SLOT_LOW_BITS: Final = tuple(bytes((b | low << 6) & 0xFF for b in range(256)) for low in range(4))
-"""For each value of a slot's two low bits, the byte table that puts them above an offset's top
-six (see :func:`pack_locations`)."""
-_BELOW_64: Final = bytes(range(64))
+_SLOT_LOW_BITS: Final = tuple(bytes((b | low << 5) & 0xFF for b in range(256)) for low in range(8))
+"""For each value of a slot's three low bits, the byte table that puts them above an offset's top
+five (see :func:`pack_locations`)."""
+_BELOW_32: Final = bytes(range(32))
 _BYTE_LAYOUT: Final = (
     sys.byteorder == "little" and array("I").itemsize == 4 and array("Q").itemsize == 8
 )
@@ -81,13 +98,13 @@ def pack_locations(
     index entries of a hint's PUT entries (:func:`catlog.hint.apply_hint`). ``longest`` is the
     largest of ``value_lens`` if the caller knows it already.
 
-    ``None`` if an offset is 2**30 or more, which no location can hold (FMT-12): its top bits
+    ``None`` if an offset is 2**29 or more, which no location can hold (FMT-12): its top bits
     would land in the slot's.
 
-    A location is ``slot << 46 | offset << 16 | value_len`` (the length capped at 65,535). In
+    A location is ``slot << 45 | offset << 16 | value_len`` (the length capped at 65,535). In
     the common case, on a little-endian machine with every value shorter than that and every
-    offset below 2**30, each location's eight bytes are the value length's two low bytes, the
-    offset's four (its top byte with the slot's two low bits above its six), then the slot's
+    offset below 2**29, each location's eight bytes are the value length's two low bytes, the
+    offset's four (its top byte with the slot's three low bits above its five), then the slot's
     other twelve bits: the columns' bytes are laid into place with strided slices, in C, and
     read back as u64s, instead of calling :func:`pack_location` for each, which the other cases
     still do (the reopen benchmark). This byte layout and :func:`pack_location` are the two
@@ -102,7 +119,7 @@ def pack_locations(
         top_bytes = b""
     else:
         top_bytes = memoryview(offsets).cast("B")[3::4].tobytes()
-        if top_bytes.translate(None, _BELOW_64):
+        if top_bytes.translate(None, _BELOW_32):
             return None
     if not _BYTE_LAYOUT or not count or longest >= LARGE_VALUE:
         return [
@@ -117,9 +134,9 @@ def pack_locations(
     packed[2::8] = places[0::4]
     packed[3::8] = places[1::4]
     packed[4::8] = places[2::4]
-    packed[5::8] = top_bytes.translate(_SLOT_LOW_BITS[slot & 3])
-    packed[6::8] = bytes(((slot >> 2) & 0xFF,)) * count
-    packed[7::8] = bytes((slot >> 10,)) * count
+    packed[5::8] = top_bytes.translate(_SLOT_LOW_BITS[slot & 7])
+    packed[6::8] = bytes(((slot >> 3) & 0xFF,)) * count
+    packed[7::8] = bytes((slot >> 11,)) * count
     return array("Q", packed).tolist()
 
 

@@ -40,7 +40,7 @@ from .errors import (
 from .filecache import FileCache, remedy
 from .fs import File, FileLock, FileSystem
 from .hint import HintProblem, apply_hint, decode_hint, hint_name, segment_crc_of
-from .index import MAX_SEGMENT_SIZE, MAX_SLOTS, Expiring
+from .index import FORMER_MAX_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MAX_SLOTS, Expiring, older_segment
 from .recovery import Action, Verdict, judge_damage, judge_header
 from .segment import COMPACTING_SUFFIX, ActiveSegment, Segment, parse_segment_name, segment_name
 from .walk import replay_packed, replay_plain
@@ -239,7 +239,7 @@ class _Opening:
         path = f"{self.path}/{hint_name(number)}"
         size = segment.size()
         if size > MAX_SEGMENT_SIZE:
-            return None  # replay reports it (FMT-12)
+            return None  # replay reports it (FMT-12, FMT-36)
         self._doing = f"reading the hint {path}"
         file = self._fs.open(path)
         try:
@@ -273,10 +273,12 @@ class _Opening:
         tail (REC-19).
         """
         size = file.size()
-        if size > MAX_SEGMENT_SIZE:
+        if size > FORMER_MAX_SEGMENT_SIZE:
             raise CorruptionError(
-                file.path, MAX_SEGMENT_SIZE, "segment longer than the format allows"
+                file.path, FORMER_MAX_SEGMENT_SIZE, "segment longer than the format allows"
             )
+        if size > MAX_SEGMENT_SIZE:
+            raise CatlogError(f"{file.path}: {older_segment(size, self.path)}")
         data = file.pread(size, 0)
         status, version = decode_segment_header(data)
         packed = status is codec.HeaderStatus.OK and version == PACKED_VERSION

@@ -44,7 +44,7 @@ from .codec import (
 )
 from .errors import LockedError
 from .fs import FileLock, FileSystem
-from .index import MAX_SEGMENT_SIZE
+from .index import FORMER_MAX_SEGMENT_SIZE, MAX_SEGMENT_SIZE, older_segment
 from .segment import COMPACTING_SUFFIX, parse_segment_name, segment_name
 
 LOCK_NAME: Final = "LOCK"
@@ -67,7 +67,8 @@ class RegionKind(enum.Enum):
     FORMAT_VIOLATION = "crc ok but breaks the format, repair refuses"
     """A record written whole with a reserved type or a DELETE with a value (REC-7)."""
     UNSUPPORTED = "unreadable by this version, repair refuses"
-    """A header of an unknown format version (FMT-3), or a segment over 1 GiB (FMT-12)."""
+    """A header of an unknown format version (FMT-3), or a segment over FMT-12's limit, which
+    an older catlog may have written (FMT-36)."""
 
 
 REFUSED_KINDS: Final = frozenset({RegionKind.FORMAT_VIOLATION, RegionKind.UNSUPPORTED})
@@ -117,6 +118,8 @@ def scan_segment(
     size = len(data)
     if size > max_size:
         reason = f"segment of {size} bytes is longer than the format allows ({max_size})"
+        if max_size == MAX_SEGMENT_SIZE and size <= FORMER_MAX_SEGMENT_SIZE:
+            reason = older_segment(size, "DIR")
         yield Region(0, size, reason, RegionKind.UNSUPPORTED)
         return
     status, version = decode_segment_header(data)

@@ -48,7 +48,7 @@ from .groupcommit import Committer, TicketingStore
 from .keyspace import PURGE_STEP
 from .multi import Watches
 from .reopen import ReopenPolicy, Step, StoreWatch
-from .serverconfig import PASSWORD_VARIABLE, ServerConfig, StartError
+from .serverconfig import PASSWORD_VARIABLE, ServerConfig, StartError, store_open_files
 from .store import Store
 
 log = logging.getLogger("catlog.server")
@@ -301,7 +301,7 @@ async def serve(
             compact_threshold=config.compact_threshold,
             hints="background" if config.hints else False,
             fs=fs,
-            max_open_files=config.max_open_files,
+            max_open_files=store_open_files(config),
         )
     except (CatlogError, OSError) as exc:
         reason = str(exc)

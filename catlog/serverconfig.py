@@ -1,5 +1,6 @@
 """What ``catlog serve`` takes on its command line, checked before anything is opened
-(spec/server.md SRV-2, SRV-10, SRV-15, SRV-21).
+(spec/server.md SRV-2, SRV-10, SRV-15, SRV-21, SRV-27), and the descriptor budget it gives its
+store (SRV-26).
 
 :class:`ServerConfig` holds every setting of a server as one frozen value. :func:`add_arguments`
 declares the flags and :func:`config_from` turns the parsed command line into a config; the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -19,6 +21,8 @@ from typing import Final
 from . import auth
 from . import options as store_module
 from .errors import CatlogError
+from .filecache import MIN_OPEN_FILES, RESERVED_DESCRIPTORS, default_max_open_files
+from .index import MAX_SEGMENT_SIZE
 from .options import FsyncPolicy
 from .protocol import line, resp
 
@@ -46,6 +50,17 @@ def _open_files(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def segment_size(text: str) -> int:
+    """SRV-27, TOOL-42: the sizes a store accepts (ENG-9, FMT-12), refused here as a usage
+    error rather than by the store once the server is starting."""
+    value = int(text)
+    if not store_module.MIN_SEGMENT_SIZE <= value <= MAX_SEGMENT_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"must be between {store_module.MIN_SEGMENT_SIZE} and {MAX_SEGMENT_SIZE} bytes"
+        )
     return value
 
 
@@ -105,7 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--segment-size",
-        type=int,
+        type=segment_size,
         default=store_module.DEFAULT_SEGMENT_SIZE,
         help="bytes per segment file before rotation (default %(default)s)",
     )
@@ -150,7 +165,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-open-files",
         type=_open_files,
         default=None,
-        help="sealed segments' descriptors held open at once (default: from ulimit -n, ENG-65)",
+        help="sealed segments' descriptors held open at once (default: from ulimit -n and"
+        " --max-connections, SRV-26)",
     )
     parser.add_argument(
         "--requirepass",
@@ -175,6 +191,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["debug", "info", "warning", "error"],
         help="logging threshold (default %(default)s)",
     )
+
+
+def store_open_files(config: ServerConfig, soft_limit: int | None = None) -> int:
+    """SRV-26: the store's descriptor budget, leaving one for each of ``max_connections``.
+
+    The engine's default (ENG-65) keeps half of what ``soft_limit`` (``RLIMIT_NOFILE``'s, read
+    now if ``None``) leaves for the rest of the process; a server knows what that rest is, its
+    connections, and may need more than half for them.
+    """
+    if config.max_open_files is not None:
+        return config.max_open_files
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    default = default_max_open_files(soft_limit)
+    if soft_limit == resource.RLIM_INFINITY or soft_limit < 0:
+        return default
+    room = soft_limit - RESERVED_DESCRIPTORS - config.max_connections
+    return max(MIN_OPEN_FILES, min(default, room))
 
 
 PASSWORD_VARIABLE: Final = "CATLOG_REQUIREPASS"

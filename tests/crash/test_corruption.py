@@ -294,6 +294,33 @@ def test_segment_longer_than_one_gib_is_corruption_without_reading_it(data_dir: 
     assert not [name for name in os.listdir(data_dir) if ".torn-" in name]
 
 
+@pytest.mark.spec("FMT-36", "FMT-12")
+@pytest.mark.parametrize("size", [2**29 + 1, 2**30])
+@pytest.mark.parametrize("hints", [False, True])
+def test_a_segment_over_512_mib_from_an_older_catlog_is_refused_with_the_remedy(
+    data_dir: str, size: int, hints: bool
+) -> None:
+    """Not corruption: an older catlog allowed segments up to 1 GiB. Nothing is read or changed."""
+    build(data_dir)
+    if hints:
+        catlog.open(data_dir, hints=True).close()  # the sealed segments get their hints
+    path = Path(data_dir, segment(1))
+    os.truncate(path, size)  # sparse
+    before = {name: Path(data_dir, name).stat().st_size for name in os.listdir(data_dir)}
+    fs = FaultyFileSystem(read_limit=1 << 20)
+    with pytest.raises(catlog.CatlogError) as caught:
+        catlog.open(data_dir, fs=fs, hints=hints)
+    assert not isinstance(caught.value, catlog.CorruptionError)
+    assert str(caught.value) == (
+        f"{data_dir}/{segment(1)}: segment of {size} bytes, longer than this catlog reads"
+        " (536870912); an older catlog, which allowed 1073741824, wrote it, and nothing was"
+        " changed: compact the store with that catlog (catlog compact --segment-size 536870912"
+        f" {data_dir}), then open it with this one"
+    )
+    assert fs.largest_read <= SEGMENT_SIZE
+    assert {name: Path(data_dir, name).stat().st_size for name in os.listdir(data_dir)} == before
+
+
 def pwrite(path: Path, offset: int, data: bytes) -> None:
     """Change bytes under an open store, the way a failing disk would.
 

@@ -12,6 +12,7 @@ from typing import Final
 
 import pytest
 
+from catlog.serverconfig import ServerConfig, store_open_files
 from tests.server.conftest import RunningServer, send_and_read, start_server
 from tests.store.segments import key_of, value_of, write_segments
 
@@ -38,7 +39,7 @@ def held(server: RunningServer) -> int:
 
 
 @needs_proc
-@pytest.mark.spec("SRV-2", "ENG-65", "ENG-69")
+@pytest.mark.spec("SRV-2", "ENG-65", "ENG-69", "SRV-26")
 @pytest.mark.parametrize("flags", [(), ("--max-open-files", "16")])
 def test_the_server_opens_and_serves_a_store_of_more_segments_than_its_limit(
     tmp_path: Path, flags: tuple[str, ...]
@@ -54,7 +55,7 @@ def test_the_server_opens_and_serves_a_store_of_more_segments_than_its_limit(
                 reply = send_and_read(sock, f"GET {key}\n".encode(), 1)
                 assert reply == [b"VALUE " + value_of(number)], key
             assert send_and_read(clients[0], b"PUT new v\nGET new\n", 2) == [b"OK", b"VALUE v"]
-            budget = 16 if flags else (LIMIT - 64) // 2
+            budget = 16 if flags else 8  # SRV-26: 1,024 connections leave no room under 256
             assert held(server) <= budget + len(clients) + 16
         finally:
             for sock in clients:
@@ -82,3 +83,67 @@ def test_max_open_files_below_one_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--max-open-files: must be at least 1" in done.stderr
+
+
+@pytest.mark.spec("SRV-26", "ENG-65")
+@pytest.mark.parametrize(
+    ("soft", "connections", "given", "budget"),
+    [
+        (1024, 1024, None, 8),  # no room left: the least budget
+        (1024, 100, None, 480),  # room enough: the engine's default, (1024 - 64) // 2
+        (1024, 700, None, 260),  # 1024 - 64 - 700
+        (65_536, 1024, None, 10_000),  # the engine's ceiling
+        (resource.RLIM_INFINITY, 1024, None, 10_000),
+        (1024, 1024, 16, 16),  # --max-open-files as given
+    ],
+)
+def test_the_servers_default_budget_leaves_a_descriptor_per_connection(
+    soft: int, connections: int, given: int | None, budget: int
+) -> None:
+    config = ServerConfig(max_connections=connections, max_open_files=given)
+    assert store_open_files(config, soft) == budget
+
+
+@needs_proc
+@pytest.mark.spec("SRV-26", "ENG-65")
+def test_a_server_keeps_fewer_segments_open_when_its_connections_need_the_descriptors(
+    tmp_path: Path,
+) -> None:
+    """256 descriptors, 150 connections: (256 - 64) // 2 = 96 would leave 96 for the
+    connections and everything else; 256 - 64 - 150 = 42 leaves them theirs."""
+    count = 300
+    write_segments(tmp_path / "data", count)
+    server = start_limited(str(tmp_path / "data"), LIMIT, "--no-hints", "--max-connections", "150")
+    try:
+        with server.connect() as sock:
+            for number in range(1, count + 1):
+                reply = send_and_read(sock, f"GET {key_of(number).decode()}\n".encode(), 1)
+                assert reply == [b"VALUE " + value_of(number)]
+            assert held(server) <= 42 + 1 + 16
+    finally:
+        assert server.stop() == 0, server.output[-20:]
+
+
+@pytest.mark.spec("SRV-27", "FMT-12")
+@pytest.mark.parametrize("size", ["63", "536870913"])
+def test_a_segment_size_a_store_would_refuse_is_a_usage_error(tmp_path: Path, size: str) -> None:
+    data_dir = tmp_path / "data"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "catlog",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--segment-size",
+            size,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "--segment-size: must be between 64 and 536870912 bytes" in done.stderr
+    assert not data_dir.exists()

@@ -57,7 +57,7 @@ def test_open_creates_the_directory_and_the_first_segment(data_dir: str) -> None
     [
         {"fsync": "sometimes"},
         {"segment_size": 63},
-        {"segment_size": 2**30 + 1},
+        {"segment_size": 2**29 + 1},
         {"fsync_interval_ms": 0},
     ],
 )

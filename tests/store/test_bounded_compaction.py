@@ -127,7 +127,7 @@ def test_writes_stop_short_of_the_segment_limit_saying_to_compact_and_compaction
 
 @pytest.mark.spec("ENG-25", "ENG-73", "ENG-74")
 def test_bad_bounds_and_limits_are_refused(data_dir: str) -> None:
-    for bad in ({"max_segments": 31}, {"max_segments": 16385}, {"compact_max_bytes": 0}):
+    for bad in ({"max_segments": 31}, {"max_segments": 32_769}, {"compact_max_bytes": 0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             catlog.open(data_dir, **bad)  # type: ignore[arg-type]
     assert not os.path.exists(data_dir)

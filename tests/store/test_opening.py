@@ -47,7 +47,7 @@ def test_by_default_rotation_writes_no_hint(data_dir: str) -> None:
 @pytest.mark.spec("ENG-25")
 def test_the_argument_ranges_include_their_bounds(data_dir: str) -> None:
     with catlog.open(data_dir, segment_size=MAX_SEGMENT_SIZE, fsync_interval_ms=1) as store:
-        assert store.segment_size == 1 << 30
+        assert store.segment_size == 1 << 29  # FMT-12
     with catlog.open(data_dir, segment_size=64, fsync="interval", fsync_interval_ms=1) as store:
         assert store.fsync_interval_ms == 1
 
@@ -58,7 +58,8 @@ def test_the_argument_ranges_include_their_bounds(data_dir: str) -> None:
     [
         ({"fsync": "sometimes"}, "fsync must be one of always, interval, never, not 'sometimes'"),
         ({"fsync_interval_ms": 0}, "fsync_interval_ms must be positive"),
-        ({"segment_size": 63}, "segment_size must be between 64 and 1073741824 bytes"),
+        ({"segment_size": 63}, "segment_size must be between 64 and 536870912 bytes"),
+        ({"segment_size": 2**29 + 1}, "segment_size must be between 64 and 536870912 bytes"),
     ],
 )
 def test_an_invalid_argument_is_named_with_what_is_allowed(

@@ -119,8 +119,8 @@ def test_a_sealed_segment_keeps_its_file_number_and_slot(data_dir: str) -> None:
 
 
 @pytest.mark.spec("ENG-11", "ENG-9", "ENG-74", "ENG-75")
-def test_at_most_16384_segments_are_open_at_once() -> None:
-    """The index packs a segment's slot into 14 bits (catlog/index.py): 16,384 slots, no more.
+def test_at_most_32768_segments_are_open_at_once() -> None:
+    """The index packs a segment's slot into 15 bits (catlog/index.py): 32,768 slots, no more.
 
     A directory with one more is refused at open, before anything is read; one of exactly that
     many opens, the rotation that would need one more is refused, saying to compact, and
@@ -135,7 +135,7 @@ def test_at_most_16384_segments_are_open_at_once() -> None:
         file.close()
     with pytest.raises(catlog.CatlogError) as caught:
         catlog.open("/db", fs=fs)
-    assert str(caught.value) == "/db holds 16385 segments; at most 16384"
+    assert str(caught.value) == "/db holds 32769 segments; at most 32768"
     fs.remove(f"/db/{segment_name(MAX_SLOTS + 1)}")
     with catlog.open("/db", fs=fs, segment_size=64) as store:
         assert store.stats().segments == MAX_SLOTS

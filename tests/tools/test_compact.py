@@ -124,8 +124,8 @@ def test_compact_without_segment_size_uses_the_library_default(
     assert catlog.DEFAULT_SEGMENT_SIZE == 64 * 1024 * 1024
 
 
-@pytest.mark.spec("TOOL-42", "TOOL-40")
-@pytest.mark.parametrize("size", ["63", "1073741825", "4k"])
+@pytest.mark.spec("TOOL-42", "TOOL-40", "FMT-12")
+@pytest.mark.parametrize("size", ["63", "536870913", "1073741825", "4k"])
 def test_compact_refuses_a_segment_size_a_store_would_refuse(
     size: str, data_dir: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -400,10 +400,10 @@ def test_a_directory_of_more_segments_than_a_store_opens_is_a_usage_error(
 ) -> None:
     fs = SimFileSystem()
     fs.makedirs("/d")
-    for number in range(1, 16_386):
+    for number in range(1, 32_770):
         fs.open(f"/d/{segment(number)}", writable=True, create=True).close()
     assert main(["map", "/d", "--html", "/m.html"], fs=fs) == 2
     assert capsys.readouterr().err == (
-        "catlog map: /d holds 16385 segments; a store opens at most 16384\n"
+        "catlog map: /d holds 32769 segments; a store opens at most 32768\n"
     )
     assert not fs.exists("/m.html")

@@ -6,6 +6,7 @@ makes of them (TOOL-3, TOOL-4).
 
 from __future__ import annotations
 
+import mmap
 import struct
 
 import pytest
@@ -238,3 +239,21 @@ def test_any_bytes_scan_to_entries_that_tile_the_segment(data: bytes, newest: bo
     for entry in entries:
         if isinstance(entry, Record):
             assert decode_record(data, entry.offset) == entry
+
+
+@pytest.mark.spec("TOOL-4", "FMT-36")
+@pytest.mark.parametrize("size", [(1 << 29) + 1, 1 << 30])
+def test_a_segment_an_older_catlog_made_longer_than_512_mib_is_unreadable_with_advice(
+    size: int,
+) -> None:
+    """An anonymous map stands for the file: its pages are never touched, so nothing is read."""
+    with mmap.mmap(-1, size) as data:
+        [region] = list(scan(memoryview(data), newest=False))
+    assert region == Region(
+        0,
+        size,
+        f"segment of {size} bytes, longer than this catlog reads (536870912); an older catlog,"
+        " which allowed 1073741824, wrote it, and nothing was changed: compact the store with"
+        " that catlog (catlog compact --segment-size 536870912 DIR), then open it with this one",
+        RegionKind.UNSUPPORTED,
+    )

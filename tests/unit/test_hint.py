@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from typing import Final
 
 import pytest
 from crc32c import crc32c
@@ -329,25 +330,34 @@ def test_the_empty_key_alone_in_a_hint_is_read_back() -> None:
     assert hint.put_keys == [b""]
 
 
-@pytest.mark.spec("ENG-32", "ENG-11", "FMT-18")
+LARGEST_OFFSET: Final = (1 << 29) - 21
+"""FMT-12: the last offset at which a record's 21-byte header fits in the longest segment."""
+BOUNDARY_OFFSETS: Final = [16, 255, 256, (1 << 24) - 1, 1 << 24, (1 << 28) + 5, LARGEST_OFFSET]
+"""Offsets whose top byte is 0, 1 and each of the five bits the slot's low three sit above."""
+
+
+@pytest.mark.spec("ENG-32", "ENG-11", "FMT-18", "FMT-12")
 @given(
     st.lists(
         st.tuples(
-            st.integers(16, (1 << 30) - 21),
+            st.integers(16, LARGEST_OFFSET) | st.sampled_from(BOUNDARY_OFFSETS),
             st.integers(0, 300) | st.sampled_from([65_534, 65_535, 65_536, 1 << 26]),
         ),
         max_size=40,
     ),
-    st.sampled_from([0, 1, 2, 3, 4, 255, 1023, 1024, (1 << 14) - 1]),
+    st.sampled_from(
+        [0, 1, 2, 3, 4, 7, 8, 255, 1023, 1024, 2047, 2048, 16_383, 16_384, 16_385, 20_000, 32_767]
+    ),
 )
 def test_the_index_entries_of_a_hint_are_those_replay_would_make(
     entries: list[tuple[int, int]], slot: int
 ) -> None:
-    """apply_hint lays out the entries' bytes in C when it can; they must equal pack_location's."""
+    """apply_hint lays out the entries' bytes in C when it can; they must equal pack_location's,
+    up to the last slot (15 bits, ENG-74) and the last offset (29 bits, FMT-12)."""
     offsets = array("I", [offset for offset, _ in entries])
     value_lens = array("I", [value_len for _, value_len in entries])
     keys = [b"k%d" % i for i in range(len(entries))]
-    hint = Hint(1, 1 << 30, 0, keys, offsets, value_lens, [])
+    hint = Hint(1, 1 << 29, 0, keys, offsets, value_lens, [])
     index: dict[bytes, int] = {}
     assert apply_hint(hint, slot, index, {}) is None
     assert index == {
@@ -357,10 +367,17 @@ def test_the_index_entries_of_a_hint_are_those_replay_would_make(
 
 
 @pytest.mark.spec("FMT-18", "FMT-12", "REC-16")
-@pytest.mark.parametrize("offset", [1 << 30, (1 << 30) + 16, (1 << 32) - 1])
-def test_an_offset_no_location_can_hold_makes_the_hint_unusable(offset: int) -> None:
-    """Its top bits would land among the slot's: the entry would point into another segment."""
-    hint = Hint(1, 1 << 30, 0, [b"a", b"b"], array("I", [16, offset]), array("I", [1, 1]), [])
+@pytest.mark.parametrize(
+    "offset", [1 << 29, (1 << 29) + 16, (1 << 30) - 21, 1 << 30, (1 << 31) + 7, (1 << 32) - 1]
+)
+@pytest.mark.parametrize("value_len", [1, 70_000])
+def test_an_offset_no_location_can_hold_makes_the_hint_unusable(
+    offset: int, value_len: int
+) -> None:
+    """Its top bits would land among the slot's: the entry would point into another segment.
+    Both paths of pack_locations refuse it, the byte layout (short values) and the other."""
+    lens = array("I", [1, value_len])
+    hint = Hint(1, 1 << 30, 0, [b"a", b"b"], array("I", [16, offset]), lens, [])
     index: dict[bytes, int] = {}
     assert apply_hint(hint, 5, index, {}) is HintProblem.BAD_LAYOUT
     assert index == {}

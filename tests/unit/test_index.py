@@ -118,6 +118,21 @@ def test_replay_stops_exactly_where_the_reference_decoder_finds_damage(
         assert result.damage == damage
 
 
+@pytest.mark.spec("ENG-11", "FMT-12", "ENG-74")
+@pytest.mark.parametrize(
+    ("slot", "offset"), [(16_384, 16), (16_385, (1 << 29) - 1), (32_767, 1 << 28), (32_767, 16)]
+)
+def test_slots_above_16384_and_offsets_below_2_to_the_29_make_distinct_locations(
+    slot: int, offset: int
+) -> None:
+    """15 slot bits (ENG-74: 32,768 segments) and 29 offset bits (FMT-12: 512 MiB)."""
+    location = pack_location(slot, offset, 7)
+    assert location < 2**60
+    assert unpack_location(location) == (slot, offset, 7)
+    assert location != pack_location(slot - 1, offset, 7)
+    assert (MAX_SLOTS, MAX_SEGMENT_SIZE) == (32_768, 1 << 29)
+
+
 @pytest.mark.spec("ENG-11", "FMT-12")
 def test_a_location_outside_its_fields_is_refused_not_packed_into_a_neighbour() -> None:
     assert unpack_location(pack_location(MAX_SLOTS - 1, MAX_SEGMENT_SIZE - 1, 0)) == (

@@ -453,6 +453,27 @@ class GroupCommit:
                 self._condition.wait()
 
 
+class Flusher:
+    """ENG-15, ENG-16: the thread that runs a store's :meth:`Store.tick` every ``interval``
+    seconds under "interval" and "never", named ``catlog-flush <path>``."""
+
+    def __init__(self, store: Store, interval: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=flush_in_background,
+            args=(weakref.ref(store), self._stop, interval),
+            name=f"catlog-flush {store.path}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End the thread and wait for it (unless this is it: a store dropped in its tick)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+
 def flush_in_background(
     ref: weakref.ReferenceType[Store], stop: threading.Event, interval: float
 ) -> None:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
-from .compaction import RESERVED_SLOTS, default_max_bytes
+from .compactionplan import RESERVED_SLOTS, default_max_bytes
 from .filecache import default_max_open_files
 from .index import MAX_SEGMENT_SIZE, MAX_SLOTS
 

@@ -18,7 +18,7 @@ import weakref
 from typing import TYPE_CHECKING, Final
 
 from .codec import SEGMENT_HEADER_SIZE
-from .compaction import RESERVED_SLOTS
+from .compactionplan import RESERVED_SLOTS
 from .errors import CatlogError
 from .filecache import FileCache
 from .index import MAX_SLOTS, unpack_location

@@ -56,7 +56,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
@@ -65,7 +64,7 @@ from . import updates
 from .arguments import check_expiry, check_key, ttl_ms
 from .batch import Batch, BatchOp
 from .clock import Clock, SystemClock
-from .commit import flush_in_background
+from .commit import Flusher
 from .compaction import CompactionReport
 from .errors import CatlogError, CorruptionError, StoreClosedError, StoreFailedError
 from .fs import FileSystem, OsFileSystem
@@ -215,16 +214,7 @@ class Store(MutableMapping[bytes, bytes]):
         self.put_many_nowait = writer.put_many  # type: ignore[method-assign]
         if writer.sync_each_write:
             self.wait_durable = writer.commits.wait_durable  # type: ignore[method-assign]
-        self._stop_flusher = threading.Event()
-        self._flusher: threading.Thread | None = None
-        if fsync != "always":
-            self._flusher = threading.Thread(
-                target=flush_in_background,
-                args=(weakref.ref(self), self._stop_flusher, fsync_interval_ms / 1000),
-                name=f"catlog-flush {self.path}",
-                daemon=True,
-            )
-            self._flusher.start()
+        self._flusher = Flusher(self, fsync_interval_ms / 1000) if fsync != "always" else None
         _open_stores[id(self)] = self
 
     @property
@@ -620,9 +610,7 @@ class Store(MutableMapping[bytes, bytes]):
         with writer.compaction.lock:  # ENG-40: a running compaction finishes first
             writer.hints.stop()
             if self._flusher is not None:
-                self._stop_flusher.set()
-                if self._flusher is not threading.current_thread():  # dropped in its own tick
-                    self._flusher.join()
+                self._flusher.stop()
             writer.commits.wait_for_term()  # a term ends before the files close (ENG-59)
             with writer.lock:
                 if writer.closed:

@@ -173,7 +173,10 @@ class RespParser:
         max_multibulk_length: int = MAX_MULTIBULK_LENGTH,
         max_bulk_length: int = MAX_BULK_LENGTH,
         max_request_size: int = MAX_REQUEST_SIZE,
+        walk: bool = True,
     ) -> None:
+        """``walk=False`` turns the fast walk off, leaving the state machine alone: the reference
+        the walk is checked against (tests/protocol/test_resp_reader.py)."""
         self._max_line: Final = max_line_length
         self._max_count: Final = max_multibulk_length
         self._max_bulk: Final = max_bulk_length
@@ -191,7 +194,8 @@ class RespParser:
         self._ready: list[list[bytes]] = []
         # Whether the fast walk may run: every command it can read is within the limits.
         self._walks = (
-            max_multibulk_length >= _LARGEST_COUNT
+            walk
+            and max_multibulk_length >= _LARGEST_COUNT
             and max_bulk_length >= _LARGEST_LENGTH
             and max_request_size >= _LARGEST_WALKED_COMMAND
         )

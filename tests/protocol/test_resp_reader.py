@@ -283,9 +283,7 @@ stream_piece = (
 
 
 def state_machine_only() -> RespParser:
-    parser = RespParser()
-    parser._walks = False  # the general path alone, as a reference for the walk
-    return parser
+    return RespParser(walk=False)  # the general path alone, as a reference for the walk
 
 
 @pytest.mark.spec("PROTO-3", "PROTO-16", "PROTO-18")

@@ -12,7 +12,7 @@ import pytest
 
 import catlog
 from catlog.codec import RECORD_HEADER_SIZE
-from catlog.compaction import choose_inputs, default_max_bytes
+from catlog.compactionplan import choose_inputs, default_max_bytes
 from catlog.segment import parse_segment_name
 
 

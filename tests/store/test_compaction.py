@@ -871,10 +871,10 @@ def test_automatic_compaction_is_due_at_exactly_both_limits(data_dir: str) -> No
             store.put(b"k%d" % (i % 10), b"v%02d" % (i % 100))  # 26 bytes: every size is even
         disk = store.stats().disk_bytes
         in_use = store.stats().segments
-        assert in_use < catlog.compaction.crowded(store.max_segments)
+        assert in_use < catlog.compactionplan.crowded(store.max_segments)
 
     def due(dead: int, threshold: float) -> bool:
-        return catlog.compaction.due_by(
+        return catlog.compactionplan.due_by(
             dead, disk, threshold, 1024, in_use=in_use, max_segments=store.max_segments
         )
 
@@ -889,7 +889,7 @@ def test_automatic_compaction_is_due_at_exactly_both_limits(data_dir: str) -> No
 
 @pytest.mark.spec("ENG-76")
 def test_a_crowded_store_is_due_at_exactly_one_segment_of_dead_bytes() -> None:
-    due_by, slots = catlog.compaction.due_by, catlog.compaction.crowded(256)
+    due_by, slots = catlog.compactionplan.due_by, catlog.compactionplan.crowded(256)
     disk = 1 << 30  # far from the threshold: only the crowding rule can make it due
     assert due_by(1024, disk, 0.5, 1024, in_use=slots, max_segments=256)
     assert not due_by(1023, disk, 0.5, 1024, in_use=slots, max_segments=256)

@@ -33,7 +33,17 @@ LAYERS: list[set[str]] = [
         "protocol.replies",
     },
     # One concept on top of the foundations.
-    {"arguments", "index", "recovery", "filecache", "simfile", "reopen", "commit", "protocol.line"},
+    {
+        "arguments",
+        "index",
+        "recovery",
+        "filecache",
+        "simfile",
+        "reopen",
+        "commit",
+        "compactionplan",
+        "protocol.line",
+    },
     # On one such concept: segments on the file cache, the walks on the index, the simulated
     # file system on its files.
     {"segment", "walk", "simfs", "keyspace"},

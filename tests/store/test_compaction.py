@@ -260,7 +260,10 @@ def test_compaction_starts_by_itself_when_dead_bytes_cross_the_threshold(data_di
         for i in range(2000):
             store.put(b"k%d" % (i % 10), bytes(50))
             stats = store.stats()
-            if stats.compacting or stats.compaction_bytes:  # running, or ran and copied
+            # Running, or ran: a compaction of inputs that hold no live record copies nothing,
+            # and one may end before stats() (a writer waits for it, ENG-98), but the oldest
+            # segment is gone either way.
+            if stats.compacting or stats.compaction_bytes or 1 not in segments(data_dir):
                 assert store.wait_for_compaction(timeout=30)
                 break
         else:

@@ -423,6 +423,31 @@ def test_a_failing_call_on_an_output_fails_the_compaction_not_the_store(
     assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
 
 
+@pytest.mark.spec("ENG-57", "REC-18")
+def test_an_output_that_cannot_be_removed_still_fails_only_the_compaction() -> None:
+    """Removing a failed output is best effort: when removing it fails too, the
+    compaction still raises its own error (the fsync's, not the cleanup's) and the store goes
+    on; what was left behind is a leftover the next open removes."""
+    fs = SimFileSystem()
+    with catlog.open("/db", fs=fs, segment_size=256, clock=catlog.ManualClock()) as store:
+        for i in range(60):
+            store.put(b"k%d" % (i % 12), b"value %d" % i)
+        expected = dict(store.items())
+        fs.fail("sync", nth=3, error=errno.ENOSPC)
+        fs.fail("remove", persistent=True)
+        with pytest.raises(catlog.CompactionError) as caught:
+            store.compact()
+        fs.heal()
+        assert "fsyncing a compaction output failed" in str(caught.value)
+        assert store.failure is None, "the store did not fail"
+        store.put(b"later", b"accepted")
+        expected[b"later"] = b"accepted"
+        assert dict(store.items()) == expected
+    with catlog.open("/db", fs=fs, segment_size=256) as store:
+        assert dict(store.items()) == expected
+    assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
+
+
 def background_compactions(caplog: pytest.LogCaptureFixture) -> list[str]:
     """What each background compaction that ended logged (ENG-42): it compacted, or it failed."""
     return [

@@ -230,3 +230,33 @@ def test_write_amplification_is_compaction_bytes_over_client_bytes(data_dir: str
         store.put(b"k", b"v")
         assert store.stats().client_bytes == RECORD_HEADER_SIZE + 2, "counted since open"
         assert store.stats().compaction_bytes == 0
+
+
+@pytest.mark.spec("ENG-95", "ENG-75", "ENG-57")
+def test_a_compaction_whose_outputs_run_out_of_slots_fails_alone_naming_its_output(
+    data_dir: str,
+) -> None:
+    """30 segments of 256 bytes reopened with 64-byte segments and 32 slots: the one input
+    ENG-75 lets the compaction take fills more outputs than the two free slots can hold."""
+    with catlog.open(data_dir, segment_size=256, fsync="never") as store:
+        for i in range(120):
+            store.put(b"k%03d" % i, b"v" * 30)
+        expected = dict(store.items())
+    assert len(segments(data_dir)) == 30
+    with catlog.open(data_dir, segment_size=64, max_segments=32, fsync="never") as store:
+        with pytest.raises(catlog.CompactionError) as caught:
+            store.compact()
+        message = str(caught.value)
+        assert caught.value.path.startswith(f"{data_dir}/segment-")
+        assert parse_segment_name(os.path.basename(caught.value.path)) is not None
+        assert message.startswith(f"{caught.value.path}: ")
+        assert f"{data_dir}: all 32 segment slots are in use" in message
+        assert store.failure is None, "the store goes on"
+        assert not any(name.endswith(".compacting") for name in os.listdir(data_dir))
+        assert segments(data_dir)[:30] == list(range(1, 31)), "no input was removed"
+        store.put(b"later", b"w")
+        expected[b"later"] = b"w"
+        assert dict(store.items()) == expected
+    with catlog.open(data_dir, segment_size=256) as store:
+        store.compact()
+        assert dict(store.items()) == expected

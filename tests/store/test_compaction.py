@@ -426,13 +426,16 @@ def test_a_failing_call_on_an_output_fails_the_compaction_not_the_store(
 
 @pytest.mark.spec("ENG-57", "REC-18")
 def test_an_output_that_cannot_be_removed_still_fails_only_the_compaction() -> None:
-    """Removing a failed output is best effort: when removing it fails too, the
-    compaction still raises its own error (the fsync's, not the cleanup's) and the store goes
-    on; what was left behind is a leftover the next open removes."""
+    """Removing a failed output is best effort: when removing it fails too, the compaction
+    still raises its own error (the fsync's, not the cleanup's) and the store goes on. The
+    leftover is replaced by the next compaction that writes an output of that number (a
+    bounded one, in the numbers the failed one left free), or removed by the next open."""
     fs = SimFileSystem()
     with catlog.open("/db", fs=fs, segment_size=256, clock=catlog.ManualClock()) as store:
-        for i in range(60):
-            store.put(b"k%d" % (i % 12), b"value %d" % i)
+        for i in range(6):
+            store.put(b"cold%d" % i, b"c" * 20)  # live records in the oldest segments
+        for i in range(54):
+            store.put(b"k%d" % (i % 6), b"value %d" % i)
         expected = dict(store.items())
         fs.fail("sync", nth=3, error=errno.ENOSPC)
         fs.fail("remove", persistent=True)
@@ -441,12 +444,45 @@ def test_an_output_that_cannot_be_removed_still_fails_only_the_compaction() -> N
         fs.heal()
         assert "fsyncing a compaction output failed" in str(caught.value)
         assert store.failure is None, "the store did not fail"
+        leftover = os.path.basename(caught.value.path) + ".compacting"
+        assert leftover in fs.listdir("/db"), "the output could not be removed"
         store.put(b"later", b"accepted")
         expected[b"later"] = b"accepted"
+        assert dict(store.items()) == expected
+        report = store.compact(max_bytes=600)
+        assert report.records_copied == 6, "the cold keys"
+        assert leftover not in fs.listdir("/db"), "its number was written again"
+        assert leftover.removesuffix(".compacting") in fs.listdir("/db")
         assert dict(store.items()) == expected
     with catlog.open("/db", fs=fs, segment_size=256) as store:
         assert dict(store.items()) == expected
     assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
+
+
+@pytest.mark.spec("ENG-57", "ENG-41")
+def test_the_records_an_installed_output_took_over_are_dead_when_a_later_output_fails(
+    data_dir: str,
+) -> None:
+    """The first output is installed (the index moves to it), then the second one's fsync
+    fails: no input is removed, so the inputs' copies of the records the first output holds
+    are dead now, and ENG-41's estimate grows by exactly their counted sizes, no more."""
+    fs = FaultyFileSystem()
+    with catlog.open(data_dir, fs=fs, segment_size=256, fsync="never") as store:
+        for i in range(24):
+            store.put(b"k%02d" % i, b"v" * 30)  # live: 21 + 3 + 30 bytes each, counted
+        before = set(os.listdir(data_dir))
+        dead = store.stats().dead_bytes
+        fs.fail("sync", nth=2, path=r"\.compacting$")
+        with pytest.raises(catlog.CompactionError, match="fsyncing a compaction output failed"):
+            store.compact()
+        active = store.stats().active_segment
+        new = set(os.listdir(data_dir)) - before - {active}
+        (installed,) = (name for name in new if name.endswith(".log"))
+        moved = records(data_dir, parse_segment_name(installed) or 0)
+        assert 1 < len(moved) < 24, "the first output holds some of the records"
+        counted = sum(21 + len(record.key) + len(record.value) for record in moved)
+        assert store.stats().dead_bytes == dead + counted
+        assert {record.key for record in moved} <= set(store)
 
 
 def background_compactions(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,7 @@ from typing import Final
 import pytest
 
 import catlog
+from catlog.filecache import default_max_open_files
 from catlog.segment import parse_segment_name
 from tests.crash.faulty_fs import FaultyFileSystem
 from tests.store.segments import key_of, value_of, write_segments
@@ -293,3 +295,35 @@ def test_catlog_stats_opens_a_store_of_more_segments_than_its_limit(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "segments        601" in done.stdout
+
+
+@pytest.mark.spec("ENG-65")
+@pytest.mark.parametrize(
+    ("soft", "budget"),
+    [
+        (1024, 480),  # (1024 - 64) // 2
+        (1025, 480),
+        (1026, 481),
+        (82, 9),
+        (81, 8),
+        (80, 8),
+        (64, 8),  # nothing left after the reserve: still the least
+        (0, 8),
+        (20_064, 10_000),
+        (20_066, 10_000),  # one past: the most
+        (1 << 40, 10_000),
+        (resource.RLIM_INFINITY, 10_000),  # unlimited
+    ],
+)
+def test_the_default_budget_is_half_of_what_the_descriptor_limit_leaves(
+    soft: int, budget: int
+) -> None:
+    assert default_max_open_files(soft) == budget
+
+
+@pytest.mark.spec("ENG-65")
+def test_the_default_budget_reads_the_process_limit_when_the_store_opens(tmp_path: Path) -> None:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert default_max_open_files() == default_max_open_files(soft)
+    with catlog.open(tmp_path / "data") as store:
+        assert store.max_open_files == default_max_open_files(soft)

@@ -327,3 +327,35 @@ def test_the_default_budget_reads_the_process_limit_when_the_store_opens(tmp_pat
     assert default_max_open_files() == default_max_open_files(soft)
     with catlog.open(tmp_path / "data") as store:
         assert store.max_open_files == default_max_open_files(soft)
+
+
+@needs_proc
+@pytest.mark.spec("ENG-65", "ENG-67", "ENG-68")
+def test_the_segments_a_compaction_held_open_leave_the_budget_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """Inputs that were open when compaction took them are held outside the budget (ENG-68)
+    and then closed: afterwards the budget is the same, neither smaller (three hot segments
+    would be opened again on every pass) nor larger (more files open than it allows)."""
+    write_segments(tmp_path / "data", 12)
+    fs = FaultyFileSystem()
+    budget = 4
+    with catlog.open(tmp_path / "data", fs=fs, max_open_files=budget) as store:
+        for number in range(1, 13):
+            assert store.get(key_of(number)) == value_of(number)
+        held = descriptors()
+        for number in (1, 2):  # open now, and the oldest: a bounded compaction's inputs
+            assert store.get(key_of(number)) == value_of(number)
+        report = store.compact(max_bytes=2 * 59)  # 16 + 43 bytes each
+        assert report.segments_removed == 2
+        for number in range(3, 13):
+            assert store.get(key_of(number)) == value_of(number)
+        assert descriptors() <= held, "no more files open than before, the budget the same"
+        hot = (5, 8, 11)
+        for number in hot:
+            assert store.get(key_of(number)) == value_of(number)
+        fs.trace.clear()
+        for _ in range(3):
+            for number in hot:
+                assert store.get(key_of(number)) == value_of(number)
+        assert opened_segments(fs) == [], "three segments fit a budget of four"

@@ -24,8 +24,9 @@ from typing import Final
 import pytest
 
 import catlog
-from catlog.filecache import default_max_open_files
-from catlog.segment import parse_segment_name
+from catlog.filecache import FileCache, default_max_open_files
+from catlog.segment import Segment, parse_segment_name
+from catlog.simfs import SimFileSystem
 from tests.crash.faulty_fs import FaultyFileSystem
 from tests.store.segments import key_of, value_of, write_segments
 
@@ -360,3 +361,32 @@ def test_the_segments_a_compaction_held_open_leave_the_budget_as_they_were(
             for number in hot:
                 assert store.get(key_of(number)) == value_of(number)
         assert opened_segments(fs) == [], "three segments fit a budget of four"
+
+
+@pytest.mark.spec("ENG-66", "ENG-10")
+def test_a_sealed_segments_file_refuses_writes_and_opens_when_first_read() -> None:
+    """The cache's stand-in for a sealed segment's file: read-only (a sealed segment never
+    changes, ENG-10), opened by the first read (ENG-66), and saying which it is."""
+    fs = SimFileSystem()
+    fs.makedirs("/db")
+    file = fs.open("/db/segment-00001.log", writable=True, create=True)
+    file.append(b"0123456789")
+    file.sync()
+    file.close()
+    segment = Segment(fs.open("/db/segment-00001.log"), 1, 0)
+    cache = FileCache(fs, 2)
+    cache.adopt(segment, None)
+    sealed = segment.file
+    assert repr(sealed) == "SealedFile('/db/segment-00001.log', open=False)"
+    assert (sealed.path, sealed.size()) == ("/db/segment-00001.log", 10)
+    fs.trace.clear()
+    for refused in (lambda: sealed.append(b"x"), lambda: sealed.truncate(3)):
+        with pytest.raises(OSError) as caught:
+            refused()
+        assert caught.value.errno == errno.EBADF
+        assert str(caught.value).startswith("[Errno 9] /db/segment-00001.log is sealed: ")
+    sealed.sync()  # durable already: nothing to do, nothing called
+    assert fs.trace == []
+    assert segment.pread(4, 2) == b"2345"
+    assert repr(sealed) == "SealedFile('/db/segment-00001.log', open=True)"
+    assert [operation for operation, _ in fs.trace] == ["open", "pread"]

@@ -381,10 +381,11 @@ def test_a_sealed_segments_file_refuses_writes_and_opens_when_first_read() -> No
     assert (sealed.path, sealed.size()) == ("/db/segment-00001.log", 10)
     fs.trace.clear()
     for refused in (lambda: sealed.append(b"x"), lambda: sealed.truncate(3)):
-        with pytest.raises(OSError) as caught:
+        with pytest.raises(
+            OSError, match=r"^\[Errno 9\] /db/segment-00001\.log is sealed: "
+        ) as caught:
             refused()
         assert caught.value.errno == errno.EBADF
-        assert str(caught.value).startswith("[Errno 9] /db/segment-00001.log is sealed: ")
     sealed.sync()  # durable already: nothing to do, nothing called
     assert fs.trace == []
     assert segment.pread(4, 2) == b"2345"

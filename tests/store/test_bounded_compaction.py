@@ -260,3 +260,29 @@ def test_a_compaction_whose_outputs_run_out_of_slots_fails_alone_naming_its_outp
     with catlog.open(data_dir, segment_size=256) as store:
         store.compact()
         assert dict(store.items()) == expected
+
+
+@pytest.mark.spec("ENG-73", "ENG-41")
+def test_a_tombstone_adds_to_its_segments_dead_bytes_rather_than_replacing_them(
+    data_dir: str,
+) -> None:
+    """The middle segment holds three overwritten records and a tombstone (of a key in the
+    first): its dead fraction is above the store's, so a compaction bounded to the first two
+    takes both. Had the tombstone's bytes replaced the segment's count, it would look mostly
+    live and be left for later."""
+    with catlog.open(data_dir, fsync="never", segment_size=256) as store:
+        for i in range(4):
+            store.put(b"a%d" % i, b"v" * 30)  # 53 bytes: four to a segment
+        for i in range(4):
+            store.put(b"b0", b"%030d" % i)
+        store.delete(b"a0")  # its tombstone, 23 bytes, in the middle segment too
+        for i in range(4):
+            store.put(b"c%d" % i, b"v" * 30)  # the active segment: never an input
+        assert store.stats().segments == 3
+        report = store.compact(max_bytes=2 * 256)
+        assert report.segments_removed == 2, "the middle segment is mostly dead: worth copying"
+        assert dict(store.items()) == {
+            **{b"a%d" % i: b"v" * 30 for i in range(1, 4)},
+            b"b0": b"%030d" % 3,
+            **{b"c%d" % i: b"v" * 30 for i in range(4)},
+        }

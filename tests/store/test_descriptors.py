@@ -391,3 +391,25 @@ def test_a_sealed_segments_file_refuses_writes_and_opens_when_first_read() -> No
     assert segment.pread(4, 2) == b"2345"
     assert repr(sealed) == "SealedFile('/db/segment-00001.log', open=True)"
     assert [operation for operation, _ in fs.trace] == ["open", "pread"]
+
+
+@pytest.mark.spec("ENG-56", "ENG-65", "ENG-67")
+@pytest.mark.parametrize(("budget", "opened"), [(1, []), (4, [1])])
+def test_a_segment_the_store_sealed_counts_two_descriptors_against_the_budget(
+    tmp_path: Path, budget: int, opened: list[int]
+) -> None:
+    """Three rotations seal three segments the store keeps open, two descriptors each
+    (ENG-56). A budget of four holds the newest two (the oldest, read last, is opened again);
+    a budget of one still holds the one just sealed, alone, in each rotation (ENG-65's note)."""
+    fs = FaultyFileSystem()
+    with catlog.open(
+        tmp_path / "data", fs=fs, segment_size=256, fsync="never", max_open_files=budget
+    ) as store:
+        for i in range(13):
+            store.put(b"k%02d" % i, b"v" * 30)  # 53 bytes: four to a segment
+        assert store.stats().active_segment == "segment-00004.log"
+        fs.trace.clear()
+        newest_first = range(11, -1, -1) if budget > 1 else range(11, 7, -1)
+        for i in newest_first:
+            assert store.get(b"k%02d" % i) == b"v" * 30
+        assert opened_segments(fs) == opened

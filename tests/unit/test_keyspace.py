@@ -190,3 +190,18 @@ def test_the_keyspace_check_refuses_each_broken_state_it_names() -> None:
     keyspace.dead = 0
     keyspace.slot_dead[0] = 0
     keyspace.check()  # zero is not negative
+
+
+@pytest.mark.spec("ENG-61", "ENG-62")
+@pytest.mark.parametrize("limit", [1, 7, 130])
+def test_popping_a_few_at_a_time_keeps_the_first_block_bounded(limit: int) -> None:
+    """Purging takes pairs off the front a few at a time (ENG-61's 20 per write): the first
+    block shrinks past 128 pairs and must be merged into the next, every time."""
+    pairs = [(i // 3, b"k%05d" % i) for i in range(1700)]
+    order = ExpiryOrder(pairs)
+    model = pairs[:]
+    while model:
+        taken = order.pop_before(2000, limit)
+        assert taken == [key for _, key in model[:limit]]
+        model = model[limit:]
+        check_against(order, model)

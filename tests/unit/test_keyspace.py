@@ -205,3 +205,24 @@ def test_popping_a_few_at_a_time_keeps_the_first_block_bounded(limit: int) -> No
         assert taken == [key for _, key in model[:limit]]
         model = model[limit:]
         check_against(order, model)
+
+
+@pytest.mark.spec("ENG-60")
+def test_an_expiry_order_refuses_to_remove_a_pair_it_does_not_hold_and_fills_a_block() -> None:
+    """Removing a pair that is not there is a broken keyspace, said as such; a block may grow
+    to exactly 1,024 pairs (it splits past that) and is still a sound one."""
+    order = ExpiryOrder([(1, b"a"), (3, b"c")])
+    with pytest.raises(AssertionError) as caught:
+        order.remove(2, b"b")
+    assert str(caught.value).partition("\n")[0] == (
+        "every expiry has its pair (see the module's docstring)"
+    )
+    pairs = [(i, b"k%05d" % i) for i in range(640)]
+    order = ExpiryOrder(pairs)  # blocks of 512 and 128
+    for i in range(640, 1536):
+        order.add(i, b"k%05d" % i)
+        pairs.append((i, b"k%05d" % i))
+    check_against(order, pairs)  # 512 and 1,024
+    order.add(1536, b"k01536")
+    pairs.append((1536, b"k01536"))
+    check_against(order, pairs)  # 512, 512 and 513

@@ -325,8 +325,15 @@ def test_the_default_budget_is_half_of_what_the_descriptor_limit_leaves(
 
 @pytest.mark.spec("ENG-65")
 def test_the_default_budget_reads_the_process_limit_when_the_store_opens(tmp_path: Path) -> None:
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    assert default_max_open_files() == default_max_open_files(soft)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 1000) - 1  # the soft limit, not the hard one, and read at each open
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        assert default_max_open_files() == (lowered - 64) // 2
+        with catlog.open(tmp_path / "data") as store:
+            assert store.max_open_files == (lowered - 64) // 2
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     with catlog.open(tmp_path / "data") as store:
         assert store.max_open_files == default_max_open_files(soft)
 

@@ -32,7 +32,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from catlog.commit import CommitMachine, Turn
+from catlog.commit import CommitMachine, Turn, weakly
+from catlog.errors import StoreClosedError
 
 # ----------------------------------------------------------------------------- unit tests
 
@@ -126,6 +127,27 @@ def test_a_leader_waits_for_the_writers_the_last_commit_covered_until_the_last_i
     assert (machine.leader_waits, machine.notify) == (True, False)
     assert machine.arrive(4, "b") is Turn.SLEEP  # b is back
     assert (machine.leader_waits, machine.notify) == (False, True), "the leader is notified"
+
+
+@pytest.mark.spec("ENG-45")
+def test_a_leader_waiting_for_two_writers_is_not_notified_when_only_one_is_back() -> None:
+    machine: CommitMachine[str] = CommitMachine()
+    assert machine.arrive(1, "a") is Turn.LEAD
+    assert machine.arrive(2, "b") is Turn.SLEEP
+    assert machine.arrive(3, "c") is Turn.SLEEP
+    machine.took_effect(3, leading=True)
+    machine.wake.clear()
+    assert machine.end_term(1) is Turn.RETURN
+    assert machine.woken(2, "b") is Turn.RETURN
+    machine.wake.clear()
+    assert machine.woken(3, "c") is Turn.RETURN
+    assert machine.away == 3
+    assert machine.arrive(4, "a") is Turn.LEAD
+    assert machine.start_term(), "b and c are away"
+    assert machine.arrive(5, "b") is Turn.SLEEP
+    assert (machine.leader_waits, machine.notify) == (True, False), "c is still away"
+    assert machine.arrive(6, "c") is Turn.SLEEP
+    assert (machine.leader_waits, machine.notify) == (False, True), "the last one is back"
 
 
 @pytest.mark.spec("ENG-45", "ENG-58")
@@ -634,3 +656,21 @@ def test_every_interleaving_keeps_group_commit_correct(config: Config, at_least:
     expected |= {"lead_fail"} if config.fsync_fails else set()
     expected |= {"close_wait"} if config.close else set()
     assert expected <= reached, f"never reached: {expected - reached}"
+
+
+@pytest.mark.spec("ENG-27")
+def test_a_callback_bound_weakly_raises_closed_once_its_store_is_collected() -> None:
+    """The group commit holds its store's methods weakly, so that a store dropped without
+    close() is collected (and closed) at once; a call after that says the store is closed."""
+
+    class Owner:
+        def double(self, value: int) -> int:
+            return 2 * value
+
+    owner = Owner()
+    call = weakly(Owner.double, owner)
+    assert call(4) == 8
+    del owner
+    with pytest.raises(StoreClosedError) as caught:
+        call(4)
+    assert str(caught.value) == "the store was closed when it was collected"

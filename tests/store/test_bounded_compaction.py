@@ -12,7 +12,7 @@ import pytest
 
 import catlog
 from catlog.codec import RECORD_HEADER_SIZE
-from catlog.compaction import choose_inputs, default_max_bytes
+from catlog.compaction import CompactionReport, choose_inputs, default_max_bytes
 from catlog.segment import parse_segment_name
 
 
@@ -286,3 +286,34 @@ def test_a_tombstone_adds_to_its_segments_dead_bytes_rather_than_replacing_them(
             b"b0": b"%030d" % 3,
             **{b"c%d" % i: b"v" * 30 for i in range(4)},
         }
+
+
+@pytest.mark.spec("ENG-75", "ENG-40", "ENG-41")
+def test_a_round_with_no_slot_free_reports_what_it_removed_and_forgets_its_dead_bytes(
+    data_dir: str,
+) -> None:
+    """20 dead segments, one holding a live record, 19 more: with no slot free the round
+    removes the 20 oldest, copies and writes nothing, and takes exactly their records (62
+    bytes each) off ENG-41's estimate; the dead segments after the live one stay counted."""
+    with catlog.open(data_dir, segment_size=64, max_segments=64, fsync="never") as store:
+        for i in range(40):
+            store.put(b"k" if i != 20 else b"l", b"%040d" % i)  # 62 bytes: a segment each
+    clock = catlog.ManualClock()
+    with catlog.open(
+        data_dir, segment_size=64, max_segments=40, compact_threshold=0.99, clock=clock
+    ) as store:
+        before = store.stats()
+        assert before.segments == 40
+        assert before.dead_bytes == 38 * 62
+        report = store.compact(max_bytes=10**6)
+        assert report == CompactionReport(
+            input_bytes=20 * (16 + 62),
+            output_bytes=0,
+            records_copied=0,
+            segments_removed=20,
+            segments_written=0,
+            seconds=0.0,
+        )
+        assert segments(data_dir) == list(range(21, 41))
+        assert store.stats().dead_bytes == 18 * 62
+        assert (store[b"k"], store[b"l"]) == (b"%040d" % 39, b"%040d" % 20)

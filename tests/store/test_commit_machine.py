@@ -167,6 +167,28 @@ def test_a_sync_that_leaves_no_writer_away_ends_the_leaders_wait() -> None:
     assert (machine.leader_waits, machine.notify) == (False, True)
 
 
+@pytest.mark.spec("ENG-45")
+def test_a_sync_that_covers_a_sleeper_keeps_the_leader_waiting_for_it() -> None:
+    """The writers a sync() covered are away in their turn (ENG-45): the leader waiting for
+    the writers of the last commit goes on waiting, now for the one the sync covered."""
+    machine: CommitMachine[str] = CommitMachine()
+    assert machine.arrive(1, "a") is Turn.LEAD
+    assert machine.arrive(2, "b") is Turn.SLEEP
+    assert machine.arrive(3, "c") is Turn.SLEEP
+    machine.took_effect(3, leading=True)
+    machine.wake.clear()
+    assert machine.end_term(1) is Turn.RETURN
+    assert machine.woken(2, "b") is Turn.RETURN
+    machine.wake.clear()
+    assert machine.woken(3, "c") is Turn.RETURN
+    assert machine.arrive(4, "a") is Turn.LEAD
+    assert machine.start_term(), "b and c are away"
+    assert machine.arrive(5, "b") is Turn.SLEEP
+    machine.took_effect(5, leading=False)  # sync() made tickets 4 and 5 durable: b is away
+    assert machine.away == 1
+    assert (machine.leader_waits, machine.notify) == (True, False)
+
+
 @pytest.mark.spec("REC-10", "ENG-59")
 def test_a_failure_wakes_every_sleeper_to_raise_and_the_leader_raises_too() -> None:
     machine: CommitMachine[str] = CommitMachine()

@@ -181,9 +181,31 @@ def test_with_no_slot_free_and_a_live_record_in_the_oldest_compaction_says_so(
     with catlog.open(data_dir, segment_size=64, max_segments=40) as store:
         with pytest.raises(catlog.CompactionError) as caught:
             store.compact()
-        assert "no slot for an output" in str(caught.value)
+        assert caught.value.path == f"{data_dir}/segment-00001.log", "the oldest, holding cold"
+        assert (
+            "all 40 segment slots are in use and the oldest segment holds live records:"
+            " there is no slot for an output"
+        ) in str(caught.value)
         assert store[b"cold"] == b"%040d" % 0
         assert store.stats().segments == 40
+
+
+@pytest.mark.spec("ENG-75", "ENG-39")
+def test_with_no_slot_free_compaction_never_removes_the_active_segment(data_dir: str) -> None:
+    """Every record is dead, the active segment's tombstone too: the first round removes the
+    sealed segments but not the active one, where writes go; the next round, with slots free,
+    seals it and removes it as any input (ENG-39), and the next write lands in the new one."""
+    with catlog.open(data_dir, segment_size=64, max_segments=64, fsync="never") as store:
+        for i in range(39):
+            store.put(b"k", b"%040d" % i)
+        store.delete(b"k")
+    with catlog.open(data_dir, segment_size=64, max_segments=40) as store:
+        assert store.stats().segments == 40
+        report = store.compact()
+        assert report.segments_removed == 40
+        store.put(b"after", b"1")
+    with catlog.open(data_dir, segment_size=64) as store:
+        assert dict(store.items()) == {b"after": b"1"}
 
 
 @pytest.mark.spec("ENG-76")

@@ -12,6 +12,7 @@ import pytest
 
 import catlog
 from catlog.codec import RECORD_HEADER_SIZE
+from catlog.compaction import CompactionReport
 from catlog.compactionplan import choose_inputs, default_max_bytes
 from catlog.segment import parse_segment_name
 
@@ -181,9 +182,31 @@ def test_with_no_slot_free_and_a_live_record_in_the_oldest_compaction_says_so(
     with catlog.open(data_dir, segment_size=64, max_segments=40) as store:
         with pytest.raises(catlog.CompactionError) as caught:
             store.compact()
-        assert "no slot for an output" in str(caught.value)
+        assert caught.value.path == f"{data_dir}/segment-00001.log", "the oldest, holding cold"
+        assert (
+            "all 40 segment slots are in use and the oldest segment holds live records:"
+            " there is no slot for an output"
+        ) in str(caught.value)
         assert store[b"cold"] == b"%040d" % 0
         assert store.stats().segments == 40
+
+
+@pytest.mark.spec("ENG-75", "ENG-39")
+def test_with_no_slot_free_compaction_never_removes_the_active_segment(data_dir: str) -> None:
+    """Every record is dead, the active segment's tombstone too: the first round removes the
+    sealed segments but not the active one, where writes go; the next round, with slots free,
+    seals it and removes it as any input (ENG-39), and the next write lands in the new one."""
+    with catlog.open(data_dir, segment_size=64, max_segments=64, fsync="never") as store:
+        for i in range(39):
+            store.put(b"k", b"%040d" % i)
+        store.delete(b"k")
+    with catlog.open(data_dir, segment_size=64, max_segments=40) as store:
+        assert store.stats().segments == 40
+        report = store.compact()
+        assert report.segments_removed == 40
+        store.put(b"after", b"1")
+    with catlog.open(data_dir, segment_size=64) as store:
+        assert dict(store.items()) == {b"after": b"1"}
 
 
 @pytest.mark.spec("ENG-76")
@@ -230,3 +253,90 @@ def test_write_amplification_is_compaction_bytes_over_client_bytes(data_dir: str
         store.put(b"k", b"v")
         assert store.stats().client_bytes == RECORD_HEADER_SIZE + 2, "counted since open"
         assert store.stats().compaction_bytes == 0
+
+
+@pytest.mark.spec("ENG-95", "ENG-75", "ENG-57")
+def test_a_compaction_whose_outputs_run_out_of_slots_fails_alone_naming_its_output(
+    data_dir: str,
+) -> None:
+    """30 segments of 256 bytes reopened with 64-byte segments and 32 slots: the one input
+    ENG-75 lets the compaction take fills more outputs than the two free slots can hold."""
+    with catlog.open(data_dir, segment_size=256, fsync="never") as store:
+        for i in range(120):
+            store.put(b"k%03d" % i, b"v" * 30)
+        expected = dict(store.items())
+    assert len(segments(data_dir)) == 30
+    with catlog.open(data_dir, segment_size=64, max_segments=32, fsync="never") as store:
+        with pytest.raises(catlog.CompactionError) as caught:
+            store.compact()
+        message = str(caught.value)
+        assert caught.value.path.startswith(f"{data_dir}/segment-")
+        assert parse_segment_name(os.path.basename(caught.value.path)) is not None
+        assert message.startswith(f"{caught.value.path}: ")
+        assert f"{data_dir}: all 32 segment slots are in use" in message
+        assert store.failure is None, "the store goes on"
+        assert not any(name.endswith(".compacting") for name in os.listdir(data_dir))
+        assert segments(data_dir)[:30] == list(range(1, 31)), "no input was removed"
+        store.put(b"later", b"w")
+        expected[b"later"] = b"w"
+        assert dict(store.items()) == expected
+    with catlog.open(data_dir, segment_size=256) as store:
+        store.compact()
+        assert dict(store.items()) == expected
+
+
+@pytest.mark.spec("ENG-73", "ENG-41")
+def test_a_tombstone_adds_to_its_segments_dead_bytes_rather_than_replacing_them(
+    data_dir: str,
+) -> None:
+    """The middle segment holds three overwritten records and a tombstone (of a key in the
+    first): its dead fraction is above the store's, so a compaction bounded to the first two
+    takes both. Had the tombstone's bytes replaced the segment's count, it would look mostly
+    live and be left for later."""
+    with catlog.open(data_dir, fsync="never", segment_size=256) as store:
+        for i in range(4):
+            store.put(b"a%d" % i, b"v" * 30)  # 53 bytes: four to a segment
+        for i in range(4):
+            store.put(b"b0", b"%030d" % i)
+        store.delete(b"a0")  # its tombstone, 23 bytes, in the middle segment too
+        for i in range(4):
+            store.put(b"c%d" % i, b"v" * 30)  # the active segment: never an input
+        assert store.stats().segments == 3
+        report = store.compact(max_bytes=2 * 256)
+        assert report.segments_removed == 2, "the middle segment is mostly dead: worth copying"
+        assert dict(store.items()) == {
+            **{b"a%d" % i: b"v" * 30 for i in range(1, 4)},
+            b"b0": b"%030d" % 3,
+            **{b"c%d" % i: b"v" * 30 for i in range(4)},
+        }
+
+
+@pytest.mark.spec("ENG-75", "ENG-40", "ENG-41")
+def test_a_round_with_no_slot_free_reports_what_it_removed_and_forgets_its_dead_bytes(
+    data_dir: str,
+) -> None:
+    """20 dead segments, one holding a live record, 19 more: with no slot free the round
+    removes the 20 oldest, copies and writes nothing, and takes exactly their records (62
+    bytes each) off ENG-41's estimate; the dead segments after the live one stay counted."""
+    with catlog.open(data_dir, segment_size=64, max_segments=64, fsync="never") as store:
+        for i in range(40):
+            store.put(b"k" if i != 20 else b"l", b"%040d" % i)  # 62 bytes: a segment each
+    clock = catlog.ManualClock()
+    with catlog.open(
+        data_dir, segment_size=64, max_segments=40, compact_threshold=0.99, clock=clock
+    ) as store:
+        before = store.stats()
+        assert before.segments == 40
+        assert before.dead_bytes == 38 * 62
+        report = store.compact(max_bytes=10**6)
+        assert report == CompactionReport(
+            input_bytes=20 * (16 + 62),
+            output_bytes=0,
+            records_copied=0,
+            segments_removed=20,
+            segments_written=0,
+            seconds=0.0,
+        )
+        assert segments(data_dir) == list(range(21, 41))
+        assert store.stats().dead_bytes == 18 * 62
+        assert (store[b"k"], store[b"l"]) == (b"%040d" % 39, b"%040d" % 20)

@@ -32,7 +32,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from catlog.commit import CommitMachine, Turn
+from catlog.commit import CommitMachine, Turn, weakly
+from catlog.errors import StoreClosedError
 
 # ----------------------------------------------------------------------------- unit tests
 
@@ -128,6 +129,27 @@ def test_a_leader_waits_for_the_writers_the_last_commit_covered_until_the_last_i
     assert (machine.leader_waits, machine.notify) == (False, True), "the leader is notified"
 
 
+@pytest.mark.spec("ENG-45")
+def test_a_leader_waiting_for_two_writers_is_not_notified_when_only_one_is_back() -> None:
+    machine: CommitMachine[str] = CommitMachine()
+    assert machine.arrive(1, "a") is Turn.LEAD
+    assert machine.arrive(2, "b") is Turn.SLEEP
+    assert machine.arrive(3, "c") is Turn.SLEEP
+    machine.took_effect(3, leading=True)
+    machine.wake.clear()
+    assert machine.end_term(1) is Turn.RETURN
+    assert machine.woken(2, "b") is Turn.RETURN
+    machine.wake.clear()
+    assert machine.woken(3, "c") is Turn.RETURN
+    assert machine.away == 3
+    assert machine.arrive(4, "a") is Turn.LEAD
+    assert machine.start_term(), "b and c are away"
+    assert machine.arrive(5, "b") is Turn.SLEEP
+    assert (machine.leader_waits, machine.notify) == (True, False), "c is still away"
+    assert machine.arrive(6, "c") is Turn.SLEEP
+    assert (machine.leader_waits, machine.notify) == (False, True), "the last one is back"
+
+
 @pytest.mark.spec("ENG-45", "ENG-58")
 def test_a_sync_that_leaves_no_writer_away_ends_the_leaders_wait() -> None:
     """Found by the model check: sync() (or a rotation, or close()) commits too, and covers the
@@ -143,6 +165,28 @@ def test_a_sync_that_leaves_no_writer_away_ends_the_leaders_wait() -> None:
     assert machine.start_term(), "b is away"
     machine.took_effect(3, leading=False)  # sync() made ticket 3 durable: nobody is awaited
     assert (machine.leader_waits, machine.notify) == (False, True)
+
+
+@pytest.mark.spec("ENG-45")
+def test_a_sync_that_covers_a_sleeper_keeps_the_leader_waiting_for_it() -> None:
+    """The writers a sync() covered are away in their turn (ENG-45): the leader waiting for
+    the writers of the last commit goes on waiting, now for the one the sync covered."""
+    machine: CommitMachine[str] = CommitMachine()
+    assert machine.arrive(1, "a") is Turn.LEAD
+    assert machine.arrive(2, "b") is Turn.SLEEP
+    assert machine.arrive(3, "c") is Turn.SLEEP
+    machine.took_effect(3, leading=True)
+    machine.wake.clear()
+    assert machine.end_term(1) is Turn.RETURN
+    assert machine.woken(2, "b") is Turn.RETURN
+    machine.wake.clear()
+    assert machine.woken(3, "c") is Turn.RETURN
+    assert machine.arrive(4, "a") is Turn.LEAD
+    assert machine.start_term(), "b and c are away"
+    assert machine.arrive(5, "b") is Turn.SLEEP
+    machine.took_effect(5, leading=False)  # sync() made tickets 4 and 5 durable: b is away
+    assert machine.away == 1
+    assert (machine.leader_waits, machine.notify) == (True, False)
 
 
 @pytest.mark.spec("REC-10", "ENG-59")
@@ -634,3 +678,21 @@ def test_every_interleaving_keeps_group_commit_correct(config: Config, at_least:
     expected |= {"lead_fail"} if config.fsync_fails else set()
     expected |= {"close_wait"} if config.close else set()
     assert expected <= reached, f"never reached: {expected - reached}"
+
+
+@pytest.mark.spec("ENG-27")
+def test_a_callback_bound_weakly_raises_closed_once_its_store_is_collected() -> None:
+    """The group commit holds its store's methods weakly, so that a store dropped without
+    close() is collected (and closed) at once; a call after that says the store is closed."""
+
+    class Owner:
+        def double(self, value: int) -> int:
+            return 2 * value
+
+    owner = Owner()
+    call = weakly(Owner.double, owner)
+    assert call(4) == 8
+    del owner
+    with pytest.raises(StoreClosedError) as caught:
+        call(4)
+    assert str(caught.value) == "the store was closed when it was collected"

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import textwrap
@@ -23,7 +24,9 @@ from typing import Final
 import pytest
 
 import catlog
-from catlog.segment import parse_segment_name
+from catlog.filecache import FileCache, default_max_open_files
+from catlog.segment import Segment, parse_segment_name
+from catlog.simfs import SimFileSystem
 from tests.crash.faulty_fs import FaultyFileSystem
 from tests.store.segments import key_of, value_of, write_segments
 
@@ -233,11 +236,12 @@ REMEDIES: Final = {
     errno.ENOMEM: "out of memory maps (vm.max_map_count) or address space; lower max_open_files"
     " or raise vm.max_map_count",
     errno.EACCES: "check the owner and permissions of the data directory and its files",
+    errno.EPERM: "check the owner and permissions of the data directory and its files",
 }
 
 
 @pytest.mark.spec("ENG-70", "ENG-22")
-@pytest.mark.parametrize("error", sorted(REMEDIES))
+@pytest.mark.parametrize("error", [*sorted(REMEDIES), errno.EIO])  # EIO: no remedy to add
 def test_a_segment_that_cannot_be_opened_for_a_read_is_a_read_error_saying_what_to_do(
     tmp_path: Path, error: int
 ) -> None:
@@ -248,9 +252,9 @@ def test_a_segment_that_cannot_be_opened_for_a_read_is_a_read_error_saying_what_
         with pytest.raises(catlog.ReadError) as caught:
             store.get(key_of(1))  # opening left segment 3 open, the last it read
         path = f"{tmp_path / 'data'}/segment-00001.log"
+        remedy = f"; {REMEDIES[error]}" if error in REMEDIES else ""
         assert str(caught.value) == (
-            f"{path}@16: cannot open the segment to read it: {os.strerror(error)};"
-            f" {REMEDIES[error]}"
+            f"{path}@16: cannot open the segment to read it: {os.strerror(error)}{remedy}"
         )
         assert isinstance(caught.value, catlog.CatlogError)
         assert store.get(key_of(1)) == value_of(1), "the next read tries again"
@@ -294,3 +298,189 @@ def test_catlog_stats_opens_a_store_of_more_segments_than_its_limit(tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "segments        601" in done.stdout
+
+
+@pytest.mark.spec("ENG-65")
+@pytest.mark.parametrize(
+    ("soft", "budget"),
+    [
+        (1024, 480),  # (1024 - 64) // 2
+        (1025, 480),
+        (1026, 481),
+        (82, 9),
+        (81, 8),
+        (80, 8),
+        (64, 8),  # nothing left after the reserve: still the least
+        (0, 8),
+        (20_064, 10_000),
+        (20_066, 10_000),  # one past: the most
+        (1 << 40, 10_000),
+        (resource.RLIM_INFINITY, 10_000),  # unlimited
+    ],
+)
+def test_the_default_budget_is_half_of_what_the_descriptor_limit_leaves(
+    soft: int, budget: int
+) -> None:
+    assert default_max_open_files(soft) == budget
+
+
+@pytest.mark.spec("ENG-65")
+def test_the_default_budget_reads_the_process_limit_when_the_store_opens(tmp_path: Path) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 1000) - 1  # the soft limit, not the hard one, and read at each open
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        assert default_max_open_files() == (lowered - 64) // 2
+        with catlog.open(tmp_path / "data") as store:
+            assert store.max_open_files == (lowered - 64) // 2
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with catlog.open(tmp_path / "data") as store:
+        assert store.max_open_files == default_max_open_files(soft)
+
+
+@needs_proc
+@pytest.mark.spec("ENG-65", "ENG-67", "ENG-68")
+def test_the_segments_a_compaction_held_open_leave_the_budget_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """Inputs that were open when compaction took them are held outside the budget (ENG-68)
+    and then closed: afterwards the budget is the same, neither smaller (four hot segments
+    would be opened again on every pass) nor larger (more files open than it allows)."""
+    write_segments(tmp_path / "data", 12)
+    fs = FaultyFileSystem()
+    budget = 4
+    with catlog.open(tmp_path / "data", fs=fs, max_open_files=budget) as store:
+        for number in range(1, 13):
+            assert store.get(key_of(number)) == value_of(number)
+        held = descriptors()
+        for number in (1, 2):  # open now, and the oldest: a bounded compaction's inputs
+            assert store.get(key_of(number)) == value_of(number)
+        report = store.compact(max_bytes=2 * 59)  # 16 + 43 bytes each
+        assert report.segments_removed == 2
+        for number in range(3, 13):
+            assert store.get(key_of(number)) == value_of(number)
+        assert descriptors() <= held, "no more files open than before, the budget the same"
+        hot = (4, 6, 8, 11)
+        for number in hot:
+            assert store.get(key_of(number)) == value_of(number)
+        fs.trace.clear()
+        for _ in range(3):
+            for number in hot:
+                assert store.get(key_of(number)) == value_of(number)
+        assert opened_segments(fs) == [], "four segments fit a budget of four"
+
+
+def sealed_segment(fs: SimFileSystem, cache: FileCache) -> Segment:
+    """Segment 1 of ``/db``, ten bytes, sealed and handed to ``cache`` without an open file."""
+    fs.makedirs("/db")
+    file = fs.open("/db/segment-00001.log", writable=True, create=True)
+    file.append(b"0123456789")
+    file.sync()
+    file.close()
+    segment = Segment(fs.open("/db/segment-00001.log"), 1, 0)
+    cache.adopt(segment, None)
+    return segment
+
+
+@pytest.mark.spec("ENG-66", "ENG-10")
+def test_a_sealed_segments_file_refuses_writes_and_opens_when_first_read() -> None:
+    """The cache's stand-in for a sealed segment's file: read-only (a sealed segment never
+    changes, ENG-10), opened by the first read (ENG-66), and saying which it is."""
+    fs = SimFileSystem()
+    segment = sealed_segment(fs, FileCache(fs, 2))
+    sealed = segment.file
+    assert repr(sealed) == "SealedFile('/db/segment-00001.log', open=False)"
+    assert (sealed.path, sealed.size()) == ("/db/segment-00001.log", 10)
+    fs.trace.clear()
+    for refused in (lambda: sealed.append(b"x"), lambda: sealed.truncate(3)):
+        with pytest.raises(
+            OSError, match=r"^\[Errno 9\] /db/segment-00001\.log is sealed: "
+        ) as caught:
+            refused()
+        assert caught.value.errno == errno.EBADF
+    sealed.sync()  # durable already: nothing to do, nothing called
+    assert fs.trace == []
+    assert segment.pread(4, 2) == b"2345"
+    assert repr(sealed) == "SealedFile('/db/segment-00001.log', open=True)"
+    assert [operation for operation, _ in fs.trace] == ["open", "pread"]
+
+
+@pytest.mark.spec("ENG-56", "ENG-65", "ENG-67")
+@pytest.mark.parametrize(("budget", "opened"), [(1, []), (4, [1])])
+def test_a_segment_the_store_sealed_counts_two_descriptors_against_the_budget(
+    tmp_path: Path, budget: int, opened: list[int]
+) -> None:
+    """Three rotations seal three segments the store keeps open, two descriptors each
+    (ENG-56). A budget of four holds the newest two (the oldest, read last, is opened again);
+    a budget of one still holds the one just sealed, alone, in each rotation (ENG-65's note)."""
+    fs = FaultyFileSystem()
+    with catlog.open(
+        tmp_path / "data", fs=fs, segment_size=256, fsync="never", max_open_files=budget
+    ) as store:
+        for i in range(13):
+            store.put(b"k%02d" % i, b"v" * 30)  # 53 bytes: four to a segment
+        assert store.stats().active_segment == "segment-00004.log"
+        fs.trace.clear()
+        newest_first = range(11, -1, -1) if budget > 1 else range(11, 7, -1)
+        for i in newest_first:
+            assert store.get(b"k%02d" % i) == b"v" * 30
+        assert opened_segments(fs) == opened
+
+
+@pytest.mark.spec("ENG-68", "ENG-70")
+def test_a_closed_sealed_file_is_never_opened_again_and_one_kept_open_says_where_it_failed() -> (
+    None
+):
+    """Once a removed segment's file is let go (ENG-68), a read that still reaches it fails as
+    a closed descriptor would, so that the reader looks again (the index moved); it is not
+    reopened by name. Holding a file open for removal that cannot be opened is ENG-70's error,
+    at the segment's start."""
+    fs = SimFileSystem()
+    segment = sealed_segment(fs, FileCache(fs, 2))
+    assert segment.pread(2, 0) == b"01"
+    segment.file.close()
+    fs.trace.clear()
+    with pytest.raises(OSError, match=r"^\[Errno 9\] Bad file descriptor$") as caught:
+        segment.pread(2, 0)
+    assert caught.value.errno == errno.EBADF
+    assert [operation for operation, _ in fs.trace] == [], "not opened again"
+
+    fs = SimFileSystem()
+    segment = sealed_segment(fs, FileCache(fs, 2))
+    fs.fail("open", error=errno.EMFILE)
+    with pytest.raises(catlog.ReadError) as refused:
+        segment.keep_open()
+    assert str(refused.value) == (
+        "/db/segment-00001.log@0: cannot open the segment to read it: Too many open files;"
+        " raise the descriptor limit (ulimit -n) or lower max_open_files"
+    )
+
+
+@pytest.mark.spec("ENG-65")
+def test_a_file_cache_refuses_a_budget_of_nothing() -> None:
+    with pytest.raises(AssertionError) as caught:
+        FileCache(SimFileSystem(), 0)
+    assert str(caught.value) == "ENG-65: the store checks max_open_files"
+
+
+@pytest.mark.spec("ENG-68", "ENG-38", "ENG-40")
+def test_an_input_a_snapshot_still_reads_stays_open_whatever_the_budget_closes(
+    tmp_path: Path,
+) -> None:
+    """The inputs were open, in the budget's queue, when compaction removed them; a snapshot
+    taken before still reads them after reads of every other segment made the budget close
+    all it could: once their names are gone they could not be opened again."""
+    write_segments(tmp_path / "data", 12)
+    with catlog.open(tmp_path / "data", max_open_files=4) as store:
+        for number in (1, 2):
+            assert store.get(key_of(number)) == value_of(number)
+        with store.snapshot() as frozen:
+            report = store.compact(max_bytes=2 * 59)
+            assert report.segments_removed == 2
+            assert not (tmp_path / "data" / "segment-00002.log").exists()
+            for _ in range(2):
+                for number in range(3, 13):
+                    assert store.get(key_of(number)) == value_of(number)
+            for number in range(1, 13):
+                assert frozen.get(key_of(number)) == value_of(number)

@@ -60,6 +60,10 @@ def test_a_key_expires_once_the_clock_is_past_its_expiry(
     assert store.get(b"k") == b"v"
     assert b"k" in store
     assert len(store) == 2
+    assert sorted(store) == [b"forever", b"k"], "a listing agrees with get (ENG-64)"
+    assert dict(store.items()) == {b"forever": b"f", b"k": b"v"}
+    with store.snapshot() as frozen:
+        assert dict(frozen.items()) == {b"forever": b"f", b"k": b"v"}
     clock.advance(0.001)
     assert store.get(b"k") is None
     assert store.get(b"k", b"default") == b"default"

@@ -476,6 +476,14 @@ def _benchmark(
     return totals
 
 
+SLOW_NS: Final = 10_000_000
+"""A probe request this slow waited for something other than its turn among the clients."""
+
+
+def _share(latencies: list[int]) -> float:
+    return sum(ns >= SLOW_NS for ns in latencies) / max(1, len(latencies))
+
+
 def _inside(moment: float, spans: list[tuple[float, float]]) -> bool:
     return any(start <= moment < end for start, end in spans)
 
@@ -554,6 +562,7 @@ def server_soak(directory: str, run: Run) -> str:
             for test, (count, seconds, p99) in sorted(totals.items(), reverse=True)
         ]
         stalls = info.get("catlog_write_stalls")
+        stall_s = info.get("catlog_write_stall_seconds")  # not in INFO: an experiment may add it
         lines = [
             f"server ({', '.join(rates)}): disk/live {disk / max(1, live):.2f},"
             f" write amplification {amplification}",
@@ -572,8 +581,9 @@ def server_soak(directory: str, run: Run) -> str:
         lines.append(
             f"server: {seen.polls} polls of INFO persistence, {seen.polls_compacting} saw"
             f" aof_rewrite_in_progress:1, {seen.compactions} compactions seen (a lower bound),"
-            f" write stalls {stalls if stalls is not None else 'n/a (no catlog_write_stalls)'},"
-            f" {seen.ambiguous} probe requests dropped (a compaction began or ended between"
+            f" write stalls {stalls if stalls is not None else 'n/a (no catlog_write_stalls)'}"
+            + (f" ({stall_s} s in all)," if stall_s is not None else ",")
+            + f" {seen.ambiguous} probe requests dropped (a compaction began or ended between"
             f" the polls around them)" + (f", probe stopped: {seen.error}" if seen.error else "")
         )
         unloaded = 0
@@ -589,7 +599,9 @@ def server_soak(directory: str, run: Run) -> str:
             lines.append(
                 f"server {name} probe: p50 {p50_out:.0f} us outside compaction, {p50_in:.0f} us"
                 f" during; p99 {p99_out:.0f} us outside ({len(outside)} ops), {p99_in:.0f} us"
-                f" during ({len(during)} ops): {p99_in / p99_out:.2f}x (target: 3x)"
+                f" during ({len(during)} ops): {p99_in / p99_out:.2f}x (target: 3x); over"
+                f" {SLOW_NS // 1_000_000} ms: {_share(outside):.2%} outside, {_share(during):.2%}"
+                " during"
             )
         lines.append(
             f"server: {unloaded} probe requests outside redis-benchmark's runs (between"

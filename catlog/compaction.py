@@ -35,7 +35,7 @@ from .codec import (
 from .compactionoutputs import Outputs, check_writable
 from .errors import CatlogError, CompactionError, CorruptionError, StoreClosedError
 from .hint import hint_name
-from .index import SLOT_SHIFT, unpack_location
+from .index import unpack_location
 from .keyspace import PURGE_STEP
 from .segment import Segment, segment_name
 
@@ -595,19 +595,14 @@ def check_nothing_left(
                 if index.get(key) == location:
                     writer.keyspace.forget(key)  # ENG-41: its record becomes dead
     with writer.lock:
-        # Keys and locations copied apart, in the same order: ``list(index.items())`` built a
-        # tuple per key while holding the interpreter and the lock, 10 to 18 ms for 100,000
-        # keys, which a server's event loop waited out once per compaction (bench/soak.py
-        # --server); these two copies take about 1 ms each.
-        keys = list(writer.index)
-        locations = list(writer.index.values())
-    for position, location in enumerate(locations):
-        if location >> SLOT_SHIFT in slots:
-            slot, offset, _ = unpack_location(location)
+        locations = list(writer.index.items())
+    for key, location in locations:
+        slot, offset, _ = unpack_location(location)
+        if slot in slots:
             raise CorruptionError(
                 writer.segments.slots[slot].file.path,
                 offset,
-                f"compaction did not copy the live record of key {keys[position]!r:.60}; "
+                f"compaction did not copy the live record of key {key!r:.60}; "
                 "no segment was removed",
             )
 

@@ -13,8 +13,11 @@ run):
 - p99 of GET and SET while a compaction runs and while none does.
 
 Targets (issue 17): disk at most 1.5 times live at steady state, write amplification at most 3,
-p99 during compaction at most 3 times that outside. ``--server`` runs the same overwrite through
-a catlog server with ``redis-benchmark`` instead, for disk over live and INFO's figures.
+p99 during compaction at most 3 times that outside. ``--server`` (``--only-server``: without the
+embedded run) runs the same overwrite through a catlog server: ``redis-benchmark`` drives the
+load for ``--seconds`` while one probe client times single GETs and SETs and asks INFO every
+``POLL_S`` whether a compaction runs, so that its p99 during compaction can be set against that
+outside; and disk over live, from INFO and DBSIZE, over time.
 """
 
 from __future__ import annotations

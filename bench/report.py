@@ -149,9 +149,10 @@ def comparison(outcomes: list[Outcome], label: str) -> str:
             if peer.startswith("catlog"):
                 peer = peer.replace("catlog", label, 1)
             base = o.peer(o.ratio_peer).value
+            mirrored = next((p for p in o.peers if p.label == peer), None)
             ratios = [
                 f"{o.catlog.value / base:.2f}x {o.ratio_peer}",
-                f"{other.value / o.peer(peer).value:.2f}x {peer}",
+                "-" if mirrored is None else f"{other.value / mirrored.value:.2f}x {peer}",
             ]
         change = f"{o.catlog.value / other.value:.2f}x"
         cells = [o.workload, _figure(o.catlog), _figure(other), change, *ratios]

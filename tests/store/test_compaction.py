@@ -843,6 +843,35 @@ def test_the_copy_pauses_for_other_threads_without_changing_what_it_copies(
     assert pauses == [catlog.compaction._PAUSE] * (400 // every + -(-200 // every))
 
 
+@pytest.mark.spec("ENG-42", "ENG-39")
+def test_a_background_compaction_pauses_on_its_own_shorter_turns(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the caller's turn set past any compaction's length and the background's at zero, the
+    background compaction pauses at every look (12 in the copy, 7 in the check, as above) and
+    the same compaction in the caller's thread not once."""
+    monkeypatch.setattr(catlog.compaction, "_WORK_BETWEEN_PAUSES", 3600.0)
+    monkeypatch.setattr(catlog.compaction, "_BACKGROUND_WORK_BETWEEN_PAUSES", 0.0)
+    every = catlog.compaction._CLOCK_CHECK_EVERY
+    for background in (True, False):
+        with catlog.open(data_dir, fsync="never") as opened:
+            for i in range(200):
+                opened.put(b"k%03d" % i, b"old")
+            for i in range(200):
+                opened.put(b"k%03d" % i, b"new %d" % i)
+            pauses: list[float] = []
+            with monkeypatch.context() as patched:
+                patched.setattr(time, "sleep", pauses.append)
+                if background:
+                    assert opened.compact_in_background()
+                    assert opened.wait_for_compaction(timeout=30)
+                else:
+                    opened.compact()
+            assert dict(opened.items()) == {b"k%03d" % i: b"new %d" % i for i in range(200)}
+        expected = 400 // every + -(-200 // every) if background else 0
+        assert pauses == [catlog.compaction._PAUSE] * expected, f"background={background}"
+
+
 @pytest.mark.spec("ENG-39", "ENG-40", "ENG-9")
 def test_outputs_fill_up_to_the_segment_size_and_are_numbered_one_after_another(
     data_dir: str,

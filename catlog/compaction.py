@@ -50,17 +50,13 @@ RETRY_MOST: Final = 300.0
 
 _CLOCK_CHECK_EVERY: Final = walk.PAUSE_EVERY
 _WORK_BETWEEN_PAUSES: Final = 0.001
-_BACKGROUND_WORK_BETWEEN_PAUSES: Final = 0.00025
 _PAUSE: Final = 0.0001
-"""ENG-39: the copy loop sleeps this long after each millisecond of work (checked every
-``_CLOCK_CHECK_EVERY`` records), and after each quarter millisecond in a background compaction.
-Sleeping releases the GIL long enough for a thread waiting for it, such as a server's event loop,
-to take it; otherwise that thread waits for the interpreter's 5 ms switch interval at every turn,
-and a server makes a system call (and so waits again) for every client at every turn. The
-latency and soak benchmarks (bench/README.md) need them: a background compaction runs beside a
-server by definition, and a quarter millisecond keeps the server's p99 within the soak's bound;
-in the caller's thread (``compact()``, ``catlog compact``) a millisecond adds at most a tenth to
-the copy's own time, where a quarter would add half."""
+"""ENG-99: the copy loop and the final check sleep this long after each turn of work (checked
+every ``_CLOCK_CHECK_EVERY`` records): ``_WORK_BETWEEN_PAUSES`` in the caller's thread, the
+store's ``compaction_yield_ms`` in a background compaction. Sleeping releases the GIL long enough
+for a thread waiting for it, such as a server's event loop, to take it; otherwise that thread
+waits for the interpreter's 5 ms switch interval at every turn. The latency and soak benchmarks
+(bench/README.md) need them; a millisecond's turns add at most a tenth to the copy's own time."""
 
 _compactor = threading.local()
 """``background`` is set in the thread of a background compaction (ENG-42)."""
@@ -485,21 +481,20 @@ def _copy(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> in
         expires=writer.expires,
         expired=writer.expired,
         copies=outputs,
-        pause=pauser(),
+        pause=pauser(writer),
     )
     if isinstance(counted, codec.Damage):
         raise CorruptionError(segment.file.path, counted.offset, counted.reason)
     return counted
 
 
-def pauser() -> Callable[[], None]:
-    """ENG-39: what the copy walks call every :data:`_CLOCK_CHECK_EVERY` records: a sleep of
-    ``_PAUSE`` once ``_WORK_BETWEEN_PAUSES`` of work (in a background compaction,
-    ``_BACKGROUND_WORK_BETWEEN_PAUSES``) has passed since the last one."""
+def pauser(writer: Writer) -> Callable[[], None]:
+    """ENG-99: what the copy walks and the final check call every :data:`_CLOCK_CHECK_EVERY`
+    records: a sleep of ``_PAUSE`` once a turn of work has passed since the last one."""
     clock = time.perf_counter
     paused = clock()
     work = (
-        _BACKGROUND_WORK_BETWEEN_PAUSES
+        writer.options.compaction_yield_ms / 1000
         if getattr(_compactor, "background", False)
         else _WORK_BETWEEN_PAUSES
     )
@@ -539,7 +534,7 @@ def check_nothing_left(
     with writer.lock:
         keys = list(writer.index)
         locations = list(writer.index.values())
-    pause = pauser()
+    pause = pauser(writer)
     for number, location in enumerate(locations):
         if not number % _CLOCK_CHECK_EVERY:
             pause()

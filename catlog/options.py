@@ -25,6 +25,8 @@ DEFAULT_SEGMENT_SIZE: Final = 64 * 1024 * 1024
 """ENG-9: a new segment is started once the active one would grow past this many bytes."""
 MIN_SEGMENT_SIZE: Final = 64
 DEFAULT_FSYNC_INTERVAL_MS: Final = 1000
+DEFAULT_COMPACTION_YIELD_MS: Final = 1.0
+"""ENG-99: a background compaction's turn between sleeps, in ms."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class StoreOptions:
     """ENG-74: the most segments open at once; writes leave RESERVED_SLOTS to compaction."""
     max_open_files: int
     """ENG-65: at most this many descriptors are held by open sealed segments."""
+    compaction_yield_ms: float
+    """ENG-99: a background compaction sleeps after each turn of this many ms of work."""
 
 
 def check_options(
@@ -57,6 +61,7 @@ def check_options(
     compact_max_bytes: int | None,
     max_segments: int,
     max_open_files: int | None,
+    compaction_yield_ms: float = DEFAULT_COMPACTION_YIELD_MS,
 ) -> StoreOptions:
     """The settings :func:`catlog.open` was given, checked, with their defaults filled in."""
     if not (hints is False or hints is True or hints == "background"):  # ENG-25: not 1
@@ -73,6 +78,8 @@ def check_options(
         raise ValueError("fsync_interval_ms must be positive")
     if max_open_files is not None and max_open_files < 1:
         raise ValueError("max_open_files must be at least 1, or None for the default")
+    if type(compaction_yield_ms) not in (int, float) or not 0.01 <= compaction_yield_ms <= 1000:
+        raise ValueError("compaction_yield_ms must be a number from 0.01 to 1000")
     if compact_max_bytes is None:
         compact_max_bytes = default_max_bytes(segment_size)
     if type(compact_max_bytes) is not int or compact_max_bytes <= 0:
@@ -93,4 +100,5 @@ def check_options(
         compact_max_bytes=compact_max_bytes,
         max_segments=max_segments,
         max_open_files=default_max_open_files() if max_open_files is None else max_open_files,
+        compaction_yield_ms=float(compaction_yield_ms),
     )

@@ -53,6 +53,9 @@ from .store import Store
 
 log = logging.getLogger("catlog.server")
 
+COMPACTION_YIELD_MS: Final = 0.25
+"""SRV-29: the store's background compactions give the event loop the interpreter after each
+quarter millisecond of work (ENG-99)."""
 OPS_SAMPLE_EVERY: Final = 0.1
 """Seconds between readings of the command count (PROTO-101), as Redis's serverCron."""
 EXPIRE_EVERY: Final = 0.1
@@ -236,6 +239,7 @@ class Server:
                 hints=old.hints,
                 fs=self._fs,
                 max_open_files=old.max_open_files,
+                compaction_yield_ms=old.compaction_yield_ms,
             )
         except (CatlogError, OSError) as exc:
             self._lost = exc
@@ -302,6 +306,7 @@ async def serve(
             hints="background" if config.hints else False,
             fs=fs,
             max_open_files=store_open_files(config),
+            compaction_yield_ms=COMPACTION_YIELD_MS,
         )
     except (CatlogError, OSError) as exc:
         reason = str(exc)

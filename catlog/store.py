@@ -72,6 +72,7 @@ from .index import MAX_SLOTS, live_expiries
 from .keyspace import PURGE_STEP, Keyspace
 from .opening import open_directory
 from .options import (
+    DEFAULT_COMPACTION_YIELD_MS,
     DEFAULT_FSYNC_INTERVAL_MS,
     DEFAULT_SEGMENT_SIZE,
     FsyncPolicy,
@@ -116,6 +117,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     fs: FileSystem | None = None,
     clock: Clock | None = None,
     max_open_files: int | None = None,
+    compaction_yield_ms: float = DEFAULT_COMPACTION_YIELD_MS,
 ) -> Store:
     """Open (creating if needed) the store in directory ``path``; see spec/engine.md."""
     return Store(
@@ -130,6 +132,7 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
         fs=fs,
         clock=clock,
         max_open_files=max_open_files,
+        compaction_yield_ms=compaction_yield_ms,
     )
 
 
@@ -154,6 +157,7 @@ class Store(MutableMapping[bytes, bytes]):
         fs: FileSystem | None = None,
         clock: Clock | None = None,
         max_open_files: int | None = None,
+        compaction_yield_ms: float = DEFAULT_COMPACTION_YIELD_MS,
     ) -> None:
         options = check_options(
             path,
@@ -165,6 +169,7 @@ class Store(MutableMapping[bytes, bytes]):
             compact_max_bytes=compact_max_bytes,
             max_segments=max_segments,
             max_open_files=max_open_files,
+            compaction_yield_ms=compaction_yield_ms,
         )
         self.path = options.path
         self.fsync = options.fsync
@@ -178,6 +183,8 @@ class Store(MutableMapping[bytes, bytes]):
         self.compact_max_bytes = options.compact_max_bytes
         """ENG-73: the bound on the input bytes of a compaction the trigger starts."""
         self.max_segments = options.max_segments
+        self.compaction_yield_ms = options.compaction_yield_ms
+        """ENG-99: a background compaction sleeps after each turn of this many ms of work."""
         """ENG-74: the most segments open at once; writes leave RESERVED_SLOTS to compaction."""
         fs = fs if fs is not None else OsFileSystem()
         clock = clock if clock is not None else SystemClock()

@@ -19,6 +19,7 @@ from typing import Final
 import pytest
 
 import catlog
+import catlog.store
 from catlog import server as server_module
 from catlog.server import Server
 from catlog.serverconfig import ServerConfig
@@ -280,3 +281,33 @@ def test_info_persistence_over_the_network_gives_the_stores_segment_and_byte_cou
     assert b"catlog_fsync:always\r\n" in info
     assert b"catlog_segments:1\r\n" in info
     assert b"catlog_disk_bytes:" in info
+
+
+@pytest.mark.spec("SRV-29", "ENG-99")
+def test_the_server_opens_its_store_with_short_compaction_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[catlog.Store] = []
+    real_open = catlog.store.open
+
+    def recording_open(path: str, **kwargs: object) -> catlog.Store:
+        store = real_open(path, **kwargs)  # type: ignore[arg-type]
+        opened.append(store)
+        return store
+
+    monkeypatch.setattr(catlog.store, "open", recording_open)
+
+    def ready(host: str, port: int) -> None:
+        signal.raise_signal(signal.SIGTERM)  # the handler serve() installed stops it
+
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        config = ServerConfig(port=0, data_dir=str(tmp_path / "data"))
+        asyncio.run(server_module.serve(config, ready=ready))
+    finally:
+        signal.signal(signal.SIGTERM, previous[0])
+        signal.signal(signal.SIGINT, previous[1])
+    [store] = opened
+    assert store.compaction_yield_ms == 0.25
+    with catlog.open(str(tmp_path / "other")) as embedded:
+        assert embedded.compaction_yield_ms == 1.0, "the engine's own default"

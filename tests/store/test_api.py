@@ -51,7 +51,7 @@ def test_open_creates_the_directory_and_the_first_segment(data_dir: str) -> None
         assert segment.read() == codec.encode_segment_header()
 
 
-@pytest.mark.spec("ENG-25", "FMT-12")
+@pytest.mark.spec("ENG-25", "FMT-12", "ENG-99")
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -59,6 +59,11 @@ def test_open_creates_the_directory_and_the_first_segment(data_dir: str) -> None
         {"segment_size": 63},
         {"segment_size": 2**29 + 1},
         {"fsync_interval_ms": 0},
+        {"compaction_yield_ms": 0},
+        {"compaction_yield_ms": 0.001},
+        {"compaction_yield_ms": 1001},
+        {"compaction_yield_ms": "1"},
+        {"compaction_yield_ms": True},
     ],
 )
 def test_invalid_arguments_are_refused_before_anything_is_touched(

@@ -843,18 +843,19 @@ def test_the_copy_pauses_for_other_threads_without_changing_what_it_copies(
     assert pauses == [catlog.compaction._PAUSE] * (400 // every + -(-200 // every))
 
 
-@pytest.mark.spec("ENG-42", "ENG-39")
+@pytest.mark.spec("ENG-99", "ENG-42")
 def test_a_background_compaction_pauses_on_its_own_shorter_turns(
     data_dir: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With the caller's turn set past any compaction's length and the background's at zero, the
-    background compaction pauses at every look (12 in the copy, 7 in the check, as above) and
-    the same compaction in the caller's thread not once."""
+    """With the caller's turn set past any compaction's length and the background's to the
+    least allowed (ten microseconds), the background compaction pauses (at most at every look:
+    12 in the copy, 7 in the check, as above) and the same compaction in the caller's thread
+    not once."""
     monkeypatch.setattr(catlog.compaction, "_WORK_BETWEEN_PAUSES", 3600.0)
-    monkeypatch.setattr(catlog.compaction, "_BACKGROUND_WORK_BETWEEN_PAUSES", 0.0)
     every = catlog.compaction._CLOCK_CHECK_EVERY
     for background in (True, False):
-        with catlog.open(data_dir, fsync="never") as opened:
+        with catlog.open(data_dir, fsync="never", compaction_yield_ms=0.01) as opened:
+            assert opened.compaction_yield_ms == 0.01
             for i in range(200):
                 opened.put(b"k%03d" % i, b"old")
             for i in range(200):
@@ -868,8 +869,11 @@ def test_a_background_compaction_pauses_on_its_own_shorter_turns(
                 else:
                     opened.compact()
             assert dict(opened.items()) == {b"k%03d" % i: b"new %d" % i for i in range(200)}
-        expected = 400 // every + -(-200 // every) if background else 0
-        assert pauses == [catlog.compaction._PAUSE] * expected, f"background={background}"
+        assert set(pauses) <= {catlog.compaction._PAUSE}
+        if background:
+            assert 1 <= len(pauses) <= 400 // every + -(-200 // every)
+        else:
+            assert pauses == []
 
 
 @pytest.mark.spec("ENG-39", "ENG-40", "ENG-9")

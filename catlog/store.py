@@ -7,11 +7,10 @@ This module is the façade a user holds; the engine is the parts it assembles, e
 - :mod:`catlog.keyspace`: the index, the expiries and the dead bytes (ENG-11, ENG-33, ENG-41);
 - :mod:`catlog.segmentset`: the segments by slot and in number order (ENG-74);
 - :mod:`catlog.reading`: one read, crc-checked (ENG-12, ENG-22);
-- :mod:`catlog.writer`: the write lock, appending, rotation, flushing, fsyncing and the refusal
-  after a failure; :mod:`catlog.updates`: the writes that read first; :mod:`catlog.commit`:
-  group commit and the interval flusher's loop;
-- :mod:`catlog.compaction` (with :mod:`catlog.compactionoutputs`), :mod:`catlog.hintwriter`,
-  :mod:`catlog.snapshot`, :mod:`catlog.batch` and :mod:`catlog.transaction`.
+- :mod:`catlog.writer`: the write lock, appending, rotation, fsyncing, the refusal after a
+  failure; :mod:`catlog.updates`: the writes that read first; :mod:`catlog.commit`: group commit;
+- :mod:`catlog.compaction`, :mod:`catlog.hintwriter`, :mod:`catlog.snapshot`, :mod:`catlog.batch`
+  and :mod:`catlog.transaction`.
 
 What stays here is the public API, the read path (``get`` reads the index and one record with no
 call between), and opening and closing. The hot writes are the writer's own methods: ``__init__``
@@ -59,6 +58,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
 
 from . import updates
 from .arguments import check_expiry, check_key, ttl_ms
@@ -68,8 +68,8 @@ from .commit import Flusher
 from .compaction import CompactionReport
 from .errors import CatlogError, CorruptionError, StoreClosedError, StoreFailedError
 from .fs import FileSystem, OsFileSystem
-from .index import MAX_SLOTS, live_expiries
-from .keyspace import PURGE_STEP, Keyspace
+from .index import MAX_SLOTS
+from .keyspace import PURGE_STEP
 from .opening import open_directory
 from .options import (
     DEFAULT_COMPACTION_YIELD_MS,
@@ -81,14 +81,12 @@ from .options import (
 )
 from .reading import read_value
 from .segment import Segment
-from .segmentset import SegmentSet
 from .snapshot import Snapshot
 from .stats import StoreStats, stats_of
 from .transaction import Transaction
-from .writer import Writer
+from .writer import Writer, assemble
 
 log = logging.getLogger("catlog")
-
 
 _open_stores: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
 """Stores not yet closed, by id: a Store is a mapping, so it is not hashable itself."""
@@ -183,9 +181,9 @@ class Store(MutableMapping[bytes, bytes]):
         self.compact_max_bytes = options.compact_max_bytes
         """ENG-73: the bound on the input bytes of a compaction the trigger starts."""
         self.max_segments = options.max_segments
+        """ENG-74: the most segments open at once; writes leave RESERVED_SLOTS to compaction."""
         self.compaction_yield_ms = options.compaction_yield_ms
         """ENG-99: a background compaction sleeps after each turn of this many ms of work."""
-        """ENG-74: the most segments open at once; writes leave RESERVED_SLOTS to compaction."""
         fs = fs if fs is not None else OsFileSystem()
         clock = clock if clock is not None else SystemClock()
         self._now_ms = clock.now_ms
@@ -194,28 +192,13 @@ class Store(MutableMapping[bytes, bytes]):
         opened = open_directory(fs, self.path, self.max_open_files)
         self._dir_lock = opened.lock
         self._tail_repairs = tuple(opened.tail_repairs)
-        try:
-            keyspace = Keyspace(opened.index, live_expiries(opened.index, opened.expiring))
-            segments = SegmentSet(
-                self.path, opened.files, opened.slots, options.max_segments, keyspace.slot_dead
-            )
-            if compact_threshold is not None:
-                keyspace.purge(self._now_ms(), len(keyspace.expires))  # ENG-61: all, at open
-                segments.count_dead(keyspace)
-        except BaseException:
-            for segment in opened.slots:
-                segment.file.close()
-            self._dir_lock.release()
-            raise
-        writer = Writer(options, fs, clock, keyspace, segments, opened.active)
+        writer = assemble(options, fs, clock, opened)
         self._writer = writer
-        self._index = keyspace.index
-        """The keyspace's own index dict, named here so that ``get`` reaches it without a call
-        (the get benchmark). Written under the write lock, read without it."""
-        self._expires = keyspace.expires
-        """The keyspace's expiries dict, named here as ``_index`` is."""
-        self._slots = segments.slots
-        """The segments by slot, named here as ``_index`` is."""
+        # The writer's index, expiries and segments by slot, named here so that ``get`` reaches
+        # them without a call (the get benchmark). Written under the write lock, read without.
+        self._index = writer.index
+        self._expires = writer.expires
+        self._slots = writer.segments.slots
         # The hot writes, bound to the writer's own methods (see the module's docstring).
         self.put_nowait = writer.put  # type: ignore[method-assign]
         self.put_many_nowait = writer.put_many  # type: ignore[method-assign]
@@ -271,19 +254,23 @@ class Store(MutableMapping[bytes, bytes]):
 
     def __len__(self) -> int:
         """ENG-6, ENG-60: the number of live keys, exact without forgetting any expired key."""
-        writer = self._open()
-        with writer.lock:
-            self._open()
+        with self._locked() as writer:
             return writer.keyspace.live_keys(self._now_ms())
 
     def __iter__(self) -> Iterator[bytes]:
         """ENG-7: every live key once, in no promised order, as of the moment iteration began."""
-        writer = self._open()
-        with writer.lock:
-            self._open()
+        with self._locked() as writer:
             keys = list(self._index)
             due = set(writer.keyspace.due(self._now_ms()))  # ENG-64: left out, not forgotten
             return iter([key for key in keys if key not in due] if due else keys)
+
+    @contextmanager
+    def _locked(self) -> Iterator[Writer]:
+        """The writer with its lock held, if the store is not closed (ENG-19): looked at before
+        waiting for the lock and again once it is held, since ``close()`` may come between."""
+        writer = self._open()
+        with writer.lock:
+            yield self._open()
 
     def _open(self) -> Writer:
         """The writer, if the store is not closed (ENG-19)."""
@@ -299,28 +286,19 @@ class Store(MutableMapping[bytes, bytes]):
         batch is seen whole or not at all; a plain ``get`` per key could see half of one.
         """
         checked = [key if type(key) is bytes else check_key(key) for key in keys]
-        writer = self._open()
-        with writer.lock:
-            self._open()
+        with self._locked() as writer:
             values: list[bytes | None] = []
             for key in checked:
                 location = self._index.get(key)
                 if location is None or (self._expires and writer.expired(key)):
                     values.append(None)
                     continue
-                values.append(self._read_located(key, location, self._slots))
+                values.append(writer.read_at(key, location, self._slots))
             return values
 
     def _read_located(self, key: bytes, location: int, slots: list[Segment]) -> bytes:
-        """ENG-38, ENG-52: a read at a location held with the ``slots`` it was taken from."""
-        writer = self._writer
-        try:
-            return read_value(key, location, slots, writer.active)
-        except (OSError, CorruptionError) as exc:
-            error = writer.read_error(exc, location, slots)
-            if error is exc:
-                raise
-            raise error from exc
+        """ENG-38: a snapshot's read at a location it holds, in the slots it copied."""
+        return self._writer.read_at(key, location, slots)
 
     def now_ms(self) -> int:
         """The store's clock (ENG-24) in ms since the epoch: the time expiries are judged by."""
@@ -341,9 +319,7 @@ class Store(MutableMapping[bytes, bytes]):
 
     def snapshot(self) -> Snapshot:
         """ENG-38: a consistent, read-only view of the store as it is now, while writes go on."""
-        writer = self._open()
-        with writer.lock:
-            self._open()
+        with self._locked() as writer:
             index = dict(self._index)
             for key in writer.keyspace.due(self._now_ms()):  # ENG-64: left out, not forgotten
                 del index[key]
@@ -374,9 +350,7 @@ class Store(MutableMapping[bytes, bytes]):
         expired keys are neither seen nor counted (ENG-34, ENG-60), only the memory they hold
         and the dead-byte estimate (ENG-41).
         """
-        writer = self._open()
-        with writer.lock:
-            self._open()
+        with self._locked() as writer:
             return writer.keyspace.purge(self._now_ms(), limit)
 
     # ----------------------------------------------------------------------------- writing
@@ -539,15 +513,13 @@ class Store(MutableMapping[bytes, bytes]):
 
     def sync(self) -> None:
         """ENG-17: make every write so far durable, whatever the fsync policy."""
-        writer = self._open()
-        with writer.lock:
+        with self._locked() as writer:
             writer.refuse_if_failed()
             writer.flush_and_sync()
 
     def flush(self) -> None:
         """ENG-16, ENG-17: hand buffered writes to the OS (safe from a process crash only)."""
-        writer = self._open()
-        with writer.lock:
+        with self._locked() as writer:
             writer.refuse_if_failed()
             writer.flush()
 
@@ -558,20 +530,14 @@ class Store(MutableMapping[bytes, bytes]):
         Public so that tests driving a :class:`~catlog.clock.ManualClock` can run the step
         themselves instead of waiting for the thread.
         """
-        writer = self._open()
-        with writer.lock:
-            self._open()
-            if self._expires:
-                writer.keyspace.purge(self._now_ms(), PURGE_STEP)
-            writer.sync_if_due(self.fsync_interval_ms / 1000)
+        with self._locked() as writer:
+            writer.tick(self.fsync_interval_ms / 1000)
 
     # ----------------------------------------------------------------------------- compaction
 
     def compact_in_background(self) -> bool:
         """ENG-42: start a compaction in a background thread; False if one is running already."""
-        writer = self._open()
-        with writer.lock:
-            self._open()
+        with self._locked() as writer:
             if writer.compaction.running():
                 return False
             writer.compaction.start(writer)
@@ -679,7 +645,5 @@ class Store(MutableMapping[bytes, bytes]):
 
     def stats(self) -> StoreStats:
         """A snapshot of counters for people and tests (ENG-26)."""
-        writer = self._open()
-        with writer.lock:
-            self._open()
+        with self._locked() as writer:
             return stats_of(writer, self._tail_repairs)

@@ -31,7 +31,6 @@ from .codec import (
     encode_batch,
     encode_record,
 )
-from .errors import CorruptionError
 from .index import LARGE_VALUE, LEN_BITS, SLOT_SHIFT
 from .keyspace import WRITE_PURGE
 from .reading import read_value
@@ -123,7 +122,8 @@ def modify(
     ticket to wait on.
 
     A transaction (ENG-54) does the same for one key at three times the cost: its object, its
-    batch frame and its per-call checks. The server benchmark's INCR is this call. ``change``
+    batch frame and its per-call checks. The server's INCR under "always" is this call (under
+    the other policies, :func:`modify_many`). ``change``
     runs with the write lock held, so it must be quick and must not call the store; an exception
     from it propagates with nothing written.
     """
@@ -137,50 +137,24 @@ def modify(
             location = None
             if found is not None:
                 location, expires_at = found
-        else:  # newest's common case, inline (the server benchmark's INCR)
+        else:  # newest's common case, inline
             location = w.index.get(key)
         old = None
         if location is not None:
-            try:
-                old = read_value(key, location, w.segments.slots, w.active)
-            except (OSError, CorruptionError) as exc:
-                error = w.read_error(exc, location, w.segments.slots)
-                if error is exc:
-                    raise
-                raise error from exc
+            old = w.read_at(key, location, w.segments.slots)
         new = change(old)
         if new is None:
             return None, w.last_ticket
+        now = w.now_ms()
         if expires_at:  # ENG-80: the value keeps its expiry, as Redis's INCR keeps a TTL
             new = check_value(new, MAX_EXPIRING_VALUE_SIZE)
-            record = encode_record(_PUT_EXPIRING, w.now_ms(), key, new, expires_at)
-            location = w.append(record, len(new) + EXPIRY_SIZE)
-            w.effect(key, location, expires_at)
-            return new, w.last_ticket
-        if type(new) is not bytes or len(new) > MAX_VALUE_SIZE:
-            new = check_value(new)
-        # As Writer.put from here: its inline append, then its index update.
-        value_len = len(new)
-        now = w.now_ms()
-        body = BODY_HEADER.pack(_PUT, now, len(key), value_len) + key + new
-        record = CRC_FIELD.pack(crc32c(body)) + body
-        active = w.active
-        if active.end + len(record) > w.segment_size:
-            location = w.append(record, value_len, now)  # rotates first
+            record = encode_record(_PUT_EXPIRING, now, key, new, expires_at)
+            value_len = len(new) + EXPIRY_SIZE
         else:
-            try:
-                offset = active.append(record)
-            except OSError as exc:
-                raise w.fail("write", exc) from exc
-            w.last_ticket += 1
-            w.unsynced = True
-            # inline pack_location: the server benchmark's INCR, as Writer.put's SET.
-            location = (
-                (active.slot << SLOT_SHIFT)
-                | (offset << LEN_BITS)
-                | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
-            )
-        w.index_put(key, location, now)
+            new = check_value(new)
+            record = encode_record(_PUT, now, key, new)
+            value_len = len(new)
+        w.effect(key, w.append(record, value_len, now), expires_at)
         return new, w.last_ticket
 
 
@@ -227,13 +201,7 @@ def modify_many(
                         location = index.get(key)
                     old = None
                     if location is not None:
-                        try:
-                            old = read_value(key, location, slots, active)
-                        except (OSError, CorruptionError) as exc:
-                            error = w.read_error(exc, location, slots)
-                            if error is exc:
-                                raise
-                            raise error from exc
+                        old = w.read_at(key, location, slots)
                 new = change(old)
                 if new is None:
                     outcomes.append(None)

@@ -45,10 +45,18 @@ from .errors import CatlogError, CorruptionError, StoreClosedError, StoreFailedE
 from .fs import File, FileSystem
 from .hint import hint_name
 from .hintwriter import HintWriter
-from .index import LARGE_VALUE, LEN_BITS, SLOT_SHIFT, pack_location, unpack_location
-from .keyspace import WRITE_PURGE, Keyspace, dead_size
+from .index import (
+    LARGE_VALUE,
+    LEN_BITS,
+    SLOT_SHIFT,
+    live_expiries,
+    pack_location,
+    unpack_location,
+)
+from .keyspace import PURGE_STEP, WRITE_PURGE, Keyspace, dead_size
+from .opening import Opened
 from .options import StoreOptions
-from .reading import read_failed
+from .reading import read_failed, read_value
 from .segment import ActiveSegment, Segment
 from .segmentset import SegmentSet
 
@@ -139,6 +147,17 @@ class Writer:
         expires_at = self.expires.get(key)
         return expires_at is not None and self.now_ms() > expires_at
 
+    def read_at(self, key: bytes, location: int, slots: list[Segment]) -> bytes:
+        """ENG-12, ENG-22: the value at ``location`` of ``slots`` (the store's, or a snapshot's),
+        a failed read raised as :meth:`read_error` explains it. Takes no lock."""
+        try:
+            return read_value(key, location, slots, self.active)
+        except (OSError, CorruptionError) as exc:
+            error = self.read_error(exc, location, slots)
+            if error is exc:
+                raise
+            raise error from exc
+
     def read_error(
         self, exc: OSError | CorruptionError, location: int, slots: list[Segment]
     ) -> CatlogError:
@@ -195,7 +214,7 @@ class Writer:
             expires = self.expires
             if self.sync_each_write:
                 self.pending.append((self.last_ticket, key, location, 0))
-            else:  # index_put's, inline: the fill benchmark
+            else:
                 index = self.index
                 old = index.get(key)
                 index[key] = location
@@ -212,23 +231,6 @@ class Writer:
         if stall:
             self.stall()
         return ticket
-
-    def index_put(self, key: bytes, location: int, now: int) -> None:
-        """A plain PUT of ``key`` just appended at ``location`` takes effect, or waits for its
-        fsync under always; then a few expired keys are forgotten (ENG-61)."""
-        expires = self.expires
-        if self.sync_each_write:
-            self.pending.append((self.last_ticket, key, location, 0))
-        else:
-            index = self.index
-            old = index.get(key)
-            index[key] = location
-            if old is not None:
-                self.keyspace.kill(len(key), old)
-            if expires and key in expires:
-                self.keyspace.clear_expiry(key)
-        if expires and self.keyspace.order.soonest < now:
-            self.keyspace.purge(now, WRITE_PURGE)  # ENG-61
 
     def put_many(self, pairs: Iterable[tuple[bytes, bytes]]) -> int:
         """ENG-44: append a PUT for each ``(key, value)`` pair, as :meth:`put` would; returns the
@@ -492,6 +494,13 @@ class Writer:
         self.last_sync = self.clock.monotonic()
         self.commits.take_effect(self.last_ticket)
 
+    def tick(self, interval: float) -> None:
+        """ENG-15, ENG-16, ENG-62: the flusher's step: forget a bounded number of expired keys,
+        then sync (or flush) if one is due."""
+        if self.expires:
+            self.keyspace.purge(self.now_ms(), PURGE_STEP)
+        self.sync_if_due(interval)
+
     def sync_if_due(self, interval: float) -> None:
         """ENG-15, ENG-16: the flusher's step: once ``interval`` seconds passed since the last
         sync, fsync (``interval``) or flush (``never``) what was written since."""
@@ -554,3 +563,23 @@ class Writer:
         assert tickets == sorted(tickets), "effects wait in ticket order"
         assert not tickets or self.sync_each_write, "effects wait only under always"
         assert all(self.commits.durable < ticket <= self.last_ticket for ticket in tickets)
+
+
+def assemble(options: StoreOptions, fs: FileSystem, clock: Clock, opened: Opened) -> Writer:
+    """ENG-13, ENG-41, ENG-73: the writer over what opening found: its keyspace, its segments
+    and, with a compaction threshold, the dead bytes, every expired key forgotten first
+    (ENG-61). If that fails, the files opening opened are closed and the directory let go."""
+    try:
+        keyspace = Keyspace(opened.index, live_expiries(opened.index, opened.expiring))
+        segments = SegmentSet(
+            options.path, opened.files, opened.slots, options.max_segments, keyspace.slot_dead
+        )
+        if options.compact_threshold is not None:
+            keyspace.purge(clock.now_ms(), len(keyspace.expires))  # ENG-61: all, at open
+            segments.count_dead(keyspace)
+    except BaseException:
+        for segment in opened.slots:
+            segment.file.close()
+        opened.lock.release()
+        raise
+    return Writer(options, fs, clock, keyspace, segments, opened.active)

@@ -190,6 +190,8 @@ MUTATION_TESTS: dict[str, tuple[str, ...]] = {
     "opening": STORE_TESTS,
     "reading": STORE_TESTS,
     "writer": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
+    "rotation": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
+    "maintenance": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
     "updates": STORE_TESTS,
     "segmentset": STORE_TESTS,
     "options": ("tests/store",),

@@ -37,6 +37,7 @@ from .errors import CatlogError, CompactionError, CorruptionError, StoreClosedEr
 from .hint import hint_name
 from .index import SLOT_SHIFT, unpack_location
 from .keyspace import PURGE_STEP
+from .rotation import rotate
 from .segment import Segment, segment_name
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class Compaction:
             writer.flush_and_sync()  # ENG-39: as a seal would, without sealing
             return inputs, newest_sealed + 1, gap  # in numbers an earlier compaction left free
         first = writer.active.number + 1
-        writer.rotate(gap=gap)
+        rotate(writer, gap=gap)
         return (
             [writer.segments.slots[segment.slot] for segment in inputs],
             first,

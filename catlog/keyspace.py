@@ -387,7 +387,8 @@ class Keyspace:
         self.slot_dead[:] = [0] * len(self.slot_dead)
 
     def check(self) -> None:
-        """The keyspace's invariants, for :meth:`catlog.store.Store._check_invariants`."""
+        """The keyspace's invariants, for the store's ``_check_invariants``
+        (:mod:`catlog.maintenance`)."""
         self.order.check()
         assert self.expires.keys() <= self.index.keys(), "ENG-33: expiries only of indexed keys"
         assert sorted(self.order) == sorted((at, key) for key, at in self.expires.items()), (

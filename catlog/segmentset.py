@@ -165,7 +165,8 @@ class SegmentSet:
             segment.file.close()
 
     def check(self, active: Segment) -> None:
-        """The segments' invariants, for :meth:`catlog.store.Store._check_invariants`."""
+        """The segments' invariants, for the store's ``_check_invariants``
+        (:mod:`catlog.maintenance`)."""
         order = self.order
         assert order, "a store has at least its active segment"
         assert order[-1] is active, "the active segment is the newest"

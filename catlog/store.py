@@ -7,13 +7,16 @@ This module is the façade a user holds; the engine is the parts it assembles, e
 - :mod:`catlog.keyspace`: the index, the expiries and the dead bytes (ENG-11, ENG-33, ENG-41);
 - :mod:`catlog.segmentset`: the segments by slot and in number order (ENG-74);
 - :mod:`catlog.reading`: one read, crc-checked (ENG-12, ENG-22);
-- :mod:`catlog.writer`: the write lock, appending, rotation, fsyncing, the refusal after a
-  failure; :mod:`catlog.updates`: the writes that read first; :mod:`catlog.commit`: group commit;
+- :mod:`catlog.writer`: the write lock, appending, fsyncing, the refusal after a failure;
+  :mod:`catlog.rotation`: sealing a segment and starting the next; :mod:`catlog.updates`: the
+  writes that read first; :mod:`catlog.commit`: group commit;
 - :mod:`catlog.compaction`, :mod:`catlog.hintwriter`, :mod:`catlog.snapshot`, :mod:`catlog.batch`
-  and :mod:`catlog.transaction`.
+  and :mod:`catlog.transaction`;
+- :mod:`catlog.maintenance`: the store's durability, compaction, closing and counters, the half
+  of its API that looks after the store rather than its data (:class:`Store` inherits it).
 
-What stays here is the public API, the read path (``get`` reads the index and one record with no
-call between), and opening and closing. The hot writes are the writer's own methods: ``__init__``
+What stays here is the data API, the read path (``get`` reads the index and one record with no
+call between), and opening. The hot writes are the writer's own methods: ``__init__``
 binds :meth:`Writer.put` as this store's ``put_nowait`` (and ``put_many_nowait``, and group
 commit's ``wait_durable`` under "always"), so a put through the façade pays no extra call.
 
@@ -47,29 +50,26 @@ closed         ``True`` / a StoreClosedError           raise StoreClosedError (E
 
 open -> failed when a write or fsync fails (REC-10); open or failed -> closed by ``close()``, which
 raises if it leaves a failed store (ENG-46). No state is left for another: a failed store is
-reopened, not repaired in place (REC-11). :meth:`Store._check_invariants` asserts them.
+reopened, not repaired in place (REC-11). :meth:`Store._check_invariants` (in
+:mod:`catlog.maintenance`) asserts them.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
-import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
-from contextlib import contextmanager
 
 from . import updates
 from .arguments import check_expiry, check_key, ttl_ms
 from .batch import Batch, BatchOp
 from .clock import Clock, SystemClock
 from .commit import Flusher
-from .compaction import CompactionReport
-from .errors import CatlogError, CorruptionError, StoreClosedError, StoreFailedError
+from .errors import CorruptionError, StoreClosedError
 from .fs import FileSystem, OsFileSystem
 from .index import MAX_SLOTS
 from .keyspace import PURGE_STEP
+from .maintenance import Maintenance, open_stores
 from .opening import open_directory
 from .options import (
     DEFAULT_COMPACTION_YIELD_MS,
@@ -82,24 +82,10 @@ from .options import (
 from .reading import read_value
 from .segment import Segment
 from .snapshot import Snapshot
-from .stats import StoreStats, stats_of
 from .transaction import Transaction
-from .writer import Writer, assemble
+from .writer import assemble
 
 log = logging.getLogger("catlog")
-
-_open_stores: weakref.WeakValueDictionary[int, Store] = weakref.WeakValueDictionary()
-"""Stores not yet closed, by id: a Store is a mapping, so it is not hashable itself."""
-
-
-@atexit.register
-def _close_open_stores() -> None:
-    """ENG-27: at a normal interpreter exit, close (so flush and fsync) every store left open."""
-    for store in list(_open_stores.values()):
-        try:
-            store.close()
-        except CatlogError:
-            log.exception("closing %s at exit failed", store.path)
 
 
 def open(  # the public name is catlog.open, like dbm.open and shelve.open
@@ -134,12 +120,12 @@ def open(  # the public name is catlog.open, like dbm.open and shelve.open
     )
 
 
-class Store(MutableMapping[bytes, bytes]):
-    """An open data directory. Use :func:`catlog.open` to make one."""
+class Store(Maintenance, MutableMapping[bytes, bytes]):
+    """An open data directory. Use :func:`catlog.open` to make one.
 
-    _writer: Writer
-    """The write side (:mod:`catlog.writer`); absent until the directory is locked and
-    recovered, which ``__del__`` and ``closed`` allow for."""
+    Its data API is here; durability, compaction, closing and counters are
+    :class:`catlog.maintenance.Maintenance`'s.
+    """
 
     def __init__(
         self,
@@ -205,7 +191,7 @@ class Store(MutableMapping[bytes, bytes]):
         if writer.sync_each_write:
             self.wait_durable = writer.commits.wait_durable  # type: ignore[method-assign]
         self._flusher = Flusher(self, fsync_interval_ms / 1000) if fsync != "always" else None
-        _open_stores[id(self)] = self
+        open_stores[id(self)] = self
 
     @property
     def last_ticket(self) -> int:
@@ -263,21 +249,6 @@ class Store(MutableMapping[bytes, bytes]):
             keys = list(self._index)
             due = set(writer.keyspace.due(self._now_ms()))  # ENG-64: left out, not forgotten
             return iter([key for key in keys if key not in due] if due else keys)
-
-    @contextmanager
-    def _locked(self) -> Iterator[Writer]:
-        """The writer with its lock held, if the store is not closed (ENG-19): looked at before
-        waiting for the lock and again once it is held, since ``close()`` may come between."""
-        writer = self._open()
-        with writer.lock:
-            yield self._open()
-
-    def _open(self) -> Writer:
-        """The writer, if the store is not closed (ENG-19)."""
-        writer = self._writer
-        if writer.closed:
-            raise StoreClosedError(f"{self.path} is closed")
-        return writer
 
     def get_many(self, keys: Iterable[bytes]) -> list[bytes | None]:
         """ENG-52: the value of each key (or ``None``), all as of one instant.
@@ -499,151 +470,6 @@ class Store(MutableMapping[bytes, bytes]):
         """
         return Transaction(self._open(), wait=wait)
 
-    # ----------------------------------------------------------------------------- durability
-
-    def wait_durable(self, ticket: int) -> None:
-        """ENG-14, ENG-29: return once the write with ``ticket`` is durable and has taken effect.
-
-        Under ``interval`` and ``never`` a write is as durable as its policy promises when it
-        is appended, so this returns at once. Under ``always`` it is group commit's
-        (:meth:`catlog.commit.GroupCommit.wait_durable`), which ``__init__`` assigns over this
-        method so that a durable put pays no extra call (the durable-put benchmark).
-        """
-        self._open().wait_durable(ticket)
-
-    def sync(self) -> None:
-        """ENG-17: make every write so far durable, whatever the fsync policy."""
-        with self._locked() as writer:
-            writer.refuse_if_failed()
-            writer.flush_and_sync()
-
-    def flush(self) -> None:
-        """ENG-16, ENG-17: hand buffered writes to the OS (safe from a process crash only)."""
-        with self._locked() as writer:
-            writer.refuse_if_failed()
-            writer.flush()
-
-    def tick(self) -> None:
-        """ENG-15, ENG-16: the background flusher's step; syncs (or flushes) when one is due.
-        ENG-62: it also forgets a bounded number of expired keys.
-
-        Public so that tests driving a :class:`~catlog.clock.ManualClock` can run the step
-        themselves instead of waiting for the thread.
-        """
-        with self._locked() as writer:
-            writer.tick(self.fsync_interval_ms / 1000)
-
-    # ----------------------------------------------------------------------------- compaction
-
-    def compact_in_background(self) -> bool:
-        """ENG-42: start a compaction in a background thread; False if one is running already."""
-        with self._locked() as writer:
-            if writer.compaction.running():
-                return False
-            writer.compaction.start(writer)
-            return True
-
-    def compact(
-        self,
-        progress: Callable[[int, int], None] | None = None,
-        *,
-        max_bytes: int | None = None,
-    ) -> CompactionReport:
-        """ENG-39, ENG-40: copy the live records of every segment, then remove them; with
-        ``max_bytes``, of the oldest sealed segments ENG-73 chooses.
-
-        ``progress(done, total)`` is called with input bytes read so far, for a progress bar.
-        """
-        if max_bytes is not None and (type(max_bytes) is not int or max_bytes <= 0):
-            raise ValueError("max_bytes must be a positive int or None")
-        writer = self._open()
-        return writer.compaction.run(writer, progress, max_bytes)
-
-    def wait_for_compaction(self, timeout: float | None = None) -> bool:
-        """ENG-83: block until no compaction runs, so that a caller who started one in the
-        background (or whose writes made one due) can act on its result; ``False`` if
-        ``timeout`` seconds passed first.
-
-        Waits in real time, not the store's clock: the compactor's progress is real work.
-        """
-        writer = self._open()
-        deadline = None if timeout is None else time.monotonic() + timeout
-        return writer.compaction.wait(writer, deadline)
-
-    # ----------------------------------------------------------------------------- closing
-
-    def close(self) -> None:
-        """ENG-18, ENG-46: sync everything, release the directory; a second close does nothing.
-
-        Raises :class:`StoreFailedError` if the store had failed (REC-10), even in a background
-        thread: its buffered writes could not be made durable, so returning would acknowledge
-        writes the disk never received (REC-20).
-        """
-        writer = self._writer
-        with writer.compaction.lock:  # ENG-40: a running compaction finishes first
-            writer.hints.stop()
-            if self._flusher is not None:
-                self._flusher.stop()
-            writer.commits.wait_for_term()  # a term ends before the files close (ENG-59)
-            with writer.lock:
-                if writer.closed:
-                    return
-                try:
-                    failure = writer.finish()
-                finally:
-                    _open_stores.pop(id(self), None)
-                    writer.segments.close_files()
-                    self._dir_lock.release()
-        if failure is not None:
-            raise StoreFailedError(
-                f"{self.path}: closed without making its buffered writes durable, because"
-                f" the store had failed: {failure}",
-                fsync_failed=failure.fsync_failed,
-            ) from failure
-
-    def __del__(self) -> None:
-        """ENG-27: a store dropped without close() still releases its directory."""
-        writer: Writer | None = getattr(self, "_writer", None)
-        if writer is not None and not writer.closed:
-            try:
-                self.close()
-            except CatlogError:
-                log.exception("closing %s when it was dropped failed", self.path)
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._index)} keys"
         return f"<catlog.Store {self.path!r} fsync={self.fsync} {state}>"
-
-    @property
-    def closed(self) -> bool:
-        writer: Writer | None = getattr(self, "_writer", None)
-        return writer is None or writer.closed
-
-    @property
-    def failure(self) -> StoreFailedError | None:
-        """ENG-47: the failure that made the store refuse writes, or ``None``."""
-        return self._writer.failure
-
-    def _check_invariants(self) -> None:
-        """A test hook, as SQLite's pager asserts its state: raise AssertionError if the store's
-        structures disagree with each other. The model tests call it after every step."""
-        writer = self._writer
-        with writer.lock:
-            if writer.closed:
-                assert isinstance(writer.refusal, StoreClosedError), "closed: refuses as closed"
-                return
-            assert self._index is writer.keyspace.index, "the store's index is the keyspace's"
-            assert self._expires is writer.keyspace.expires, "and so are its expiries"
-            assert self._slots is writer.segments.slots, "and its slots the segment set's"
-            writer.check()
-
-    def stats(self) -> StoreStats:
-        """A snapshot of counters for people and tests (ENG-26)."""
-        with self._locked() as writer:
-            return stats_of(writer, self._tail_repairs)

@@ -4,11 +4,12 @@ A write is one record appended to the active segment under the write lock, and i
 the keyspace: at once under ``interval`` and ``never``, once its fsync returns under ``always``
 (group commit, :mod:`catlog.commit`, ENG-14, ENG-29). This module holds that path: the plain
 PUTs (:meth:`Writer.put`, the hot path of every benchmark that writes, and
-:meth:`Writer.put_many`, a pipeline's run of SETs), appending and rotation (ENG-9, ENG-10),
-flushing and fsyncing (ENG-15 .. ENG-17), and the refusal after a failed write or fsync (REC-10).
-The writes that read first (DELETE, EXPIRE, PERSIST, read-modify-write, batches and
-transactions) are :mod:`catlog.updates`, on the same lock; compaction (:mod:`catlog.compaction`)
-works on a :class:`Writer` too, since it appends, rotates and moves index entries under it.
+:meth:`Writer.put_many`, a pipeline's run of SETs), appending (rotating, through
+:mod:`catlog.rotation`, when a record would overfill the segment: ENG-9, ENG-10), flushing and
+fsyncing (ENG-15 .. ENG-17), and the refusal after a failed write or fsync (REC-10). The writes
+that read first (DELETE, EXPIRE, PERSIST, read-modify-write, batches and transactions) are
+:mod:`catlog.updates`, on the same lock; compaction (:mod:`catlog.compaction`) works on a
+:class:`Writer` too, since it appends, rotates and moves index entries under it.
 
 Every attribute below is guarded by ``lock`` unless it says otherwise; the methods are called
 with it held unless they say they take it. Readers take no lock: ``index``, ``expires`` and
@@ -18,7 +19,6 @@ with it held unless they say they take it. Readers take no lock: ``index``, ``ex
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterable
 from typing import Final
 
@@ -43,7 +43,6 @@ from .commit import GroupCommit, weakly
 from .compaction import Compaction
 from .errors import CatlogError, CorruptionError, StoreClosedError, StoreFailedError, fresh_copy
 from .fs import File, FileSystem
-from .hint import hint_name
 from .hintwriter import HintWriter
 from .index import (
     LARGE_VALUE,
@@ -57,17 +56,12 @@ from .keyspace import PURGE_STEP, WRITE_PURGE, Keyspace, dead_size
 from .opening import Opened
 from .options import StoreOptions
 from .reading import read_failed, read_value
+from .rotation import rotate, stall
 from .segment import ActiveSegment, Segment
 from .segmentset import SegmentSet
 
 _PUT: Final = int(RecordType.PUT)
 _PUT_EXPIRING: Final = int(RecordType.PUT_EXPIRING)
-
-STALL_AT: Final = 1.1
-"""ENG-98: writers wait at a rotation once the dead bytes reach this many times the share of
-the disk that makes a compaction due (``compact_threshold``)."""
-STALL_MOST: Final = 0.02
-"""ENG-98: the longest one writer waits for compaction, in seconds."""
 
 Pending = tuple[int, bytes, int | None, int]
 """A write waiting for its fsync under always: its ticket, its key, its location (``None`` for a
@@ -227,9 +221,9 @@ class Writer:
             ticket = self.last_ticket
             if not rotating:
                 return ticket
-            stall = self.behind
-        if stall:
-            self.stall()
+            behind = self.behind
+        if behind:
+            stall(self)
         return ticket
 
     def put_many(self, pairs: Iterable[tuple[bytes, bytes]]) -> int:
@@ -265,15 +259,15 @@ class Writer:
             if self.refusal is None and active.end + len(data) <= self.segment_size:
                 return self._put_run(active, data, keys, records, now)
             # One at a time: append refuses, or rotates where a record would not fit.
-            stall = False
+            behind = False
             for key, record in zip(keys, records, strict=True):
                 value_len = len(record) - RECORD_HEADER_SIZE - len(key)
                 location = self.append(record, value_len)
-                stall = stall or self.behind
+                behind = behind or self.behind
                 self.effect(key, location, 0)
             ticket = self.last_ticket
-        if stall:
-            self.stall()
+        if behind:
+            stall(self)
         return ticket
 
     def _put_run(
@@ -329,9 +323,9 @@ class Writer:
             location = self.append(record, len(value) + EXPIRY_SIZE, now)
             self.effect(key, location, expires_at_ms)
             ticket = self.last_ticket
-            stall = self.behind
-        if stall:
-            self.stall()
+            behind = self.behind
+        if behind:
+            stall(self)
         return ticket
 
     # ----------------------------------------------------------------------------- effects
@@ -379,7 +373,7 @@ class Writer:
         active = self.active
         self.behind = False
         if active.end + len(record) > self.segment_size and active.end > SEGMENT_HEADER_SIZE:
-            active = self.rotate()
+            active = rotate(self)
         try:
             offset = active.append(record)
         except OSError as exc:
@@ -394,65 +388,6 @@ class Writer:
             | (offset << LEN_BITS)
             | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
         )
-
-    def rotate(self, gap: int = 0) -> ActiveSegment:
-        """ENG-9, ENG-10: seal the active segment (durable first), then start the next one.
-
-        ``gap`` numbers are skipped for a compaction's outputs (ENG-39).
-        """
-        old = self.active
-        self.flush_and_sync()
-        slot = self.segments.new_slot(compaction=bool(gap))
-        if self.options.hints is True:
-            self.write_hint(old)
-        planned = 0
-        compaction = self.compaction
-        if not gap and compaction.due(self):
-            planned = compaction.plan(self)  # ENG-73: the outputs go below the new one
-        try:
-            new = ActiveSegment.create(self.fs, self.path, old.number + 1 + gap + planned, slot)
-        except OSError as exc:
-            raise self.fail("creating a segment", exc) from exc
-        sealed = old.seal()
-        self.segments.seal(old, sealed)
-        self.segments.place(new)
-        self.client_bytes += old.end - self.active_start  # ENG-77
-        self.active_start = new.end
-        self.active = new
-        if self.options.hints == "background" and not gap:
-            self.hints.queue(sealed)
-        if planned:
-            compaction.start(self, self.options.compact_max_bytes)  # ENG-73: bounded
-        threshold = self.options.compact_threshold
-        self.behind = (
-            not gap
-            and threshold is not None
-            and compaction.running_in_background()
-            and self.keyspace.dead >= STALL_AT * threshold * self.segments.disk_bytes()
-        )
-        return new
-
-    def stall(self) -> None:
-        """ENG-98: the writer whose record made the store rotate while compaction is behind
-        waits, with no lock held, for the compaction to end, at most :data:`STALL_MOST`."""
-        started = time.monotonic()
-        self.compaction.wait_in_background(STALL_MOST)
-        with self.lock:
-            self.stalls += 1
-            self.stall_seconds += time.monotonic() - started
-
-    def write_hint(self, segment: Segment) -> None:
-        """ENG-30, ENG-31: write the hint of a segment that just stopped being active.
-
-        Called at rotation, after the segment was fsynced and before its successor is created:
-        that creation fsyncs the directory (ENG-10), which makes the rename below durable too.
-        A failing call here is a failing disk like any other (REC-10): the store stops writing,
-        and the write that caused the rotation, not yet appended, is not acknowledged.
-        """
-        try:
-            self.hints.write(segment.number, segment.file.pread(segment.size(), 0))
-        except OSError as exc:
-            raise self.fail(f"writing the hint {hint_name(segment.number)}", exc) from exc
 
     # ----------------------------------------------------------------------------- durability
 
@@ -549,20 +484,6 @@ class Writer:
             self.commits.close(self.refusal)
             self.keyspace.clear()
         return self.failure
-
-    def check(self) -> None:
-        """The write side's invariants, for :meth:`catlog.store.Store._check_invariants`."""
-        assert self.refusal is None or self.refusal is self.failure, "open or failed (REC-10)"
-        self.segments.check(self.active)
-        live = {id(segment) for segment in self.segments.order}
-        for key, location in self.index.items():
-            segment = self.segments.slots[unpack_location(location)[0]]
-            assert id(segment) in live, f"ENG-55: {key!r:.40} points into a removed segment"
-        self.keyspace.check()
-        tickets = [entry[0] for entry in self.pending]
-        assert tickets == sorted(tickets), "effects wait in ticket order"
-        assert not tickets or self.sync_each_write, "effects wait only under always"
-        assert all(self.commits.durable < ticket <= self.last_ticket for ticket in tickets)
 
 
 def assemble(options: StoreOptions, fs: FileSystem, clock: Clock, opened: Opened) -> Writer:

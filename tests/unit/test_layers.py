@@ -62,7 +62,9 @@ LAYERS: list[set[str]] = [
         "protocol",
         "auth",
     },
-    # Compaction: it runs under the write lock, and names the writer only in annotations.
+    # Rotation, then compaction, which rotates: both run under the write lock and name the
+    # writer only in annotations.
+    {"rotation"},
     {"compaction"},
     # The settings a store opens with, and its segments by slot and in order.
     {"options", "segmentset"},
@@ -70,7 +72,9 @@ LAYERS: list[set[str]] = [
     {"writer"},
     {"updates"},
     {"transaction", "stats"},
-    # The store: the façade over them.
+    # What keeps an open store sound (durability, compaction, closing), then the store, the
+    # façade over them all.
+    {"maintenance"},
     {"store"},
     # Test hooks on the store (it names the store only in annotations).
     {"testing"},
@@ -192,7 +196,7 @@ def test_the_checker_sees_relative_absolute_and_hidden_imports(tmp_path: Path) -
     """The parser must not miss the import forms catlog uses, or the layer test proves nothing."""
     names = _module_names()
     store_imports = _runtime_imports("store", names["store"])
-    assert {"segment", "compaction", "writer"} <= store_imports
+    assert {"segment", "maintenance", "writer"} <= store_imports
     resp = _runtime_imports("protocol.resp", names["protocol.resp"])
     assert "codec" in resp  # written as ``from catlog.codec import ...``
     assert "protocol.events" in resp

@@ -139,6 +139,7 @@ def _info_persistence(session: Session) -> list[str]:
             f"catlog_dead_bytes:{stats.dead_bytes}",
             f"catlog_write_amplification:{stats.write_amplification:.2f}",  # ENG-77
             f"catlog_write_stalls:{stats.write_stalls}",  # ENG-98
+            f"catlog_write_stall_seconds:{stats.write_stall_seconds:.3f}",
         ]
     if isinstance(store, FailureSource):
         lines += _write_status(store.failure)

@@ -132,14 +132,21 @@ def test_info_reports_the_write_stalls(data_dir: str) -> None:
     with catlog.open(data_dir, fsync="never", segment_size=SEGMENT, compact_threshold=0.3) as store:
         session = Session(store, server=ServerInfo(fsync="never"))
 
-        def stalls() -> str:
+        def fields() -> dict[str, str]:
             reply = session.execute([b"INFO", b"persistence"])
             assert isinstance(reply, Verbatim)
-            fields = dict(line.partition(":")[::2] for line in reply.text.decode().split("\r\n"))
-            return fields["catlog_write_stalls"]
+            return dict(line.partition(":")[::2] for line in reply.text.decode().split("\r\n"))
+
+        def stalls() -> str:
+            return fields()["catlog_write_stalls"]
 
         assert stalls() == "0"
+        assert fields()["catlog_write_stall_seconds"] == "0.000"
         with catlog.testing.parked_background_compactions(store):
             overwrite(store, 60)
-            assert stalls() == str(store.stats().write_stalls) != "0"
+            stats = store.stats()
+            assert stalls() == str(stats.write_stalls) != "0"
+            seconds = fields()["catlog_write_stall_seconds"]
+            assert seconds == f"{stats.write_stall_seconds:.3f}"
+            assert float(seconds) > 0  # each wait lasted a while: compaction was parked
         assert store.wait_for_compaction(timeout=30)

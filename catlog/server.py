@@ -1,5 +1,5 @@
 """The network server: one TCP port, two protocols, group commit (spec/server.md SRV-1, SRV-3,
-SRV-4, SRV-15 .. SRV-19, SRV-24).
+SRV-4, SRV-15 .. SRV-19, SRV-24, SRV-30).
 
 This is an edge: it moves bytes between sockets and the sans-I/O cores (the two request readers in
 :mod:`catlog.protocol`, the command layer in :mod:`catlog.commands`) and never parses anything
@@ -33,6 +33,7 @@ import logging
 import os
 import platform
 import posixpath
+import resource
 import signal
 import sys
 import time
@@ -43,12 +44,20 @@ from . import auth, commands
 from . import store as store_module
 from .connection import Connection
 from .errors import CatlogError, OpenError
+from .filecache import MIN_OPEN_FILES
 from .fs import FileSystem, OsFileSystem
 from .groupcommit import Committer, TicketingStore
 from .keyspace import PURGE_STEP
 from .multi import Watches
 from .reopen import ReopenPolicy, Step, StoreWatch
-from .serverconfig import PASSWORD_VARIABLE, ServerConfig, StartError, store_open_files
+from .serverconfig import (
+    PASSWORD_VARIABLE,
+    ServerConfig,
+    StartError,
+    raised_soft_limit,
+    store_open_files,
+    wanted_open_files,
+)
 from .store import Store
 
 log = logging.getLogger("catlog.server")
@@ -348,8 +357,41 @@ async def serve(
 
 def run(config: ServerConfig) -> int:
     """Blocking entry point for the CLI."""
+    raise_open_file_limit(config)
     try:
         return asyncio.run(serve(config))
     except (CatlogError, OSError) as exc:  # SRV-15: a StartError says which resource failed
         print(f"catlog: {exc}", file=sys.stderr)
         return 1
+
+
+def raise_open_file_limit(config: ServerConfig) -> None:
+    """SRV-30: ask for the descriptors the connections and the store's files want, as far as
+    the hard limit allows, and warn when what is left starves the store. Only the CLI's process
+    calls this: a process limit is its owner's to change, never an embedded store's."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = raised_soft_limit(soft, hard, wanted_open_files(config))
+    if target is not None:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, target, exc)
+        else:
+            log.info(
+                "raised the open-file limit (ulimit -n) from %d to %d for %d connections and the"
+                " store's segment files",
+                soft,
+                target,
+                config.max_connections,
+            )
+            soft = target
+    budget = store_open_files(config, soft)
+    if config.max_open_files is None and budget == MIN_OPEN_FILES:
+        log.warning(
+            "the open-file limit (ulimit -n) is %d: after %d connections no room is left for"
+            " the store's segment files, so it keeps at most %d open and reads older segments"
+            " slowly; raise the hard limit or lower --max-connections",
+            soft,
+            config.max_connections,
+            budget,
+        )

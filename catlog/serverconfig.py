@@ -1,6 +1,6 @@
 """What ``catlog serve`` takes on its command line, checked before anything is opened
-(spec/server.md SRV-2, SRV-10, SRV-15, SRV-21, SRV-27), and the descriptor budget it gives its
-store (SRV-26).
+(spec/server.md SRV-2, SRV-10, SRV-15, SRV-21, SRV-27), the descriptor budget it gives its
+store (SRV-26), and the descriptor limit it asks for (SRV-30).
 
 :class:`ServerConfig` holds every setting of a server as one frozen value. :func:`add_arguments`
 declares the flags and :func:`config_from` turns the parsed command line into a config; the
@@ -21,7 +21,12 @@ from typing import Final
 from . import auth
 from . import options as store_module
 from .errors import CatlogError
-from .filecache import MIN_OPEN_FILES, RESERVED_DESCRIPTORS, default_max_open_files
+from .filecache import (
+    MAX_DEFAULT_OPEN_FILES,
+    MIN_OPEN_FILES,
+    RESERVED_DESCRIPTORS,
+    default_max_open_files,
+)
 from .index import MAX_SEGMENT_SIZE
 from .options import FsyncPolicy
 from .protocol import line, resp
@@ -209,6 +214,23 @@ def store_open_files(config: ServerConfig, soft_limit: int | None = None) -> int
         return default
     room = soft_limit - RESERVED_DESCRIPTORS - config.max_connections
     return max(MIN_OPEN_FILES, min(default, room))
+
+
+def wanted_open_files(config: ServerConfig) -> int:
+    """SRV-30: the soft ``RLIMIT_NOFILE`` a server asks for: the reserve, a descriptor per
+    connection, and its store's budget as given or ENG-65's ceiling."""
+    files = config.max_open_files if config.max_open_files is not None else MAX_DEFAULT_OPEN_FILES
+    return RESERVED_DESCRIPTORS + config.max_connections + files
+
+
+def raised_soft_limit(soft: int, hard: int, wanted: int) -> int | None:
+    """SRV-30: the soft limit to set so that ``wanted`` descriptors may be open, at most
+    ``hard``; ``None`` when the soft limit is high enough already, or cannot rise."""
+    infinite = resource.RLIM_INFINITY
+    if soft == infinite or soft >= wanted:
+        return None
+    target = wanted if hard == infinite else min(wanted, hard)
+    return target if target > soft else None
 
 
 PASSWORD_VARIABLE: Final = "CATLOG_REQUIREPASS"

@@ -321,46 +321,53 @@ class GroupCommit:
         its own, until a commit covers them or the lead passes to them. The state and its rules
         are the machine's; this thread only does what each of its answers says, releasing the
         locks it names.
+
+        In the main thread a signal handler's exception may come between any two steps, and
+        while it waits for a lock: ``turn`` is what the machine last answered, so
+        :meth:`_leave` knows what this writer owes the others at that moment (ENG-29).
         """
         group = self._group
         sleeper = threading.Lock()  # made outside the mutex: most writers sleep (group benchmark)
         sleeper.acquire()
-        with self._mutex:
-            if self._closed:
-                raise self._refused()  # ENG-19
-            turn = group.arrive(ticket, sleeper)
-            if group.notify:
-                self._wake()
-        if turn is _SLEEP:
-            # Released exactly once, by whichever event the machine answered with it.
-            try:
-                sleeper.acquire()
-            except BaseException:  # a signal's exception in the main thread
-                with self._mutex:
-                    group.abandon(ticket, sleeper)
-                    self._wake()
-                raise
+        turn: Turn | None = None
+        try:
             with self._mutex:
-                turn = group.woken(ticket, sleeper)
-                if group.wake:  # the relay's next, alone: _wake() inline (the group benchmark)
-                    group.wake.pop().release()
-        if turn is _LEAD:
-            turn = self._lead(ticket)
+                if self._closed:
+                    raise self._refused()  # ENG-19
+                turn = group.arrive(ticket, sleeper)
+                if group.notify:
+                    self._wake()
+            if turn is _SLEEP:
+                sleeper.acquire()  # released exactly once, by whichever event answered SLEEP
+                with self._mutex:
+                    turn = group.woken(ticket, sleeper)
+                    if group.wake:  # the relay's next, alone: _wake() inline (group benchmark)
+                        group.wake.pop().release()
+            if turn is _LEAD:  # a term: one group commit, then the lead passes on or lapses
+                self._await_returning()
+                self._lead_commit()
+                with self._mutex:
+                    turn = group.end_term(ticket)
+                    if group.wake or group.notify:
+                        self._wake()
+        except BaseException:
+            self._leave(ticket, sleeper, turn)
+            raise
         if turn is _RAISE:
             raise self._refused()
 
-    def _lead(self, ticket: int) -> Turn:
-        """A leader's term: one group commit, then the lead goes to a sleeper or lapses."""
-        try:
-            self._await_returning()
-            self._lead_commit()
-        finally:
-            with self._mutex:
-                group = self._group
-                turn = group.end_term(ticket)
-                if group.wake or group.notify:
-                    self._wake()
-        return turn
+    def _leave(self, ticket: int, sleeper: threading.Lock, turn: Turn | None) -> None:
+        """A writer leaves on an exception, a signal's or a failed commit's: first it does what
+        its last ``turn`` owed. A sleeper leaves the machine, passing on a wake it was given
+        (:meth:`CommitMachine.abandon`); a leader ends its term, so the lead passes on
+        (:meth:`CommitMachine.end_term`); any other owes only the wakes the machine named."""
+        group = self._group
+        with self._mutex:
+            if turn is _SLEEP:
+                group.abandon(ticket, sleeper)
+            elif turn is _LEAD:
+                group.end_term(ticket)
+            self._wake()
 
     def _await_returning(self) -> None:
         """ENG-45: give the writers the last commit covered up to that commit's fsync time to

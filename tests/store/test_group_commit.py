@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
+import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 import catlog
+from catlog.commit import GroupCommit
 from catlog.fs import File, FileLock, FileSystem, OsFileSystem
 from tests.crash.faulty_fs import FaultyFileSystem
 from tests.failing_store import failing
+
+if TYPE_CHECKING:
+    from _typeshed import TraceFunction
 
 
 @dataclass
@@ -190,6 +199,102 @@ def test_a_writer_whose_wait_is_interrupted_leaves_the_group_commit_going(data_d
     assert not later.is_alive(), "a later write waits for ever"
     assert (store[b"a"], store[b"c"]) == (b"1", b"3")
     store.close()
+
+
+def interrupted_at(line: int, code: types.CodeType) -> Callable[[], None]:
+    """Make the ``line``-th line this thread starts in frames of ``code`` raise SignalError
+    instead, as a signal handler's exception would there; returns what undoes it.
+
+    The interpreter runs a signal handler between any two lines of the main thread, and while
+    it waits for a lock, so every line of a wait is a place such an exception may come. A line
+    met again is passed over: that is a ``with`` block's end, whose lock a signal's exception
+    cannot keep held (the handler runs once the release returns), while one raised by a trace
+    function there would.
+    """
+    started: set[int] = set()
+    previous = sys.gettrace()
+
+    def in_frame(frame: types.FrameType, event: str, arg: object) -> TraceFunction:
+        if event == "line" and frame.f_lineno not in started:
+            started.add(frame.f_lineno)
+            if len(started) == line:
+                sys.settrace(previous)
+                raise SignalError
+        return in_frame
+
+    def on_call(frame: types.FrameType, event: str, arg: object) -> TraceFunction | None:
+        return in_frame if frame.f_code is code else None
+
+    sys.settrace(on_call)
+    return lambda: sys.settrace(previous)
+
+
+def start_during_the_next_fsync(
+    fs: DurabilityWitness, threads: list[threading.Thread]
+) -> threading.Thread:
+    """Start ``threads`` once the next fsync is under way, from a thread returned at once."""
+    fs.syncing.clear()
+
+    def start() -> None:
+        if fs.syncing.wait(10):
+            for thread in threads:
+                thread.start()
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    return starter
+
+
+@pytest.mark.spec("ENG-59", "ENG-29")
+@pytest.mark.parametrize("role", ["sleeper", "leader"])
+def test_a_writer_interrupted_at_any_line_of_its_wait_leaves_the_group_commit_going(
+    tmp_path: Path, role: str
+) -> None:
+    """Two other writers wait beside the interrupted one: as the one it hands the lead to, and
+    one of a relay it passes on (a sleeper), or as the sleepers its term covers or hands the
+    lead to (a leader). Whatever line of the wait the exception comes at, both of them and a
+    later writer return."""
+    wait = GroupCommit.wait_durable.__code__
+    line = 0
+    while True:
+        line += 1
+        assert line < 200, "the wait never ends without an exception"
+        fs = DurabilityWitness(fsync_seconds=0.02)
+        store = catlog.open(tmp_path / str(line), fs=fs, fsync="always")
+        others = [
+            threading.Thread(target=store.put, args=(b"x%d" % n, b"x"), daemon=True) for n in (1, 2)
+        ]
+        first = threading.Thread(target=lambda: None)
+        if role == "sleeper":
+            first = put_a_during_its_fsync(store, fs)
+            for other in others:
+                other.start()
+        else:
+            starter = start_during_the_next_fsync(fs, others)
+        undo = interrupted_at(line, wait)
+        try:
+            store.put(b"b", b"2")
+            interrupted = False
+        except SignalError:
+            interrupted = True
+        finally:
+            undo()
+        if role == "leader":
+            fs.syncing.set()  # interrupted before its fsync: the others write all the same
+            starter.join(10)
+        else:
+            first.join(10)
+        for other in others:
+            other.join(10)
+            assert not other.is_alive(), f"line {line}: a writer beside it waits for ever"
+        later = threading.Thread(target=store.put, args=(b"c", b"3"), daemon=True)
+        later.start()
+        later.join(10)
+        assert not later.is_alive(), f"line {line}: a later write waits for ever"
+        assert store[b"c"] == b"3"
+        store.close()
+        if not interrupted:
+            return  # the wait ran through: every line of it was tried
 
 
 @pytest.mark.spec("ENG-28", "ENG-14")

@@ -13,7 +13,7 @@ import pytest
 import catlog
 from catlog.codec import RECORD_HEADER_SIZE
 from catlog.compaction import CompactionReport
-from catlog.compactionplan import choose_inputs, default_max_bytes
+from catlog.compactionplan import choose_inputs, crowded, default_max_bytes, due_by
 from catlog.segment import parse_segment_name
 
 
@@ -340,3 +340,46 @@ def test_a_round_with_no_slot_free_reports_what_it_removed_and_forgets_its_dead_
         assert segments(data_dir) == list(range(21, 41))
         assert store.stats().dead_bytes == 18 * 62
         assert (store[b"k"], store[b"l"]) == (b"%040d" % 39, b"%040d" % 20)
+
+
+@pytest.mark.spec("ENG-73", "ENG-75")
+def test_the_inputs_stop_at_exactly_the_bound_and_exactly_the_free_slots() -> None:
+    """Two segments of 1,000 bytes: their 2,000 bytes are within a bound of 2,000, not of
+    1,999; they need ``G + 1 = 2 * 2 + 1 + 1 = 6`` slots, which 6 free slots hold and 5 do not."""
+    two = [(1000, 0), (1000, 0)]
+    assert choose_inputs(two, segment_size=1000, free_slots=99, max_bytes=2000) == 2
+    assert choose_inputs(two, segment_size=1000, free_slots=99, max_bytes=1999) == 1
+    assert choose_inputs(two, segment_size=1000, free_slots=6, max_bytes=None) == 2
+    assert choose_inputs(two, segment_size=1000, free_slots=5, max_bytes=None) == 1
+
+
+@pytest.mark.spec("ENG-73")
+def test_a_segment_exactly_as_dead_as_the_store_is_worth_copying_and_the_first_always_is() -> None:
+    """A segment's dead fraction is over its bytes less its 16-byte header: 500 dead bytes of
+    1,016 are exactly half, not below a store's half, so the segment is taken. Segments all
+    below the store's fraction leave the oldest alone taken, however many there are."""
+    half = [(1016, 1000), (1016, 500)]
+    assert choose_inputs(half, segment_size=1000, free_slots=99, max_bytes=10**6, worth=0.5) == 2
+    assert choose_inputs(half, segment_size=1000, free_slots=99, max_bytes=10**6, worth=0.51) == 1
+    live = [(1016, 0), (1016, 0), (1016, 0)]
+    assert choose_inputs(live, segment_size=1000, free_slots=99, max_bytes=10**6, worth=0.5) == 1
+
+
+@pytest.mark.spec("ENG-73", "ENG-41")
+def test_a_dead_fraction_past_one_is_compared_as_it_is() -> None:
+    """ENG-41 counts a packed record with a 21-byte header, so a segment of packed records can
+    hold more dead bytes than bytes, and a store's estimate can pass its disk bytes (deletes of
+    copied keys do). A segment deader than such a store is still worth copying."""
+    deadest = [(1016, 2000), (1016, 1800)]
+    assert choose_inputs(deadest, segment_size=1000, free_slots=99, max_bytes=10**6, worth=1.5) == 2
+    assert choose_inputs(deadest, segment_size=1000, free_slots=99, max_bytes=10**6, worth=1.9) == 1
+
+
+@pytest.mark.spec("ENG-76")
+def test_a_store_is_crowded_from_three_quarters_of_the_slots_writes_may_take() -> None:
+    """At least three quarters of ``max_segments - 16``: 12 of 16, 13 of 17 (12.75), 14 of 18
+    (13.5), 180 of 240, 24,564 of the default's 32,752."""
+    expected = {32: 12, 33: 13, 34: 14, 35: 15, 36: 15, 256: 180, 32_768: 24_564}
+    assert {n: crowded(n) for n in expected} == expected
+    assert due_by(256, 1 << 30, 0.5, 256, in_use=13, max_segments=33)
+    assert not due_by(256, 1 << 30, 0.5, 256, in_use=12, max_segments=33)

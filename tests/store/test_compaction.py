@@ -1091,3 +1091,66 @@ def test_keys_that_expire_while_compaction_copies_never_point_into_a_removed_seg
         store._check_invariants()
     with catlog.open(data_dir, clock=clock) as reopened:
         assert all(reopened[b"k%02d" % i] == b"v" * 20 for i in range(0, 60, 2))
+
+
+@pytest.mark.spec("ENG-83")
+def test_wait_for_compaction_without_a_timeout_or_with_less_than_a_second_waits_it_out(
+    data_dir: str,
+) -> None:
+    """A ``compact()`` in another thread, held in its progress call until a timer lets it go
+    while this thread waits: with no timeout, then with 0.9 s, which is ample."""
+    with catlog.open(data_dir, fsync="never") as store:
+        for timeout in (None, 0.9):
+            store.put(b"k", b"v")
+            store.put(b"k", b"w")
+            copying, release = threading.Event(), threading.Event()
+
+            def held(
+                _done: int,
+                _total: int,
+                copying: threading.Event = copying,
+                release: threading.Event = release,
+            ) -> None:
+                copying.set()
+                release.wait(timeout=30)
+
+            foreground = threading.Thread(target=store.compact, args=(held,))
+            foreground.start()
+            assert copying.wait(timeout=30)
+            timer = threading.Timer(0.01, release.set)
+            timer.start()
+            try:
+                assert store.wait_for_compaction(timeout=timeout) is True
+                assert not store.stats().compacting
+            finally:
+                release.set()
+                timer.cancel()
+                foreground.join(timeout=30)
+
+
+@pytest.mark.spec("ENG-83", "ENG-19", "ENG-40")
+def test_a_wait_for_compaction_that_outlasts_the_store_says_it_is_closed(data_dir: str) -> None:
+    """The store is closed while a background compaction, parked before it starts, is waited
+    for; once the compaction gives up (the store is closed), the wait raises as any operation
+    on a closed store does, naming it."""
+    store = catlog.open(data_dir, fsync="never")
+    store.put(b"k", b"v")
+    store.put(b"k", b"w")
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            store.wait_for_compaction(timeout=30)
+        except catlog.CatlogError as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    with catlog.testing.parked_background_compactions(store):
+        assert store.compact_in_background()
+        waiter.start()
+        time.sleep(0.05)  # not needed to pass: lets the waiter reach the compaction's wait
+        store.close()
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    assert [type(exc) for exc in raised] == [catlog.StoreClosedError]
+    assert str(raised[0]) == f"{data_dir} is closed"

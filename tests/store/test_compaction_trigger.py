@@ -80,3 +80,30 @@ def test_the_trigger_s_compaction_copies_what_its_rotation_chose_into_the_number
     assert chosen == [*range(1, 16), 35, 36]
     assert segments(data_dir) == [12, 13, 14, 15, 16, 35, 36]
     assert crowded_store[b"cold"] == b"c" * 40
+
+
+@pytest.mark.spec("ENG-76", "ENG-39", "ENG-34")
+def test_the_trigger_s_compaction_keeps_expiries_and_drops_what_expired(data_dir: str) -> None:
+    """Two keys with expiries in the first segment, one expired by the time the rotation
+    chooses the inputs: the compaction copies the other with its expiry, and the live key."""
+    clock = catlog.ManualClock(now_ms=1_700_000_000_000)
+    with catlog.open(
+        data_dir,
+        segment_size=256,
+        max_segments=36,
+        fsync="never",
+        compact_threshold=0.999,
+        clock=clock,
+    ) as store:
+        store.put(b"expiring", b"e" * 30, ttl=1.0)
+        store.put(b"later", b"l" * 30, ttl=1000.0)
+        store.put(b"cold", b"c" * 30)
+        clock.advance(2.0)
+        write_until_due(store)
+        assert store.wait_for_compaction(timeout=30)
+        assert store.stats().compaction_error is None
+        assert segments(data_dir)[0] > 1, "the first segment was an input"
+        assert store.get(b"expiring") is None
+        assert (store[b"cold"], store[b"later"]) == (b"c" * 30, b"l" * 30)
+        assert store.expires_at(b"later") == 1_700_000_000_000 + 1_000_000
+        assert (store.stats().keys, store.stats().expiring_keys) == (6, 1)

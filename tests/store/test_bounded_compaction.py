@@ -419,3 +419,43 @@ def test_a_round_with_no_slot_free_that_removes_every_dead_record_leaves_no_dead
         report = store.compact(max_bytes=10**6)
         assert (report.segments_removed, report.records_copied) == (39, 0)
         assert store.stats().dead_bytes == 0
+
+
+@pytest.mark.spec("ENG-39", "ENG-73")
+def test_a_bounded_compaction_of_the_one_sealed_segment_numbers_its_output_right_above_it(
+    data_dir: str,
+) -> None:
+    """A compaction of five segments leaves one output, 6, and the active segment 17 (G = 11
+    numbers skipped). A bounded compaction of segment 6 alone then needs G = 3 of the unused
+    numbers between them: its output is 7, above its input, with no seal of 17."""
+    with catlog.open(data_dir, segment_size=256, fsync="never") as store:
+        for i in range(20):
+            store.put(b"k%d" % (i % 2), b"%030d" % i)
+        assert segments(data_dir) == [1, 2, 3, 4, 5]
+        store.compact()
+        assert segments(data_dir) == [6, 17]
+        store.put(b"k0", b"new")
+        report = store.compact(max_bytes=10**6)
+        assert (report.segments_removed, report.segments_written) == (1, 1)
+        assert segments(data_dir) == [7, 17]
+    with catlog.open(data_dir) as store:
+        assert dict(store.items()) == {b"k0": b"new", b"k1": b"%030d" % 19}
+
+
+@pytest.mark.spec("ENG-39", "ENG-73")
+def test_a_bounded_compaction_seals_the_active_segment_when_fewer_than_g_numbers_are_unused(
+    data_dir: str,
+) -> None:
+    """One segment compacted to output 2, the active segment 5 (G = 3): a bounded compaction of
+    2 needs G = 3 unused numbers, and only 3 and 4 are, so it seals 5 as ENG-39's step 1 says
+    and its output is 6, the active segment 9."""
+    with catlog.open(data_dir, segment_size=256, fsync="never") as store:
+        for i in range(4):
+            store.put(b"k%d" % (i % 2), b"%030d" % i)
+        store.compact()
+        assert segments(data_dir) == [2, 5]
+        report = store.compact(max_bytes=10**6)
+        assert (report.segments_removed, report.segments_written) == (1, 1)
+        assert segments(data_dir) == [5, 6, 9]
+    with catlog.open(data_dir) as store:
+        assert dict(store.items()) == {b"k0": b"%030d" % 2, b"k1": b"%030d" % 3}

@@ -459,3 +459,31 @@ def test_a_bounded_compaction_seals_the_active_segment_when_fewer_than_g_numbers
         assert segments(data_dir) == [5, 6, 9]
     with catlog.open(data_dir) as store:
         assert dict(store.items()) == {b"k0": b"%030d" % 2, b"k1": b"%030d" % 3}
+
+
+@pytest.mark.spec("ENG-75", "ENG-41")
+def test_a_round_with_no_slot_free_takes_off_the_estimate_what_open_counted_for_its_inputs(
+    data_dir: str,
+) -> None:
+    """Ten packed segments (an earlier compaction's outputs) whose records were then
+    overwritten, behind 30 more: the estimate open computes counts their records as they lie
+    (30 bytes each), and the round that removes them, with no slot free, takes exactly that
+    off, leaving what a fresh open computes."""
+    with catlog.open(data_dir, segment_size=64, max_segments=64, fsync="never") as store:
+        for i in range(10):
+            store.put(b"p%d" % i, b"%020d" % i)  # 43 bytes: a segment each
+        store.compact()
+        assert segments(data_dir) == [*range(11, 21), 32]
+        for i in range(10):
+            store.put(b"p%d" % i, b"%020d" % i)
+        n = 0
+        while store.stats().segments < 40:
+            store.put(b"q", b"%040d" % n)
+            n += 1
+    with catlog.open(data_dir, segment_size=64, max_segments=40, compact_threshold=0.99) as store:
+        assert store.stats().dead_bytes == 10 * 30 + (n - 1) * 62
+        report = store.compact(max_bytes=10**6)
+        assert (report.segments_removed, report.records_copied) == (10, 0)
+        assert store.stats().dead_bytes == (n - 1) * 62
+    with catlog.open(data_dir, compact_threshold=0.99) as store:
+        assert store.stats().dead_bytes == (n - 1) * 62

@@ -1154,3 +1154,28 @@ def test_a_wait_for_compaction_that_outlasts_the_store_says_it_is_closed(data_di
     assert not waiter.is_alive()
     assert [type(exc) for exc in raised] == [catlog.StoreClosedError]
     assert str(raised[0]) == f"{data_dir} is closed"
+
+
+@pytest.mark.spec("ENG-55", "ENG-63", "ENG-39")
+def test_thousands_of_keys_that_expire_during_the_copy_are_all_forgotten(
+    data_dir: str, clock: ManualClock
+) -> None:
+    """2,500 keys expire once the first input is copied: the copy skips every one, and they
+    are forgotten a thousand at a time, all of them, before any input is removed."""
+    with catlog.open(data_dir, fsync="never", segment_size=4096, clock=clock) as store:
+        store.put(b"first", bytes(4050))  # fills the first segment
+        for i in range(2500):
+            store.put(b"t%04d" % i, b"v", ttl=5.0)
+        store.put(b"last", b"x")
+        advanced: list[bool] = []
+
+        def progress(_done: int, _total: int) -> None:
+            if not advanced:
+                advanced.append(True)
+                clock.advance(10)
+
+        report = store.compact(progress)
+        assert report.records_copied == 2
+        stats = store.stats()
+        assert (stats.keys, stats.expiring_keys) == (2, 0)
+        assert dict(store.items()) == {b"first": bytes(4050), b"last": b"x"}

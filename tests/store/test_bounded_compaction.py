@@ -487,3 +487,15 @@ def test_a_round_with_no_slot_free_takes_off_the_estimate_what_open_counted_for_
         assert store.stats().dead_bytes == (n - 1) * 62
     with catlog.open(data_dir, compact_threshold=0.99) as store:
         assert store.stats().dead_bytes == (n - 1) * 62
+
+
+@pytest.mark.spec("ENG-100", "ENG-73")
+def test_a_bounded_compaction_reports_its_progress_over_its_own_inputs(data_dir: str) -> None:
+    """The first two of five segments, 228 bytes each: a call after each, out of 456."""
+    with catlog.open(data_dir, segment_size=256, fsync="never") as store:
+        for i in range(20):
+            store.put(b"k%d" % (i % 2), b"%030d" % i)
+        calls: list[tuple[int, int]] = []
+        report = store.compact(lambda done, total: calls.append((done, total)), max_bytes=500)
+        assert report.input_bytes == 2 * 228
+        assert calls == [(228, 456), (456, 456)]

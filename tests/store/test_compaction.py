@@ -472,10 +472,12 @@ def test_the_records_installed_outputs_took_over_are_dead_when_a_later_output_fa
     and ENG-41's estimate grows by exactly their counted sizes, no more."""
     fs = FaultyFileSystem()
     with catlog.open(data_dir, fs=fs, segment_size=256, fsync="never") as store:
+        store.put(b"k00", b"old")  # dead before the compaction: the estimate grows from it
         for i in range(24):
             store.put(b"k%02d" % i, b"v" * 30)  # live: 21 + 3 + 30 bytes each, counted
         before = set(os.listdir(data_dir))
         dead = store.stats().dead_bytes
+        assert dead == 21 + 3 + 3
         fs.fail("sync", nth=3, path=r"\.compacting$")
         with pytest.raises(catlog.CompactionError, match="fsyncing a compaction output failed"):
             store.compact()
@@ -1179,3 +1181,61 @@ def test_thousands_of_keys_that_expire_during_the_copy_are_all_forgotten(
         stats = store.stats()
         assert (stats.keys, stats.expiring_keys) == (2, 0)
         assert dict(store.items()) == {b"first": bytes(4050), b"last": b"x"}
+
+
+@pytest.mark.spec("ENG-77", "ENG-57")
+def test_compaction_bytes_add_up_over_compactions_abandoned_outputs_included() -> None:
+    """Three compactions of the same live records into one output each: the second fails at
+    its output's rename, after writing the same bytes the third then writes again."""
+    fs = SimFileSystem()
+    with catlog.open("/db", fs=fs, segment_size=4096, fsync="never") as store:
+        for i in range(40):
+            store.put(b"k%d" % (i % 10), b"value %d" % i)
+        first = store.compact().output_bytes
+        assert store.stats().compaction_bytes == first
+        store.put(b"k0", b"again")
+        fs.fail("rename", nth=1)
+        with pytest.raises(catlog.CompactionError):
+            store.compact()
+        abandoned = store.stats().compaction_bytes - first
+        third = store.compact()
+        assert third.segments_written == 1
+        assert abandoned == third.output_bytes
+        assert store.stats().compaction_bytes == first + 2 * third.output_bytes
+
+
+@pytest.mark.spec("ENG-57", "ENG-41", "ENG-42")
+def test_the_backoff_after_failed_compactions_doubles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Background compactions fail one after another: the next starts 1 s after the first
+    failure, 2 s after the second, 4 s after the third, and not half a second sooner."""
+    fs = SimFileSystem()
+    clock = catlog.ManualClock()
+    with (
+        caplog.at_level(logging.INFO, logger="catlog"),
+        catlog.open(
+            "/db", fs=fs, segment_size=256, clock=clock, compact_threshold=0.1, fsync="never"
+        ) as store,
+    ):
+        store.put(b"cold", b"a live record in the oldest segment: an output to rename")
+        fs.fail("rename", persistent=True, error=errno.ENOSPC)
+        written = 0
+
+        def rotations(writes: int = 40) -> int:
+            """Write until a few rotations have passed; how many compactions started."""
+            nonlocal written
+            before = len(background_compactions(caplog))
+            for _ in range(writes):
+                store.put(b"k%d" % (written % 5), b"value %d" % written)
+                written += 1
+                assert store.wait_for_compaction(timeout=30)
+            return len(background_compactions(caplog)) - before
+
+        assert rotations(200) == 1, "the first, failed"
+        for wait in (1.0, 2.0, 4.0):
+            clock.advance(wait - 0.5)
+            assert rotations() == 0, f"none within {wait} s"
+            clock.advance(0.5)
+            assert rotations() == 1, f"one once {wait} s passed"
+        assert store.failure is None

@@ -501,22 +501,44 @@ def test_a_bounded_compaction_reports_its_progress_over_its_own_inputs(data_dir:
         assert calls == [(228, 456), (456, 456)]
 
 
-@pytest.mark.spec("ENG-100", "ENG-75")
-def test_a_compaction_in_rounds_reports_its_progress_over_every_round(data_dir: str) -> None:
+@pytest.mark.spec("ENG-100", "ENG-75", "ENG-40")
+def test_a_compaction_in_rounds_reports_its_progress_and_its_sums_over_every_round(
+    data_dir: str,
+) -> None:
     """16 segments of live records with 16 slots free: the rounds' calls go on counting from
-    where the last round's ended, up to the bytes of the 16 segments, the total of each call."""
-    with catlog.open(data_dir, segment_size=256, max_segments=32, fsync="never") as store:
+    where the last round's ended, up to the bytes of the 16 segments, the total of each call;
+    the report sums the rounds, its seconds too (the clock moves a second at each call)."""
+    clock = catlog.ManualClock()
+    with catlog.open(
+        data_dir, segment_size=256, max_segments=32, fsync="never", clock=clock
+    ) as store:
         i = 0
         while store.stats().segments < 16:
             store.put(b"%02d" % i, b"v" * 30)
             i += 1
-        fill_until_refused(store, i)
+        i = fill_until_refused(store, i)
         whole = store.stats().disk_bytes
         calls: list[tuple[int, int]] = []
-        report = store.compact(lambda done, total: calls.append((done, total)))
-        assert report.segments_removed == 16
+
+        def progress(done: int, total: int) -> None:
+            calls.append((done, total))
+            clock.advance(1.0)
+
+        report = store.compact(progress)
         assert len(calls) == 16, "one after each input, over all the rounds"
         dones = [done for done, _ in calls]
         assert dones == sorted(dones)
         assert calls[-1] == (whole, whole)
         assert {total for _, total in calls} == {whole}
+        *sealed, _ = segments(data_dir)
+        lengths = [os.path.getsize(f"{data_dir}/segment-{n:05d}.log") for n in sealed]
+        outputs = [length for length in lengths if length > 16]  # a later round sealed one empty
+        sizes = sum(outputs)
+        assert report == CompactionReport(
+            input_bytes=whole,
+            output_bytes=sizes,
+            records_copied=i,
+            segments_removed=16,
+            segments_written=len(outputs),
+            seconds=16.0,
+        )

@@ -107,3 +107,23 @@ def test_the_trigger_s_compaction_keeps_expiries_and_drops_what_expired(data_dir
         assert (store[b"cold"], store[b"later"]) == (b"c" * 30, b"l" * 30)
         assert store.expires_at(b"later") == 1_700_000_000_000 + 1_000_000
         assert (store.stats().keys, store.stats().expiring_keys) == (6, 1)
+
+
+@pytest.mark.spec("ENG-39", "ENG-73", "ENG-72")
+def test_a_compact_call_before_the_trigger_s_compaction_runs_takes_every_segment(
+    crowded_store: catlog.Store, data_dir: str
+) -> None:
+    """The rotation chose segments 1 to 11 for the trigger's compaction, which has not started
+    yet: a ``compact()`` called meanwhile is a full one all the same (ENG-39), removing every
+    segment; the trigger's compaction then finds its inputs gone and chooses anew."""
+    crowded_store.put(b"cold", b"c" * 40)
+    with catlog.testing.parked_background_compactions(crowded_store):
+        write_until_due(crowded_store)
+        before = segments(data_dir)
+        assert len(before) == 16
+        crowded_store.compact()
+        assert not set(before) & set(segments(data_dir)), "every segment there was is gone"
+        expected = dict(crowded_store.items())
+    assert crowded_store.wait_for_compaction(timeout=30)
+    assert crowded_store.stats().compaction_error is None
+    assert dict(crowded_store.items()) == expected

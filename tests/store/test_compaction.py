@@ -403,6 +403,7 @@ def test_a_failing_call_on_an_output_fails_the_compaction_not_the_store(
     fs = SimFileSystem()
     clock = catlog.ManualClock()
     with catlog.open("/db", fs=fs, segment_size=256, clock=clock) as store:
+        assert store.stats().compaction_error is None, "none has run"
         for i in range(60):
             store.put(b"k%d" % (i % 12), b"value %d" % i)
         expected = dict(store.items())

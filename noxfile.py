@@ -195,7 +195,11 @@ MUTATION_TESTS: dict[str, tuple[str, ...]] = {
     "updates": STORE_TESTS,
     "segmentset": STORE_TESTS,
     "options": ("tests/store",),
-    "compaction": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
+    "compaction": (
+        *STORE_TESTS,
+        "tests/crash/test_background_faults.py",
+        "tests/crash/test_compaction_races.py",
+    ),
     "compactionplan": ("tests/store/test_bounded_compaction.py", "tests/store/test_compaction.py"),
     "compactionoutputs": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
     "snapshot": ("tests/store", "tests/model/test_store_model.py"),

@@ -67,8 +67,10 @@ def choose_inputs(
 
 
 def _dead_fraction(size: int, dead: int) -> float:
-    """ENG-41 counts a packed record with a 21-byte header, so the estimate may pass 1."""
-    return min(1.0, dead / max(1, size - SEGMENT_HEADER_SIZE))
+    """ENG-41 counts a packed record with a 21-byte header, so the fraction may pass 1, as the
+    store's may that it is compared with: neither is cut at 1, or a store deader than its disk
+    would find every segment below its own fraction and take the oldest alone."""
+    return dead / max(1, size - SEGMENT_HEADER_SIZE)
 
 
 def due_by(
@@ -83,6 +85,6 @@ def due_by(
 
 
 def crowded(max_segments: int) -> int:
-    """ENG-76: from this many segments open, the trigger compacts (three quarters of the slots
-    writes may take)."""
-    return (max_segments - RESERVED_SLOTS) * 3 // 4
+    """ENG-76: from this many segments open, the trigger compacts: at least three quarters of
+    the slots writes may take, so rounded up."""
+    return math.ceil((max_segments - RESERVED_SLOTS) * 3 / 4)

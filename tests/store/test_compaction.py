@@ -403,6 +403,7 @@ def test_a_failing_call_on_an_output_fails_the_compaction_not_the_store(
     fs = SimFileSystem()
     clock = catlog.ManualClock()
     with catlog.open("/db", fs=fs, segment_size=256, clock=clock) as store:
+        assert store.stats().compaction_error is None, "none has run"
         for i in range(60):
             store.put(b"k%d" % (i % 12), b"value %d" % i)
         expected = dict(store.items())
@@ -472,10 +473,12 @@ def test_the_records_installed_outputs_took_over_are_dead_when_a_later_output_fa
     and ENG-41's estimate grows by exactly their counted sizes, no more."""
     fs = FaultyFileSystem()
     with catlog.open(data_dir, fs=fs, segment_size=256, fsync="never") as store:
+        store.put(b"k00", b"old")  # dead before the compaction: the estimate grows from it
         for i in range(24):
             store.put(b"k%02d" % i, b"v" * 30)  # live: 21 + 3 + 30 bytes each, counted
         before = set(os.listdir(data_dir))
         dead = store.stats().dead_bytes
+        assert dead == 21 + 3 + 3
         fs.fail("sync", nth=3, path=r"\.compacting$")
         with pytest.raises(catlog.CompactionError, match="fsyncing a compaction output failed"):
             store.compact()
@@ -1091,3 +1094,149 @@ def test_keys_that_expire_while_compaction_copies_never_point_into_a_removed_seg
         store._check_invariants()
     with catlog.open(data_dir, clock=clock) as reopened:
         assert all(reopened[b"k%02d" % i] == b"v" * 20 for i in range(0, 60, 2))
+
+
+@pytest.mark.spec("ENG-83")
+def test_wait_for_compaction_without_a_timeout_or_with_less_than_a_second_waits_it_out(
+    data_dir: str,
+) -> None:
+    """A ``compact()`` in another thread, held in its progress call until a timer lets it go
+    while this thread waits: with no timeout, then with 0.9 s, which is ample."""
+    with catlog.open(data_dir, fsync="never") as store:
+        for timeout in (None, 0.9):
+            store.put(b"k", b"v")
+            store.put(b"k", b"w")
+            copying, release = threading.Event(), threading.Event()
+
+            def held(
+                _done: int,
+                _total: int,
+                copying: threading.Event = copying,
+                release: threading.Event = release,
+            ) -> None:
+                copying.set()
+                release.wait(timeout=30)
+
+            foreground = threading.Thread(target=store.compact, args=(held,))
+            foreground.start()
+            assert copying.wait(timeout=30)
+            timer = threading.Timer(0.01, release.set)
+            timer.start()
+            try:
+                assert store.wait_for_compaction(timeout=timeout) is True
+                assert not store.stats().compacting
+            finally:
+                release.set()
+                timer.cancel()
+                foreground.join(timeout=30)
+
+
+@pytest.mark.spec("ENG-83", "ENG-19", "ENG-40")
+def test_a_wait_for_compaction_that_outlasts_the_store_says_it_is_closed(data_dir: str) -> None:
+    """The store is closed while a background compaction, parked before it starts, is waited
+    for; once the compaction gives up (the store is closed), the wait raises as any operation
+    on a closed store does, naming it."""
+    store = catlog.open(data_dir, fsync="never")
+    store.put(b"k", b"v")
+    store.put(b"k", b"w")
+    raised: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            store.wait_for_compaction(timeout=30)
+        except catlog.CatlogError as exc:
+            raised.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    with catlog.testing.parked_background_compactions(store):
+        assert store.compact_in_background()
+        waiter.start()
+        time.sleep(0.05)  # not needed to pass: lets the waiter reach the compaction's wait
+        store.close()
+    waiter.join(timeout=30)
+    assert not waiter.is_alive()
+    assert [type(exc) for exc in raised] == [catlog.StoreClosedError]
+    assert str(raised[0]) == f"{data_dir} is closed"
+
+
+@pytest.mark.spec("ENG-55", "ENG-63", "ENG-39")
+def test_thousands_of_keys_that_expire_during_the_copy_are_all_forgotten(
+    data_dir: str, clock: ManualClock
+) -> None:
+    """2,500 keys expire once the first input is copied: the copy skips every one, and they
+    are forgotten a thousand at a time, all of them, before any input is removed."""
+    with catlog.open(data_dir, fsync="never", segment_size=4096, clock=clock) as store:
+        store.put(b"first", bytes(4050))  # fills the first segment
+        for i in range(2500):
+            store.put(b"t%04d" % i, b"v", ttl=5.0)
+        store.put(b"last", b"x")
+        advanced: list[bool] = []
+
+        def progress(_done: int, _total: int) -> None:
+            if not advanced:
+                advanced.append(True)
+                clock.advance(10)
+
+        report = store.compact(progress)
+        assert report.records_copied == 2
+        stats = store.stats()
+        assert (stats.keys, stats.expiring_keys) == (2, 0)
+        assert dict(store.items()) == {b"first": bytes(4050), b"last": b"x"}
+
+
+@pytest.mark.spec("ENG-77", "ENG-57")
+def test_compaction_bytes_add_up_over_compactions_abandoned_outputs_included() -> None:
+    """Three compactions of the same live records into one output each: the second fails at
+    its output's rename, after writing the same bytes the third then writes again."""
+    fs = SimFileSystem()
+    with catlog.open("/db", fs=fs, segment_size=4096, fsync="never") as store:
+        for i in range(40):
+            store.put(b"k%d" % (i % 10), b"value %d" % i)
+        first = store.compact().output_bytes
+        assert store.stats().compaction_bytes == first
+        store.put(b"k0", b"again")
+        fs.fail("rename", nth=1)
+        with pytest.raises(catlog.CompactionError):
+            store.compact()
+        abandoned = store.stats().compaction_bytes - first
+        third = store.compact()
+        assert third.segments_written == 1
+        assert abandoned == third.output_bytes
+        assert store.stats().compaction_bytes == first + 2 * third.output_bytes
+
+
+@pytest.mark.spec("ENG-57", "ENG-41", "ENG-42")
+def test_the_backoff_after_failed_compactions_doubles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Background compactions fail one after another: the next starts 1 s after the first
+    failure, 2 s after the second, 4 s after the third, and not half a second sooner."""
+    fs = SimFileSystem()
+    clock = catlog.ManualClock()
+    with (
+        caplog.at_level(logging.INFO, logger="catlog"),
+        catlog.open(
+            "/db", fs=fs, segment_size=256, clock=clock, compact_threshold=0.1, fsync="never"
+        ) as store,
+    ):
+        store.put(b"cold", b"a live record in the oldest segment: an output to rename")
+        fs.fail("rename", persistent=True, error=errno.ENOSPC)
+        written = 0
+
+        def rotations(writes: int = 40) -> int:
+            """Write until a few rotations have passed; how many compactions started."""
+            nonlocal written
+            before = len(background_compactions(caplog))
+            for _ in range(writes):
+                store.put(b"k%d" % (written % 5), b"value %d" % written)
+                written += 1
+                assert store.wait_for_compaction(timeout=30)
+            return len(background_compactions(caplog)) - before
+
+        assert rotations(200) == 1, "the first, failed"
+        for wait in (1.0, 2.0, 4.0):
+            clock.advance(wait - 0.5)
+            assert rotations() == 0, f"none within {wait} s"
+            clock.advance(0.5)
+            assert rotations() == 1, f"one once {wait} s passed"
+        assert store.failure is None

@@ -285,6 +285,33 @@ def test_a_compaction_whose_outputs_run_out_of_slots_fails_alone_naming_its_outp
         assert dict(store.items()) == expected
 
 
+@pytest.mark.spec("ENG-95", "ENG-75", "ENG-57")
+def test_the_slot_of_an_output_installed_before_the_slots_ran_out_stays_taken(
+    data_dir: str,
+) -> None:
+    """Two records a segment, reopened with 64-byte segments and 32 slots: the compaction
+    installs its first output, then finds no slot for the second (ENG-95). The first output's
+    slot is still in use: once a round has removed the emptied oldest segment, one slot is
+    free, too few for another round, which must refuse rather than hand out the installed
+    output's slot again (its records would then be read from the next output)."""
+    with catlog.open(data_dir, segment_size=256, fsync="never") as store:
+        for i in range(60):
+            store.put(b"k%03d" % i, b"v" * 90)
+        expected = dict(store.items())
+    assert len(segments(data_dir)) == 30
+    with catlog.open(data_dir, segment_size=64, max_segments=32, fsync="never") as store:
+        with pytest.raises(catlog.CompactionError, match="all 32 segment slots are in use"):
+            store.compact()
+        store.delete(b"k001")  # the oldest segment's record that was not copied
+        del expected[b"k001"]
+        with pytest.raises(catlog.CompactionError, match="the oldest segment holds live records"):
+            store.compact()  # its first round removes segment 1; the next has one slot free
+        assert segments(data_dir)[:2] == [2, 3], "the emptied oldest segment was removed"
+        assert dict(store.items()) == expected
+    with catlog.open(data_dir, segment_size=256) as store:
+        assert dict(store.items()) == expected
+
+
 @pytest.mark.spec("ENG-73", "ENG-41")
 def test_a_tombstone_adds_to_its_segments_dead_bytes_rather_than_replacing_them(
     data_dir: str,

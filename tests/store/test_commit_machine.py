@@ -232,6 +232,80 @@ def test_close_waits_while_a_term_runs_and_is_notified_when_it_lapses() -> None:
     assert not machine.closing()
 
 
+def one_writer_away() -> CommitMachine[str]:
+    """a led a commit that covered b; a is back and leads, waiting for b (ENG-45)."""
+    machine: CommitMachine[str] = CommitMachine()
+    assert machine.arrive(1, "a") is Turn.LEAD
+    assert machine.arrive(2, "b") is Turn.SLEEP
+    machine.took_effect(2, leading=True)
+    machine.wake.clear()
+    assert machine.end_term(1) is Turn.RETURN
+    assert machine.woken(2, "b") is Turn.RETURN
+    assert machine.arrive(3, "a") is Turn.LEAD
+    assert machine.start_term()
+    return machine
+
+
+@pytest.mark.spec("ENG-45")
+def test_a_leader_whose_wait_reached_its_bound_is_waited_on_by_nobody() -> None:
+    """The whole state is compared after each event: a flag left set would have the writer
+    coming back, or the next commit, notify a wait that no longer runs."""
+    machine = one_writer_away()
+    machine.stop_waiting()
+    assert machine == CommitMachine(durable=2, leading=True, away=1)
+    machine.took_effect(3, leading=True)
+    assert machine == CommitMachine(durable=3, leading=True, away=1)
+    assert machine.end_term(3) is Turn.RETURN
+    assert machine == CommitMachine(durable=3, away=1)
+    assert machine.arrive(4, "b") is Turn.LEAD
+    assert machine == CommitMachine(durable=3, leading=True)
+
+
+@pytest.mark.spec("ENG-45", "ENG-59")
+def test_a_term_cut_during_the_leaders_wait_ends_the_wait() -> None:
+    """A signal's exception in the leader's wait ends its term at once (the driver's
+    ``finally``): nobody waits any more, and b coming back notifies nobody."""
+    machine = one_writer_away()
+    assert machine.end_term(3) is Turn.RAISE
+    assert machine == CommitMachine(durable=2, away=1)
+    assert machine.arrive(4, "b") is Turn.LEAD
+    assert machine == CommitMachine(durable=2, leading=True)
+
+
+@pytest.mark.spec("ENG-59")
+def test_the_term_close_waited_for_leaves_close_waiting_no_more() -> None:
+    machine: CommitMachine[str] = CommitMachine()
+    assert machine.arrive(1, "a") is Turn.LEAD
+    assert machine.closing()
+    assert machine == CommitMachine(leading=True, closer_waits=True)
+    assert lead_one_commit(machine, 1, 1) is Turn.RETURN
+    assert machine == CommitMachine(durable=1, away=1, notify=True)
+
+
+@pytest.mark.spec("ENG-58", "ENG-29")
+def test_an_event_out_of_the_drivers_protocol_fails_the_assertion_naming_its_rule() -> None:
+    """The machine's asserts are its protocol: a driver that breaks it is told which rule."""
+    with pytest.raises(AssertionError) as caught:
+        CommitMachine[str]().start_term()
+    assert str(caught.value) == "only the leader starts a term"
+
+    handed: CommitMachine[str] = CommitMachine()
+    assert handed.arrive(1, "a") is Turn.LEAD
+    assert handed.arrive(2, "b") is Turn.SLEEP
+    assert handed.end_term(1) is Turn.RAISE
+    assert handed.baton == "b"
+    with pytest.raises(AssertionError) as caught:
+        handed.start_term()  # b leads only once it has woken and taken the baton
+    assert str(caught.value) == "the leader took the baton when it woke"
+
+    uncovered: CommitMachine[str] = CommitMachine()
+    assert uncovered.arrive(1, "a") is Turn.LEAD
+    assert uncovered.arrive(2, "b") is Turn.SLEEP
+    with pytest.raises(AssertionError) as caught:
+        uncovered.woken(2, "b")  # released by neither a commit, the baton nor fail()
+    assert str(caught.value) == "only fail() wakes a sleeper its ticket's commit did not cover"
+
+
 # ----------------------------------------------------------------------------- the model
 
 

@@ -464,6 +464,50 @@ def test_an_output_that_cannot_be_removed_still_fails_only_the_compaction() -> N
     assert not any(name.endswith(".compacting") for name in fs.listdir("/db"))
 
 
+class OutputCloseFails(catlog.fs.OsFile):
+    """Closing reports EIO, as close(2) may on a network file system; the file is closed all
+    the same, as Linux releases the descriptor whatever close returns."""
+
+    def close(self) -> None:
+        super().close()
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+
+class OutputsCloseFailing(catlog.OsFileSystem):
+    """The real file system, on which every close of a compaction output fails."""
+
+    def open(self, path: str, *, writable: bool = False, create: bool = False) -> catlog.File:
+        if not path.endswith(".compacting"):
+            return super().open(path, writable=writable, create=create)
+        flags = (os.O_RDWR | os.O_APPEND if writable else os.O_RDONLY) | os.O_CLOEXEC
+        fd = os.open(path, flags | os.O_CREAT if create else flags, 0o644)
+        return OutputCloseFails(path, fd, writable=writable)
+
+
+@pytest.mark.spec("ENG-57")
+def test_an_output_whose_close_fails_fails_only_the_compaction(
+    data_dir: str, clock: ManualClock
+) -> None:
+    """Finishing the output closes it, which fails; removing it closes it again, which fails
+    again, and that second failure must not replace the compaction's own error."""
+    fs = OutputsCloseFailing()
+    with catlog.open(data_dir, fs=fs, segment_size=256, clock=clock) as store:
+        for i in range(60):
+            store.put(b"k%d" % (i % 12), b"value %d" % i)
+        expected = dict(store.items())
+        with pytest.raises(catlog.CompactionError) as caught:
+            store.compact()
+        assert "finishing a compaction output failed" in str(caught.value)
+        assert os.strerror(errno.EIO) in str(caught.value)
+        assert store.failure is None, "the store did not fail"
+        assert not any(name.endswith(".compacting") for name in os.listdir(data_dir))
+        store.put(b"later", b"accepted")
+        expected[b"later"] = b"accepted"
+        assert dict(store.items()) == expected
+    with catlog.open(data_dir) as reopened:
+        assert dict(reopened.items()) == expected
+
+
 @pytest.mark.spec("ENG-57", "ENG-41")
 def test_the_records_installed_outputs_took_over_are_dead_when_a_later_output_fails(
     data_dir: str,

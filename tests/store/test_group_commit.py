@@ -492,3 +492,51 @@ def test_close_during_a_leaders_wait_for_a_writer_returns_when_the_term_ends(
     assert store.closed
     with catlog.open(data_dir) as reopened:
         assert dict(reopened.items()) == {b"a": b"1", b"b": b"2"}
+
+
+@pytest.mark.spec("ENG-45", "ENG-17")
+def test_a_sync_during_a_leaders_wait_ends_the_wait_and_leaves_nobody_to_notify(
+    data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a's commit (a 2 s fsync) is the last: b, asleep during it, leads next and waits for a,
+    who does not come back. A sync() then makes everything durable, after which nobody is
+    awaited: the leader's wait must end by the sync's notify, not by its 2 s bound. Then, with
+    nobody waiting, a lone writer's puts notify nobody."""
+    waits: list[bool] = []
+    """How each of the leader's timed waits ended: True if notified, False if timed out."""
+    notifies: list[int] = [0]
+    leader_waits = threading.Event()
+    fs = DurabilityWitness(fsync_seconds=0.0)
+
+    class RecordingCondition(threading.Condition):
+        def wait(self, timeout: float | None = None) -> bool:
+            if timeout is None:
+                return super().wait()
+            fs.fsync_seconds = 0.0  # a's fsync is over; the sync's takes no time
+            leader_waits.set()
+            notified = super().wait(timeout)
+            waits.append(notified)
+            return notified
+
+        def notify_all(self) -> None:
+            notifies[0] += 1
+            super().notify_all()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(threading, "Condition", RecordingCondition)
+        store = catlog.open(data_dir, fs=fs, fsync="always")
+    with store:
+        fs.fsync_seconds = 2.0
+        first = put_a_during_its_fsync(store, fs)
+        second = threading.Thread(target=store.put, args=(b"b", b"2"))
+        second.start()
+        assert leader_waits.wait(30), "b never waited for a"
+        store.sync()
+        second.join(30)
+        first.join(30)
+        assert waits == [True], "the leader's wait outlived the sync that left nobody away"
+        notifies[0] = 0
+        for n in range(3):
+            store.put(b"c%d" % n, b"3")
+        assert notifies == [0], "a lone writer's puts notified a wait nobody is in"
+        assert store.get(b"b") == b"2"

@@ -7,7 +7,9 @@ store whose opening failed half-way too.
 
 from __future__ import annotations
 
+import errno
 import gc
+import logging
 import os
 import re
 import subprocess
@@ -20,6 +22,7 @@ import pytest
 import catlog
 from catlog.index import MAX_SEGMENT_SIZE
 from catlog.simfs import SimFileSystem
+from tests.crash.faulty_fs import FaultyFileSystem
 from tests.store.recording_fs import RecordingFileSystem
 
 
@@ -154,6 +157,50 @@ def test_the_background_flusher_thread_is_named_after_its_store(data_dir: str) -
     with catlog.open(data_dir, fsync="interval"):
         names = [thread.name for thread in threading.enumerate()]
         assert f"catlog-flush {data_dir}" in names
+
+
+@pytest.mark.spec("ENG-105", "ENG-27")
+@pytest.mark.parametrize("fsync", ["interval", "never"])
+def test_the_flusher_is_a_daemon_thread_that_close_ends(data_dir: str, fsync: str) -> None:
+    """In process, not at an exit: the interpreter joins a non-daemon thread before the exit
+    handlers run, so a child left open would hang, and a subprocess test sees only a timeout."""
+    store = catlog.open(data_dir, fsync=fsync)  # type: ignore[arg-type]
+    with store:  # closed even when the check fails: a non-daemon flusher would hang pytest
+        flushers = [t for t in threading.enumerate() if t.name == f"catlog-flush {data_dir}"]
+        daemon = [flusher.daemon for flusher in flushers]
+    assert daemon == [True]
+    assert not flushers[0].is_alive(), "close() returned before the flusher ended"
+
+
+@pytest.mark.spec("ENG-105", "ENG-46")
+def test_close_waits_for_the_flusher_to_end_even_while_it_logs_its_failure(data_dir: str) -> None:
+    """The flusher's write fails (REC-10) and its thread then spends up to a second logging
+    that: close() raises the failure (ENG-46) only once the thread has ended."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Stalling(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if threading.current_thread().name.startswith("catlog-flush"):
+                entered.set()
+                release.wait(1.0)
+
+    handler = Stalling()
+    logger = logging.getLogger("catlog")
+    logger.addHandler(handler)
+    try:
+        fs = FaultyFileSystem()
+        store = catlog.open(data_dir, fs=fs, fsync="interval", fsync_interval_ms=10)
+        flushers = [t for t in threading.enumerate() if t.name == f"catlog-flush {data_dir}"]
+        fs.fail("append", error=errno.ENOSPC, persistent=True, thread="catlog-flush")
+        store.put(b"k", b"v")
+        assert entered.wait(30), "the flusher never failed"
+        with pytest.raises(catlog.StoreFailedError):
+            store.close()
+        alive = [flusher.is_alive() for flusher in flushers]
+    finally:
+        release.set()
+        logger.removeHandler(handler)
+    assert alive == [False], "close() returned while the flusher was still logging"
 
 
 @pytest.mark.spec("ENG-19", "ENG-18")

@@ -228,7 +228,8 @@ def modify_many(
         if active.end + len(data) > w.segment_size:
             # One at a time: append rotates where a record would not fit (ENG-9).
             for key, record, value_len, expires_at in writes:
-                w.effect(key, w.append(record, value_len, now), expires_at)
+                w.effect(key, w.append(record, value_len, now, purge=False), expires_at)
+            w.purge_after_write(now)
             return outcomes, w.last_ticket
         try:
             offset = active.append(data)

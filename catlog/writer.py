@@ -216,10 +216,10 @@ class Writer:
                     self.keyspace.kill(key_len, old)
                 if expires and key in expires:
                     self.keyspace.clear_expiry(key)
-            if expires and self.keyspace.order.soonest < now:
-                self.keyspace.purge(now, WRITE_PURGE)  # ENG-61
             ticket = self.last_ticket
             if not rotating:
+                if expires and self.keyspace.order.soonest < now:
+                    self.keyspace.purge(now, WRITE_PURGE)  # ENG-61 (append's, when rotating)
                 return ticket
             behind = self.behind
         if behind:
@@ -262,9 +262,10 @@ class Writer:
             behind = False
             for key, record in zip(keys, records, strict=True):
                 value_len = len(record) - RECORD_HEADER_SIZE - len(key)
-                location = self.append(record, value_len)
+                location = self.append(record, value_len, purge=False)
                 behind = behind or self.behind
                 self.effect(key, location, 0)
+            self.purge_after_write(now)
             ticket = self.last_ticket
         if behind:
             stall(self)
@@ -361,12 +362,14 @@ class Writer:
 
     # ----------------------------------------------------------------------------- appending
 
-    def append(self, record: bytes, value_len: int = 0, now: int = 0) -> int:
+    def append(self, record: bytes, value_len: int = 0, now: int = 0, *, purge: bool = True) -> int:
         """Buffer ``record`` in the active segment; returns its location, for ``value_len``.
 
         Rotates first if the record would overfill the active segment (ENG-9). Counts the record
         in :attr:`last_ticket`, whose value is its ticket. Then forgets a few expired keys
-        (ENG-61), judged at ``now`` if the caller read the clock.
+        (ENG-61), judged at ``now`` if the caller read the clock, unless ``purge`` is false: a
+        call that appends several records one at a time does that once, after the last
+        (:meth:`purge_after_write`).
         """
         if self.refusal is not None:
             raise self.refused()
@@ -380,7 +383,7 @@ class Writer:
             raise self.fail("write", exc) from exc
         self.last_ticket += 1
         self.unsynced = True
-        if self.expires and self.keyspace.order.soonest < (now or (now := self.now_ms())):
+        if purge and self.expires and self.keyspace.order.soonest < (now or (now := self.now_ms())):
             self.keyspace.purge(now, WRITE_PURGE)
         # inline pack_location: the fill benchmark's every put pays for a call otherwise.
         return (
@@ -388,6 +391,11 @@ class Writer:
             | (offset << LEN_BITS)
             | (value_len if value_len < LARGE_VALUE else LARGE_VALUE)
         )
+
+    def purge_after_write(self, now: int) -> None:
+        """ENG-61: the few expired keys a call that appended records forgets, once per call."""
+        if self.expires and self.keyspace.order.soonest < now:
+            self.keyspace.purge(now, WRITE_PURGE)
 
     # ----------------------------------------------------------------------------- durability
 

@@ -63,6 +63,27 @@ def test_counting_after_many_keys_expire_is_exact_and_forgets_none(
         assert _forgotten(store, dead) == 0
 
 
+@pytest.mark.spec("ENG-61")
+@pytest.mark.parametrize("call", ["put_many_nowait", "modify_many_nowait"])
+def test_a_call_appending_many_records_across_rotations_forgets_at_most_20(
+    data_dir: str, clock: ManualClock, call: str
+) -> None:
+    """300 new keys of 28-byte records do not fit one 4 KiB segment: the call appends them one
+    at a time, rotating twice, and still forgets 20 expired keys in all, not 20 a record."""
+    with catlog.open(data_dir, fsync="never", clock=clock, segment_size=4096) as store:
+        _fill(store, clock, 1000)
+        dead = store.stats().dead_bytes
+        before = store.stats().segments
+        keys = [b"n%05d" % i for i in range(300)]
+        if call == "put_many_nowait":
+            store.put_many_nowait([(key, VALUE) for key in keys])
+        else:
+            store.modify_many_nowait([(key, lambda old: VALUE) for key in keys])
+        assert store.stats().segments > before, "the call rotated"
+        assert _forgotten(store, dead) == 20
+        assert all(store[key] == VALUE for key in keys)
+
+
 @pytest.mark.spec("ENG-60", "ENG-26")
 def test_stats_count_expired_keys_out_before_any_is_forgotten(
     data_dir: str, clock: ManualClock

@@ -115,8 +115,11 @@ def test_writes_stop_short_of_the_segment_limit_saying_to_compact_and_compaction
         with pytest.raises(catlog.CatlogError) as caught:
             store.put(b"k", b"%040d" % 16)
         message = str(caught.value)
-        assert "compact the store" in message
-        assert "max_segments=32" in message
+        assert message == (
+            f"{store.path}: 16 segments are open, the most writes may fill (max_segments=32"
+            " less 16 kept for compaction); compact the store (Store.compact() or catlog"
+            " compact) or use a larger segment_size"
+        )
         assert store.failure is None
         assert store[b"k"] == b"%040d" % 15
         store.compact()  # in rounds (ENG-75), the later ones in numbers the first skipped
@@ -132,8 +135,9 @@ def test_bad_bounds_and_limits_are_refused(data_dir: str) -> None:
             catlog.open(data_dir, **bad)  # type: ignore[arg-type]
     assert not os.path.exists(data_dir)
     with catlog.open(data_dir) as store:
-        with pytest.raises(ValueError, match="max_bytes"):
-            store.compact(max_bytes=0)
+        for bad_bytes in (0, -1, 1.0, True):
+            with pytest.raises(ValueError, match=r"^max_bytes must be a positive int or None$"):
+                store.compact(max_bytes=bad_bytes)  # type: ignore[arg-type]
         nothing = CompactionReport(0, 0, 0, 0, 0, 0.0)
         assert store.compact(max_bytes=1) == nothing, "no sealed segment: zeros"
 

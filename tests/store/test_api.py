@@ -363,5 +363,7 @@ def test_get_many_reads_each_key_or_none(data_dir: str) -> None:
         clock.advance(2)
         assert store.get_many([b"b", b"d"]) == [None, b"4"]
         assert store.get_many([]) == []
+        bytes_like: list[bytes] = [bytearray(b"a"), memoryview(b"d")]  # type: ignore[list-item]
+        assert store.get_many(bytes_like) == [b"1", b"4"]  # ENG-2
         with pytest.raises(catlog.InvalidTypeError):
             store.get_many(["a"])  # type: ignore[list-item]

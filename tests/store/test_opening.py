@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import catlog
+from catlog.filecache import default_max_open_files
 from catlog.index import MAX_SEGMENT_SIZE
 from catlog.simfs import SimFileSystem
 from tests.crash.faulty_fs import FaultyFileSystem
@@ -270,3 +271,32 @@ def test_a_store_opens_under_a_descriptor_limit_just_above_its_segments(data_dir
         "Too many open files; raise the descriptor limit (ulimit -n) or lower max_open_files"
         in (done.stderr)
     )
+
+
+@pytest.mark.spec("ENG-25", "ENG-65")
+def test_the_open_store_keeps_each_setting_as_an_attribute(tmp_path: Path) -> None:
+    given = {
+        "fsync": "interval",
+        "segment_size": 4096,
+        "fsync_interval_ms": 250,
+        "hints": "background",
+        "compact_threshold": 0.3,
+        "compact_max_bytes": 1 << 20,
+        "max_segments": 64,
+        "max_open_files": 12,
+        "compaction_yield_ms": 0.5,
+    }
+    with catlog.open(tmp_path / "given", **given) as store:  # type: ignore[arg-type]
+        assert {name: getattr(store, name) for name in given} == given
+        assert store.path == str(tmp_path / "given")
+    with catlog.open(str(tmp_path / "defaults"), segment_size=4096) as store:
+        assert (store.fsync, store.compact_threshold) == ("always", None)
+        assert store.compact_max_bytes == 16 * 4096  # ENG-73: 16 segments, at most 256 MiB
+        assert store.max_open_files == default_max_open_files()
+
+
+@pytest.mark.spec("ENG-105", "ENG-14")
+def test_under_always_no_flusher_thread_runs(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="always"):
+        names = [thread.name for thread in threading.enumerate()]
+        assert f"catlog-flush {data_dir}" not in names

@@ -213,7 +213,11 @@ class Compaction:
         total = sum(segment.size() for segment in inputs)
         gap = output_bound(total, writer.segment_size)
         newest_sealed = writer.segments.order[-2].number if len(writer.segments.order) > 1 else 0
-        if writer.active not in inputs and writer.active.number - newest_sealed > gap:
+        if (
+            writer.active not in inputs
+            and writer.active.number - newest_sealed > gap
+            and (max_bytes is not None or newest_sealed >= self._through)  # ENG-75
+        ):
             writer.flush_and_sync()  # ENG-39: as a seal would, without sealing
             return inputs, newest_sealed + 1, gap  # in numbers an earlier compaction left free
         first = writer.active.number + 1

@@ -110,20 +110,28 @@ def test_the_trigger_s_compaction_keeps_expiries_and_drops_what_expired(data_dir
         assert (store.stats().keys, store.stats().expiring_keys) == (6, 1)
 
 
-@pytest.mark.spec("ENG-39", "ENG-73", "ENG-72")
+@pytest.mark.spec("ENG-39", "ENG-73", "ENG-72", "ENG-75", "ENG-40")
 def test_a_compact_call_before_the_trigger_s_compaction_runs_takes_every_segment(
     crowded_store: catlog.Store, data_dir: str
 ) -> None:
     """The rotation chose segments 1 to 11 for the trigger's compaction, which has not started
     yet: a ``compact()`` called meanwhile is a full one all the same (ENG-39), removing every
-    segment; the trigger's compaction then finds its inputs gone and chooses anew."""
+    segment; the trigger's compaction then finds its inputs gone and chooses anew. 20 free slots
+    do not hold all 16 segments' ``G + 1``, so the call runs in rounds (ENG-75); its first does
+    not take the active segment 35, and 19 numbers lie unused below it, but they are below a
+    segment the run began with: it seals 35 instead, so that its outputs are not inputs of its
+    second round, and the run removes exactly the 16 segments there were."""
     crowded_store.put(b"cold", b"c" * 40)
     with catlog.testing.parked_background_compactions(crowded_store):
         write_until_due(crowded_store)
         before = segments(data_dir)
         assert len(before) == 16
-        crowded_store.compact()
-        assert not set(before) & set(segments(data_dir)), "every segment there was is gone"
+        report = crowded_store.compact()
+        after = segments(data_dir)
+        assert not set(before) & set(after), "every segment there was is gone"
+        assert report.segments_removed == len(before), "ENG-75: those that existed, no more"
+        assert len(after) == report.segments_written + 1, "ENG-75: no output was an input"
+        assert min(after) > max(before), "ENG-75: the outputs are above the run's segments"
         expected = dict(crowded_store.items())
     assert crowded_store.wait_for_compaction(timeout=30)
     assert crowded_store.stats().compaction_error is None

@@ -111,16 +111,19 @@ class Compaction:
         writer: Writer,
         progress: Callable[[int, int], None] | None,
         max_bytes: int | None = None,
+        *,
+        trigger: bool = False,
     ) -> CompactionReport:
         """ENG-39, ENG-40: one compaction of ``store``; a second waits for the first.
 
-        With ``max_bytes`` it takes the inputs ENG-73 chooses; without, every segment (ENG-39),
+        With ``max_bytes`` it takes the inputs ENG-73 chooses, or for the ``trigger``'s
+        compaction those its rotation chose (:meth:`plan`); without, every segment (ENG-39),
         in as many rounds as the free slots call for (ENG-75), each round's inputs the oldest
         segments left of those that existed when it began.
         """
         with self.lock:
             if max_bytes is not None:
-                return self._run(writer, progress, max_bytes, None)
+                return self._run(writer, progress, max_bytes, None, trigger=trigger)
             started = writer.clock.monotonic()
             report = self._run(writer, progress, None, None)
             through, done = self._through, report.input_bytes
@@ -144,11 +147,15 @@ class Compaction:
         max_bytes: int | None,
         through: int | None,
         before: int = 0,
+        *,
+        trigger: bool = False,
     ) -> CompactionReport:
         """One round: choose the inputs, then ENG-39's three steps. ``through`` is the number of
         the newest segment a full compaction takes (``None`` in its first round, which sets
         :attr:`_through` and the total progress reports); :attr:`_finished` says whether this
-        round took it."""
+        round took it. Only the ``trigger``'s compaction takes the plan its rotation made
+        (ENG-73); every compaction drops it, so one that runs first makes the trigger's choose
+        anew."""
         started = writer.clock.monotonic()
         with writer.lock:
             if writer.closed:
@@ -156,10 +163,9 @@ class Compaction:
             if writer.refusal is not None:
                 raise writer.refused()
             writer.keyspace.purge(writer.now_ms(), PURGE_STEP)  # ENG-63: a bounded step
-            planned = self._planned(writer) if max_bytes is not None else None
-            self._plan = None
-            if planned is not None:
-                inputs, first, gap = planned
+            planned, self._plan = self._plan, None
+            if trigger and planned is not None:
+                inputs, first, gap = self._sealed(writer, planned)
                 self._finished = True
             else:
                 inputs, first, gap = self._choose_and_seal(writer, max_bytes, through)
@@ -256,21 +262,17 @@ class Compaction:
         self._plan = (candidates[:count], writer.active.number + 1, gap)
         return gap
 
-    def _planned(self, writer: Writer) -> tuple[list[Segment], int, int] | None:
-        """The plan :meth:`plan` made, with the sealed views of its inputs, if every input is
-        still there (a ``compact()`` may have run first). Lock held."""
-        if self._plan is None:
-            return None
-        inputs, first, gap = self._plan
-        sealed = [writer.segments.slots[segment.slot] for segment in inputs]
-        for segment, view in zip(inputs, sealed, strict=True):
-            if (
-                view.number != segment.number
-                or view not in writer.segments.order
-                or view is writer.active
-            ):
-                return None
-        return sealed, first, gap
+    @staticmethod
+    def _sealed(
+        writer: Writer, plan: tuple[list[Segment], int, int]
+    ) -> tuple[list[Segment], int, int]:
+        """The plan :meth:`plan` made, with the sealed views of its inputs. Every input is
+        still there, sealed: the rotation that made the plan sealed the one that was active
+        and started the trigger's thread (or failed the store, REC-10, and nothing runs); no
+        other plan is made while that thread lives (:meth:`due`); only a compaction removes
+        segments, and every compaction drops the plan first. Lock held."""
+        inputs, first, gap = plan
+        return [writer.segments.slots[segment.slot] for segment in inputs], first, gap
 
     def _copy_and_remove(
         self,
@@ -424,7 +426,7 @@ class Compaction:
     def _background(self, writer: Writer, max_bytes: int | None) -> None:
         _compactor.background = True
         try:
-            report = self.run(writer, None, max_bytes)
+            report = self.run(writer, None, max_bytes, trigger=max_bytes is not None)
         except StoreClosedError:
             return
         except CatlogError:

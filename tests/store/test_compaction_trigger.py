@@ -15,7 +15,7 @@ import pytest
 
 import catlog
 import catlog.testing
-from catlog.segment import parse_segment_name
+from catlog.segment import parse_segment_name, segment_name
 
 
 def segments(directory: str) -> list[int]:
@@ -108,6 +108,29 @@ def test_the_trigger_s_compaction_keeps_expiries_and_drops_what_expired(data_dir
         assert (store[b"cold"], store[b"later"]) == (b"c" * 30, b"l" * 30)
         assert store.expires_at(b"later") == 1_700_000_000_000 + 1_000_000
         assert (store.stats().keys, store.stats().expiring_keys) == (6, 1)
+
+
+@pytest.mark.spec("ENG-73", "ENG-39")
+def test_a_bounded_compact_call_before_the_trigger_s_compaction_runs_keeps_its_own_bound(
+    crowded_store: catlog.Store, data_dir: str
+) -> None:
+    """The rotation chose segments 1 to 11 (2,257 bytes) for the trigger's compaction, which
+    has not started yet: ``compact(max_bytes=b)`` meanwhile, ``b`` the first segment's size,
+    takes that segment alone, its own choice within its own bound, not the trigger's; the
+    trigger's compaction then finds that another ran first and chooses anew."""
+    crowded_store.put(b"cold", b"c" * 40)
+    with catlog.testing.parked_background_compactions(crowded_store):
+        write_until_due(crowded_store)
+        before = segments(data_dir)
+        bound = os.path.getsize(os.path.join(data_dir, segment_name(before[0])))
+        report = crowded_store.compact(max_bytes=bound)
+        assert report.input_bytes <= bound, "ENG-73: the caller's bound holds"
+        assert (report.segments_removed, before[0] in segments(data_dir)) == (1, False)
+        expected = dict(crowded_store.items())
+    assert crowded_store.wait_for_compaction(timeout=30)
+    assert crowded_store.stats().compaction_error is None
+    assert dict(crowded_store.items()) == expected
+    assert crowded_store[b"cold"] == b"c" * 40
 
 
 @pytest.mark.spec("ENG-39", "ENG-73", "ENG-72", "ENG-75", "ENG-40")

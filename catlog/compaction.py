@@ -293,7 +293,7 @@ class Compaction:
         writer.hints.join()
         outputs = Outputs(writer, first, first + gap)
         done = before
-        counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
+        counted = 0  # the inputs' records as ENG-41's estimate counts them
         try:
             for segment in inputs:
                 check_writable(writer)
@@ -301,8 +301,7 @@ class Compaction:
                 if segment.packed:
                     counted += copy_packed(writer, segment, data, outputs)
                 else:
-                    copy_live(writer, segment, data, outputs)
-                    counted += len(data) - SEGMENT_HEADER_SIZE
+                    counted += copy_live(writer, segment, data, outputs)
                 done += len(data)
                 if progress is not None:
                     progress(done, whole)
@@ -461,20 +460,19 @@ def dead_prefix(writer: Writer, candidates: list[Segment]) -> list[Segment]:
     return inputs
 
 
-def copy_live(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> None:
+def copy_live(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
     """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
 
     The walk is :func:`catlog.walk.copy_plain`. Every record's crc is checked, as replay checks
     it, so that a walk through a segment damaged since it was opened stops with an error instead
-    of losing its way.
+    of losing its way. Returns the input's records counted as ENG-41 counts them.
     """
-    _copy(writer, segment, data, outputs)
+    return _copy(writer, segment, data, outputs)
 
 
 def copy_packed(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
     """:func:`copy_live` for a packed input (an earlier compaction's output), through
-    :func:`catlog.walk.copy_packed`. Returns the input's records counted as ENG-41 counts them,
-    with a 21-byte header each."""
+    :func:`catlog.walk.copy_packed`. Returns the input's records counted as ENG-41 counts them."""
     return _copy(writer, segment, data, outputs)
 
 

@@ -162,7 +162,6 @@ class Compaction:
                 raise StoreClosedError(f"{writer.path} is closed")
             if writer.refusal is not None:
                 raise writer.refused()
-            writer.keyspace.purge(writer.now_ms(), PURGE_STEP)  # ENG-63: a bounded step
             planned, self._plan = self._plan, None
             if trigger and planned is not None:
                 inputs, first, gap = self._sealed(writer, planned)
@@ -238,8 +237,8 @@ class Compaction:
         """ENG-41, ENG-73: choose the trigger's inputs at the rotation that made it due, before
         the new active segment is created, and return ``G``, the numbers that rotation skips
         for the outputs (0: nothing to take). The compaction then needs no rotation of its own,
-        which would seal an almost empty segment each time. Lock held."""
-        writer.keyspace.purge(writer.now_ms(), PURGE_STEP)  # ENG-63: a bounded step
+        which would seal an almost empty segment each time. It forgets no expired key first
+        (ENG-63): it runs in a write, which forgets no more than ENG-61 allows. Lock held."""
         candidates = list(
             writer.segments.order
         )  # the active one among them: this rotation seals it

@@ -200,7 +200,7 @@ class Compaction:
         free = writer.segments.max_segments - writer.segments.in_use()
         if free < 2:
             inputs = dead_prefix(writer, candidates)
-            self._finished = max_bytes is not None
+            self._finished = max_bytes is not None or inputs == candidates
         else:
             dead = writer.keyspace.slot_dead
             disk = writer.segments.disk_bytes()
@@ -441,7 +441,13 @@ class Compaction:
 
 
 def dead_prefix(writer: Writer, candidates: list[Segment]) -> list[Segment]:
-    """ENG-75: the oldest sealed segments that no index entry points into. Lock held."""
+    """ENG-75: the oldest sealed segments that no index entry points into. Lock held.
+
+    ``candidates`` is never empty: with fewer than 2 slots free at least 31 segments are open,
+    so a bounded compaction has sealed ones; a full one's first round has the active segment,
+    and a later round comes only after one that left some of its candidates, which nothing but
+    this run (holding the compaction lock) removes.
+    """
     live = {unpack_location(location)[0] for location in writer.index.values()}
     live.add(writer.active.slot)
     inputs: list[Segment] = []
@@ -450,9 +456,8 @@ def dead_prefix(writer: Writer, candidates: list[Segment]) -> list[Segment]:
             break
         inputs.append(segment)
     if not inputs:
-        path = segment_name(candidates[0].number) if candidates else "the store"
         raise CompactionError(
-            f"{writer.path}/{path}",
+            f"{writer.path}/{segment_name(candidates[0].number)}",
             f"all {writer.segments.max_segments} segment slots are in use and the oldest"
             " segment holds live records: there is no slot for an output",
         )

@@ -110,6 +110,26 @@ def test_the_trigger_s_compaction_keeps_expiries_and_drops_what_expired(data_dir
         assert (store.stats().keys, store.stats().expiring_keys) == (6, 1)
 
 
+@pytest.mark.spec("ENG-39", "ENG-75")
+def test_a_round_after_one_that_wrote_nothing_puts_its_outputs_right_above_the_run_s_segments(
+    crowded_store: catlog.Store, data_dir: str
+) -> None:
+    """As above with no live key in the first segments: the first round takes the dead 1 to 11,
+    seals 35 (the 19 numbers below it are below the run's segments) and writes nothing, so 35,
+    the newest segment the run began with, is the newest sealed one. The second round takes 12
+    to 15 and 35 with ``G = 11``; 19 numbers lie unused above 35, so its output is 36, with no
+    seal of the active segment 55."""
+    with catlog.testing.parked_background_compactions(crowded_store):
+        write_until_due(crowded_store)
+        assert segments(data_dir) == [*range(1, 16), 35]
+        report = crowded_store.compact()
+        assert (report.segments_removed, report.segments_written) == (16, 1)
+        assert segments(data_dir) == [36, 55]
+        expected = dict(crowded_store.items())
+    assert crowded_store.wait_for_compaction(timeout=30)
+    assert dict(crowded_store.items()) == expected
+
+
 @pytest.mark.spec("ENG-73", "ENG-39")
 def test_a_bounded_compact_call_before_the_trigger_s_compaction_runs_keeps_its_own_bound(
     crowded_store: catlog.Store, data_dir: str

@@ -111,16 +111,19 @@ class Compaction:
         writer: Writer,
         progress: Callable[[int, int], None] | None,
         max_bytes: int | None = None,
+        *,
+        trigger: bool = False,
     ) -> CompactionReport:
         """ENG-39, ENG-40: one compaction of ``store``; a second waits for the first.
 
-        With ``max_bytes`` it takes the inputs ENG-73 chooses; without, every segment (ENG-39),
+        With ``max_bytes`` it takes the inputs ENG-73 chooses, or for the ``trigger``'s
+        compaction those its rotation chose (:meth:`plan`); without, every segment (ENG-39),
         in as many rounds as the free slots call for (ENG-75), each round's inputs the oldest
         segments left of those that existed when it began.
         """
         with self.lock:
             if max_bytes is not None:
-                return self._run(writer, progress, max_bytes, None)
+                return self._run(writer, progress, max_bytes, None, trigger=trigger)
             started = writer.clock.monotonic()
             report = self._run(writer, progress, None, None)
             through, done = self._through, report.input_bytes
@@ -144,22 +147,24 @@ class Compaction:
         max_bytes: int | None,
         through: int | None,
         before: int = 0,
+        *,
+        trigger: bool = False,
     ) -> CompactionReport:
         """One round: choose the inputs, then ENG-39's three steps. ``through`` is the number of
         the newest segment a full compaction takes (``None`` in its first round, which sets
         :attr:`_through` and the total progress reports); :attr:`_finished` says whether this
-        round took it."""
+        round took it. Only the ``trigger``'s compaction takes the plan its rotation made
+        (ENG-73); every compaction drops it, so one that runs first makes the trigger's choose
+        anew."""
         started = writer.clock.monotonic()
         with writer.lock:
             if writer.closed:
                 raise StoreClosedError(f"{writer.path} is closed")
             if writer.refusal is not None:
                 raise writer.refused()
-            writer.keyspace.purge(writer.now_ms(), PURGE_STEP)  # ENG-63: a bounded step
-            planned = self._planned(writer) if max_bytes is not None else None
-            self._plan = None
-            if planned is not None:
-                inputs, first, gap = planned
+            planned, self._plan = self._plan, None
+            if trigger and planned is not None:
+                inputs, first, gap = self._sealed(writer, planned)
                 self._finished = True
             else:
                 inputs, first, gap = self._choose_and_seal(writer, max_bytes, through)
@@ -195,7 +200,7 @@ class Compaction:
         free = writer.segments.max_segments - writer.segments.in_use()
         if free < 2:
             inputs = dead_prefix(writer, candidates)
-            self._finished = max_bytes is not None
+            self._finished = max_bytes is not None or inputs == candidates
         else:
             dead = writer.keyspace.slot_dead
             disk = writer.segments.disk_bytes()
@@ -213,7 +218,11 @@ class Compaction:
         total = sum(segment.size() for segment in inputs)
         gap = output_bound(total, writer.segment_size)
         newest_sealed = writer.segments.order[-2].number if len(writer.segments.order) > 1 else 0
-        if writer.active not in inputs and writer.active.number - newest_sealed > gap:
+        if (
+            writer.active not in inputs
+            and writer.active.number - newest_sealed > gap
+            and (max_bytes is not None or newest_sealed >= self._through)  # ENG-75
+        ):
             writer.flush_and_sync()  # ENG-39: as a seal would, without sealing
             return inputs, newest_sealed + 1, gap  # in numbers an earlier compaction left free
         first = writer.active.number + 1
@@ -228,8 +237,8 @@ class Compaction:
         """ENG-41, ENG-73: choose the trigger's inputs at the rotation that made it due, before
         the new active segment is created, and return ``G``, the numbers that rotation skips
         for the outputs (0: nothing to take). The compaction then needs no rotation of its own,
-        which would seal an almost empty segment each time. Lock held."""
-        writer.keyspace.purge(writer.now_ms(), PURGE_STEP)  # ENG-63: a bounded step
+        which would seal an almost empty segment each time. It forgets no expired key first
+        (ENG-63): it runs in a write, which forgets no more than ENG-61 allows. Lock held."""
         candidates = list(
             writer.segments.order
         )  # the active one among them: this rotation seals it
@@ -252,21 +261,17 @@ class Compaction:
         self._plan = (candidates[:count], writer.active.number + 1, gap)
         return gap
 
-    def _planned(self, writer: Writer) -> tuple[list[Segment], int, int] | None:
-        """The plan :meth:`plan` made, with the sealed views of its inputs, if every input is
-        still there (a ``compact()`` may have run first). Lock held."""
-        if self._plan is None:
-            return None
-        inputs, first, gap = self._plan
-        sealed = [writer.segments.slots[segment.slot] for segment in inputs]
-        for segment, view in zip(inputs, sealed, strict=True):
-            if (
-                view.number != segment.number
-                or view not in writer.segments.order
-                or view is writer.active
-            ):
-                return None
-        return sealed, first, gap
+    @staticmethod
+    def _sealed(
+        writer: Writer, plan: tuple[list[Segment], int, int]
+    ) -> tuple[list[Segment], int, int]:
+        """The plan :meth:`plan` made, with the sealed views of its inputs. Every input is
+        still there, sealed: the rotation that made the plan sealed the one that was active
+        and started the trigger's thread (or failed the store, REC-10, and nothing runs); no
+        other plan is made while that thread lives (:meth:`due`); only a compaction removes
+        segments, and every compaction drops the plan first. Lock held."""
+        inputs, first, gap = plan
+        return [writer.segments.slots[segment.slot] for segment in inputs], first, gap
 
     def _copy_and_remove(
         self,
@@ -287,7 +292,7 @@ class Compaction:
         writer.hints.join()
         outputs = Outputs(writer, first, first + gap)
         done = before
-        counted = 0  # the inputs' records as ENG-41's estimate counts them: 21-byte headers
+        counted = 0  # the inputs' records as ENG-41's estimate counts them
         try:
             for segment in inputs:
                 check_writable(writer)
@@ -295,8 +300,7 @@ class Compaction:
                 if segment.packed:
                     counted += copy_packed(writer, segment, data, outputs)
                 else:
-                    copy_live(writer, segment, data, outputs)
-                    counted += len(data) - SEGMENT_HEADER_SIZE
+                    counted += copy_live(writer, segment, data, outputs)
                 done += len(data)
                 if progress is not None:
                     progress(done, whole)
@@ -420,7 +424,7 @@ class Compaction:
     def _background(self, writer: Writer, max_bytes: int | None) -> None:
         _compactor.background = True
         try:
-            report = self.run(writer, None, max_bytes)
+            report = self.run(writer, None, max_bytes, trigger=max_bytes is not None)
         except StoreClosedError:
             return
         except CatlogError:
@@ -437,7 +441,13 @@ class Compaction:
 
 
 def dead_prefix(writer: Writer, candidates: list[Segment]) -> list[Segment]:
-    """ENG-75: the oldest sealed segments that no index entry points into. Lock held."""
+    """ENG-75: the oldest sealed segments that no index entry points into. Lock held.
+
+    ``candidates`` is never empty: with fewer than 2 slots free at least 31 segments are open,
+    so a bounded compaction has sealed ones; a full one's first round has the active segment,
+    and a later round comes only after one that left some of its candidates, which nothing but
+    this run (holding the compaction lock) removes.
+    """
     live = {unpack_location(location)[0] for location in writer.index.values()}
     live.add(writer.active.slot)
     inputs: list[Segment] = []
@@ -446,29 +456,27 @@ def dead_prefix(writer: Writer, candidates: list[Segment]) -> list[Segment]:
             break
         inputs.append(segment)
     if not inputs:
-        path = segment_name(candidates[0].number) if candidates else "the store"
         raise CompactionError(
-            f"{writer.path}/{path}",
+            f"{writer.path}/{segment_name(candidates[0].number)}",
             f"all {writer.segments.max_segments} segment slots are in use and the oldest"
             " segment holds live records: there is no slot for an output",
         )
     return inputs
 
 
-def copy_live(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> None:
+def copy_live(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
     """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
 
     The walk is :func:`catlog.walk.copy_plain`. Every record's crc is checked, as replay checks
     it, so that a walk through a segment damaged since it was opened stops with an error instead
-    of losing its way.
+    of losing its way. Returns the input's records counted as ENG-41 counts them.
     """
-    _copy(writer, segment, data, outputs)
+    return _copy(writer, segment, data, outputs)
 
 
 def copy_packed(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
     """:func:`copy_live` for a packed input (an earlier compaction's output), through
-    :func:`catlog.walk.copy_packed`. Returns the input's records counted as ENG-41 counts them,
-    with a 21-byte header each."""
+    :func:`catlog.walk.copy_packed`. Returns the input's records counted as ENG-41 counts them."""
     return _copy(writer, segment, data, outputs)
 
 

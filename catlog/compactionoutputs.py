@@ -18,7 +18,7 @@ from .errors import CatlogError, CompactionError
 from .fs import File
 from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
 from .hint import hint_name
-from .index import pack_location
+from .index import LARGE_VALUE, pack_location
 from .segment import COMPACTING_SUFFIX, Segment, segment_name
 
 if TYPE_CHECKING:
@@ -71,7 +71,8 @@ class Outputs:
         self._output_counted = 0
         self.bytes = 0
         self.counted = 0
-        """The records copied as ENG-41's estimate counts them: 21 header bytes each."""
+        """The records copied as ENG-41's estimate counts them: 21 header bytes each, a large
+        value as ``LARGE_VALUE`` bytes."""
         self.installed_counted = 0
         """:attr:`counted` of the outputs installed so far."""
         self.skipped: list[tuple[bytes, int]] = []
@@ -93,7 +94,7 @@ class Outputs:
         self._size += len(record)
         self._moves.append((key, old, pack_location(self._slot, offset, value_len)))
         self.records += 1
-        size = RECORD_HEADER_SIZE + len(key) + value_len
+        size = RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)  # ENG-41: as dead_size counts
         self.counted += size
         self._output_counted += size
         if len(self._buffer) >= self.CHUNK:

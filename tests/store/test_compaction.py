@@ -313,6 +313,41 @@ def test_the_estimate_at_open_leaves_out_every_segment_s_header(data_dir: str) -
         assert (stats.segments, stats.keys, stats.dead_bytes) == (6, 6, 0)
 
 
+LARGE = bytes(100 * 1024)
+"""A value past what a location can hold: ENG-41 counts it as 65,535 bytes."""
+
+
+@pytest.mark.spec("ENG-41", "ENG-73")
+@pytest.mark.parametrize("oldest", ["plain", "packed", "one live"])
+def test_a_compaction_takes_away_large_dead_values_as_the_writes_counted_them(
+    data_dir: str, oldest: str
+) -> None:
+    """The oldest segment holds dead 100 KiB values (each added to the estimate as
+    ``21 + 3 + 65,535``), a newer one a dead small record; a compaction of the oldest alone
+    takes away what the writes added for it, no more, and leaves the small one counted.
+    "packed": the oldest is a compaction's output, its large value in the long form (FMT-27);
+    "one live": it also holds a live large value, which is copied."""
+    small = 21 + 1 + 10
+    with catlog.open(data_dir, fsync="never", segment_size=256 * 1024) as store:
+        store.put(b"big", LARGE)
+        if oldest == "packed":
+            store.compact()
+        else:
+            store.put(b"big" if oldest == "plain" else b"live", LARGE)
+        store.put(b"big", LARGE)  # two records in the oldest segment rotate it; one in an output
+        store.put(b"s", b"x" * 10)
+        store.put(b"s", b"y" * 10)
+        first = segments(data_dir)[0]
+        dead = (2 if oldest == "plain" else 1) * (21 + 3 + 65_535)
+        assert store.stats().dead_bytes == dead + small
+        bound = os.path.getsize(f"{data_dir}/segment-{first:05d}.log")
+        report = store.compact(max_bytes=bound)
+        assert (report.segments_removed, report.records_copied) == (1, int(oldest == "one live"))
+        assert first not in segments(data_dir)
+        assert store.stats().dead_bytes == small, "ENG-41: the input's records as counted"
+        assert store[b"big"] == LARGE
+
+
 @pytest.mark.spec("ENG-25", "ENG-40", "ENG-19")
 def test_bad_thresholds_and_closed_stores_are_refused(data_dir: str) -> None:
     for bad in (0, 1, -0.5, 2):
@@ -336,7 +371,7 @@ def test_no_input_is_removed_while_a_live_key_still_points_into_it(
             store.put(b"k%d" % (i % 30), b"v%d" % i)
         expected = dict(store.items())
         before = segments(data_dir)
-        monkeypatch.setattr(catlog.compaction, "copy_live", lambda *_: None)
+        monkeypatch.setattr(catlog.compaction, "copy_live", lambda *_: 0)
         with pytest.raises(catlog.CorruptionError, match="did not copy the live record"):
             store.compact()
         assert set(before) <= set(segments(data_dir)), "no input was removed"
@@ -981,7 +1016,7 @@ def test_a_live_record_left_in_an_input_is_reported_where_it_lies(
     with catlog.open(data_dir, fsync="never") as store:
         store.put(b"a", b"1")
         store.put(b"b", b"2")
-        monkeypatch.setattr(catlog.compaction, "copy_live", lambda *_: None)
+        monkeypatch.setattr(catlog.compaction, "copy_live", lambda *_: 0)
         with pytest.raises(catlog.CorruptionError) as caught:
             store.compact()
     assert (caught.value.path, caught.value.offset) == (f"{data_dir}/segment-00001.log", 16)

@@ -15,7 +15,7 @@ import pytest
 
 import catlog
 import catlog.testing
-from catlog.segment import parse_segment_name
+from catlog.segment import parse_segment_name, segment_name
 
 
 def segments(directory: str) -> list[int]:
@@ -110,20 +110,71 @@ def test_the_trigger_s_compaction_keeps_expiries_and_drops_what_expired(data_dir
         assert (store.stats().keys, store.stats().expiring_keys) == (6, 1)
 
 
-@pytest.mark.spec("ENG-39", "ENG-73", "ENG-72")
+@pytest.mark.spec("ENG-39", "ENG-75")
+def test_a_round_after_one_that_wrote_nothing_puts_its_outputs_right_above_the_run_s_segments(
+    crowded_store: catlog.Store, data_dir: str
+) -> None:
+    """As above with no live key in the first segments: the first round takes the dead 1 to 11,
+    seals 35 (the 19 numbers below it are below the run's segments) and writes nothing, so 35,
+    the newest segment the run began with, is the newest sealed one. The second round takes 12
+    to 15 and 35 with ``G = 11``; 19 numbers lie unused above 35, so its output is 36, with no
+    seal of the active segment 55."""
+    with catlog.testing.parked_background_compactions(crowded_store):
+        write_until_due(crowded_store)
+        assert segments(data_dir) == [*range(1, 16), 35]
+        report = crowded_store.compact()
+        assert (report.segments_removed, report.segments_written) == (16, 1)
+        assert segments(data_dir) == [36, 55]
+        expected = dict(crowded_store.items())
+    assert crowded_store.wait_for_compaction(timeout=30)
+    assert dict(crowded_store.items()) == expected
+
+
+@pytest.mark.spec("ENG-73", "ENG-39")
+def test_a_bounded_compact_call_before_the_trigger_s_compaction_runs_keeps_its_own_bound(
+    crowded_store: catlog.Store, data_dir: str
+) -> None:
+    """The rotation chose segments 1 to 11 (2,257 bytes) for the trigger's compaction, which
+    has not started yet: ``compact(max_bytes=b)`` meanwhile, ``b`` the first segment's size,
+    takes that segment alone, its own choice within its own bound, not the trigger's; the
+    trigger's compaction then finds that another ran first and chooses anew."""
+    crowded_store.put(b"cold", b"c" * 40)
+    with catlog.testing.parked_background_compactions(crowded_store):
+        write_until_due(crowded_store)
+        before = segments(data_dir)
+        bound = os.path.getsize(os.path.join(data_dir, segment_name(before[0])))
+        report = crowded_store.compact(max_bytes=bound)
+        assert report.input_bytes <= bound, "ENG-73: the caller's bound holds"
+        assert (report.segments_removed, before[0] in segments(data_dir)) == (1, False)
+        expected = dict(crowded_store.items())
+    assert crowded_store.wait_for_compaction(timeout=30)
+    assert crowded_store.stats().compaction_error is None
+    assert dict(crowded_store.items()) == expected
+    assert crowded_store[b"cold"] == b"c" * 40
+
+
+@pytest.mark.spec("ENG-39", "ENG-73", "ENG-72", "ENG-75", "ENG-40")
 def test_a_compact_call_before_the_trigger_s_compaction_runs_takes_every_segment(
     crowded_store: catlog.Store, data_dir: str
 ) -> None:
     """The rotation chose segments 1 to 11 for the trigger's compaction, which has not started
     yet: a ``compact()`` called meanwhile is a full one all the same (ENG-39), removing every
-    segment; the trigger's compaction then finds its inputs gone and chooses anew."""
+    segment; the trigger's compaction then finds its inputs gone and chooses anew. 20 free slots
+    do not hold all 16 segments' ``G + 1``, so the call runs in rounds (ENG-75); its first does
+    not take the active segment 35, and 19 numbers lie unused below it, but they are below a
+    segment the run began with: it seals 35 instead, so that its outputs are not inputs of its
+    second round, and the run removes exactly the 16 segments there were."""
     crowded_store.put(b"cold", b"c" * 40)
     with catlog.testing.parked_background_compactions(crowded_store):
         write_until_due(crowded_store)
         before = segments(data_dir)
         assert len(before) == 16
-        crowded_store.compact()
-        assert not set(before) & set(segments(data_dir)), "every segment there was is gone"
+        report = crowded_store.compact()
+        after = segments(data_dir)
+        assert not set(before) & set(after), "every segment there was is gone"
+        assert report.segments_removed == len(before), "ENG-75: those that existed, no more"
+        assert len(after) == report.segments_written + 1, "ENG-75: no output was an input"
+        assert min(after) > max(before), "ENG-75: the outputs are above the run's segments"
         expected = dict(crowded_store.items())
     assert crowded_store.wait_for_compaction(timeout=30)
     assert crowded_store.stats().compaction_error is None

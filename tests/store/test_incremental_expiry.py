@@ -12,7 +12,9 @@ import os
 import pytest
 
 import catlog
+import catlog.testing
 from catlog.clock import ManualClock
+from catlog.segment import parse_segment_name, segment_name
 
 MANY = 200_000 if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else 20_000
 """Keys that expire together: issue 17's 200,000 in the nightly run, fewer in CI."""
@@ -178,3 +180,60 @@ def test_compaction_forgets_the_expired_keys_it_skips_in_bounded_steps(
         assert len(store) == store.stats().keys == LIVE
         assert sorted(store) == sorted(b"live%d" % i for i in range(LIVE))
         store._check_invariants()
+
+
+BIG = bytes(60 * 1024)
+
+
+def _until_a_compaction_starts(store: catlog.Store, dead: int, write: str) -> None:
+    """60 KiB overwrites of one key, each in a segment of its own, until one's rotation makes a
+    compaction due and chooses its inputs (ENG-39 step 1; the compaction is held in its thread):
+    each write, that one too, forgets at most 20 expired keys (ENG-61, ENG-63). What the
+    writes themselves add to the estimate (ENG-41: the record each overwrites, and a batch's
+    frame) is taken off before counting what forgetting added."""
+    frame = 21 if write == "batch" else 0
+    for writes in range(1, 20):
+        if write == "batch":
+            store.write_batch([("put", b"big", BIG)])
+        else:
+            store.put(b"big", BIG)
+        own = writes * frame + (writes - 1) * (21 + 3 + len(BIG))
+        assert _forgotten(store, dead + own) <= 20 * writes, "ENG-61, ENG-63"
+        if store.stats().compacting:
+            return
+    pytest.fail("no compaction became due")
+
+
+@pytest.mark.spec("ENG-63", "ENG-61")
+@pytest.mark.parametrize("write", ["batch", "put"])
+def test_the_write_whose_rotation_starts_a_compaction_forgets_at_most_twenty(
+    data_dir: str, clock: ManualClock, write: str
+) -> None:
+    """1,100 keys expired, then writes that rotate until one makes a compaction due."""
+    with catlog.open(
+        data_dir, fsync="never", segment_size=64 * 1024, compact_threshold=0.1, clock=clock
+    ) as store:
+        _fill(store, clock, 1100)
+        dead = store.stats().dead_bytes
+        with catlog.testing.parked_background_compactions(store):
+            _until_a_compaction_starts(store, dead, write)
+        assert store.wait_for_compaction(timeout=30)
+        assert store.stats().compaction_error is None
+        assert len(store) == LIVE + 1
+
+
+@pytest.mark.spec("ENG-63", "ENG-73")
+def test_a_compaction_forgets_no_expired_key_outside_its_inputs(
+    data_dir: str, clock: ManualClock
+) -> None:
+    """1,500 keys expired in the newest segments; ``compact(max_bytes=b)`` takes the oldest
+    segment alone, of dead records only: it forgets none of them, before copying or after."""
+    with catlog.open(data_dir, fsync="never", segment_size=4096, clock=clock) as store:
+        for i in range(60):
+            store.put(b"old", b"%0100d" % i)
+        oldest = min(n for n in map(parse_segment_name, os.listdir(data_dir)) if n is not None)
+        _fill(store, clock, 1500)
+        bound = os.path.getsize(os.path.join(data_dir, segment_name(oldest)))
+        report = store.compact(max_bytes=bound)
+        assert (report.segments_removed, report.records_copied) == (1, 0)
+        assert store.purge_expired(2000) == 1500, "ENG-63: none forgotten"

@@ -131,8 +131,9 @@ def test_more_segments_open_than_max_segments_are_refused() -> None:
     placed among them. Every slot in use is sound; one more, held past what ``new_slot`` would
     hand out, is not. A slot released does not count."""
     _, segments, active = opened(max_segments=20)
-    while segments.in_use() < 20:
+    for _ in range(20 - 4):
         segments.hold(segments.new_slot(compaction=True), active)
+    assert segments.in_use() == 20
     segments.check(active)
     segments.hold(len(segments.slots), active)
     assert segments.in_use() == 21

@@ -193,7 +193,7 @@ MUTATION_TESTS: dict[str, tuple[str, ...]] = {
     "rotation": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
     "maintenance": (*STORE_TESTS, "tests/crash/test_background_faults.py"),
     "updates": STORE_TESTS,
-    "segmentset": STORE_TESTS,
+    "segmentset": (*STORE_TESTS, "tests/unit/test_segmentset.py"),
     "options": ("tests/store",),
     "compaction": (
         *STORE_TESTS,

@@ -56,19 +56,23 @@ class Outputs:
 
     CHUNK: Final = 1 << 20
 
+    # The output being written, each set by _start before anything reads it.
+    _number: int
+    _size: int
+    _slot: int
+    _moves: list[tuple[bytes, int, int]]
+    """Each record copied into it: its key, its input location and its output location."""
+    _output_counted: int
+
     def __init__(self, writer: Writer, first: int, end: int) -> None:
         self._writer = writer
         self._next = first
         self._end = end
         self._file: File | None = None
-        self._number = 0
-        self._size = 0
+        """The output being written, or ``None`` between outputs."""
         self._buffer = bytearray()
-        self._moves: list[tuple[bytes, int, int]] = []
-        self._slot = 0
         self._uninstalled = False
         """ENG-57: an output was started and is not installed yet: a failure removes it."""
-        self._output_counted = 0
         self.bytes = 0
         self.counted = 0
         """The records copied as ENG-41's estimate counts them: 21 header bytes each, a large
@@ -175,7 +179,6 @@ class Outputs:
         self.bytes += self._size
         self.written += 1
         self._file = None
-        self._moves = []
 
     def _failed(self, what: str, exc: OSError) -> CompactionError:
         """ENG-57: a failing call on an output fails the compaction, not the store: nothing the

@@ -300,9 +300,14 @@ def test_buffered_writes_of_an_unclosed_store_survive_a_normal_exit(data_dir: st
     program = (
         "import catlog, signal, sys\n"
         "signal.alarm(60)\n"  # a close that hangs ends the child even if the test is killed first
+        "import threading\n"
+        "stores = []\n"
         "for path in sys.argv[1:]:\n"  # two stores: each must be closed at exit
-        "    store = catlog.open(path, fsync='never', fsync_interval_ms=3600000)\n"
-        "    store.put(b'k', path.encode())\n"
+        "    stores.append(catlog.open(path, fsync='never', fsync_interval_ms=3600000))\n"
+        "    stores[-1].put(b'k', path.encode())\n"
+        # held by a daemon thread to the end, so neither is closed by being collected (__del__)
+        "threading.Thread(target=lambda held: threading.Event().wait(), args=(stores,),"
+        " daemon=True).start()\n"
     )
     paths = [data_dir, f"{data_dir}-2"]
     subprocess.run([sys.executable, "-c", program, *paths], check=True, timeout=60)

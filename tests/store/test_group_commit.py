@@ -494,14 +494,15 @@ def test_close_during_a_leaders_wait_for_a_writer_returns_when_the_term_ends(
         assert dict(reopened.items()) == {b"a": b"1", b"b": b"2"}
 
 
-@pytest.mark.spec("ENG-45", "ENG-17")
+@pytest.mark.spec("ENG-45", "ENG-17", "ENG-115")
 def test_a_sync_during_a_leaders_wait_ends_the_wait_and_leaves_nobody_to_notify(
     data_dir: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """a's commit (a 2 s fsync) is the last: b, asleep during it, leads next and waits for a,
     who does not come back. A sync() then makes everything durable, after which nobody is
-    awaited: the leader's wait must end by the sync's notify, not by its 2 s bound. Then, with
-    nobody waiting, a lone writer's puts notify nobody."""
+    awaited: the leader's wait must end by the sync's notify, not by its 2 s bound, and its
+    commit then fsyncs nothing (ENG-115).
+    Then, with nobody waiting, a lone writer's puts notify nobody."""
     waits: list[bool] = []
     """How each of the leader's timed waits ended: True if notified, False if timed out."""
     notifies: list[int] = [0]
@@ -531,10 +532,12 @@ def test_a_sync_during_a_leaders_wait_ends_the_wait_and_leaves_nobody_to_notify(
         second = threading.Thread(target=store.put, args=(b"b", b"2"))
         second.start()
         assert leader_waits.wait(30), "b never waited for a"
+        syncs = fs.syncs
         store.sync()
         second.join(30)
         first.join(30)
         assert waits == [True], "the leader's wait outlived the sync that left nobody away"
+        assert fs.syncs == syncs + 1, "the leader fsynced again what the sync had made durable"
         notifies[0] = 0
         for n in range(3):
             store.put(b"c%d" % n, b"3")

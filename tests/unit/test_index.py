@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from array import array
+
 import pytest
 from crc32c import crc32c
 from hypothesis import given
@@ -22,7 +24,9 @@ from catlog.index import (
     LARGE_VALUE,
     MAX_SEGMENT_SIZE,
     MAX_SLOTS,
+    older_segment,
     pack_location,
+    pack_locations,
     unpack_location,
 )
 from catlog.walk import ReplayResult, replay_plain
@@ -140,10 +144,103 @@ def test_a_location_outside_its_fields_is_refused_not_packed_into_a_neighbour() 
         MAX_SEGMENT_SIZE - 1,
         0,
     )
-    with pytest.raises(AssertionError, match="slot out of range"):
+    with pytest.raises(
+        AssertionError, match=r"^slot out of range: the store hands out at most MAX_SLOTS$"
+    ):
         pack_location(MAX_SLOTS, 0, 0)
-    with pytest.raises(AssertionError, match="offset out of range"):
+    with pytest.raises(AssertionError, match=r"^offset out of range: segment_size is capped$"):
         pack_location(0, MAX_SEGMENT_SIZE, 0)
+
+
+# (slot, offset, value_len, the location written out by hand): bit 59..45 slot, 44..16 offset,
+# 15..0 the value length capped at 65,535.
+EDGES = [
+    (0, 0, 0, 0),
+    (0, 0, 65_534, 65_534),
+    (0, 0, 65_535, 65_535),
+    (0, 0, 65_536, 65_535),
+    (0, 0, 2**26, 65_535),
+    (0, 2**29 - 1, 0, 0x1FFF_FFFF_0000),
+    (1, 0, 0, 1 << 45),
+    (7, 2**28, 3, 0xF000_0000_0003),
+    (8, 1, 1, 0x1_0000_0001_0001),
+    (2**11, 0, 0, 1 << 56),
+    (32_767, 0, 0, 0xFFF_E000_0000_0000),
+    (32_767, 2**29 - 1, 65_534, 2**60 - 2),
+    (32_767, 2**29 - 1, 65_535, 2**60 - 1),
+    (32_767, 2**29 - 1, 1 << 31, 2**60 - 1),
+]
+
+
+@pytest.mark.spec("ENG-11", "FMT-12")
+@pytest.mark.parametrize(("slot", "offset", "value_len", "location"), EDGES)
+def test_a_location_at_the_edges_of_its_fields_is_these_exact_bits(
+    slot: int, offset: int, value_len: int, location: int
+) -> None:
+    """Each of the module's two spellings of a location (pack_location, and pack_locations'
+    byte layout for short values) gives the same int, alone and between others."""
+    assert pack_location(slot, offset, value_len) == location
+    assert unpack_location(location) == (slot, offset, min(value_len, LARGE_VALUE))
+    assert pack_locations(slot, array("I", [offset]), array("I", [value_len])) == [location]
+    offsets = array("I", [0, offset, 2**29 - 1])
+    lens = array("I", [1, value_len, 2])
+    around = [pack_location(slot, 0, 1), location, pack_location(slot, 2**29 - 1, 2)]
+    assert pack_locations(slot, offsets, lens) == around
+    assert pack_locations(slot, offsets, lens, max(lens)) == around
+
+
+@pytest.mark.spec("ENG-11", "FMT-12")
+@pytest.mark.parametrize("value_len", [0, 65_534, 65_535, 1 << 20])
+@pytest.mark.parametrize("offset", [2**29, 2**29 + 1, 2**30, 2**32 - 1])
+def test_pack_locations_refuses_an_offset_of_2_to_the_29_or_more(
+    offset: int, value_len: int
+) -> None:
+    assert pack_locations(32_767, array("I", [16, offset]), array("I", [1, value_len])) is None
+    assert pack_locations(0, array("I", [offset]), array("I", [value_len])) is None
+
+
+UNEQUAL_COLUMNS = (
+    r"^(zip\(\) argument 2 is (shorter|longer) than argument 1"
+    r"|attempt to assign bytes of size \d+ to extended slice of size \d+)$"
+)
+"""The zip of pack_location's path, or the byte layout's strided copy."""
+
+
+@pytest.mark.spec("ENG-11")
+@pytest.mark.parametrize(
+    ("offsets", "value_lens"),
+    [([], [5]), ([16, 32], [70_000]), ([16], [70_000, 1]), ([16, 32], [5]), ([16], [5, 6])],
+)
+def test_pack_locations_refuses_columns_of_different_lengths(
+    offsets: list[int], value_lens: list[int]
+) -> None:
+    """A hint's columns have one entry per PUT; a short column is a caller's bug, never a
+    truncated index."""
+    with pytest.raises(ValueError, match=UNEQUAL_COLUMNS):
+        pack_locations(3, array("I", offsets), array("I", value_lens))
+
+
+def test_pack_locations_of_no_entries_is_an_empty_list() -> None:
+    assert pack_locations(32_767, array("I"), array("I")) == []
+    assert pack_locations(0, array("I"), array("I"), 0) == []
+
+
+@pytest.mark.spec("FMT-36")
+@pytest.mark.parametrize("size", [2**29 + 1, 2**30])
+def test_a_segment_between_the_two_limits_is_explained_as_an_older_catlogs(size: int) -> None:
+    assert older_segment(size, "/d") == (
+        f"segment of {size} bytes, longer than this catlog reads (536870912); an older catlog,"
+        " which allowed 1073741824, wrote it, and nothing was changed: compact the store with"
+        " that catlog (catlog compact --segment-size 536870912 /d), then open it with this one"
+    )
+
+
+@pytest.mark.spec("FMT-36")
+@pytest.mark.parametrize("size", [2**29, 2**30 + 1])
+def test_a_segment_outside_the_two_limits_is_not_an_older_catlogs(size: int) -> None:
+    """At most 512 MiB is readable; over 1 GiB no catlog wrote, so it is FMT-12's corruption."""
+    with pytest.raises(AssertionError, match=r"^FMT-12's corruption otherwise$"):
+        older_segment(size, "/d")
 
 
 @pytest.mark.spec("ENG-11")

@@ -209,7 +209,14 @@ UNEQUAL_COLUMNS = (
 @pytest.mark.spec("ENG-11")
 @pytest.mark.parametrize(
     ("offsets", "value_lens"),
-    [([], [5]), ([16, 32], [70_000]), ([16], [70_000, 1]), ([16, 32], [5]), ([16], [5, 6])],
+    [
+        ([], [5]),
+        ([16], []),
+        ([16, 32], [70_000]),
+        ([16], [70_000, 1]),
+        ([16, 32], [5]),
+        ([16], [5, 6]),
+    ],
 )
 def test_pack_locations_refuses_columns_of_different_lengths(
     offsets: list[int], value_lens: list[int]

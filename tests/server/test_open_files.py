@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import socket
@@ -12,6 +13,7 @@ from typing import Final
 
 import pytest
 
+from catlog.server import raise_open_file_limit
 from catlog.serverconfig import (
     ServerConfig,
     raised_soft_limit,
@@ -236,3 +238,26 @@ def test_a_server_whose_hard_limit_starves_its_store_says_so(tmp_path: Path) -> 
         assert not any("raised the open-file limit" in logged for logged in server.output)
     finally:
         assert server.stop() == 0, server.output[-20:]
+
+
+@pytest.mark.spec("SRV-30")
+def test_a_raise_the_system_refuses_is_a_warning_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hard limit allows it, but the system refuses (a container's seccomp policy, say):
+    the server goes on with the limit it has, and says why."""
+
+    def refuse(resource_id: int, limits: tuple[int, int]) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda resource_id: (1024, 524_288))
+    monkeypatch.setattr(resource, "setrlimit", refuse)
+    with caplog.at_level(logging.INFO, logger="catlog"):
+        raise_open_file_limit(ServerConfig(max_connections=100))
+    assert [(record.levelname, record.getMessage()) for record in caplog.records] == [
+        (
+            "WARNING",
+            "could not raise the open-file limit from 1024 to 10164: [Errno 1] Operation not"
+            " permitted",
+        )
+    ]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Final
 
-from .codec import PACKED_VERSION, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, encode_segment_header
+from .codec import PACKED_VERSION, SEGMENT_HEADER_SIZE, encode_segment_header
 from .errors import CatlogError, CompactionError
 from .fs import File
 from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
 from .hint import hint_name
-from .index import LARGE_VALUE, pack_location
+from .index import pack_location
+from .keyspace import dead_size
 from .segment import COMPACTING_SUFFIX, Segment, segment_name
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class Outputs:
         self._size += len(record)
         self._moves.append((key, old, pack_location(self._slot, offset, value_len)))
         self.records += 1
-        size = RECORD_HEADER_SIZE + len(key) + (old & LARGE_VALUE)  # ENG-41: as dead_size counts
+        size = dead_size(len(key), old)  # ENG-41: as the write that made it counted it
         self.counted += size
         self._output_counted += size
         if len(self._buffer) >= self.CHUNK:

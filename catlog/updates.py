@@ -32,7 +32,6 @@ from .codec import (
     encode_record,
 )
 from .index import LARGE_VALUE, LEN_BITS, SLOT_SHIFT
-from .keyspace import WRITE_PURGE
 from .reading import read_value
 from .writer import Writer
 
@@ -262,8 +261,7 @@ def modify_many(
                     keyspace.kill(len(key), old_location)
                 if expires and key in expires:
                     keyspace.clear_expiry(key)
-        if expires and keyspace.order.soonest < now:
-            keyspace.purge(now, WRITE_PURGE)  # ENG-61
+        w.purge_after_write(now)  # ENG-61
         return outcomes, w.last_ticket
 
 

@@ -309,8 +309,7 @@ class Writer:
                 keyspace.kill(len(key), old)
             if expires and key in expires:
                 keyspace.clear_expiry(key)
-        if expires and keyspace.order.soonest < now:
-            keyspace.purge(now, WRITE_PURGE)  # ENG-61
+        self.purge_after_write(now)  # ENG-61
         return self.last_ticket
 
     def put_expiring(self, key: bytes, value: bytes, expires_at_ms: int) -> int:

@@ -239,17 +239,7 @@ class Server:
             with contextlib.suppress(CatlogError, OSError):  # it refuses: that is why we are here
                 old.close()
         try:
-            new = store_module.open(
-                old.path,
-                fsync=old.fsync,
-                fsync_interval_ms=old.fsync_interval_ms,
-                segment_size=old.segment_size,
-                compact_threshold=old.compact_threshold,
-                hints=old.hints,
-                fs=self._fs,
-                max_open_files=old.max_open_files,
-                compaction_yield_ms=old.compaction_yield_ms,
-            )
+            new = old.open_again()
         except (CatlogError, OSError) as exc:
             self._lost = exc
             self._attempt_failed(now, f"opening {old.path} again: {exc}")

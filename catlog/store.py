@@ -193,6 +193,27 @@ class Store(Maintenance, MutableMapping[bytes, bytes]):
         self._flusher = Flusher(self, fsync_interval_ms / 1000) if fsync != "always" else None
         open_stores[id(self)] = self
 
+    def open_again(self) -> Store:
+        """ENG-116: this store's directory opened anew with every setting this store was opened
+        with, its file system and clock among them: how a caller goes on after a failure that
+        makes reopening safe, once it has closed this store (the server does, SRV-18)."""
+        writer = self._writer
+        options = writer.options
+        return Store(
+            options.path,
+            fsync=options.fsync,
+            segment_size=options.segment_size,
+            fsync_interval_ms=options.fsync_interval_ms,
+            hints=options.hints,
+            compact_threshold=options.compact_threshold,
+            compact_max_bytes=options.compact_max_bytes,
+            max_segments=options.max_segments,
+            fs=writer.fs,
+            clock=writer.clock,
+            max_open_files=options.max_open_files,
+            compaction_yield_ms=options.compaction_yield_ms,
+        )
+
     @property
     def last_ticket(self) -> int:
         """The ticket of the newest record appended: records appended since open (ENG-28). The

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import logging
 import signal
@@ -24,6 +25,7 @@ import pytest
 
 import catlog
 from catlog import server as server_module
+from catlog.options import StoreOptions
 from catlog.reopen import ReopenPolicy
 from catlog.server import Server
 from catlog.serverconfig import ServerConfig
@@ -332,6 +334,57 @@ def test_when_opening_again_fails_the_attempts_go_on_until_it_opens(
     [failed] = logged(caplog, logging.WARNING, "[STORE REOPEN] attempt 1 failed")
     assert "opening " in failed
     assert "Input/output error" in failed
+
+
+@pytest.mark.spec("SRV-18", "ENG-116")
+def test_the_reopened_store_has_every_setting_of_the_failed_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server may be handed a store opened with any settings (an embedder's, a test's): the
+    reopen must not fall back to a default for any of them, its clock and file system included.
+    The key's expiry is read on the store's clock, which a reopen on the system clock would
+    find long past."""
+    caplog.set_level(logging.INFO, logger="catlog.server")
+    fs = FaultyFileSystem()
+    clock = catlog.ManualClock(1_700_000_000_000)
+    store = catlog.open(
+        str(tmp_path / "data"),
+        fs=fs,
+        clock=clock,
+        segment_size=4096,
+        hints=True,
+        compact_threshold=0.3,
+        compact_max_bytes=123_456,
+        max_segments=40,
+        max_open_files=17,
+        compaction_yield_ms=0.5,
+    )
+    names = [field.name for field in dataclasses.fields(StoreOptions)]
+    before = {name: getattr(store, name) for name in names}
+
+    async def scenario() -> tuple[catlog.Store, bytes]:
+        async with running(store, fs) as server:
+            client = await Client.connect(server)
+            assert await client.call(b"SET", b"k", b"v", b"EX", b"100") == b"+OK\r\n"
+            fs.fail("append", error=errno.ENOSPC)  # once: the probe will pass
+            await client.call(b"SET", b"lost", b"x")
+            client.close()
+            await eventually(
+                lambda: bool(logged(caplog, logging.WARNING, "[STORE REOPEN] " + store.path)),
+                "the reopen",
+            )
+            client = await Client.connect(server)
+            ttl = await client.call(b"TTL", b"k")
+            appends = fs.calls["append"]
+            assert await client.call(b"SET", b"after", b"y") == b"+OK\r\n"
+            assert fs.calls["append"] > appends, "the reopened store writes through the same fs"
+            client.close()
+            return server.store, ttl
+
+    reopened, ttl = asyncio.run(scenario())
+    assert reopened is not store
+    assert {name: getattr(reopened, name) for name in names} == before
+    assert ttl == b":100\r\n", "the reopened store reads the same clock"
 
 
 @pytest.mark.spec("SRV-19", "PROTO-70")

@@ -10,15 +10,18 @@ is added: the table of arguments below must name it, or the test fails.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import inspect
+import os
 import time
 from collections.abc import Callable
 
 import pytest
 
 import catlog
-from catlog.simfs import Operation
+from catlog.options import StoreOptions
+from catlog.simfs import Operation, SimFileSystem
 from tests.crash.faulty_fs import FaultyFileSystem
 from tests.failing_store import CLOSED_FAILED
 
@@ -75,8 +78,17 @@ STORE_CALLS: dict[str, Callable[[catlog.Store], object]] = {
 }
 """ENG-19: one call of each operation, as a user would make it."""
 
-NOT_OPERATIONS = {"close", "__enter__", "__exit__", "__repr__", "__del__", "__init__"}
-"""What ENG-19 allows on a closed store: closing again, and what Python calls on any object."""
+NOT_OPERATIONS = {
+    "close",
+    "open_again",
+    "__enter__",
+    "__exit__",
+    "__repr__",
+    "__del__",
+    "__init__",
+}
+"""What ENG-19 allows on a closed store: closing again, opening again (ENG-116), and what Python
+calls on any object."""
 
 SNAPSHOT_CALLS: dict[str, Callable[[catlog.Snapshot], object]] = {
     "get": lambda s: s.get(b"k"),
@@ -236,3 +248,50 @@ def test_close_after_the_background_thread_failed_raises(data_dir: str) -> None:
         store.close()
     with catlog.open(data_dir) as reopened:
         assert reopened.get(b"before") == b"v"
+
+
+OTHER_SETTINGS: dict[str, object] = {
+    "fsync": "interval",
+    "segment_size": 4096,
+    "fsync_interval_ms": 250,
+    "hints": True,
+    "compact_threshold": 0.3,
+    "compact_max_bytes": 123_456,
+    "max_segments": 40,
+    "max_open_files": 17,
+    "compaction_yield_ms": 0.5,
+}
+"""A value other than the default for every setting of ENG-25 but the path, fs and clock."""
+
+
+@pytest.mark.spec("ENG-116", "ENG-25")
+def test_open_again_opens_with_every_setting_the_store_was_opened_with(tmp_path: str) -> None:
+    """The whole class: each field of the checked settings is compared, so a setting added to
+    ``catlog.open`` later that ``open_again`` forgets fails here; the data lives only in the
+    simulated file system, so an open that forgot ``fs`` finds an empty directory on disk."""
+    names = {field.name for field in dataclasses.fields(StoreOptions)}
+    assert names == set(OTHER_SETTINGS) | {"path"}, "give each new setting a value above"
+    path = os.path.join(tmp_path, "data")
+    fs = SimFileSystem()
+    clock = catlog.ManualClock(NOW_MS)
+    store = catlog.open(path, fs=fs, clock=clock, **OTHER_SETTINGS)  # type: ignore[arg-type]
+    store.put(b"k", b"v", ttl=100)
+    store.close()
+    clock.advance(30)
+    with store.open_again() as again:
+        settings = {name: getattr(again, name) for name in names}
+        assert settings == {name: getattr(store, name) for name in names}
+        assert settings == OTHER_SETTINGS | {"path": path}
+        assert again.get(b"k") == b"v", "opened on the same file system"
+        assert again.now_ms() == NOW_MS + 30_000, "and with the same clock"
+        assert again.expires_at(b"k") == NOW_MS + 100_000
+    assert not os.path.exists(path), "nothing was opened on the real disk"
+
+
+@pytest.mark.spec("ENG-116", "ENG-20")
+def test_open_again_of_a_store_still_open_is_refused_as_a_second_open(data_dir: str) -> None:
+    with catlog.open(data_dir, fsync="never") as store:
+        store.put(b"k", b"v")
+        with pytest.raises(catlog.LockedError):
+            store.open_again()
+        assert store.get(b"k") == b"v", "the refused open left the store as it was"

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from . import codec, walk
+from . import walk
 from .codec import (
     SEGMENT_HEADER_SIZE,
 )
@@ -292,15 +292,11 @@ class Compaction:
         writer.hints.join()
         outputs = Outputs(writer, first, first + gap)
         done = before
-        counted = 0  # the inputs' records as ENG-41's estimate counts them
         try:
             for segment in inputs:
                 check_writable(writer)
                 data = segment.pread(segment.size(), 0)
-                if segment.packed:
-                    counted += copy_packed(writer, segment, data, outputs)
-                else:
-                    counted += copy_live(writer, segment, data, outputs)
+                copy_live(writer, segment, data, outputs)
                 done += len(data)
                 if progress is not None:
                     progress(done, whole)
@@ -308,10 +304,6 @@ class Compaction:
         except CompactionError as exc:
             outputs.abandon()
             self.written_bytes += outputs.appended
-            with writer.lock:
-                writer.keyspace.dead += (
-                    outputs.installed_counted
-                )  # ENG-41: their inputs' copies are dead
             self.error = str(exc)
             self._retry_at = writer.clock.monotonic() + self._backoff
             self._backoff = min(2 * self._backoff, RETRY_MOST)
@@ -321,8 +313,6 @@ class Compaction:
         settle_writes(writer)
         for segment in inputs:
             remove_segment(writer, segment)
-        with writer.lock:
-            writer.keyspace.dead = max(0, writer.keyspace.dead - (counted - outputs.counted))
         self.error, self._retry_at, self._backoff = None, None, RETRY_FIRST
         return CompactionReport(
             input_bytes=total,
@@ -349,9 +339,6 @@ class Compaction:
                 remove_segment(writer, segment)
         finally:
             writer.lock.acquire()
-        writer.keyspace.dead = max(
-            0, writer.keyspace.dead - (total - SEGMENT_HEADER_SIZE * len(inputs))
-        )
         self.error, self._retry_at, self._backoff = None, None, RETRY_FIRST
         return CompactionReport(total, 0, 0, len(inputs), 0, writer.clock.monotonic() - started)
 
@@ -464,25 +451,16 @@ def dead_prefix(writer: Writer, candidates: list[Segment]) -> list[Segment]:
     return inputs
 
 
-def copy_live(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
+def copy_live(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> None:
     """ENG-39 step 2 for one input: copy each live record (or member) it holds, packed.
 
-    The walk is :func:`catlog.walk.copy_plain`. Every record's crc is checked, as replay checks
-    it, so that a walk through a segment damaged since it was opened stops with an error instead
-    of losing its way. Returns the input's records counted as ENG-41 counts them.
+    The walk is :func:`catlog.walk.copy_plain`, or :func:`catlog.walk.copy_packed` for a packed
+    input (an earlier compaction's output). Every record's crc is checked, as replay checks it,
+    so that a walk through a segment damaged since it was opened stops with an error instead of
+    losing its way.
     """
-    return _copy(writer, segment, data, outputs)
-
-
-def copy_packed(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
-    """:func:`copy_live` for a packed input (an earlier compaction's output), through
-    :func:`catlog.walk.copy_packed`. Returns the input's records counted as ENG-41 counts them."""
-    return _copy(writer, segment, data, outputs)
-
-
-def _copy(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> int:
     copy = walk.copy_packed if segment.packed else walk.copy_plain
-    counted = copy(
+    damage = copy(
         data,
         SEGMENT_HEADER_SIZE,
         segment.slot,
@@ -492,9 +470,8 @@ def _copy(writer: Writer, segment: Segment, data: bytes, outputs: Outputs) -> in
         copies=outputs,
         pause=pauser(writer),
     )
-    if isinstance(counted, codec.Damage):
-        raise CorruptionError(segment.file.path, counted.offset, counted.reason)
-    return counted
+    if damage is not None:
+        raise CorruptionError(segment.file.path, damage.offset, damage.reason)
 
 
 def pauser(writer: Writer) -> Callable[[], None]:
@@ -572,6 +549,8 @@ def remove_segment(writer: Writer, segment: Segment) -> None:
         with writer.lock:
             raise writer.fail(f"removing {name} after compaction", exc) from exc
     with writer.lock:
+        keyspace = writer.keyspace
+        keyspace.dead -= keyspace.slot_dead[segment.slot]  # ENG-41: its share goes with it
         writer.segments.remove(segment)
 
 

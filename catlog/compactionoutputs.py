@@ -27,17 +27,26 @@ if TYPE_CHECKING:
 
 
 def install(writer: Writer, segment: Segment, moves: list[tuple[bytes, int, int]]) -> None:
-    """ENG-39 step 2, lock held: a durable output joins the store; its entries move to it."""
+    """ENG-39 step 2, lock held: a durable output joins the store; its entries move to it.
+
+    ENG-41, ENG-73: a record whose entry moves is dead in its input from then on, and a copy
+    whose key was written or expired since it was copied is dead in the output; each is counted
+    in the segment that holds it, so that removing an input takes away exactly what its share
+    of the estimate holds, in whatever units open or the writes counted it."""
     with writer.lock:
         writer.segments.place(segment)
         index = writer.index
         expires = writer.expires
+        keyspace = writer.keyspace
+        slot = segment.slot
         for key, old, new in moves:
+            if index.get(key) == old and not (expires and writer.expired(key)):
+                index[key] = new
+                keyspace.kill(len(key), old)
+                continue
             if index.get(key) == old:
-                if expires and writer.expired(key):
-                    writer.keyspace.forget(key)  # expired since it was copied (ENG-34, ENG-41)
-                else:
-                    index[key] = new
+                keyspace.forget(key)  # expired since it was copied (ENG-34)
+            keyspace.add_dead(slot, dead_size(len(key), new))
 
 
 def check_writable(writer: Writer) -> None:
@@ -63,7 +72,6 @@ class Outputs:
     _slot: int
     _moves: list[tuple[bytes, int, int]]
     """Each record copied into it: its key, its input location and its output location."""
-    _output_counted: int
 
     def __init__(self, writer: Writer, first: int, end: int) -> None:
         self._writer = writer
@@ -75,11 +83,6 @@ class Outputs:
         self._uninstalled = False
         """ENG-57: an output was started and is not installed yet: a failure removes it."""
         self.bytes = 0
-        self.counted = 0
-        """The records copied as ENG-41's estimate counts them: 21 header bytes each, a large
-        value as ``LARGE_VALUE`` bytes."""
-        self.installed_counted = 0
-        """:attr:`counted` of the outputs installed so far."""
         self.skipped: list[tuple[bytes, int]] = []
         """ENG-55: ``(key, location)`` of the records copying skipped because their key had
         expired; :func:`check_nothing_left` forgets them."""
@@ -99,9 +102,6 @@ class Outputs:
         self._size += len(record)
         self._moves.append((key, old, pack_location(self._slot, offset, value_len)))
         self.records += 1
-        size = dead_size(len(key), old)  # ENG-41: as the write that made it counted it
-        self.counted += size
-        self._output_counted += size
         if len(self._buffer) >= self.CHUNK:
             self._write()
 
@@ -120,7 +120,6 @@ class Outputs:
                 ) from exc
             writer.segments.hold(self._slot, writer.active)
         self._uninstalled = True
-        self._output_counted = 0
         try:
             if writer.fs.exists(path):
                 writer.fs.remove(path)
@@ -176,7 +175,6 @@ class Outputs:
         segment = Segment(installed, self._number, self._slot, packed=True)
         install(writer, segment, self._moves)
         self._uninstalled = False
-        self.installed_counted += self._output_counted
         self.bytes += self._size
         self.written += 1
         self._file = None

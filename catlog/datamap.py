@@ -42,7 +42,6 @@ from .codec import (
 )
 from .hint import HintProblem, apply_hint, decode_hint
 from .index import Expiring, apply_record, live_expiries
-from .keyspace import dead_size
 from .scan import Entry, RegionKind
 
 LISTED_LINES: Final = 200
@@ -233,10 +232,10 @@ class DirectoryMapper:
                 count += 1
                 disk += SEGMENT_HEADER_SIZE
         expiries = live_expiries(self._index, self._expiring)
-        # ENG-41: with compact_threshold set, open forgets expired keys, then estimates the
-        # dead bytes as everything on disk but the segment headers and the indexed records.
+        # ENG-41: with compact_threshold set, open forgets expired keys, then counts as dead
+        # everything on disk but the segment headers and the bytes the indexed records take.
         kept = [key for key in self._index if expiries.get(key, self._now_ms) >= self._now_ms]
-        live = sum(dead_size(len(key), self._index[key]) for key in kept)
+        live = sum(self._holder[key][1] for key in kept)
         figures = Figures(
             keys=len(kept),  # ENG-60: stats() counts expired keys out, forgotten or not
             segments=count,

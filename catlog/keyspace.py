@@ -7,8 +7,9 @@ their fsync or a batch's members, :meth:`Keyspace.apply_in_order`; ENG-37, ENG-4
 - ``index``, each indexed key's location (ENG-11, ENG-13; packed as :mod:`catlog.index` says);
 - ``expires``, the expiry of each indexed key whose newest record is an expiring PUT (ENG-33);
 - ``order``, those same ``(expires_at_ms, key)`` pairs kept sorted (:class:`ExpiryOrder`);
-- ``dead``, ENG-41's estimate of the bytes on disk that compaction would reclaim, with the one
-  formula for a record's size, :func:`dead_size`.
+- ``dead``, ENG-41's estimate of the bytes on disk that compaction would reclaim, the sum of
+  ``slot_dead``, each open segment's share (ENG-73), with the formula a write counts a record
+  it supersedes by, :func:`dead_size` (open counts exactly, :mod:`catlog.segmentset`).
 
 Theory of operation for expiry (ENG-34, ENG-60 .. ENG-64). A key expires when the clock passes
 its expiry; its index entry may stay until the engine *forgets* it (purging), which writes
@@ -335,18 +336,6 @@ class Keyspace:
                 if key in expires:
                     self.clear_expiry(key)
 
-    def live_bytes(self) -> int:
-        """ENG-41: :func:`dead_size` summed over the index, the bytes of the records it points at.
-
-        Spelled out with C-level maps rather than a call per key, since open computes it for a
-        whole index; :meth:`check` compares it with the sum of :func:`dead_size`."""
-        index = self.index
-        return (
-            RECORD_HEADER_SIZE * len(index)
-            + sum(map(len, index))
-            + sum(map(LARGE_VALUE.__and__, index.values()))
-        )
-
     def forget(self, key: bytes) -> None:
         """ENG-34, ENG-41: drop the expired ``key`` from the index; its record becomes dead."""
         self.clear_expiry(key)
@@ -396,5 +385,3 @@ class Keyspace:
         )
         assert self.dead >= 0, "ENG-41: dead bytes are never negative"
         assert min(self.slot_dead) >= 0, "ENG-73: nor are a segment's"
-        summed = sum(dead_size(len(key), location) for key, location in self.index.items())
-        assert self.live_bytes() == summed, "ENG-41: live_bytes is dead_size summed"

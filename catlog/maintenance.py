@@ -234,6 +234,10 @@ def _check_writer(writer: Writer) -> None:
         segment = writer.segments.slots[unpack_location(location)[0]]
         assert id(segment) in live, f"ENG-55: {key!r:.40} points into a removed segment"
     writer.keyspace.check()
+    slot_dead = writer.keyspace.slot_dead
+    shares = sum(slot_dead[segment.slot] for segment in writer.segments.order)
+    assert writer.keyspace.dead == shares, "ENG-41: the sum of the open segments' shares"
+    assert sum(slot_dead) == shares, "ENG-73: a slot with no segment has no share (none is < 0)"
     tickets = [entry[0] for entry in writer.pending]
     assert tickets == sorted(tickets), "effects wait in ticket order"
     assert not tickets or writer.sync_each_write, "effects wait only under always"

@@ -107,6 +107,21 @@ def read_value(key: bytes, location: int, slots: list[Segment], active: Segment)
     return _read_other(segment, offset, data, key)
 
 
+def stored_size(segment: Segment, key_len: int, location: int) -> int:
+    """ENG-41: the bytes the record (or batch member) at ``location`` of ``segment`` takes on
+    disk, for a key of ``key_len`` bytes: its header as its segment's format lays it out
+    (FMT-4, FMT-23, FMT-27), the key and the value field. A value of ``LARGE_VALUE`` bytes or
+    more has its length read from the record's header, checked as a read checks it; opening
+    asks this of each live record, to count what is dead at open exactly."""
+    _, offset, value_len = unpack_location(location)
+    if value_len == LARGE_VALUE:
+        value_len = _large_value_len(segment, segment.pread, offset)
+    if not segment.packed:
+        return RECORD_HEADER_SIZE + key_len + value_len
+    short = codec.fits_short_form(key_len, value_len)
+    return (PACKED_SHORT.size if short else PACKED_LONG.size) + key_len + value_len
+
+
 def read_failed(location: int, slots: list[Segment], exc: OSError) -> ReadError:
     """ENG-22: the typed error for a read the operating system failed, naming the record."""
     slot, offset, _ = unpack_location(location)

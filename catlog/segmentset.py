@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Final
 
 from .codec import SEGMENT_HEADER_SIZE
 from .compactionplan import RESERVED_SLOTS
-from .errors import CatlogError
+from .errors import CatlogError, CorruptionError
 from .filecache import FileCache
 from .index import MAX_SLOTS, unpack_location
 from .keyspace import Keyspace, dead_size
+from .reading import stored_size
 from .segment import ActiveSegment, Segment
 
 if TYPE_CHECKING:
@@ -80,16 +81,21 @@ class SegmentSet:
         return sum(segment.size() for segment in self.order)
 
     def count_dead(self, keyspace: Keyspace) -> None:
-        """ENG-41, ENG-73: at open, the dead bytes are the segments' bytes less the live
-        records', in all and in each segment."""
-        headers = SEGMENT_HEADER_SIZE * len(self.order)
-        keyspace.dead = max(0, self.disk_bytes() - headers - keyspace.live_bytes())
+        """ENG-41, ENG-73: at open, each segment's dead bytes are its bytes less its header and
+        the bytes its live records take on disk, which a large value's or a packed record's
+        :func:`~catlog.keyspace.dead_size` would miscount; the estimate is their sum."""
         live = [0] * len(self.slots)
+        slots = self.slots
         for key, location in keyspace.index.items():
-            live[unpack_location(location)[0]] += dead_size(len(key), location)
+            slot = unpack_location(location)[0]
+            try:
+                live[slot] += stored_size(slots[slot], len(key), location)
+            except CorruptionError:  # ENG-22: a get of the key reports it; the estimate goes on
+                live[slot] += dead_size(len(key), location)
         for segment in self.order:
             size = segment.size() - SEGMENT_HEADER_SIZE
             self.slot_dead[segment.slot] = max(0, size - live[segment.slot])
+        keyspace.dead = sum(self.slot_dead[segment.slot] for segment in self.order)
 
     def new_slot(self, *, compaction: bool = False) -> int:
         """A slot for a new segment: one compaction freed, or the next unused one.

@@ -318,22 +318,19 @@ def copy_plain(
     expired: Callable[[bytes], bool],
     copies: Copies,
     pause: Callable[[], None],
-) -> int | Damage:
+) -> Damage | None:
     """ENG-39 step 2 for one input in ``slot``: each record ``index`` still points at is live;
     each live record (or batch member) goes to ``copies``, packed, unless ``expired`` says its
     key has expired (only asked while ``expires`` holds any expiry at all).
 
-    Returns the records walked as ENG-41 counts them: their bytes (a 21-byte header each, a
-    batch's frame and members each counted so), but a value of more than ``LARGE_VALUE`` bytes
-    as ``LARGE_VALUE``; or the damage that stopped the walk: a segment damaged since it was
-    opened stops the copy instead of making it lose its way. ``pause`` is called every
+    Returns the damage that stopped the walk, or ``None``: a segment damaged since it was opened
+    stops the copy instead of making it lose its way. ``pause`` is called every
     :data:`PAUSE_EVERY` records.
     """
     unpack = RECORD_HEADER.unpack_from
     end_of_data = len(data)
     pos = start
     count = 0
-    beyond = 0  # the bytes of large values past LARGE_VALUE, which ENG-41 does not count
     try:
         while pos < end_of_data:
             count += 1
@@ -350,8 +347,6 @@ def copy_plain(
                 and crc32c(data[pos + 4 : end]) == crc
             ):
                 if rtype == _PUT:
-                    if vlen > LARGE_VALUE:
-                        beyond += vlen - LARGE_VALUE
                     key = data[key_start : key_start + klen]
                     location = pack_location(slot, pos, vlen)
                     if index.get(key) == location:
@@ -368,8 +363,6 @@ def copy_plain(
             for member in record.members or (record,):
                 if member.type is RecordType.DELETE:
                     continue
-                if member.value_len > LARGE_VALUE:
-                    beyond += member.value_len - LARGE_VALUE
                 location = pack_location(slot, member.offset, member.value_len)
                 if index.get(member.key) == location:
                     if expires and expired(member.key):
@@ -383,8 +376,7 @@ def copy_plain(
             pos += record.size
     except struct.error:
         pass
-    damage = _damage_at(data, pos, packed=False)
-    return pos - start - beyond if damage is None else damage
+    return _damage_at(data, pos, packed=False)
 
 
 def copy_packed(
@@ -397,13 +389,12 @@ def copy_packed(
     expired: Callable[[bytes], bool],
     copies: Copies,
     pause: Callable[[], None],
-) -> int | Damage:
+) -> Damage | None:
     """:func:`copy_plain` for a packed input (an earlier compaction's output).
 
     Its live records are copied byte for byte: they are packed already. Once a store has
-    compacted, most of what each later compaction reads is packed. Returns the input's records
-    counted as ENG-41 counts them, with a 21-byte header each and a large value as
-    ``LARGE_VALUE`` bytes, or the damage that stopped it.
+    compacted, most of what each later compaction reads is packed. Returns the damage that
+    stopped it, or ``None``.
     """
     unpack = PACKED_SHORT.unpack_from
     # inline pack_location: its slot part, for the spelling in the loop below
@@ -411,7 +402,6 @@ def copy_packed(
     end_of_data = len(data)
     pos = start
     count = 0
-    counted = 0
     try:
         while pos < end_of_data:
             count += 1
@@ -426,7 +416,6 @@ def copy_packed(
                 and end <= end_of_data
                 and crc32c(data[pos + 4 : end]) == crc
             ):
-                counted += RECORD_HEADER_SIZE + klen + vlen
                 key = data[key_start : key_start + klen]
                 # inline pack_location (slot_bits above; a short value is below LARGE_VALUE):
                 # most of what the compaction benchmark's later rounds read is packed.
@@ -441,8 +430,6 @@ def copy_packed(
             record = decode_record(data, pos, packed=True)
             if not isinstance(record, Record):
                 break
-            value_len = record.value_len
-            counted += RECORD_HEADER_SIZE + len(record.key) + min(value_len, LARGE_VALUE)
             for member in record.members or (record,):
                 if member.type is RecordType.DELETE:
                     continue
@@ -456,5 +443,4 @@ def copy_packed(
             pos += record.size
     except struct.error:
         pass
-    damage = _damage_at(data, pos, packed=True)
-    return counted if damage is None else damage
+    return _damage_at(data, pos, packed=True)

@@ -150,6 +150,11 @@ keys = st.sampled_from([b"a", b"bb", b"ccc", b"</script>", bytes(range(6))])
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("put"), keys, st.binary(max_size=40)),
+        # ENG-41: values about the 65,535 bytes the index records, the largest a packed
+        # record's short form holds (FMT-27) and what open reads the length of
+        st.tuples(
+            st.just("put"), keys, st.sampled_from([bytes(65_534), bytes(65_535), b"v" * 70_000])
+        ),
         st.tuples(st.just("delete"), keys),
         st.tuples(st.just("expire"), keys, st.integers(1, 5_000)),
         st.tuples(st.just("batch"), st.lists(st.tuples(keys, st.booleans()), max_size=3)),

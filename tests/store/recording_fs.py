@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from catlog.fs import File, FileLock, FileSystem, OsFileSystem
+from catlog.fs import File, FileLock
+from tests.passthrough_fs import PassThroughFile, PassThroughFileSystem
 
 
 def _name(path: str) -> str:
@@ -16,8 +17,7 @@ def _name(path: str) -> str:
 
 
 @dataclass
-class RecordingFileSystem:
-    inner: FileSystem = field(default_factory=OsFileSystem)
+class RecordingFileSystem(PassThroughFileSystem):
     calls: list[tuple[str, str]] = field(default_factory=list)
 
     def ops(self, op: str) -> list[str]:
@@ -30,62 +30,55 @@ class RecordingFileSystem:
 
     def exists(self, path: str) -> bool:
         self.calls.append(("exists", _name(path)))
-        return self.inner.exists(path)
+        return super().exists(path)
 
     def listdir(self, path: str) -> list[str]:
         self.calls.append(("listdir", _name(path)))
-        return self.inner.listdir(path)
+        return super().listdir(path)
 
     def makedirs(self, path: str) -> None:
         self.calls.append(("makedirs", _name(path)))
-        self.inner.makedirs(path)
+        super().makedirs(path)
 
     def rename(self, src: str, dst: str) -> None:
         self.calls.append(("rename", f"{_name(src)}->{_name(dst)}"))
-        self.inner.rename(src, dst)
+        super().rename(src, dst)
 
     def remove(self, path: str) -> None:
         self.calls.append(("remove", _name(path)))
-        self.inner.remove(path)
+        super().remove(path)
 
     def sync_dir(self, path: str) -> None:
         self.calls.append(("sync_dir", _name(path)))
-        self.inner.sync_dir(path)
+        super().sync_dir(path)
 
     def lock(self, path: str) -> FileLock:
         self.calls.append(("lock", _name(path)))
-        return self.inner.lock(path)
+        return super().lock(path)
 
 
-class RecordingFile:
+class RecordingFile(PassThroughFile):
     def __init__(self, inner: File, fs: RecordingFileSystem) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._fs = fs
         self._name = _name(inner.path)
 
-    @property
-    def path(self) -> str:
-        return self._inner.path
-
-    def size(self) -> int:
-        return self._inner.size()
-
     def pread(self, size: int, offset: int) -> bytes:
         self._fs.calls.append(("pread", self._name))
-        return self._inner.pread(size, offset)
+        return super().pread(size, offset)
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         self._fs.calls.append(("append", self._name))
-        return self._inner.append(data)
+        return super().append(data)
 
     def truncate(self, size: int) -> None:
         self._fs.calls.append(("truncate", self._name))
-        self._inner.truncate(size)
+        super().truncate(size)
 
     def sync(self) -> None:
         self._fs.calls.append(("sync", self._name))
-        self._inner.sync()
+        super().sync()
 
     def close(self) -> None:
         self._fs.calls.append(("close", self._name))
-        self._inner.close()
+        super().close()

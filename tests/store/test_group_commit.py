@@ -16,16 +16,17 @@ import pytest
 
 import catlog
 from catlog.commit import GroupCommit
-from catlog.fs import File, FileLock, FileSystem, OsFileSystem
+from catlog.fs import File
 from tests.crash.faulty_fs import FaultyFileSystem
 from tests.failing_store import failing
+from tests.passthrough_fs import PassThroughFile, PassThroughFileSystem
 
 if TYPE_CHECKING:
     from _typeshed import TraceFunction
 
 
 @dataclass
-class DurabilityWitness:
+class DurabilityWitness(PassThroughFileSystem):
     """A FileSystem that knows, for each file, which bytes a *completed* fsync has covered.
 
     ``durable`` holds the bytes of each segment up to the size it had when its last completed
@@ -35,7 +36,6 @@ class DurabilityWitness:
     running to share.
     """
 
-    inner: FileSystem = field(default_factory=OsFileSystem)
     fsync_seconds: float = 0.001
     syncing: threading.Event = field(default_factory=threading.Event)
     written: dict[str, bytearray] = field(default_factory=dict)
@@ -43,52 +43,20 @@ class DurabilityWitness:
     syncs: int = 0
     mutex: threading.Lock = field(default_factory=threading.Lock)
 
-    def open(self, path: str, *, writable: bool = False, create: bool = False) -> File:
-        file = self.inner.open(path, writable=writable, create=create)
+    def wrap(self, file: File) -> File:
         with self.mutex:
-            self.written.setdefault(path, bytearray(file.pread(file.size(), 0)))
+            self.written.setdefault(file.path, bytearray(file.pread(file.size(), 0)))
         return WitnessFile(file, self)
-
-    def exists(self, path: str) -> bool:
-        return self.inner.exists(path)
-
-    def listdir(self, path: str) -> list[str]:
-        return self.inner.listdir(path)
-
-    def makedirs(self, path: str) -> None:
-        self.inner.makedirs(path)
-
-    def rename(self, src: str, dst: str) -> None:
-        self.inner.rename(src, dst)
-
-    def remove(self, path: str) -> None:
-        self.inner.remove(path)
-
-    def sync_dir(self, path: str) -> None:
-        self.inner.sync_dir(path)
-
-    def lock(self, path: str) -> FileLock:
-        return self.inner.lock(path)
 
     def durable_bytes(self) -> bytes:
         with self.mutex:
             return b"".join(self.durable.values())
 
 
-class WitnessFile:
+class WitnessFile(PassThroughFile):
     def __init__(self, inner: File, fs: DurabilityWitness) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._fs = fs
-
-    @property
-    def path(self) -> str:
-        return self._inner.path
-
-    def size(self) -> int:
-        return self._inner.size()
-
-    def pread(self, size: int, offset: int) -> bytes:
-        return self._inner.pread(size, offset)
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         with self._fs.mutex:
@@ -110,9 +78,6 @@ class WitnessFile:
             if len(covered) > len(self._fs.durable.get(self.path, b"")):
                 self._fs.durable[self.path] = covered
             self._fs.syncs += 1
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 def put_a_during_its_fsync(store: catlog.Store, fs: DurabilityWitness) -> threading.Thread:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
 import catlog
 from catlog.clock import ManualClock
 from catlog.codec import EXPIRY_SIZE, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE
-from catlog.fs import File, FileLock, FileSystem, OsFileSystem
+from catlog.fs import File
+from tests.passthrough_fs import PassThroughFile, PassThroughFileSystem
 
 SEGMENT = 4096
 EXPIRING = 100
@@ -124,49 +125,20 @@ def test_a_write_judges_expiry_at_its_one_clock_reading(data_dir: str, path: str
 
 
 @dataclass
-class ClosesBeforeARead:
+class ClosesBeforeARead(PassThroughFileSystem):
     """A file system whose next positional read, once ``store`` is set, first closes that store
     and then fails as a read of a closed descriptor does (EBADF)."""
 
-    inner: FileSystem = field(default_factory=OsFileSystem)
     store: catlog.Store | None = None
 
-    def open(self, path: str, *, writable: bool = False, create: bool = False) -> File:
-        return _ClosingFile(self.inner.open(path, writable=writable, create=create), self)
-
-    def exists(self, path: str) -> bool:
-        return self.inner.exists(path)
-
-    def listdir(self, path: str) -> list[str]:
-        return self.inner.listdir(path)
-
-    def makedirs(self, path: str) -> None:
-        self.inner.makedirs(path)
-
-    def rename(self, src: str, dst: str) -> None:
-        self.inner.rename(src, dst)
-
-    def remove(self, path: str) -> None:
-        self.inner.remove(path)
-
-    def sync_dir(self, path: str) -> None:
-        self.inner.sync_dir(path)
-
-    def lock(self, path: str) -> FileLock:
-        return self.inner.lock(path)
+    def wrap(self, file: File) -> File:
+        return _ClosingFile(file, self)
 
 
-class _ClosingFile:
+class _ClosingFile(PassThroughFile):
     def __init__(self, inner: File, fs: ClosesBeforeARead) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._fs = fs
-
-    @property
-    def path(self) -> str:
-        return self._inner.path
-
-    def size(self) -> int:
-        return self._inner.size()
 
     def pread(self, size: int, offset: int) -> bytes:
         store, self._fs.store = self._fs.store, None
@@ -174,18 +146,6 @@ class _ClosingFile:
             store.close()
             raise OSError(errno.EBADF, "Bad file descriptor")
         return self._inner.pread(size, offset)
-
-    def append(self, data: bytes | bytearray | memoryview) -> int:
-        return self._inner.append(data)
-
-    def truncate(self, size: int) -> None:
-        self._inner.truncate(size)
-
-    def sync(self) -> None:
-        self._inner.sync()
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 @pytest.mark.spec("ENG-19", "ENG-38")

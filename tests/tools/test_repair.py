@@ -5,15 +5,16 @@ from __future__ import annotations
 import errno
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import catlog
 from catlog.cli import main
-from catlog.fs import File, FileLock, FileSystem, OsFileSystem
+from catlog.fs import File
 from catlog.repair import repair_directory
+from tests.passthrough_fs import PassThroughFile, PassThroughFileSystem
 from tests.store.recording_fs import RecordingFileSystem
 from tests.tools.layout import (
     HEADER_SIZE,
@@ -324,15 +325,14 @@ def test_a_leftover_scratch_file_is_removed_before_anything_else(
 
 
 @dataclass
-class InterruptedFileSystem:
+class InterruptedFileSystem(PassThroughFileSystem):
     """Fails the ``fail_at``-th changing operation, and every one after it, with EIO.
 
     Not a crash simulation (unsynced bytes stay), but it stops repair between any two of its
     steps, which is what restartability needs.
     """
 
-    fail_at: int
-    inner: FileSystem = field(default_factory=OsFileSystem)
+    fail_at: int = 1
     count: int = 0
 
     def tick(self) -> None:
@@ -345,64 +345,39 @@ class InterruptedFileSystem:
             self.tick()
         return _InterruptedFile(self.inner.open(path, writable=writable, create=create), self)
 
-    def exists(self, path: str) -> bool:
-        return self.inner.exists(path)
-
-    def listdir(self, path: str) -> list[str]:
-        return self.inner.listdir(path)
-
-    def makedirs(self, path: str) -> None:
-        self.inner.makedirs(path)
-
     def rename(self, src: str, dst: str) -> None:
         self.tick()
-        self.inner.rename(src, dst)
+        super().rename(src, dst)
 
     def remove(self, path: str) -> None:
         self.tick()
-        self.inner.remove(path)
+        super().remove(path)
 
     def sync_dir(self, path: str) -> None:
         self.tick()
-        self.inner.sync_dir(path)
-
-    def lock(self, path: str) -> FileLock:
-        return self.inner.lock(path)
+        super().sync_dir(path)
 
 
-@dataclass
-class _InterruptedFile:
-    inner: File
-    fs: InterruptedFileSystem
-
-    @property
-    def path(self) -> str:
-        return self.inner.path
-
-    def size(self) -> int:
-        return self.inner.size()
-
-    def pread(self, size: int, offset: int) -> bytes:
-        return self.inner.pread(size, offset)
+class _InterruptedFile(PassThroughFile):
+    def __init__(self, inner: File, fs: InterruptedFileSystem) -> None:
+        super().__init__(inner)
+        self._fs = fs
 
     def append(self, data: bytes | bytearray | memoryview) -> int:
         try:
-            self.fs.tick()
+            self._fs.tick()
         except OSError:
-            self.inner.append(data[: len(data) // 2])  # a write cut short, then the error
+            self._inner.append(data[: len(data) // 2])  # a write cut short, then the error
             raise
-        return self.inner.append(data)
+        return self._inner.append(data)
 
     def truncate(self, size: int) -> None:
-        self.fs.tick()
-        self.inner.truncate(size)
+        self._fs.tick()
+        super().truncate(size)
 
     def sync(self) -> None:
-        self.fs.tick()
-        self.inner.sync()
-
-    def close(self) -> None:
-        self.inner.close()
+        self._fs.tick()
+        super().sync()
 
 
 @pytest.mark.spec("TOOL-15", "TOOL-16", "TOOL-13")

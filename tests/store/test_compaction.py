@@ -755,8 +755,10 @@ def test_compaction_stops_at_a_record_damaged_since_open_and_says_where(
         rtype = RecordType.PUT if ttl is None else RecordType.PUT_EXPIRING
         second = 16 + len(codec.encode_record(rtype, 0, b"a", b"value", 1))
         with open(path, "r+b") as file:
+            file.seek(second + 25)  # in the value, or in the expiry: flipped, never set
+            byte = file.read(1)[0]
             file.seek(second + 25)
-            file.write(b"?")
+            file.write(bytes([byte ^ 0xFF]))
         with pytest.raises(catlog.CorruptionError) as caught:
             store.compact()
         assert (caught.value.path, caught.value.offset) == (path, second)

@@ -101,8 +101,10 @@ def test_a_damaged_batch_member_where_the_index_points_is_reported(data_dir: str
     with catlog.open(data_dir) as store:
         store.write_batch([("put", b"", b""), ("put", b"b", b"2")])
         with open(path, "r+b") as file:
-            file.seek(first + 5)  # the member's timestamp
-            file.write(b"\xee")
+            file.seek(first + 5)  # the member's timestamp: flipped, since it may hold any byte
+            byte = file.read(1)[0]
+            file.seek(first + 5)
+            file.write(bytes([byte ^ 0xFF]))
             file.seek(second)
             file.write(encode_member(RecordType.PUT, 0, b"c", b"2"))
         with pytest.raises(catlog.CorruptionError) as damaged:

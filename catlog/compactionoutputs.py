@@ -19,7 +19,6 @@ from .fs import File
 from .hint import TEMPORARY_SUFFIX as HINT_TEMPORARY_SUFFIX
 from .hint import hint_name
 from .index import pack_location
-from .keyspace import dead_size
 from .segment import COMPACTING_SUFFIX, Segment, segment_name
 
 if TYPE_CHECKING:
@@ -46,7 +45,7 @@ def install(writer: Writer, segment: Segment, moves: list[tuple[bytes, int, int]
                 continue
             if index.get(key) == old:
                 keyspace.forget(key)  # expired since it was copied (ENG-34)
-            keyspace.add_dead(slot, dead_size(len(key), new))
+            keyspace.add_dead(slot, keyspace.size_of(len(key), new))
 
 
 def check_writable(writer: Writer) -> None:

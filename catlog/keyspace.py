@@ -8,8 +8,8 @@ their fsync or a batch's members, :meth:`Keyspace.apply_in_order`; ENG-37, ENG-4
 - ``expires``, the expiry of each indexed key whose newest record is an expiring PUT (ENG-33);
 - ``order``, those same ``(expires_at_ms, key)`` pairs kept sorted (:class:`ExpiryOrder`);
 - ``dead``, ENG-41's estimate of the bytes on disk that compaction would reclaim, the sum of
-  ``slot_dead``, each open segment's share (ENG-73), with the formula a write counts a record
-  it supersedes by, :func:`dead_size` (open counts exactly, :mod:`catlog.segmentset`).
+  ``slot_dead``, each open segment's share (ENG-73), with what a write counts for a record it
+  supersedes, :meth:`Keyspace.size_of` (open counts exactly, :mod:`catlog.segmentset`).
 
 Theory of operation for expiry (ENG-34, ENG-60 .. ENG-64). A key expires when the clock passes
 its expiry; its index entry may stay until the engine *forgets* it (purging), which writes
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from .codec import RECORD_HEADER_SIZE
@@ -68,9 +68,10 @@ NEVER: Final = 1 << 63
 
 def dead_size(key_len: int, location: int) -> int:
     """ENG-41: the size the estimate counts for the record at ``location`` of a key of ``key_len``
-    bytes: a 21-byte header (FMT-4), packed or not, the key, and the value length the location
-    holds, which is 65,535 for any larger value. A DELETE or a batch frame is ``dead_size(klen, 0)``
-    and ``dead_size(0, 0)``: a header, with no value."""
+    bytes, from the location alone: a 21-byte header (FMT-4), packed or not, the key, and the
+    value length the location holds, which is 65,535 for any larger value (whose true size
+    :attr:`Keyspace.large_size` reads). A DELETE or a batch frame is ``dead_size(klen, 0)`` and
+    ``dead_size(0, 0)``: a header, with no value."""
     return RECORD_HEADER_SIZE + key_len + (location & LARGE_VALUE)
 
 
@@ -233,7 +234,7 @@ class Keyspace:
     Every method is called with the store's write lock held.
     """
 
-    __slots__ = ("dead", "expires", "index", "order", "slot_dead")
+    __slots__ = ("dead", "expires", "index", "large_size", "order", "slot_dead")
 
     def __init__(self, index: dict[bytes, int], expires: dict[bytes, int]) -> None:
         """ENG-13, ENG-33: the index and expiries replay left (``expires`` only of indexed keys)."""
@@ -248,11 +249,26 @@ class Keyspace:
         self.slot_dead: Final = [0] * MAX_SLOTS
         """ENG-73: ``dead`` by segment slot, for compaction's choice of inputs. Lock: the write
         lock."""
+        self.large_size: Callable[[int, int], int] = dead_size
+        """ENG-41: the size of the record at a location whose value is ``LARGE_VALUE`` bytes or
+        more, which the index does not hold: the writer reads it from the record's header
+        (:meth:`catlog.writer.Writer.large_record_size`); until then, :func:`dead_size`."""
+
+    def size_of(self, key_len: int, location: int) -> int:
+        """ENG-41: what the estimate counts for the record at ``location`` once it is dead."""
+        value_len = location & LARGE_VALUE
+        if value_len == LARGE_VALUE:
+            return self.large_size(key_len, location)
+        return RECORD_HEADER_SIZE + key_len + value_len
 
     def kill(self, key_len: int, location: int) -> None:
         """ENG-41, ENG-73: the record at ``location`` (of a key ``key_len`` long) is dead now:
         count it, in all and in its segment. One call for both, on the put path's overwrites."""
-        size = RECORD_HEADER_SIZE + key_len + (location & LARGE_VALUE)
+        value_len = location & LARGE_VALUE
+        if value_len == LARGE_VALUE:
+            size = self.large_size(key_len, location)
+        else:
+            size = RECORD_HEADER_SIZE + key_len + value_len
         self.dead += size
         # inline unpack_location: its slot, on the overwrite path of the fill benchmark.
         self.slot_dead[location >> SLOT_SHIFT] += size

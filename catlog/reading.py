@@ -111,11 +111,18 @@ def stored_size(segment: Segment, key_len: int, location: int) -> int:
     """ENG-41: the bytes the record (or batch member) at ``location`` of ``segment`` takes on
     disk, for a key of ``key_len`` bytes: its header as its segment's format lays it out
     (FMT-4, FMT-23, FMT-27), the key and the value field. A value of ``LARGE_VALUE`` bytes or
-    more has its length read from the record's header, checked as a read checks it; opening
-    asks this of each live record, to count what is dead at open exactly."""
+    more has its length read from the record's header, checked as a read checks it (from the
+    active segment's write buffer if it is still there): opening asks this of each live record
+    to count what is dead at open exactly, and the writer of each large one a write supersedes
+    (:meth:`catlog.writer.Writer.large_record_size`)."""
     _, offset, value_len = unpack_location(location)
     if value_len == LARGE_VALUE:
-        value_len = _large_value_len(segment, segment.pread, offset)
+        pread: Callable[[int, int], bytes] = segment.pread
+        if isinstance(segment, ActiveSegment):
+            _, flushed, buffer = segment.pending
+            if offset >= flushed:
+                pread = functools.partial(_read_buffer, buffer, flushed)
+        value_len = _large_value_len(segment, pread, offset)
     if not segment.packed:
         return RECORD_HEADER_SIZE + key_len + value_len
     short = codec.fits_short_form(key_len, value_len)

@@ -55,7 +55,7 @@ from .index import (
 from .keyspace import PURGE_STEP, WRITE_PURGE, Keyspace, dead_size
 from .opening import Opened
 from .options import StoreOptions
-from .reading import read_failed, read_value
+from .reading import read_failed, read_value, stored_size
 from .rotation import rotate, stall
 from .segment import ActiveSegment, Segment
 from .segmentset import SegmentSet
@@ -91,6 +91,7 @@ class Writer:
         """The write lock (see :mod:`catlog.store` for the lock order). Lock: itself."""
         self.keyspace: Final = keyspace
         """ENG-13, ENG-33, ENG-41, ENG-60: :mod:`catlog.keyspace`."""
+        keyspace.large_size = self.large_record_size
         self.index: Final = keyspace.index
         """The keyspace's own index dict, named here so that the writes reach it without a call
         (the fill benchmark). Written under the lock, read without it."""
@@ -151,6 +152,17 @@ class Writer:
             if error is exc:
                 raise
             raise error from exc
+
+    def large_record_size(self, key_len: int, location: int) -> int:
+        """ENG-41: the size on disk of the record with a value of ``LARGE_VALUE`` bytes or more
+        at ``location``, read from its header as a write supersedes it. The write must not fail
+        for the record it supersedes: a read that fails counts it as :func:`dead_size` does.
+        Lock held."""
+        segment = self.segments.slots[unpack_location(location)[0]]
+        try:
+            return stored_size(segment, key_len, location)
+        except (OSError, CorruptionError):
+            return dead_size(key_len, location)
 
     def read_error(
         self, exc: OSError | CorruptionError, location: int, slots: list[Segment]

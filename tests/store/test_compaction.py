@@ -314,7 +314,8 @@ def test_the_estimate_at_open_leaves_out_every_segment_s_header(data_dir: str) -
 
 
 LARGE = bytes(100 * 1024)
-"""A value past what a location can hold: ENG-41 counts it as 65,535 bytes."""
+"""A value past what a location can hold (65,535 bytes): ENG-41 reads its length from its
+header."""
 
 
 @pytest.mark.spec("ENG-41", "ENG-73")
@@ -322,11 +323,11 @@ LARGE = bytes(100 * 1024)
 def test_a_compaction_takes_away_large_dead_values_as_the_writes_counted_them(
     data_dir: str, oldest: str
 ) -> None:
-    """The oldest segment holds dead 100 KiB values (each added to the estimate as
-    ``21 + 3 + 65,535``), a newer one a dead small record; a compaction of the oldest alone
-    takes away what the writes added for it, no more, and leaves the small one counted.
-    "packed": the oldest is a compaction's output, its large value in the long form (FMT-27);
-    "one live": it also holds a live large value, which is copied."""
+    """The oldest segment holds dead 100 KiB values (each added to the estimate at its size on
+    disk, read from its header), a newer one a dead small record; a compaction of the oldest
+    alone takes away what the writes added for it, no more, and leaves the small one counted.
+    "packed": the oldest is a compaction's output, its large value in the long form (FMT-27,
+    a 13-byte header); "one live": it also holds a live large value, which is copied."""
     small = 21 + 1 + 10
     with catlog.open(data_dir, fsync="never", segment_size=256 * 1024) as store:
         store.put(b"big", LARGE)
@@ -338,7 +339,8 @@ def test_a_compaction_takes_away_large_dead_values_as_the_writes_counted_them(
         store.put(b"s", b"x" * 10)
         store.put(b"s", b"y" * 10)
         first = segments(data_dir)[0]
-        dead = (2 if oldest == "plain" else 1) * (21 + 3 + 65_535)
+        header = 13 if oldest == "packed" else 21
+        dead = (2 if oldest == "plain" else 1) * (header + 3 + len(LARGE))
         assert store.stats().dead_bytes == dead + small
         bound = os.path.getsize(f"{data_dir}/segment-{first:05d}.log")
         report = store.compact(max_bytes=bound)
@@ -1371,3 +1373,39 @@ def test_the_backoff_after_failed_compactions_doubles(
             clock.advance(0.5)
             assert rotations() == 1, f"one once {wait} s passed"
         assert store.failure is None
+
+
+@pytest.mark.spec("ENG-41", "ENG-73")
+def test_overwritten_large_values_start_compactions_while_the_store_runs(data_dir: str) -> None:
+    """A write that supersedes a value of 65,535 bytes or more counts it at its size: counted as
+    65,535, a 200,000-byte value dead was a third of itself, and a store overwriting such
+    values never reached a threshold of a half, growing without end until a restart."""
+    with catlog.open(data_dir, fsync="never", segment_size=1 << 20, compact_threshold=0.5) as store:
+        for _ in range(10):
+            for i in range(30):
+                store.put(b"big%d" % i, bytes(200_000))
+            store.wait_for_compaction()
+        stats = store.stats()
+        store._check_invariants()
+    live = 30 * (21 + 5 + 200_000)
+    assert stats.disk_bytes < 4 * live, stats
+    assert stats.segments < 30, "compactions removed the dead segments"
+
+
+@pytest.mark.spec("ENG-41")
+def test_a_write_over_a_large_value_whose_header_cannot_be_read_still_succeeds(
+    data_dir: str,
+) -> None:
+    """The size of the value a write supersedes is only for the estimate: a read of its header
+    that fails counts it as the index records it, and the write goes on."""
+    fs = FaultyFileSystem()
+    with catlog.open(data_dir, fs=fs, fsync="never") as store:
+        store.put(b"big", bytes(200_000))
+        store.put(b"big", bytes(100_000))
+        assert store.stats().dead_bytes == 21 + 3 + 200_000, "read from its header"
+        fs.fail("pread", error=errno.EIO)
+        store.put(b"big", b"small")
+        assert fs.fired()
+        assert store.stats().dead_bytes == (21 + 3 + 200_000) + (21 + 3 + 65_535)
+        assert store.failure is None
+        assert store[b"big"] == b"small"

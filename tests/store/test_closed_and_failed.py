@@ -16,6 +16,7 @@ import inspect
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -265,13 +266,13 @@ OTHER_SETTINGS: dict[str, object] = {
 
 
 @pytest.mark.spec("ENG-116", "ENG-25")
-def test_open_again_opens_with_every_setting_the_store_was_opened_with(tmp_path: str) -> None:
+def test_open_again_opens_with_every_setting_the_store_was_opened_with(tmp_path: Path) -> None:
     """The whole class: each field of the checked settings is compared, so a setting added to
     ``catlog.open`` later that ``open_again`` forgets fails here; the data lives only in the
     simulated file system, so an open that forgot ``fs`` finds an empty directory on disk."""
     names = {field.name for field in dataclasses.fields(StoreOptions)}
     assert names == set(OTHER_SETTINGS) | {"path"}, "give each new setting a value above"
-    path = os.path.join(tmp_path, "data")
+    path = str(tmp_path / "data")
     fs = SimFileSystem()
     clock = catlog.ManualClock(NOW_MS)
     store = catlog.open(path, fs=fs, clock=clock, **OTHER_SETTINGS)  # type: ignore[arg-type]

@@ -154,15 +154,7 @@ def test_a_leader_waiting_for_two_writers_is_not_notified_when_only_one_is_back(
 def test_a_sync_that_leaves_no_writer_away_ends_the_leaders_wait() -> None:
     """Found by the model check: sync() (or a rotation, or close()) commits too, and covers the
     writers the leader waits for; it used to leave the leader waiting out its whole bound."""
-    machine: CommitMachine[str] = CommitMachine()
-    assert machine.arrive(1, "a") is Turn.LEAD
-    assert machine.arrive(2, "b") is Turn.SLEEP
-    machine.took_effect(2, leading=True)
-    machine.wake.clear()
-    assert machine.end_term(1) is Turn.RETURN
-    assert machine.woken(2, "b") is Turn.RETURN
-    assert machine.arrive(3, "a") is Turn.LEAD
-    assert machine.start_term(), "b is away"
+    machine = one_writer_away()
     machine.took_effect(3, leading=False)  # sync() made ticket 3 durable: nobody is awaited
     assert (machine.leader_waits, machine.notify) == (False, True)
 
